@@ -1,0 +1,5 @@
+import sys
+
+from dvsnet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: label table, video/frame reading and writing, Cityscapes-layout loader, synthetic renderer."""
