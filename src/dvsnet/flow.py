@@ -1,0 +1,116 @@
+"""Flow estimators behind one signature, and the hand-made motion features the DIS decision net reads.
+
+Estimator contract: `estimator(key, cur) -> (flow, features)` with key, cur (B, 3, h, w) float32 RGB in
+[0, 1]; flow (B, 2, h', w') in pixels of its own h'×w' grid, mapping each CURRENT pixel to its position
+in the KEY frame (see warp.py); features a tensor for the decision network, or None. Each estimator has
+a `name` that selects the decision-network weights trained on its features.
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dvsnet.errors import DvsnetError
+from dvsnet.warp import backward_warp
+
+MOTION_FEATURE_SIZE = (16, 16)
+MOTION_FEATURE_CHANNELS = 7
+
+DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+class FlowEstimator(Protocol):
+    name: str
+
+    def __call__(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
+def to_grey_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, h, w) float RGB [0, 1] -> (B, h, w) uint8 grey (ITU-R 601 luma)."""
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype, device=images.device)
+    grey = torch.einsum("bchw,c->bhw", images, weights)
+    return (grey * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+def motion_features(key: torch.Tensor, cur: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Hand-made decision-network input for flow estimators without features of their own (DIS).
+
+    key, cur: (B, 3, h, w) in [0, 1]; flow: (B, 2, h, w) current -> key in pixels.
+    Returns (B, 7, 16, 16), each channel average-pooled over the region:
+    dx/8, dy/8, |flow|/8, |grey(cur) - grey(key)|, photometric residual |grey(cur) - W(grey(key))|,
+    flow-gradient magnitude (motion boundaries, where occlusions live), and the residual max-pooled.
+    """
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=key.dtype, device=key.device).view(1, 3, 1, 1)
+    grey_key = (key * weights).sum(1, keepdim=True)  # (B, 1, h, w)
+    grey_cur = (cur * weights).sum(1, keepdim=True)
+    residual = (grey_cur - backward_warp(grey_key, flow)).abs()
+    difference = (grey_cur - grey_key).abs()
+    magnitude = flow.norm(dim=1, keepdim=True)
+    grad_x = (flow[..., :, 1:] - flow[..., :, :-1]).abs().sum(1, keepdim=True)
+    grad_y = (flow[..., 1:, :] - flow[..., :-1, :]).abs().sum(1, keepdim=True)
+    gradient = F.pad(grad_x, (0, 1, 0, 0)) + F.pad(grad_y, (0, 0, 0, 1))
+    dense = torch.cat([flow / 8, magnitude / 8, difference, residual, gradient], dim=1)  # (B, 6, h, w)
+    pooled = F.adaptive_avg_pool2d(dense, MOTION_FEATURE_SIZE)
+    peak = F.adaptive_max_pool2d(residual, MOTION_FEATURE_SIZE)
+    return torch.cat([pooled, peak], dim=1)
+
+
+class DISFlow:
+    """OpenCV DIS optical flow (CPU). One call per region pair: DIS has no batch interface."""
+
+    def __init__(self, preset: str = "ultrafast", with_features: bool = True):
+        if preset not in DIS_PRESETS:
+            raise DvsnetError(f"unknown DIS preset {preset!r}; valid: {', '.join(DIS_PRESETS)}")
+        self.name = "dis"
+        self.preset = preset
+        self.with_features = with_features
+        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+
+    def __call__(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        key_grey, cur_grey = to_grey_uint8(key), to_grey_uint8(cur)
+        # calc(I0, I1) returns f with I0(p) ≈ I1(p + f(p)); I0 = current, I1 = key gives current -> key.
+        flows = [self._dis.calc(c, k, None) for k, c in zip(key_grey, cur_grey)]  # (h, w, 2) each
+        flow = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).to(key.device)  # (B, 2, h, w)
+        features = motion_features(key, cur, flow) if self.with_features else None
+        return flow, features
+
+
+class FlowNetFlow:
+    """Our learned FlowNet2-s style network (dvsnet.models); features from one of its layers."""
+
+    def __init__(self, feature_layer: str = "conv6", device: str | torch.device = "cpu"):
+        from dvsnet.models import load_flownet
+
+        self.net = load_flownet(device=device)
+        self.feature_layer = feature_layer
+        self.name = f"flownet-{feature_layer}"
+
+    @torch.no_grad()
+    def __call__(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        flow, features = self.net(key, cur)
+        return flow, features[self.feature_layer]
+
+
+FLOWS: dict[str, Callable[[], FlowEstimator]] = {
+    "dis": lambda: DISFlow("ultrafast"),
+    "dis-fast": lambda: DISFlow("fast"),
+    "dis-medium": lambda: DISFlow("medium"),
+    "flownet": lambda: FlowNetFlow("conv6"),
+}
+
+
+def build_flow(spec: str | FlowEstimator) -> FlowEstimator:
+    """A flow estimator from its name (see FLOWS) or an estimator callable (returned as is)."""
+    if callable(spec):
+        return spec
+    if spec not in FLOWS:
+        raise DvsnetError(f"unknown flow estimator {spec!r}; valid: {', '.join(FLOWS)}")
+    return FLOWS[spec]()

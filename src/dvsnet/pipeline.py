@@ -1,0 +1,188 @@
+"""DVSNet: the per-frame loop (DESIGN.md §2) with per-region key frames.
+
+Each region keeps its own key crop, key logits (at the segmenter's stride) and key frame index. On every
+frame, regions without a key frame, or those the policy rejects, go through the segmenter in ONE batch
+and become key frames; the others are warped from their key logits by the flow from their key crop, the
+flow estimator called once per frame on the batch of regions that need flow.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from dvsnet.errors import DvsnetError
+from dvsnet.flow import FlowEstimator, build_flow
+from dvsnet.policies import DecisionNetwork, Policy, RegionBatch, parse_policy
+from dvsnet.regions import Region, crop_regions, default_overlap, padded_size, region_grid, stitch
+from dvsnet.warp import upsample_logits, warp_logits
+
+STAGES = ("flow", "decision", "segmentation", "warp", "stitch")
+Segmenter = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class FrameResult:
+    """One frame's output. labels: (H, W) uint8 train ids; per-region lists are row-major."""
+
+    labels: np.ndarray
+    paths: list[str]
+    scores: list[float | None]
+    timings: dict[str, float]  # seconds per stage (STAGES) and "total"
+    regions: list[Region]
+    index: int  # frame index since the last reset
+    restarted: bool  # key frames were (re)started on this frame: first frame or a new frame size
+    key_ages: list[int] = field(default_factory=list)  # per region: frames since its key frame
+
+
+class DVSNet:
+    """Dynamic video segmentation: segment some regions, warp the rest from their key frames.
+
+    segmenter: "fast" | "accurate" | weights path | callable (B,3,h,w) [0,1] -> (B,K,h',w') logits.
+    flow: "dis" | "dis-fast" | "dis-medium" | "flownet" | estimator callable (see flow.py).
+    policy: a policy string (see policies.py) or object. grid: (rows, cols). overlap: px grown on inner
+    region edges; None = 64 px at 2048 px width, scaled with the frame width. stitch: "max-logit" | "core".
+    """
+
+    def __init__(
+        self,
+        segmenter: "str | Segmenter" = "fast",
+        flow: "str | FlowEstimator" = "dis",
+        policy: "str | Policy" = "dn:0.92",
+        grid: tuple[int, int] = (2, 2),
+        overlap: int | None = None,
+        stitch: str = "max-logit",
+    ):
+        if isinstance(segmenter, str) or not callable(segmenter):
+            from dvsnet.models import load_segmenter
+
+            segmenter = load_segmenter(segmenter)
+        self.segmenter = segmenter
+        self.num_classes = int(getattr(segmenter, "num_classes"))
+        self.stride = int(getattr(segmenter, "output_stride", 8))
+        self.flow = build_flow(flow)
+        self.policy = parse_policy(policy)
+        if isinstance(self.policy, DecisionNetwork) and self.policy.net is None:
+            from dvsnet.models import load_decision_net
+
+            self.policy.net = load_decision_net(getattr(self.flow, "name", "custom"))
+        self.grid = (int(grid[0]), int(grid[1]))
+        if overlap is not None and overlap < 0:
+            raise DvsnetError(f"overlap must be >= 0 px, got {overlap}")
+        self.overlap = overlap
+        self.stitch_mode = stitch
+        params = next(iter(getattr(segmenter, "parameters", lambda: iter(()))()), None)
+        self.device = params.device if params is not None else torch.device("cpu")
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every key frame (call between videos)."""
+        self._frame_size: tuple[int, int] | None = None
+        self.regions: list[Region] = []
+        self._key_images: torch.Tensor | None = None  # (R, 3, Hc, Wc)
+        self._key_logits: torch.Tensor | None = None  # (R, K, Hc/s, Wc/s)
+        self._key_index = np.zeros(0, dtype=np.int64)  # (R,) frame index of each region's key
+        self.index = -1
+        self.stats = {"frames": 0, "regions_seg": 0, "regions_warp": 0, "restarts": 0}
+
+    def _start(self, height: int, width: int) -> None:
+        overlap = default_overlap(width) if self.overlap is None else self.overlap
+        self.regions = region_grid(height, width, *self.grid, overlap)
+        self._crop_size = padded_size(self.regions, self.stride)
+        self._frame_size = (height, width)
+        self._key_images = self._key_logits = None
+        self._key_index = np.zeros(len(self.regions), dtype=np.int64)
+        self.stats["restarts"] += 1
+
+    @torch.no_grad()
+    def _segment(self, images: torch.Tensor) -> torch.Tensor:
+        return self.segmenter(images)
+
+    @torch.no_grad()
+    def step(self, frame: np.ndarray) -> FrameResult:
+        """Segment one H×W×3 uint8 RGB frame."""
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            shape = getattr(frame, "shape", None)
+            raise DvsnetError(f"a frame must be an H×W×3 uint8 RGB array, got {type(frame).__name__} {shape}")
+        timings = dict.fromkeys(STAGES, 0.0)
+        start = time.perf_counter()
+        self.index += 1
+        height, width = frame.shape[:2]
+        restarted = self._frame_size != (height, width)
+        if restarted:
+            self._start(height, width)
+        n = len(self.regions)
+        image = torch.from_numpy(frame).to(self.device).permute(2, 0, 1).float().div_(255)  # (3, H, W)
+        images = crop_regions(image, self.regions, self._crop_size)  # (R, 3, Hc, Wc)
+
+        warp = torch.zeros(n, dtype=torch.bool)
+        scores: list[float | None] = [None] * n
+        flow = features = seg_logits = None
+        if self._key_logits is not None:
+            ages = torch.from_numpy(self.index - self._key_index)
+            batch = RegionBatch(ages=ages, key_images=self._key_images, images=images)
+            if self.policy.needs_flow:
+                t = time.perf_counter()
+                flow, features = self.flow(self._key_images, images)
+                timings["flow"] += time.perf_counter() - t
+                batch.flow, batch.features = flow, features
+            if self.policy.needs_segmentation:  # oracle: the true score needs both paths on every region
+                t = time.perf_counter()
+                seg_logits = self._segment(images)
+                timings["segmentation"] += time.perf_counter() - t
+                t = time.perf_counter()
+                batch.warped_labels = upsample_logits(warp_logits(self._key_logits, flow), self._crop_size)[1]
+                batch.seg_labels = upsample_logits(seg_logits, self._crop_size)[1]
+                timings["warp"] += time.perf_counter() - t
+            t = time.perf_counter()
+            warp, scores = self.policy.decide(batch)
+            warp = warp.to(torch.bool).cpu()
+            timings["decision"] += time.perf_counter() - t
+
+        seg_idx = torch.nonzero(~warp).flatten()
+        warp_idx = torch.nonzero(warp).flatten()
+        logits = None
+        if len(seg_idx):
+            t = time.perf_counter()
+            new_logits = seg_logits[seg_idx] if seg_logits is not None else self._segment(images[seg_idx])
+            timings["segmentation"] += time.perf_counter() - t
+            if self._key_logits is None:  # first frame: every region is segmented
+                self._key_images, self._key_logits = images.clone(), new_logits
+            else:
+                self._key_images[seg_idx] = images[seg_idx]
+                self._key_logits[seg_idx] = new_logits
+            self._key_index[seg_idx.numpy()] = self.index
+            logits = self._key_logits.clone() if len(warp_idx) else self._key_logits
+        if len(warp_idx):
+            if flow is None:
+                t = time.perf_counter()
+                flow_w, _ = self.flow(self._key_images[warp_idx], images[warp_idx])
+                timings["flow"] += time.perf_counter() - t
+            else:
+                flow_w = flow[warp_idx]
+            t = time.perf_counter()
+            warped = warp_logits(self._key_logits[warp_idx], flow_w)
+            if logits is None:
+                logits = self._key_logits.clone()
+            logits[warp_idx] = warped
+            timings["warp"] += time.perf_counter() - t
+
+        t = time.perf_counter()
+        region_scores, region_labels = upsample_logits(logits, self._crop_size)  # (R, Hc, Wc) each
+        labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions, height, width,
+                        self.stitch_mode)[0].cpu().numpy()
+        timings["stitch"] += time.perf_counter() - t
+        timings["total"] = time.perf_counter() - start
+
+        paths = ["warp" if w else "seg" for w in warp.tolist()]
+        self.stats["frames"] += 1
+        self.stats["regions_seg"] += len(seg_idx)
+        self.stats["regions_warp"] += len(warp_idx)
+        return FrameResult(
+            labels=labels, paths=paths, scores=[None if s is None else float(s) for s in scores],
+            timings=timings, regions=list(self.regions), index=self.index, restarted=restarted,
+            key_ages=(self.index - self._key_index).tolist(),
+        )

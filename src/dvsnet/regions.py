@@ -1,0 +1,126 @@
+"""Frame regions: a rows×cols grid of crops that overlap on inner edges, and stitching them back.
+
+Conventions owned here:
+- A `Region` is a half-open pixel box `[top, bottom) × [left, right)` of the frame, the grid cell
+  ("core") grown by `overlap` px on every inner edge (DESIGN.md §2); frame borders are not grown.
+- Region crops travel as one batch `(R, C, Hc, Wc)`: every crop padded at its bottom/right edge (by
+  replicating its last row/column) to the same size, a multiple of the segmenter's stride, so all regions
+  go through a network in one call. Region r's pixels are `crops[r, :, :r.height, :r.width]`.
+- Regions are ordered row-major: index = row * cols + col.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from dvsnet.errors import DvsnetError
+
+STITCH_MODES = ("max-logit", "core")
+
+
+@dataclass(frozen=True)
+class Region:
+    """One region of the grid: its crop box (with overlap) and its core cell (without), in frame pixels."""
+
+    row: int
+    col: int
+    top: int
+    bottom: int
+    left: int
+    right: int
+    core_top: int
+    core_bottom: int
+    core_left: int
+    core_right: int
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+
+def default_overlap(width: int) -> int:
+    """The paper's 64 px of overlap at 2048 px frame width, scaled to `width` (16 px at 512)."""
+    return int(round(64 * width / 2048))
+
+
+def region_grid(height: int, width: int, rows: int, cols: int, overlap: int) -> list[Region]:
+    """Split an H×W frame into rows×cols regions, each grown by `overlap` px on its inner edges."""
+    if rows < 1 or cols < 1:
+        raise DvsnetError(f"grid must have at least 1 row and 1 column, got {rows}x{cols}")
+    if rows > height or cols > width:
+        raise DvsnetError(f"grid {rows}x{cols} has more cells than the {height}x{width} frame has pixels")
+    if overlap < 0:
+        raise DvsnetError(f"overlap must be >= 0 px, got {overlap}")
+    ys = [round(i * height / rows) for i in range(rows + 1)]
+    xs = [round(j * width / cols) for j in range(cols + 1)]
+    regions = []
+    for i in range(rows):
+        for j in range(cols):
+            regions.append(Region(
+                row=i, col=j,
+                top=max(0, ys[i] - overlap), bottom=min(height, ys[i + 1] + overlap),
+                left=max(0, xs[j] - overlap), right=min(width, xs[j + 1] + overlap),
+                core_top=ys[i], core_bottom=ys[i + 1], core_left=xs[j], core_right=xs[j + 1],
+            ))
+    return regions
+
+
+def padded_size(regions: list[Region], multiple: int) -> tuple[int, int]:
+    """(Hc, Wc): the largest region, rounded up to a multiple of `multiple` (the network stride)."""
+    h = max(r.height for r in regions)
+    w = max(r.width for r in regions)
+    return math.ceil(h / multiple) * multiple, math.ceil(w / multiple) * multiple
+
+
+def crop_regions(frame: torch.Tensor, regions: list[Region], size: tuple[int, int]) -> torch.Tensor:
+    """(C, H, W) frame -> (R, C, Hc, Wc) crops, each padded bottom/right by edge replication."""
+    hc, wc = size
+    crops = []
+    for r in regions:
+        crop = frame[:, r.top:r.bottom, r.left:r.right]
+        pad_h, pad_w = hc - r.height, wc - r.width
+        if pad_h or pad_w:
+            crop = F.pad(crop[None], (0, pad_w, 0, pad_h), mode="replicate")[0]
+        crops.append(crop)
+    return torch.stack(crops)
+
+
+def stitch(
+    values: torch.Tensor,
+    scores: torch.Tensor,
+    regions: list[Region],
+    height: int,
+    width: int,
+    mode: str = "max-logit",
+) -> torch.Tensor:
+    """Paste per-region maps back into one frame map.
+
+    values: (R, C, Hc, Wc) anything per pixel (labels as C=1, or logits); scores: (R, Hc, Wc) the
+    max-logit of each pixel. In overlap bands "max-logit" keeps the region with the higher score (the
+    paper's implementation); "core" keeps each region's own core cell only. Returns (C, H, W).
+    """
+    if mode not in STITCH_MODES:
+        raise DvsnetError(f"unknown stitch mode {mode!r}; valid: {', '.join(STITCH_MODES)}")
+    out = values.new_zeros((values.shape[1], height, width))
+    if mode == "core":
+        for k, r in enumerate(regions):
+            y0, x0 = r.core_top - r.top, r.core_left - r.left
+            out[:, r.core_top:r.core_bottom, r.core_left:r.core_right] = \
+                values[k, :, y0:y0 + r.core_bottom - r.core_top, x0:x0 + r.core_right - r.core_left]
+        return out
+    best = scores.new_full((height, width), -math.inf)
+    for k, r in enumerate(regions):
+        region_scores = scores[k, :r.height, :r.width]
+        best_view = best[r.top:r.bottom, r.left:r.right]
+        wins = region_scores > best_view  # (h, w): this region is the most confident so far
+        best_view[wins] = region_scores[wins]
+        out_view = out[:, r.top:r.bottom, r.left:r.right]
+        out_view[:, wins] = values[k, :, :r.height, :r.width][:, wins]
+    return out

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+
+from dvsnet import DVSNet, DvsnetError
+from dvsnet.policies import DecisionNetwork
+from tests.segmenters import ColourSegmenter, panning_clip
+
+
+def run(policy, frames, grid=(2, 2), **kwargs):
+    seg = ColourSegmenter()
+    pipe = DVSNet(segmenter=seg, flow="dis", policy=policy, grid=grid, **kwargs)
+    return seg, pipe, [pipe.step(f) for f in frames]
+
+
+def test_always_segments_every_region_of_every_frame_in_one_batch():
+    seg, pipe, outs = run("always", panning_clip(6))
+    assert seg.calls == [4] * 6  # one batched call of 4 regions per frame
+    assert all(o.paths == ["seg"] * 4 for o in outs)
+    assert pipe.stats == {"frames": 6, "regions_seg": 24, "regions_warp": 0, "restarts": 1}
+
+
+def test_fixed_5_segments_exactly_on_frames_0_5_10():
+    seg, _, outs = run("fixed:5", panning_clip(12))
+    seg_frames = [o.index for o in outs if "seg" in o.paths]
+    assert seg_frames == [0, 5, 10]
+    assert all(o.paths in (["seg"] * 4, ["warp"] * 4) for o in outs)
+    assert outs[7].key_ages == [2, 2, 2, 2]
+
+
+@pytest.mark.parametrize("policy", ["flow:100", "diff:255"])
+def test_permissive_policies_warp_most_regions_and_agree_with_per_frame_labels(policy):
+    frames = panning_clip(12)
+    _, _, reference = run("always", frames)
+    _, pipe, outs = run(policy, frames)
+    assert pipe.stats["regions_warp"] >= 0.8 * 4 * len(frames)
+    agreement = np.mean([(o.labels == r.labels).mean() for o, r in zip(outs, reference)])
+    assert agreement >= 0.95
+
+
+def test_frame_result_contents():
+    _, _, outs = run("fixed:3", panning_clip(2, height=67, width=131), grid=(3, 3))
+    out = outs[1]
+    assert out.labels.shape == (67, 131) and out.labels.dtype == np.uint8
+    assert len(out.paths) == len(out.scores) == len(out.regions) == 9
+    assert set(out.timings) == {"flow", "decision", "segmentation", "warp", "stitch", "total"}
+    assert out.timings["total"] >= out.timings["segmentation"] + out.timings["warp"]
+    assert outs[0].restarted and not out.restarted
+
+
+def test_a_new_frame_size_restarts_the_key_frames_and_reset_forgets_them():
+    seg, pipe, _ = run("fixed:100", panning_clip(3))
+    out = pipe.step(panning_clip(1, height=64, width=96)[0])
+    assert out.restarted and out.paths == ["seg"] * 4 and out.labels.shape == (64, 96)
+    pipe.reset()
+    assert pipe.step(panning_clip(1)[0]).paths == ["seg"] * 4
+
+
+def test_oracle_scores_are_true_confidence_scores():
+    frames = panning_clip(4)
+    _, _, outs = run("oracle:0.5", frames)
+    scores = [s for o in outs[1:] for s in o.scores]
+    assert all(0.9 <= s <= 1.0 for s in scores)
+    assert all(o.paths == ["warp"] * 4 for o in outs[1:])
+
+
+def test_dn_policy_with_a_given_network():
+    class Constant(torch.nn.Module):
+        in_size = (16, 16)
+
+        def forward(self, features):
+            return torch.full((features.shape[0],), 0.7)
+
+    _, _, outs = run(DecisionNetwork(0.6, Constant()), panning_clip(3))
+    assert outs[2].paths == ["warp"] * 4 and outs[2].scores == pytest.approx([0.7] * 4)
+    _, _, outs = run(DecisionNetwork(0.8, Constant()), panning_clip(3))
+    assert outs[2].paths == ["seg"] * 4
+
+
+@pytest.mark.parametrize("frame", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), "x"])
+def test_bad_frames_fail_clearly(frame):
+    _, pipe, _ = run("always", [])
+    with pytest.raises(DvsnetError, match="H×W×3 uint8"):
+        pipe.step(frame)

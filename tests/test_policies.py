@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from dvsnet.errors import DvsnetError
+from dvsnet.policies import (
+    AlwaysSegment, DecisionNetwork, FixedInterval, FlowMagnitude, FrameDifference, Oracle, RegionBatch,
+    confidence_score, parse_policy,
+)
+
+
+@pytest.mark.parametrize("text,kind,value", [
+    ("dn:0.92", DecisionNetwork, 0.92), ("oracle:0.8", Oracle, 0.8), ("fixed:5", FixedInterval, 5),
+    ("diff:12.5", FrameDifference, 12.5), ("flow:3", FlowMagnitude, 3.0), ("always", AlwaysSegment, None),
+    ("DN:1", DecisionNetwork, 1.0), ("dn:0", DecisionNetwork, 0.0),
+])
+def test_policy_strings_parse(text, kind, value):
+    policy = parse_policy(text)
+    assert isinstance(policy, kind)
+    if value is not None:
+        assert value == getattr(policy, {"dn": "threshold", "oracle": "threshold", "fixed": "interval",
+                                         "diff": "max_difference", "flow": "max_magnitude"}[text[:text.index(":")].lower()])
+
+
+@pytest.mark.parametrize("text,message", [
+    ("dn:1.7", "in \\[0, 1\\]"), ("oracle:-0.1", "in \\[0, 1\\]"), ("fixed:0", ">= 1"), ("foo", "valid forms"),
+    ("dn:", "needs a value"), ("fixed:2.5", "whole number"), ("diff:-1", ">= 0"), ("flow:abc", "number"),
+    ("always:3", "valid forms"),
+])
+def test_bad_policy_strings_fail_with_a_clear_message(text, message):
+    with pytest.raises(DvsnetError, match=message):
+        parse_policy(text)
+
+
+def test_confidence_score_is_the_share_of_agreeing_pixels():
+    seg = torch.zeros(2, 4, 5, dtype=torch.long)
+    warped = seg.clone()
+    warped[0, 0, :] = 3  # 5 of 20 pixels differ
+    warped[1] = 1  # none agree
+    assert torch.allclose(confidence_score(warped, seg), torch.tensor([0.75, 0.0]))
+
+
+def batch(n=3, ages=(0, 4, 5)):
+    images = torch.rand(n, 3, 16, 16)
+    return RegionBatch(ages=torch.tensor(ages), key_images=images, images=images)
+
+
+def test_fixed_interval_warps_until_the_key_is_interval_frames_old():
+    warp, _ = FixedInterval(5).decide(batch())
+    assert warp.tolist() == [True, True, False]
+
+
+def test_frame_difference_follows_eq2_in_grey_levels():
+    b = batch(2, (1, 1))
+    b.images = b.key_images.clone()
+    b.images[1] = (b.images[1] + 20 / 255).clamp(max=1)
+    warp, d = FrameDifference(10).decide(b)
+    assert d[0] == pytest.approx(0.0, abs=1e-4) and 5 < d[1] <= 20.01
+    assert warp.tolist() == [True, d[1] <= 10]
+
+
+def test_flow_magnitude_follows_eq3_in_image_pixels():
+    b = batch(2, (1, 1))
+    b.flow = torch.zeros(2, 2, 8, 8)  # at half the image resolution
+    b.flow[1, 0], b.flow[1, 1] = 3.0, 4.0  # 5 px on the flow grid = 10 image px
+    warp, f = FlowMagnitude(6).decide(b)
+    assert f == pytest.approx([0.0, 10.0])
+    assert warp.tolist() == [True, False]
+
+
+def test_decision_network_thresholds_the_networks_score():
+    class Halves(torch.nn.Module):
+        in_size = (4, 4)
+
+        def forward(self, features):  # (B, C, 4, 4) -> mean of the first channel
+            assert features.shape[-2:] == (4, 4)
+            return features[:, 0].flatten(1).mean(1)
+
+    b = batch(2, (1, 1))
+    b.features = torch.stack([torch.full((2, 8, 8), 0.95), torch.full((2, 8, 8), 0.5)])
+    warp, scores = DecisionNetwork(0.9, Halves()).decide(b)
+    assert warp.tolist() == [True, False] and scores == pytest.approx([0.95, 0.5])
