@@ -1,0 +1,44 @@
+"""Decision network (paper §3.4, Fig. 6): one conv layer, then three fully connected layers.
+
+DecisionNet(in_channels, in_size=(h, w)) maps features (B, C, h, w) to the expected confidence score
+(B,) in [0, 1] (sigmoid). The caller (the engine) resizes its features to `in_size` with adaptive
+average pooling before calling it; `forward` does the same pooling itself when the size differs, so
+any feature size is accepted.
+
+Input variants (which features feed the DN), recorded in each weights file's metadata:
+  dis                 hand-made motion features of the DIS flow (dvsnet.flow.motion_features)
+  flownet-conv4/5/6   FlowNetS encoder features after conv4 / conv5 / conv6 (paper Table 2)
+  flownet-image-flow  key image + flownet flow (paper Table 2, last row)
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class DecisionNet(nn.Module):
+    """conv3x3 (stride 1) + ReLU -> flatten -> FC 256 -> FC 64 -> FC 1 -> sigmoid."""
+
+    def __init__(self, in_channels: int, in_size: tuple[int, int] = (16, 16), conv_channels: int = 32,
+                 hidden: tuple[int, int] = (256, 64)) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.in_size = tuple(in_size)
+        self.conv = nn.Conv2d(in_channels, conv_channels, 3, padding=1)
+        self.fc1 = nn.Linear(conv_channels * self.in_size[0] * self.in_size[1], hidden[0])
+        self.fc2 = nn.Linear(hidden[0], hidden[1])
+        self.fc3 = nn.Linear(hidden[1], 1)
+        # Normalisation of the raw features, fitted on the training set (per channel).
+        self.register_buffer("feature_mean", torch.zeros(1, in_channels, 1, 1))
+        self.register_buffer("feature_std", torch.ones(1, in_channels, 1, 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.ndim != 4 or features.shape[1] != self.in_channels:
+            raise ValueError(f"expected features (B, {self.in_channels}, h, w), got {tuple(features.shape)}")
+        if tuple(features.shape[2:]) != self.in_size:
+            features = F.adaptive_avg_pool2d(features, self.in_size)
+        x = (features - self.feature_mean) / self.feature_std
+        x = torch.relu(self.conv(x)).flatten(1)  # (B, conv_channels*h*w)
+        x = torch.relu(self.fc2(torch.relu(self.fc1(x))))
+        return torch.sigmoid(self.fc3(x)).squeeze(1)  # (B,) expected confidence score

@@ -1,0 +1,96 @@
+"""Weights files: .safetensors with the architecture recorded in its metadata.
+
+A weights file holds a module's state dict (shipped files in fp16, training checkpoints in fp32) and
+string metadata such as {"arch": "fast", "num_classes": "19"}. Loading checks names and shapes against
+the architecture and fails with one line (`DvsnetError`) naming the file, the architecture and what
+did not match. Shipped files live in `dvsnet/weights/<name>.safetensors`.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from dvsnet.errors import DvsnetError
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def shipped_path(name: str) -> Path:
+    """Path of the shipped weights for `name` (may not exist yet)."""
+    return SHIPPED_DIR / f"{name}.safetensors"
+
+
+def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, str], *, half: bool = False) -> Path:
+    """Write `module`'s state dict to `path` atomically (temp file in the same folder, then os.replace).
+
+    Floating tensors are stored as fp16 when `half` (BatchNorm counters stay int64).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for key, value in module.state_dict().items():
+        value = value.detach().cpu()
+        if half and value.is_floating_point():
+            value = value.half()
+        state[key] = value.contiguous()
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={k: str(v) for k, v in metadata.items()})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """Metadata of a .safetensors file; DvsnetError if it is missing or not a safetensors file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DvsnetError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DvsnetError(f"{path} is not a readable .safetensors file ({exc})") from None
+
+
+def load_weights(module: nn.Module, path: str | Path, arch: str) -> nn.Module:
+    """Load `path` into `module` (architecture `arch`), casting to the module's dtypes.
+
+    Raises DvsnetError (one line) when the file's recorded arch differs, or names/shapes do not match.
+    """
+    path = Path(path)
+    meta = read_metadata(path)
+    if meta.get("arch") not in (None, arch):
+        raise DvsnetError(f"{path}: weights are for architecture {meta['arch']!r}, expected {arch!r}")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DvsnetError(f"{path} is not a readable .safetensors file ({exc})") from None
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise DvsnetError(f"{path} does not match architecture {arch!r}: tensors " + ", ".join(parts))
+    for key, ref in expected.items():
+        if tuple(state[key].shape) != tuple(ref.shape):
+            raise DvsnetError(
+                f"{path} does not match architecture {arch!r}: {key} has shape {tuple(state[key].shape)}, "
+                f"expected {tuple(ref.shape)}"
+            )
+        state[key] = state[key].to(ref.dtype)
+    module.load_state_dict(state)
+    return module

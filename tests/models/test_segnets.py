@@ -1,0 +1,103 @@
+"""Segmenters: shapes and strides for every name, self-normalisation, weights round trip and mismatch errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from dvsnet.errors import DvsnetError
+from dvsnet.models import SEGMENTERS, build_segmenter, load_segmenter, save_weights
+from dvsnet.models.segnets import build_fast
+
+
+@pytest.mark.parametrize("name", sorted(SEGMENTERS))
+@pytest.mark.parametrize("size", [(64, 128), (40, 72)])
+def test_segmenter_output_shape_is_stride_8(name, size):
+    torch.manual_seed(0)
+    net = build_segmenter(name).eval()
+    with torch.no_grad():
+        logits = net(torch.rand(2, 3, *size))
+    assert logits.shape == (2, 19, size[0] // 8, size[1] // 8)
+    assert torch.isfinite(logits).all()
+    assert net.num_classes == 19 and net.output_stride == 8
+
+
+def test_segmenter_rejects_sizes_not_multiple_of_8():
+    with pytest.raises(ValueError, match="multiples of 8"):
+        build_fast().eval()(torch.rand(1, 3, 60, 64))
+
+
+def test_unknown_segmenter_lists_valid_names():
+    with pytest.raises(DvsnetError, match="valid: fast, accurate"):
+        build_segmenter("huge")
+
+
+def test_weights_round_trip_in_fp16_gives_nearly_equal_logits(tmp_path):
+    torch.manual_seed(1)
+    net = build_fast().eval()
+    path = save_weights(net, tmp_path / "w.safetensors", {"arch": "fast", "num_classes": "19"}, half=True)
+    loaded = load_segmenter(str(path))
+    assert not loaded.training
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = net(x), loaded(x)
+    assert loaded.backbone.stem[0].weight.dtype == torch.float32
+    assert torch.allclose(a, b, atol=2e-2 * a.abs().max().item())
+    assert (a.argmax(1) == b.argmax(1)).float().mean() > 0.95
+
+
+def test_weights_of_another_architecture_fail_with_one_line(tmp_path):
+    path = save_weights(build_fast(), tmp_path / "w.safetensors", {"arch": "fast"})
+    with pytest.raises(DvsnetError, match="architecture 'fast', expected 'accurate'"):
+        from dvsnet.models.weights import load_weights
+        load_weights(build_segmenter("accurate"), path, "accurate")
+
+
+def test_weights_with_wrong_shapes_name_the_tensor(tmp_path):
+    state = {k: v.clone() for k, v in build_fast().state_dict().items()}
+    state["classifier.weight"] = torch.zeros(7, 96, 1, 1)
+    path = tmp_path / "bad.safetensors"
+    save_file(state, str(path), metadata={"arch": "fast"})
+    with pytest.raises(DvsnetError) as info:
+        load_segmenter(str(path))
+    message = str(info.value)
+    assert "classifier.weight" in message and "(7, 96, 1, 1)" in message and "\n" not in message
+
+
+def test_weights_with_missing_tensors_fail(tmp_path):
+    state = {k: v for k, v in build_fast().state_dict().items() if not k.startswith("head.")}
+    path = tmp_path / "partial.safetensors"
+    save_file(state, str(path), metadata={"arch": "fast"})
+    with pytest.raises(DvsnetError, match="missing"):
+        load_segmenter(str(path))
+
+
+def test_load_segmenter_passes_callables_through_and_rejects_bad_specs(tmp_path):
+    fn = lambda x: x  # noqa: E731
+    assert load_segmenter(fn) is fn
+    with pytest.raises(DvsnetError, match="not found"):
+        load_segmenter(str(tmp_path / "nope.safetensors"))
+    with pytest.raises(DvsnetError, match="unknown segmenter"):
+        load_segmenter("nonsense")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(DvsnetError, match="not a readable"):
+        load_segmenter(str(tmp_path / "junk.safetensors"))
+
+
+def test_trained_weights_fit_a_constant_image():
+    """A few optimiser steps drive the network to predict a constant class: it is trainable end to end."""
+    torch.manual_seed(0)
+    net = build_fast().train()
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    x = torch.rand(2, 3, 32, 32)
+    y = torch.full((2, 4, 4), 13, dtype=torch.long)
+    for _ in range(15):
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        assert (net(x).argmax(1) == 13).all()
+    assert np.isfinite(loss.item())
