@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from dvsnet.data.video import (
-    expected_frames, natural_key, probe, read_frames, read_named_frames, to_rgb_uint8,
+    expected_frames,
+    natural_key,
+    probe,
+    read_frames,
+    read_named_frames,
+    to_rgb_uint8,
 )
 from dvsnet.errors import DvsnetError
 
@@ -144,8 +149,7 @@ def test_truncated_avi_yields_good_frames_then_fails(tmp_path):
     frames = read_frames(tmp_path / "cut.avi")
     got = []
     with pytest.raises(DvsnetError, match=r"ended after \d+ of the 20 frames"):
-        for frame in frames:
-            got.append(frame)
+        got.extend(frames)
     assert 0 < len(got) < 20
     for i, frame in enumerate(got):  # what was yielded is intact
         np.testing.assert_allclose(frame.reshape(-1, 3).mean(0), solid_rgb(i), atol=6)

@@ -35,10 +35,10 @@ from typing import NamedTuple
 # Read once, when the backend first opens a file, so it must be set before any VideoCapture is made.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from dvsnet.errors import DvsnetError  # noqa: E402
+from dvsnet.errors import DvsnetError
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -155,7 +155,7 @@ def _image_files(source: str) -> list[Path]:
         where = f"folder {source} holds no image files ({' '.join(IMAGE_EXTENSIONS)})"
         videos = [e.name for e in entries if Path(e.name).suffix.lower() in VIDEO_EXTENSIONS]
         if not files and videos:
-            where += f"; to read a video, pass the file itself (e.g. {os.path.join(source, sorted(videos)[0])})"
+            where += f"; to read a video, pass the file itself (e.g. {os.path.join(source, min(videos))})"
     if not files:
         raise DvsnetError(where)
     return sorted(files, key=lambda p: natural_key(str(p)))
@@ -292,10 +292,8 @@ def read_named_frames(source: str | os.PathLike, *, resize: tuple[int, int] | in
 
 def _limit(frames: Iterator[Frame], resize: tuple[int, int] | int | None,
            max_frames: int | None) -> Iterator[Frame]:
-    count = 0
-    for frame in frames:
+    for count, frame in enumerate(frames, start=1):
         yield Frame(frame.name, resize_frame(frame.image, resize))
-        count += 1
         if max_frames is not None and count >= max_frames:
             frames.close()  # release the capture now, not when the generator is collected
             return

@@ -1,0 +1,380 @@
+"""What a segmentation run leaves on disk: a numbered run folder and the files inside it.
+
+A run folder `<root>/<prefix>-NNNN` (e.g. runs/segment-0003) is claimed with `os.mkdir`, which fails if
+the name exists, so two runs (even two processes at once) never share or overwrite a folder. Inside:
+
+    overlay.mp4             colour labels blended over each frame, the region grid with each region's
+                            path (seg red, warp green) and score, running fps, a note on restarts
+    labels/<base>_pred_trainIds.png      per-frame train ids (uint8, 255 = ignore)       --write labels
+    label_ids/<base>_pred_labelIds.png   Cityscapes label ids, Cityscapes naming          --write label-ids
+    color/<base>_pred_color.png          Cityscapes colours (RGB)                         --write color
+    frames.csv              one row per frame and region: path, score, stage timings      --write csv
+    summary.json            config, versions, fps, path shares, workload saved; always written
+
+`<base>` is the frame name with a trailing `_leftImg8bit` removed, so Cityscapes input
+`aachen_000000_000019_leftImg8bit.png` gives `aachen_000000_000019_pred_labelIds.png`, which the official
+evaluator matches to `aachen_000000_000019_gtFine_labelIds.png`; each kind has its own sub-folder because
+that evaluator refuses a folder holding two files for one ground-truth image.
+
+Interrupted runs (the promise): every file is complete or carries `.partial` in its name.
+- PNGs and summary.json are written to a temporary name in the same folder and renamed (os.replace).
+- overlay.mp4 and frames.csv grow as `overlay.partial.mp4` / `frames.partial.csv` (the csv is flushed
+  after every frame, one complete line per region) and are renamed to their final names when the run
+  closes, normally or after an error or Ctrl-C the program catches. They then hold exactly the frames
+  finished before the stop, and summary.json says `"complete": false` with the reason and the count.
+- A run killed outright (SIGKILL, power loss) leaves only the `.partial` files and no summary.json:
+  nothing is presented as complete.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dvsnet.data.labels import colorize, train_ids_to_label_ids
+from dvsnet.errors import DvsnetError
+
+# RGB colours of the region paths on the overlay
+PATH_COLORS: dict[str, tuple[int, int, int]] = {"seg": (255, 60, 60), "warp": (60, 230, 60)}
+
+# --write name -> (sub-folder, file suffix); the suffixes follow Cityscapes' own naming
+LABEL_KINDS: dict[str, tuple[str, str]] = {
+    "labels": ("labels", "_pred_trainIds.png"),
+    "label-ids": ("label_ids", "_pred_labelIds.png"),
+    "color": ("color", "_pred_color.png"),
+}
+OUTPUTS: tuple[str, ...] = ("overlay", *LABEL_KINDS, "csv")
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "frame", "name", "region", "row", "col", "path", "score", "key_age", "restarted",
+    "flow_ms", "decision_ms", "segmentation_ms", "warp_ms", "stitch_ms", "total_ms", "wall_ms",
+)
+
+
+def _describe(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def create_run_folder(root: str | os.PathLike, prefix: str) -> Path:
+    """Create and return `<root>/<prefix>-NNNN` with the next free number (from 0001); never reuses one."""
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DvsnetError(f"output folder {root} exists and is not a folder") from None
+    except OSError as exc:
+        raise DvsnetError(f"cannot create output folder {root}: {_describe(exc)}") from None
+    pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)$")
+    try:
+        taken = [int(m.group(1)) for name in os.listdir(root) if (m := pattern.match(name))]
+    except OSError as exc:
+        raise DvsnetError(f"cannot read output folder {root}: {_describe(exc)}") from None
+    number = max(taken, default=0) + 1
+    while True:
+        folder = root / f"{prefix}-{number:04d}"
+        try:
+            os.mkdir(folder)  # atomic: exactly one process gets each name
+            return folder
+        except FileExistsError:
+            number += 1
+        except OSError as exc:
+            raise DvsnetError(f"cannot write to output folder {root}: {_describe(exc)}") from None
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same folder and os.replace."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise DvsnetError(f"cannot write {path}: {_describe(exc)}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, OSError):
+            raise DvsnetError(f"cannot write {path}: {_describe(exc)}") from None
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
+    """Write `obj` as indented JSON, atomically."""
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def write_png_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an (H, W) uint8 map or an H×W×3 uint8 RGB image as PNG, atomically."""
+    if image.ndim == 3:
+        image = image[:, :, ::-1]  # imencode takes BGR
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(image))
+    if not ok:
+        raise DvsnetError(f"cannot encode {path} as PNG")
+    write_bytes_atomic(path, data.tobytes())
+
+
+def label_file_name(frame_name: str, kind: str) -> str:
+    """'aachen_000000_000019_leftImg8bit', 'label-ids' -> 'aachen_000000_000019_pred_labelIds.png'."""
+    if kind not in LABEL_KINDS:
+        raise DvsnetError(f"unknown label output {kind!r}; valid: {', '.join(LABEL_KINDS)}")
+    base = frame_name.removesuffix("_leftImg8bit")
+    return base + LABEL_KINDS[kind][1]
+
+
+def label_image(labels: np.ndarray, kind: str) -> np.ndarray:
+    """(H, W) uint8 train ids -> what the `kind` PNG holds: train ids, label ids, or H×W×3 RGB colours."""
+    if kind == "labels":
+        return labels
+    if kind == "label-ids":
+        return train_ids_to_label_ids(labels)
+    if kind == "color":
+        return colorize(labels)
+    raise DvsnetError(f"unknown label output {kind!r}; valid: {', '.join(LABEL_KINDS)}")
+
+
+def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, color: tuple[int, int, int]) -> None:
+    """Text with a dark outline, readable on any colour."""
+    thickness = max(1, round(scale * 2))
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
+
+
+def draw_overlay(frame: np.ndarray, labels: np.ndarray, regions: Sequence, paths: Sequence[str],
+                 scores: Sequence[float | None] | None = None, *, fps: float | None = None,
+                 alpha: float = 0.5, note: str | None = None) -> np.ndarray:
+    """The overlay video's picture of one frame; returns a new H×W×3 uint8 RGB image.
+
+    frame: H×W×3 uint8 RGB. labels: (H, W) uint8 train ids (255 drawn black). regions: objects with
+    core_top/core_bottom/core_left/core_right (each region's grid cell, without overlap); paths:
+    "seg" | "warp" per region, drawn as the cell's border colour (PATH_COLORS) with the path and score
+    written in its corner. fps: shown top-left when given. alpha: weight of the label colours.
+    """
+    width = labels.shape[1]
+    image = cv2.addWeighted(frame, 1.0 - alpha, colorize(labels), alpha, 0.0)
+    scale = max(0.3, min(1.0, width / 1600))
+    line = max(1, round(width / 400))
+    for i, (region, path) in enumerate(zip(regions, paths)):
+        color = PATH_COLORS.get(path, (255, 255, 255))
+        top, left = region.core_top, region.core_left
+        bottom, right = region.core_bottom - 1, region.core_right - 1
+        cv2.rectangle(image, (left + line // 2, top + line // 2), (right - line // 2, bottom - line // 2),
+                      color, line)
+        score = None if scores is None else scores[i]
+        tag = path if score is None else f"{path} {score:.2f}"
+        _text(image, tag, (left + 3 * line + 2, bottom - 3 * line - 2), scale, color)
+    header = []
+    if fps is not None:
+        header.append(f"{fps:.1f} fps")
+    if note:
+        header.append(note)
+    if header:
+        _text(image, "  ".join(header), (4 * line + 2, round(30 * scale) + 2 * line), scale, (255, 255, 255))
+    return image
+
+
+class VideoOutput:
+    """An mp4 (MPEG-4 part 2) written under a `.partial` name and renamed when closed.
+
+    The size is fixed by the first frame (padded up to even numbers, which the codec needs); later
+    frames of another size are resized to it. `close()` renames to the final path if at least one
+    frame was written (deleting the partial file otherwise) and is safe to call twice.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float):
+        self.path = Path(path)
+        self.partial = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
+        self.fps = float(fps) if fps and fps > 0 else 10.0
+        self.frames = 0
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None  # (height, width) written
+        self._source_size: tuple[int, int] | None = None
+        self.closed = False
+
+    def write(self, image: np.ndarray) -> None:
+        """Append one H×W×3 uint8 RGB frame."""
+        height, width = image.shape[:2]
+        if self._writer is None:
+            self._source_size = (height, width)
+            self._size = (height + height % 2, width + width % 2)
+            self._writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                           (self._size[1], self._size[0]))
+            if not self._writer.isOpened():
+                raise DvsnetError(f"cannot write video {self.partial} (folder not writable or codec missing)")
+        if (height, width) != self._source_size:
+            image = cv2.resize(image, (self._source_size[1], self._source_size[0]), interpolation=cv2.INTER_AREA)
+        if self._size != self._source_size:
+            h, w = self._source_size
+            image = cv2.copyMakeBorder(image, 0, self._size[0] - h, 0, self._size[1] - w, cv2.BORDER_REPLICATE)
+        self._writer.write(np.ascontiguousarray(image[:, :, ::-1]))
+        self.frames += 1
+
+    def close(self) -> Path | None:
+        """Finish the file; returns the final path, or None when no frame was written."""
+        if self.closed:
+            return self.path if self.frames else None
+        self.closed = True
+        if self._writer is not None:
+            self._writer.release()
+        if not self.frames:
+            if self.partial.exists():
+                self.partial.unlink()
+            return None
+        os.replace(self.partial, self.path)
+        return self.path
+
+
+class CsvOutput:
+    """frames.csv grown as `frames.partial.csv`, flushed after every frame, renamed on close."""
+
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str] = CSV_COLUMNS):
+        self.path = Path(path)
+        self.partial = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
+        try:
+            self._file = open(self.partial, "x", newline="")  # noqa: SIM115 (open for the run); "x": never overwrite
+        except OSError as exc:
+            raise DvsnetError(f"cannot write {self.partial}: {_describe(exc)}") from None
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(columns)
+        self.closed = False
+
+    def write_rows(self, rows: Sequence[Sequence[object]]) -> None:
+        """Append the rows of one frame and flush them, so a stop loses no finished frame."""
+        self._writer.writerows(rows)
+        self._file.flush()
+
+    def close(self) -> Path:
+        if not self.closed:
+            self.closed = True
+            self._file.close()
+            os.replace(self.partial, self.path)
+        return self.path
+
+
+def _ms(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds * 1000:.3f}"
+
+
+class RunRecorder:
+    """Writes one run's outputs frame by frame (see the module docstring for the files).
+
+    run_dir: an existing folder (from create_run_folder). writes: a subset of OUTPUTS. fps: frame rate
+    of the overlay video (the source's, when known). Call `record` per frame, then `close` once.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, writes: Sequence[str], *, fps: float | None = None):
+        unknown = sorted(set(writes) - set(OUTPUTS))
+        if unknown:
+            raise DvsnetError(f"unknown output {unknown[0]!r}; valid: {', '.join(OUTPUTS)}")
+        self.run_dir = Path(run_dir)
+        self.writes = tuple(w for w in OUTPUTS if w in writes)
+        self.video = VideoOutput(self.run_dir / "overlay.mp4", fps or 0.0) if "overlay" in self.writes else None
+        self.csv = CsvOutput(self.run_dir / "frames.csv") if "csv" in self.writes else None
+        for kind in LABEL_KINDS:
+            if kind in self.writes:
+                (self.run_dir / LABEL_KINDS[kind][0]).mkdir(exist_ok=True)
+        self.frames = 0
+        self.pipeline_seconds = 0.0
+        self.wall_seconds = 0.0
+        self.stage_seconds: dict[str, float] = {}
+        self.regions_seg = 0
+        self.regions_warp = 0
+        self.restarts: list[dict[str, object]] = []
+        self._names: set[str] = set()
+
+    def record(self, name: str, frame: np.ndarray, result, wall_seconds: float) -> None:
+        """Write one frame's outputs.
+
+        name: the frame's name (file naming). frame: H×W×3 uint8 RGB input. result: a FrameResult
+        (labels, paths, scores, timings, regions, index, restarted). wall_seconds: the time this frame
+        took end to end (reading + pipeline + writing of the previous frame), for the running fps.
+        """
+        self.frames += 1
+        self.pipeline_seconds += result.timings["total"]
+        self.wall_seconds += wall_seconds
+        for stage, seconds in result.timings.items():
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+        self.regions_seg += result.paths.count("seg")
+        self.regions_warp += result.paths.count("warp")
+        height, width = result.labels.shape
+        if result.restarted:
+            self.restarts.append({"frame": result.index, "name": name, "height": height, "width": width})
+        label_kinds = [kind for kind in LABEL_KINDS if kind in self.writes]
+        if label_kinds:
+            if name in self._names:  # e.g. two folders in one glob holding the same file name
+                name = f"{name}_{self.frames - 1:06d}"
+            self._names.add(name)
+        for kind in label_kinds:
+            folder = self.run_dir / LABEL_KINDS[kind][0]
+            write_png_atomic(folder / label_file_name(name, kind), label_image(result.labels, kind))
+        if self.video is not None:
+            fps = self.frames / self.wall_seconds if self.wall_seconds > 0 else None
+            note = f"restart {width}x{height}" if result.restarted and result.index > 0 else None
+            self.video.write(draw_overlay(frame, result.labels, result.regions, result.paths, result.scores,
+                                          fps=fps, note=note))
+        if self.csv is not None:
+            ages = getattr(result, "key_ages", None) or [None] * len(result.paths)
+            t = result.timings
+            self.csv.write_rows([
+                (result.index, name, r, region.row, region.col, path, "" if score is None else f"{score:.4f}",
+                 "" if age is None else age, int(result.restarted),
+                 _ms(t.get("flow")), _ms(t.get("decision")), _ms(t.get("segmentation")), _ms(t.get("warp")),
+                 _ms(t.get("stitch")), _ms(t.get("total")), _ms(wall_seconds))
+                for r, (region, path, score, age) in enumerate(zip(result.regions, result.paths, result.scores, ages))
+            ])
+
+    def figures(self) -> dict[str, object]:
+        """The run's figures so far: fps (pipeline only, and end to end), path shares, workload saved."""
+        regions = self.regions_seg + self.regions_warp
+        return {
+            "frames": self.frames,
+            "fps_pipeline": self.frames / self.pipeline_seconds if self.pipeline_seconds > 0 else None,
+            "fps_end_to_end": self.frames / self.wall_seconds if self.wall_seconds > 0 else None,
+            "seconds_pipeline": self.pipeline_seconds,
+            "seconds_end_to_end": self.wall_seconds,
+            "ms_per_frame_by_stage": {k: 1000 * v / self.frames for k, v in self.stage_seconds.items()}
+            if self.frames else {},
+            "regions_seg": self.regions_seg,
+            "regions_warp": self.regions_warp,
+            "share_seg": self.regions_seg / regions if regions else None,
+            "share_warp": self.regions_warp / regions if regions else None,
+            # share of segmentation-network region passes avoided relative to the `always` policy
+            "workload_saved": self.regions_warp / regions if regions else None,
+            "restarts": self.restarts,
+        }
+
+    def close(self, *, complete: bool, reason: str | None = None,
+              extra: dict[str, object] | None = None) -> dict[str, object]:
+        """Finish the video and csv (renaming them final) and write summary.json; returns the summary.
+
+        complete: False when the run stopped early (error, Ctrl-C); `reason` then says why. `extra`
+        (config, versions, source) is merged in front of the figures.
+        """
+        files: dict[str, str] = {}
+        if self.video is not None:
+            video = self.video.close()
+            if video is not None:
+                files["overlay"] = video.name
+        if self.csv is not None:
+            files["csv"] = self.csv.close().name
+        for kind in LABEL_KINDS:
+            if kind in self.writes:
+                files[kind] = LABEL_KINDS[kind][0] + "/"
+        summary: dict[str, object] = {"complete": complete}
+        if reason:
+            summary["stopped"] = reason
+        summary.update(extra or {})
+        summary.update(self.figures())
+        summary["files"] = files
+        write_json_atomic(self.run_dir / "summary.json", summary)
+        return summary
