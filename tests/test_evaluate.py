@@ -1,0 +1,121 @@
+"""Known-answer tests for the evaluation protocol (dvsnet.evaluate): what is scored, counted and timed."""
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import dvsnet
+from dvsnet.errors import DvsnetError
+from dvsnet.evaluate import Snippet, run_pipeline
+
+H, W = 64, 128
+
+
+class ConstantSegmenter(nn.Module):
+    """A real stride-8 conv whose weights are zero and whose bias is one-hot: predicts `cls` everywhere."""
+
+    def __init__(self, cls: int, num_classes: int = 19, delay_s: float = 0.0):
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, kernel_size=8, stride=8)
+        nn.init.zeros_(self.conv.weight)
+        with torch.no_grad():
+            self.conv.bias.zero_()
+            self.conv.bias[cls] = 1.0
+        self.num_classes = num_classes
+        self.output_stride = 8
+        self.delay_s = delay_s
+        self.calls = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.delay_s:
+            time.sleep(self.delay_s)  # a segmenter of known cost, to check what the clock covers
+        return self.conv(images)
+
+
+def _frames(n: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """A textured scene panning 1 px per frame: real motion for DIS, H×W×3 uint8."""
+    rng = np.random.default_rng(seed)
+    wide = rng.integers(0, 256, size=(H, W + n, 3), dtype=np.uint8)
+    wide = np.ascontiguousarray(np.repeat(np.repeat(wide[::4, ::4], 4, 0), 4, 1)[:H, :W + n])
+    return tuple(np.ascontiguousarray(wide[:, i:i + W]) for i in range(n))
+
+
+def _halves() -> np.ndarray:
+    labels = np.zeros((H, W), np.uint8)
+    labels[:, W // 2:] = 2
+    return labels
+
+
+def test_only_frame_19_is_scored_unless_all_frames():
+    # frame 19 is all road (class 0); every other frame is half road, half building (class 2)
+    labels = {offset: _halves() for offset in range(19)}
+    labels[19] = np.zeros((H, W), np.uint8)
+    snippet = Snippet("s0", _frames(20), labels)
+    pipe = dvsnet.DVSNet(segmenter=ConstantSegmenter(0), flow="dis", policy="always", grid=(1, 1))
+
+    last = run_pipeline([snippet], pipe, warmup_frames=0)
+    assert last["miou"] == 1.0 and last["classes_present"] == 1 and last["scored_frames"] == 1
+    assert sum(map(sum, last["confusion_matrix"])) == H * W
+
+    every = run_pipeline([snippet], pipe, all_frames=True, warmup_frames=0)
+    # road: TP = 19 * HW/2 + HW, union = 20 HW  -> 0.525 ; building: never predicted -> 0
+    assert every["iou_per_class"]["road"] == pytest.approx(0.525)
+    assert every["iou_per_class"]["building"] == 0.0
+    assert every["iou_per_class"]["car"] is None  # absent: not in truth, never predicted
+    assert every["miou"] == pytest.approx(0.525 / 2)
+    assert every["scored_frames"] == 20
+
+
+def test_ignore_pixels_are_not_scored():
+    labels = np.zeros((H, W), np.uint8)
+    labels[:, W // 2:] = 255
+    snippet = Snippet("s0", _frames(20), {19: labels})
+    pipe = dvsnet.DVSNet(segmenter=ConstantSegmenter(0), flow="dis", policy="always", grid=(1, 1))
+    result = run_pipeline([snippet], pipe, warmup_frames=0)
+    assert result["miou"] == 1.0
+    assert sum(map(sum, result["confusion_matrix"])) == H * W // 2
+
+
+@pytest.mark.parametrize("policy, grid, seg_share", [
+    ("always", (2, 2), 1.0),
+    ("fixed:5", (2, 2), 4 / 20),    # key frames at 0, 5, 10, 15 in every region
+    ("fixed:20", (1, 2), 1 / 20),   # only frame 0
+    ("fixed:3", (1, 1), 7 / 20),    # 0, 3, ..., 18
+])
+def test_path_shares_and_workload_saved(policy, grid, seg_share):
+    snippets = [Snippet(f"s{i}", _frames(20, seed=i), {19: _halves()}) for i in range(2)]
+    pipe = dvsnet.DVSNet(segmenter=ConstantSegmenter(0), flow="dis", policy=policy, grid=grid, overlap=8)
+    result = run_pipeline(snippets, pipe, warmup_frames=0)
+    regions = grid[0] * grid[1]
+    assert result["frames"] == 40 and result["regions_per_frame"] == regions
+    assert result["region_frames"] == 40 * regions
+    assert result["seg_calls"] == round(seg_share * 40 * regions)
+    assert result["paths"]["seg"] == pytest.approx(seg_share)
+    assert result["paths"]["warp"] == pytest.approx(1 - seg_share)
+    assert result["workload_saved"] == pytest.approx(1 - seg_share)
+    # a constant segmenter warped by any flow is still constant: accuracy does not depend on the policy
+    assert result["iou_per_class"]["road"] == pytest.approx(0.5)
+
+
+def test_fps_counts_pipeline_steps_only_and_excludes_warm_up():
+    delay = 0.02
+    seg = ConstantSegmenter(0, delay_s=delay)
+    pipe = dvsnet.DVSNet(segmenter=seg, flow="dis", policy="always", grid=(1, 1))
+    snippet = Snippet("s0", _frames(20), {19: _halves()})
+    result = run_pipeline([snippet], pipe, warmup_frames=5)
+    assert seg.calls == 5 + 20  # the warm-up ran, and then the 20 timed frames
+    assert result["frames"] == 20
+    # every timed frame cost at least one segmenter call; only 20 frames are in the denominator
+    assert result["ms_per_frame"] >= 1000 * delay
+    assert result["fps"] == pytest.approx(1000.0 / result["ms_per_frame"])
+    assert result["stage_ms"]["segmentation"] >= 1000 * delay
+    assert result["stage_ms"]["total"] <= result["ms_per_frame"]
+
+
+def test_no_snippets_is_a_user_error():
+    pipe = dvsnet.DVSNet(segmenter=ConstantSegmenter(0), flow="dis", policy="always", grid=(1, 1))
+    with pytest.raises(DvsnetError, match="no snippets"):
+        run_pipeline([], pipe)
