@@ -53,7 +53,7 @@ def motion_features(key: torch.Tensor, cur: torch.Tensor, flow: torch.Tensor) ->
     grey_cur = (cur * weights).sum(1, keepdim=True)
     residual = (grey_cur - backward_warp(grey_key, flow)).abs()
     difference = (grey_cur - grey_key).abs()
-    magnitude = flow.norm(dim=1, keepdim=True)
+    magnitude = (flow * flow).sum(1, keepdim=True).sqrt()  # (B, 1, h, w); Tensor.norm(dim=1) is ~100x slower on CPU
     grad_x = (flow[..., :, 1:] - flow[..., :, :-1]).abs().sum(1, keepdim=True)
     grad_y = (flow[..., 1:, :] - flow[..., :-1, :]).abs().sum(1, keepdim=True)
     gradient = F.pad(grad_x, (0, 1, 0, 0)) + F.pad(grad_y, (0, 0, 0, 1))

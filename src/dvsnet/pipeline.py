@@ -173,7 +173,7 @@ class DVSNet:
         t = time.perf_counter()
         region_scores, region_labels = upsample_logits(logits, self._crop_size)  # (R, Hc, Wc) each
         labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions, height, width,
-                        self.stitch_mode)[0].cpu().numpy()
+                        self.stitch_mode)[0]
         timings["stitch"] += time.perf_counter() - t
         timings["total"] = time.perf_counter() - start
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -99,28 +100,30 @@ def stitch(
     height: int,
     width: int,
     mode: str = "max-logit",
-) -> torch.Tensor:
+) -> np.ndarray:
     """Paste per-region maps back into one frame map.
 
     values: (R, C, Hc, Wc) anything per pixel (labels as C=1, or logits); scores: (R, Hc, Wc) the
     max-logit of each pixel. In overlap bands "max-logit" keeps the region with the higher score (the
-    paper's implementation); "core" keeps each region's own core cell only. Returns (C, H, W).
+    paper's implementation); "core" keeps each region's own core cell only. Returns (C, H, W) numpy.
+    Runs in numpy: masked copies there cost ~0.2 ms a frame against ~3 ms for torch boolean indexing.
     """
     if mode not in STITCH_MODES:
         raise DvsnetError(f"unknown stitch mode {mode!r}; valid: {', '.join(STITCH_MODES)}")
-    out = values.new_zeros((values.shape[1], height, width))
+    values = values.cpu().numpy()
+    out = np.zeros((values.shape[1], height, width), dtype=values.dtype)
     if mode == "core":
         for k, r in enumerate(regions):
             y0, x0 = r.core_top - r.top, r.core_left - r.left
             out[:, r.core_top:r.core_bottom, r.core_left:r.core_right] = \
                 values[k, :, y0:y0 + r.core_bottom - r.core_top, x0:x0 + r.core_right - r.core_left]
         return out
-    best = scores.new_full((height, width), -math.inf)
+    scores = scores.cpu().numpy()
+    best = np.full((height, width), -np.inf, dtype=scores.dtype)
     for k, r in enumerate(regions):
         region_scores = scores[k, :r.height, :r.width]
         best_view = best[r.top:r.bottom, r.left:r.right]
         wins = region_scores > best_view  # (h, w): this region is the most confident so far
-        best_view[wins] = region_scores[wins]
-        out_view = out[:, r.top:r.bottom, r.left:r.right]
-        out_view[:, wins] = values[k, :, :r.height, :r.width][:, wins]
+        np.copyto(best_view, region_scores, where=wins)
+        np.copyto(out[:, r.top:r.bottom, r.left:r.right], values[k, :, :r.height, :r.width], where=wins[None])
     return out

@@ -41,7 +41,9 @@ def warp_logits(key_logits: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, K, h, w) logits -> (max-logit (B, H, W), labels (B, H, W) int64), bilinear upsample then argmax."""
     if tuple(logits.shape[-2:]) != tuple(size):
-        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        # channels-last interpolation is ~3x faster on CPU for 19 channels
+        logits = F.interpolate(logits.contiguous(memory_format=torch.channels_last), size=size,
+                               mode="bilinear", align_corners=False)
     scores, labels = logits.max(dim=1)
     return scores, labels
 
