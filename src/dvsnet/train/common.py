@@ -1,0 +1,134 @@
+"""What every trainer shares: seeding, CSV logs, checkpoints with resume, configs saved as JSON.
+
+A run folder (`--out`) holds:
+  config.json        the resolved config (frozen dataclass as JSON), written before the first step
+  log.csv            one row per logged step / validation (appended across resumes)
+  checkpoint.pt      model + optimiser + scheduler + step + RNG states, rewritten atomically every few minutes
+  model.safetensors  the weights at the latest validation (fp32, arch recorded in metadata)
+A run folder that already holds a checkpoint is only continued with `resume=True`; it is never
+overwritten silently.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dvsnet.errors import DvsnetError
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch RNGs."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to `path` via a temp file in the same folder and os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A frozen dataclass as a JSON-able dict (tuples become lists, paths strings)."""
+    out = {}
+    for key, value in dataclasses.asdict(config).items():
+        out[key] = str(value) if isinstance(value, Path) else value
+    return out
+
+
+def save_config(config: Any, path: Path) -> None:
+    write_atomic(path, (json.dumps(config_to_dict(config), indent=2, sort_keys=True) + "\n").encode())
+
+
+def prepare_run(out: Path, config: Any, resume: bool) -> Path | None:
+    """Create the run folder, save its config; returns the checkpoint to resume from (or None).
+
+    Raises DvsnetError when the folder already holds a checkpoint and `resume` is False, or when
+    resuming with a config that differs from the saved one in anything but the step budget.
+    """
+    out = Path(out)
+    checkpoint = out / "checkpoint.pt"
+    if checkpoint.exists() and not resume:
+        raise DvsnetError(f"{out} already holds a training run; pass --resume to continue it or pick another --out")
+    if resume and not checkpoint.exists():
+        raise DvsnetError(f"--resume given but {checkpoint} does not exist")
+    if resume and (out / "config.json").exists():
+        saved = json.loads((out / "config.json").read_text())
+        now = json.loads(json.dumps(config_to_dict(config)))
+        changed = sorted(k for k in set(saved) | set(now)
+                         if saved.get(k) != now.get(k) and k not in ("steps", "out", "resume", "threads"))
+        if changed:
+            raise DvsnetError(f"cannot resume {out}: config differs from the saved one in {', '.join(changed)}")
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.json")
+    return checkpoint if resume else None
+
+
+class CsvLog:
+    """Append rows (dicts) to a CSV file; the header is the union of keys seen in the first row."""
+
+    def __init__(self, path: Path, fields: list[str]) -> None:
+        self.path = Path(path)
+        self.fields = fields
+        if not self.path.exists():
+            with self.path.open("w", newline="") as f:
+                csv.DictWriter(f, fieldnames=fields).writeheader()
+
+    def write(self, **row: Any) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
+
+
+def save_checkpoint(path: Path, **state: Any) -> None:
+    """torch.save `state` (module/optimiser state dicts, step, ...) plus RNG states, atomically."""
+    state = dict(state)
+    state["rng"] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint written by save_checkpoint and restore the RNG states."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    rng = state.pop("rng")
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
+    return state
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> cuda when available else cpu; 'cpu' / 'cuda' as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DvsnetError("--device cuda given but no CUDA GPU is available")
+    if name not in ("cpu", "cuda"):
+        raise DvsnetError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    return torch.device(name)

@@ -1,0 +1,214 @@
+"""Train a segmentation network (`fast` or `accurate`) on a Cityscapes-layout tree.
+
+Data: `{root}/leftImg8bit_sequence/{split}/{city}/{city}_{seq}_{frame}_leftImg8bit.png` with labels in
+`{root}/gtFine/{split}/{city}/{city}_{seq}_{frame}_gtFine_labelIds.png` (label ids, mapped to train
+ids; `_labelTrainIds.png` is used instead when present). Only frames that have labels are used.
+Training: random crops (`crop` h x w) with horizontal flips and mild brightness/contrast jitter,
+cross-entropy on logits upsampled bilinearly to the crop (255 ignored), AdamW with linear warm-up then
+cosine decay. Validation: per-frame mIoU on the first `val_frames` labelled val frames at full size.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from dvsnet.data.labels import IGNORE, LABEL_TO_TRAIN, NUM_CLASSES
+from dvsnet.errors import DvsnetError
+from dvsnet.metrics import confusion_matrix, mean_iou
+from dvsnet.models.segnets import SEGMENTERS
+from dvsnet.models.weights import save_weights
+from dvsnet.train.common import (CsvLog, load_checkpoint, pick_device, prepare_run, save_checkpoint,
+                                 seed_everything)
+
+
+@dataclasses.dataclass(frozen=True)
+class SegTrainConfig:
+    data: str = "data/synth"
+    out: str = "runs/seg-fast"
+    arch: str = "fast"
+    steps: int = 4000
+    batch: int = 8
+    crop: tuple[int, int] = (192, 384)
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    frame_stride: int = 2       # use every n-th labelled training frame (neighbours are near duplicates)
+    val_frames: int = 40
+    val_every: int = 500
+    checkpoint_minutes: float = 3.0
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 2
+
+
+def list_labelled_frames(root: str | Path, split: str) -> list[tuple[Path, Path]]:
+    """(image, label) pairs of every labelled frame of `split`, sorted by name."""
+    root = Path(root)
+    image_dir = root / "leftImg8bit_sequence" / split
+    if not image_dir.is_dir():
+        raise DvsnetError(f"no {split} images under {image_dir} (expected the Cityscapes sequence layout)")
+    pairs = []
+    for image in sorted(image_dir.glob("*/*_leftImg8bit.png")):
+        stem = image.name[: -len("_leftImg8bit.png")]
+        label_dir = root / "gtFine" / split / image.parent.name
+        for suffix in ("_gtFine_labelTrainIds.png", "_gtFine_labelIds.png"):
+            label = label_dir / f"{stem}{suffix}"
+            if label.is_file():
+                pairs.append((image, label))
+                break
+    if not pairs:
+        raise DvsnetError(f"no labelled frames found under {root} for split {split!r}")
+    return pairs
+
+
+def read_image(path: Path) -> np.ndarray:
+    """H x W x 3 uint8 RGB."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DvsnetError(f"cannot read image {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_label(path: Path) -> np.ndarray:
+    """H x W uint8 train ids (255 = ignore), from a labelIds or labelTrainIds PNG."""
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise DvsnetError(f"cannot read label {path}")
+    return label if path.name.endswith("labelTrainIds.png") else LABEL_TO_TRAIN[label]
+
+
+def load_pairs(pairs: list[tuple[Path, Path]]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack images (N, H, W, 3) uint8 and labels (N, H, W) uint8; all frames must share one size."""
+    images = np.stack([read_image(i) for i, _ in pairs])
+    labels = np.stack([read_label(lb) for _, lb in pairs])
+    return images, labels
+
+
+def sample_batch(images: np.ndarray, labels: np.ndarray, batch: int, crop: tuple[int, int],
+                 rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random crops + flips + brightness/contrast jitter -> (B,3,h,w) float [0,1], (B,h,w) int64."""
+    n, height, width = labels.shape
+    ch, cw = min(crop[0], height), min(crop[1], width)
+    xs, ys = [], []
+    for _ in range(batch):
+        i = rng.integers(n)
+        top, left = rng.integers(height - ch + 1), rng.integers(width - cw + 1)
+        img = images[i, top:top + ch, left:left + cw]
+        lab = labels[i, top:top + ch, left:left + cw]
+        if rng.random() < 0.5:
+            img, lab = img[:, ::-1], lab[:, ::-1]
+        xs.append(np.ascontiguousarray(img))
+        ys.append(np.ascontiguousarray(lab))
+    x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255.0  # (B,3,h,w)
+    contrast = torch.from_numpy(rng.uniform(0.8, 1.2, (batch, 1, 1, 1))).float()
+    brightness = torch.from_numpy(rng.uniform(-0.08, 0.08, (batch, 1, 1, 1))).float()
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * contrast + mean + brightness).clamp(0, 1)
+    return x, torch.from_numpy(np.stack(ys)).long()
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(N,H,W,3) uint8 -> (N,3,H,W) float [0,1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+
+
+@torch.inference_mode()
+def evaluate_segmenter(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
+                       device: torch.device, batch: int = 4) -> tuple[float, np.ndarray]:
+    """Per-frame mIoU (fraction) of `model` on (N,H,W,3) images vs (N,H,W) labels; also the confusion matrix.
+
+    Logits are upsampled bilinearly to the frame size and argmax'ed, as the pipeline does.
+    """
+    was_training = model.training
+    model.eval()
+    matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    for start in range(0, len(images), batch):
+        x = to_tensor(images[start:start + batch]).to(device)
+        logits = model(x)
+        pred = F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False).argmax(1)
+        matrix += confusion_matrix(labels[start:start + batch], pred.cpu().numpy().astype(np.uint8))
+    model.train(was_training)
+    return mean_iou(matrix), matrix
+
+
+def lr_at(step: int, config: SegTrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 1% of the peak."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train_segmenter(config: SegTrainConfig, resume: bool = False, progress: bool = True) -> dict[str, float]:
+    """Train `config.arch`; writes the run folder (see dvsnet.train.common). Returns final figures."""
+    if config.arch not in SEGMENTERS:
+        raise DvsnetError(f"unknown segmenter {config.arch!r}; valid: {', '.join(SEGMENTERS)}")
+    out = Path(config.out)
+    checkpoint = prepare_run(out, config, resume)
+    torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    device = pick_device(config.device)
+    train_pairs = list_labelled_frames(config.data, "train")[:: config.frame_stride]
+    val_pairs = list_labelled_frames(config.data, "val")
+    val_pairs = val_pairs[:: max(1, len(val_pairs) // config.val_frames)][: config.val_frames]
+    images, labels = load_pairs(train_pairs)
+    val_images, val_labels = load_pairs(val_pairs)
+
+    model = SEGMENTERS[config.arch]().to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    step, last_val = 0, -1.0
+    rng = np.random.default_rng(config.seed)
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, last_val = state["step"], state["last_val"]
+        rng = np.random.default_rng([config.seed, step])
+    log = CsvLog(out / "log.csv", ["step", "time_s", "lr", "loss", "val_miou"])
+    meta = {"arch": config.arch, "num_classes": str(NUM_CLASSES)}
+
+    def save(step_done: int) -> None:
+        save_checkpoint(out / "checkpoint.pt", model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        step=step_done, last_val=last_val)
+
+    start, last_save, running = time.time(), time.time(), []
+    bar = tqdm(total=config.steps, initial=step, desc=f"train {config.arch}", disable=not progress)
+    while step < config.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config)
+        x, y = sample_batch(images, labels, config.batch, config.crop, rng)
+        x, y = x.to(device), y.to(device)
+        logits = model(x)  # (B,K,h/8,w/8)
+        logits = F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
+        loss = F.cross_entropy(logits, y, ignore_index=IGNORE)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        running.append(loss.item())
+        bar.update(1)
+        if step % 25 == 0:
+            log.write(step=step, time_s=time.time() - start, lr=lr_at(step, config), loss=float(np.mean(running)))
+            bar.set_postfix(loss=f"{np.mean(running):.3f}")
+            running = []
+        if step % config.val_every == 0 or step == config.steps:
+            miou, _ = evaluate_segmenter(model, val_images, val_labels, device)
+            log.write(step=step, time_s=time.time() - start, val_miou=miou)
+            bar.write(f"step {step}: val mIoU {100 * miou:.2f}% on {len(val_images)} frames")
+            last_val = miou  # the latest weights are kept (no selection on the val frames)
+            save_weights(model, out / "model.safetensors", {**meta, "step": str(step), "val_miou": f"{miou:.4f}"})
+            save(step)
+            last_save = time.time()
+        elif time.time() - last_save > 60 * config.checkpoint_minutes:
+            save(step)
+            last_save = time.time()
+    bar.close()
+    return {"steps": step, "val_miou": last_val}
