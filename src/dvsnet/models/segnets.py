@@ -3,10 +3,10 @@
 Both take images (B, 3, h, w) float32 RGB in [0, 1] (they normalise themselves), h and w multiples of
 8, and return logits (B, 19, h/8, w/8) over the Cityscapes train ids (output stride 8).
 
-- fast: light residual backbone (widths 24-48-96-128) + ASPP-lite head (1x1, 3x3 rate 6, 3x3 rate 12,
-  image pooling), about 2.5 GMAC at 256x512.
-- accurate: deeper, wider backbone (32-64-128-192, more blocks) + pyramid pooling head (bins 1, 2, 3, 6)
-  + a 3x3 fusion conv; 2-3x the cost of fast.
+- fast: light residual backbone (widths 48-96-160-256) + ASPP-lite head (1x1, 3x3 rate 6, 3x3 rate 12,
+  image pooling), about 12.5 GMAC at 256x512 (~60 ms on the 2-core CPU).
+- accurate: deeper, wider backbone (56-112-192-288, more blocks) + pyramid pooling head (bins 1, 2, 3, 6)
+  + a 3x3 fusion conv; about 2x the cost of fast.
 """
 from __future__ import annotations
 
@@ -88,16 +88,20 @@ class SegNet(nn.Module):
 
 def build_fast(num_classes: int = NUM_CLASSES) -> SegNet:
     """DeepLab-Fast role: light backbone + ASPP-lite, output stride 8 (random init)."""
-    backbone = Backbone(widths=(24, 48, 96, 128), depths=(1, 2, 2))
-    head = ASPPLite(128, branch=64, rates=(6, 12), cout=96)
-    return SegNet("fast", backbone, head, 96, num_classes)
+    # Sized for the method's economics (DESIGN.md §2), not for FLOPs alone: on the 2-core CPU the whole
+    # warp path of a 256x512 frame costs ~6-9 ms, so a segmenter of ~20 ms (widths 24-128) leaves no room
+    # for a speed-up; these widths cost ~60 ms per 256x512 frame there (~12.5 GMAC).
+    backbone = Backbone(widths=(48, 96, 160, 256), depths=(2, 2, 3))
+    head = ASPPLite(256, branch=128, rates=(6, 12), cout=160)
+    return SegNet("fast", backbone, head, 160, num_classes)
 
 
 def build_accurate(num_classes: int = NUM_CLASSES) -> SegNet:
     """PSPNet role: deeper, wider backbone + pyramid pooling head, output stride 8 (random init)."""
-    backbone = Backbone(widths=(32, 64, 128, 192), depths=(2, 3, 3))
-    head = PyramidPooling(192, branch=48, bins=(1, 2, 3, 6), cout=128)
-    return SegNet("accurate", backbone, head, 128, num_classes)
+    # ~2x the cost of `fast` (see build_fast for why that is ~60 ms per 256x512 frame on the 2-core CPU).
+    backbone = Backbone(widths=(56, 112, 192, 288), depths=(2, 3, 4))
+    head = PyramidPooling(288, branch=64, bins=(1, 2, 3, 6), cout=160)
+    return SegNet("accurate", backbone, head, 160, num_classes)
 
 
 SEGMENTERS: dict[str, Callable[..., SegNet]] = {"fast": build_fast, "accurate": build_accurate}
