@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from dvsnet.data.labels import colorize, train_ids_to_label_ids
+from dvsnet.data.video import quiet_opencv
 from dvsnet.errors import DvsnetError
 
 # RGB colours of the region paths on the overlay
@@ -207,8 +208,9 @@ class VideoOutput:
         if self._writer is None:
             self._source_size = (height, width)
             self._size = (height + height % 2, width + width % 2)
-            self._writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
-                                           (self._size[1], self._size[0]))
+            with quiet_opencv():
+                self._writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                               (self._size[1], self._size[0]))
             if not self._writer.isOpened():
                 raise DvsnetError(f"cannot write video {self.partial} (folder not writable or codec missing)")
         if (height, width) != self._source_size:

@@ -21,6 +21,7 @@ that did decode has been yielded, so a caller keeps the work done up to the dama
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import math
 import os
@@ -121,15 +122,19 @@ def _check_options(resize: tuple[int, int] | int | None, stride: int, max_frames
     raise DvsnetError(f"resize must be a width in pixels or (height, width), each >= 16, got {resize!r}")
 
 
+def resized_size(height: int, width: int, resize: tuple[int, int] | int | None) -> tuple[int, int]:
+    """(height, width) of a height×width frame after `resize` (see resize_frame)."""
+    if resize is None:
+        return height, width
+    if isinstance(resize, int):
+        return max(1, round(height * resize / width)), resize
+    return resize
+
+
 def resize_frame(image: np.ndarray, resize: tuple[int, int] | int | None) -> np.ndarray:
     """Resize an H×W×3 frame to (height, width), or to a width keeping the aspect ratio; None: as is."""
-    if resize is None:
-        return image
     height, width = image.shape[:2]
-    if isinstance(resize, int):
-        out_w, out_h = resize, max(1, round(height * resize / width))
-    else:
-        out_h, out_w = resize
+    out_h, out_w = resized_size(height, width, resize)
     if (out_h, out_w) == (height, width):
         return image
     # INTER_AREA averages when shrinking (no aliasing); it falls back to bilinear when enlarging.
@@ -176,12 +181,28 @@ def _read_image(path: Path) -> np.ndarray:
     return to_rgb_uint8(image)
 
 
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log (e.g. "[ WARN] ... can't be used to capture by name") inside the block.
+
+    Failures are reported by our one-line DvsnetError instead; the previous level is restored after.
+    """
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
+
+
 def _open_video(path: str) -> cv2.VideoCapture:
     if not os.access(path, os.R_OK):
         raise DvsnetError(f"cannot read video {path}: permission denied")
     if os.path.getsize(path) == 0:
         raise DvsnetError(f"video {path} is empty (0 bytes)")
-    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    with quiet_opencv():
+        capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     if not capture.isOpened():
         capture.release()
         raise DvsnetError(f"cannot decode video {path} (corrupt, truncated, or not a video OpenCV can read)")
