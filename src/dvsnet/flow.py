@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from dvsnet.errors import DvsnetError
+from dvsnet.models import load_flownet
 from dvsnet.warp import backward_warp
 
 MOTION_FEATURE_SIZE = (16, 16)
@@ -87,8 +88,6 @@ class FlowNetFlow:
     """Our learned FlowNet2-s style network (dvsnet.models); features from one of its layers."""
 
     def __init__(self, feature_layer: str = "conv6", device: str | torch.device = "cpu"):
-        from dvsnet.models import load_flownet
-
         self.net = load_flownet(device=device)
         self.feature_layer = feature_layer
         self.name = f"flownet-{feature_layer}"

@@ -16,6 +16,7 @@ import torch
 
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import FlowEstimator, build_flow
+from dvsnet.models import load_decision_net, load_segmenter
 from dvsnet.policies import DecisionNetwork, Policy, RegionBatch, parse_policy
 from dvsnet.regions import Region, crop_regions, default_overlap, padded_size, region_grid, stitch
 from dvsnet.warp import upsample_logits, warp_logits
@@ -57,8 +58,6 @@ class DVSNet:
         stitch: str = "max-logit",
     ):
         if isinstance(segmenter, str) or not callable(segmenter):
-            from dvsnet.models import load_segmenter
-
             segmenter = load_segmenter(segmenter)
         self.segmenter = segmenter
         self.num_classes = int(getattr(segmenter, "num_classes"))
@@ -66,8 +65,6 @@ class DVSNet:
         self.flow = build_flow(flow)
         self.policy = parse_policy(policy)
         if isinstance(self.policy, DecisionNetwork) and self.policy.net is None:
-            from dvsnet.models import load_decision_net
-
             self.policy.net = load_decision_net(getattr(self.flow, "name", "custom"))
         self.grid = (int(grid[0]), int(grid[1]))
         if overlap is not None and overlap < 0:
