@@ -48,4 +48,15 @@ def write_tree(root: Path, snippets: dict[str, int], frames: int) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tree(tmp_path_factory) -> Path:
-    return write_tree(tmp_path_factory.mktemp("synth"), {"train": 2, "val": 1}, frames=8)
+    return write_tree(tmp_path_factory.mktemp("synth"), {"train": 2, "val": 1}, frames=10)
+
+
+@pytest.fixture(scope="session")
+def tiny_fast(tiny_tree, tmp_path_factory) -> Path:
+    """A `fast` segmenter trained for 60 steps on the tiny tree (its weights file)."""
+    from dvsnet.train.seg import SegTrainConfig, train_segmenter
+
+    out = tmp_path_factory.mktemp("seg")
+    train_segmenter(SegTrainConfig(data=str(tiny_tree), out=str(out), steps=60, batch=4, crop=(64, 64), lr=5e-3,
+                                   frame_stride=1, val_every=60, val_frames=2, device="cpu"), progress=False)
+    return out / "model.safetensors"

@@ -14,7 +14,7 @@ from dvsnet.train.seg import list_labelled_frames, read_label
 
 def test_list_labelled_frames_maps_label_ids_to_train_ids(tiny_tree):
     pairs = list_labelled_frames(tiny_tree, "train")
-    assert len(pairs) == 16
+    assert len(pairs) == 20
     label = read_label(pairs[0][1])
     assert set(np.unique(label)) == {0, 2, 10, 13}
 

@@ -1,0 +1,177 @@
+"""Confidence-score generation (paper Eq. 1) for decision-network training, cached to disk once.
+
+For every snippet of a split, `keys_per_snippet` key frames k are drawn (seeded), and for every offset
+o in 1..K (K = `max_offset`, frames k+o) and every region of every grid, exactly what the pipeline does
+at inference is repeated with the engine's own pieces:
+  crops    = regions.crop_regions(frame, region_grid(H, W, rows, cols, default_overlap(W)), padded size)
+  S^r      = labels of segmenter(current crops)             (warp.upsample_logits, bilinear + argmax)
+  O^r      = labels of warp_logits(segmenter(key crops), flow(key crops, current crops))
+  target   = policies.confidence_score(O^r, S^r)            # Eq. (1): share of pixels where O^r == S^r
+Per (snippet, key, offset, grid, region) the cache stores the target for each flow estimator and the
+features of each decision-network variant:
+  dis                 dvsnet.flow.motion_features of the DIS (ultrafast) flow   (7, 16, 16)
+  flownet-conv4/5/6   FlowNetS encoder features                                   (C, h, w) of the crop
+  flownet-image-flow  key crop (3 ch) + flownet flow (2 ch), both average-pooled  (5, 16, 16)
+Targets: "target-dis" (warped with DIS flow) and "target-flownet" (warped with flownet flow).
+The cache is one .npz per (split, settings) under `cache_dir`, named by a hash of the settings and the
+segmenter's weights file, written atomically; later calls load it instead of recomputing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from dvsnet.errors import DvsnetError
+from dvsnet.flow import MOTION_FEATURE_SIZE, DISFlow
+from dvsnet.policies import confidence_score
+from dvsnet.regions import crop_regions, default_overlap, padded_size, region_grid
+from dvsnet.train.common import write_atomic
+from dvsnet.train.seg import read_image
+from dvsnet.warp import upsample_logits, warp_logits
+
+FLOWNET_VARIANTS = ("flownet-conv4", "flownet-conv5", "flownet-conv6", "flownet-image-flow")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreConfig:
+    data: str = "data/synth"
+    split: str = "train"
+    segmenter: str = "fast"
+    flownet: str | None = None          # flownet weights; None = no flownet features/targets
+    grids: tuple[tuple[int, int], ...] = ((2, 2),)
+    max_offset: int = 20
+    keys_per_snippet: int = 2
+    max_snippets: int | None = None
+    seed: int = 0
+
+
+def list_snippets(root: str | Path, split: str) -> list[list[Path]]:
+    """Frames of every snippet of `split`, in order: [[frame paths of snippet 0], ...]."""
+    image_dir = Path(root) / "leftImg8bit_sequence" / split
+    if not image_dir.is_dir():
+        raise DvsnetError(f"no {split} images under {image_dir} (expected the Cityscapes sequence layout)")
+    snippets: dict[str, list[Path]] = {}
+    for path in sorted(image_dir.glob("*/*_leftImg8bit.png")):
+        city, seq, _frame = path.name.split("_")[:3]
+        snippets.setdefault(f"{city}_{seq}", []).append(path)
+    if not snippets:
+        raise DvsnetError(f"no frames found under {image_dir}")
+    return [snippets[k] for k in sorted(snippets)]
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:12] if path.is_file() else "none"
+
+
+def cache_path(cache_dir: str | Path, config: ScoreConfig) -> Path:
+    """The cache file for `config`: settings and the weights files' contents go into its name."""
+    from dvsnet.models.weights import shipped_path
+
+    seg = config.segmenter
+    seg_path = shipped_path(seg) if seg in ("fast", "accurate") else Path(seg)
+    flownet = None if config.flownet is None else (
+        shipped_path("flownet") if config.flownet == "shipped" else Path(config.flownet))
+    key = json.dumps({**dataclasses.asdict(config), "segmenter": _file_digest(seg_path),
+                      "flownet": None if flownet is None else _file_digest(flownet),
+                      "data": str(Path(config.data).resolve())}, sort_keys=True)
+    return Path(cache_dir) / f"scores-{config.split}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1).float().div_(255)  # (3, H, W)
+
+
+@torch.no_grad()
+def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.ndarray]:
+    """Compute targets and features for `config` (see module docstring). Returns arrays keyed by name:
+    target-<flow> (N,) float32, features-<variant> (N, C, h, w) float16, and index columns snippet, key,
+    offset, grid_rows, grid_cols, region (N,) int16."""
+    from dvsnet.models import load_flownet, load_segmenter
+
+    if config.max_offset < 1:
+        raise DvsnetError("max_offset must be >= 1")
+    segmenter = load_segmenter(config.segmenter)
+    dis = DISFlow("ultrafast", with_features=True)
+    flownet = None
+    if config.flownet is not None:
+        flownet = load_flownet(path=None if config.flownet == "shipped" else config.flownet)
+    snippets = list_snippets(config.data, config.split)[: config.max_snippets]
+    rng = np.random.default_rng(config.seed)
+    columns: dict[str, list] = {k: [] for k in ("snippet", "key", "offset", "grid_rows", "grid_cols", "region")}
+    arrays: dict[str, list] = {}
+
+    def add(name: str, value: torch.Tensor) -> None:
+        arrays.setdefault(name, []).append(value.cpu().numpy())
+
+    bar = tqdm(total=len(snippets), desc=f"confidence scores ({config.split})", disable=not progress)
+    for s, frames in enumerate(snippets):
+        last_key = len(frames) - 1 - config.max_offset
+        if last_key < 0:
+            raise DvsnetError(f"snippet {frames[0].parent.name}/{frames[0].name} has {len(frames)} frames; "
+                              f"max_offset {config.max_offset} needs at least {config.max_offset + 1}")
+        keys = np.sort(rng.choice(last_key + 1, size=min(config.keys_per_snippet, last_key + 1), replace=False))
+        needed = sorted({int(k) + o for k in keys for o in range(config.max_offset + 1)})
+        images = {i: _to_tensor(read_image(frames[i])) for i in needed}
+        height, width = images[needed[0]].shape[1:]
+        for rows, cols in config.grids:
+            regions = region_grid(height, width, rows, cols, default_overlap(width))
+            size = padded_size(regions, 8)
+            crops = {i: crop_regions(images[i], regions, size) for i in needed}  # (R, 3, h, w)
+            logits = {i: segmenter(crops[i]) for i in needed}  # (R, K, h/8, w/8)
+            seg_labels = {i: upsample_logits(logits[i], size)[1] for i in needed}  # (R, h, w)
+            for k in keys:
+                k = int(k)
+                for o in range(1, config.max_offset + 1):
+                    key_crops, cur_crops = crops[k], crops[k + o]
+                    flow, features = dis(key_crops, cur_crops)
+                    warped = upsample_logits(warp_logits(logits[k], flow), size)[1]
+                    add("target-dis", confidence_score(warped, seg_labels[k + o]))
+                    add("features-dis", features.half())
+                    if flownet is not None:
+                        fflow, ffeat = flownet(key_crops, cur_crops)
+                        warped = upsample_logits(warp_logits(logits[k], fflow), size)[1]
+                        add("target-flownet", confidence_score(warped, seg_labels[k + o]))
+                        for layer in ("conv4", "conv5", "conv6"):
+                            add(f"features-flownet-{layer}", ffeat[layer].half())
+                        image_flow = torch.cat([F.adaptive_avg_pool2d(key_crops, MOTION_FEATURE_SIZE),
+                                                F.adaptive_avg_pool2d(fflow / 8, MOTION_FEATURE_SIZE)], 1)
+                        add("features-flownet-image-flow", image_flow.half())
+                    n = len(regions)
+                    for name, value in (("snippet", s), ("key", k), ("offset", o), ("grid_rows", rows),
+                                        ("grid_cols", cols)):
+                        columns[name].extend([value] * n)
+                    columns["region"].extend(range(n))
+        bar.update(1)
+    bar.close()
+    out = {name: np.concatenate(parts) for name, parts in arrays.items()}
+    out.update({name: np.asarray(values, dtype=np.int16) for name, values in columns.items()})
+    return out
+
+
+def load_or_generate_scores(cache_dir: str | Path, config: ScoreConfig, progress: bool = True) -> dict[str, np.ndarray]:
+    """The cached scores for `config`, generating and caching them (atomically) on the first call."""
+    path = cache_path(cache_dir, config)
+    if path.is_file():
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    scores = generate_scores(config, progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **scores)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    write_atomic(path.with_suffix(".json"), (json.dumps(dataclasses.asdict(config), indent=2) + "\n").encode())
+    return scores

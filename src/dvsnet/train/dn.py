@@ -1,0 +1,130 @@
+"""Train a decision network (paper §3.4): regress the confidence score with an MSE loss and Adam.
+
+Targets and features come from the confidence-score cache (dvsnet.train.confidence), generated once
+per split and reused by every variant: train split for fitting, val split for the error rate.
+Error rate (paper Table 2) = mean |expected - true confidence score| over the val samples, in points
+(x100). The feature normalisation (per-channel mean/std over the training samples) is stored in the
+network's buffers, so the shipped module takes raw features.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from dvsnet.errors import DvsnetError
+from dvsnet.models.decision import DecisionNet
+from dvsnet.models.weights import save_weights
+from dvsnet.train.common import (CsvLog, load_checkpoint, pick_device, prepare_run, save_checkpoint,
+                                 seed_everything)
+from dvsnet.train.confidence import FLOWNET_VARIANTS, ScoreConfig, load_or_generate_scores
+
+VARIANTS = ("dis",) + FLOWNET_VARIANTS
+
+
+@dataclasses.dataclass(frozen=True)
+class DNTrainConfig:
+    data: str = "data/synth"
+    out: str = "runs/dn-dis"
+    variant: str = "dis"
+    segmenter: str = "fast"
+    flownet: str | None = None
+    cache: str = "data/cache"
+    grids: tuple[tuple[int, int], ...] = ((2, 2),)
+    max_offset: int = 20
+    keys_per_snippet: int = 2
+    max_snippets: int | None = None
+    steps: int = 3000
+    batch: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    val_every: int = 250
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 2
+
+
+def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features (N,C,h,w) float32, targets (N,) float32) of `config.variant` on `split` (cached)."""
+    flownet = None
+    if config.variant != "dis":
+        flownet = config.flownet or "shipped"
+    scores = load_or_generate_scores(config.cache, ScoreConfig(
+        data=config.data, split=split, segmenter=config.segmenter, flownet=flownet, grids=config.grids,
+        max_offset=config.max_offset, keys_per_snippet=config.keys_per_snippet,
+        max_snippets=config.max_snippets, seed=config.seed), progress)
+    target = "target-dis" if config.variant == "dis" else "target-flownet"
+    return (torch.from_numpy(scores[f"features-{config.variant}"].astype(np.float32)),
+            torch.from_numpy(scores[target].astype(np.float32)))
+
+
+@torch.no_grad()
+def error_points(net: DecisionNet, features: torch.Tensor, targets: torch.Tensor, device: torch.device) -> float:
+    """Mean |expected - true confidence score| x 100 (the paper's DN error rate)."""
+    net.eval()
+    preds = torch.cat([net(features[i:i + 1024].to(device)).cpu() for i in range(0, len(features), 1024)])
+    net.train()
+    return float((preds - targets).abs().mean() * 100)
+
+
+def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bool = True) -> dict[str, float]:
+    """Fit a DecisionNet on cached scores; writes the run folder. Returns the final val error figures."""
+    if config.variant not in VARIANTS:
+        raise DvsnetError(f"unknown decision-network variant {config.variant!r}; valid: {', '.join(VARIANTS)}")
+    out = Path(config.out)
+    checkpoint = prepare_run(out, config, resume)
+    torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    device = pick_device(config.device)
+    x_train, y_train = dataset(config, "train", progress)
+    x_val, y_val = dataset(config, "val", progress)
+    channels, height, width = x_train.shape[1:]
+    net = DecisionNet(channels, (height, width)).to(device)
+    dims = (0, 2, 3)
+    net.feature_mean.copy_(x_train.mean(dims, keepdim=True))
+    net.feature_std.copy_(x_train.std(dims, keepdim=True).clamp_min(1e-3))
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler_gamma = 0.01 ** (1 / max(1, config.steps))  # exponential decay to 1% of lr
+    step, best = 0, float("inf")
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint)
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, best = state["step"], state["best"]
+    generator = torch.Generator().manual_seed(config.seed + step)
+    log = CsvLog(out / "log.csv", ["step", "time_s", "lr", "loss", "val_error_points"])
+    meta = {"arch": "decision", "variant": config.variant, "in_channels": str(channels),
+            "in_height": str(height), "in_width": str(width)}
+    baseline = float((y_val - y_train.mean()).abs().mean() * 100)  # predict the training mean everywhere
+    start, running = time.time(), []
+    bar = tqdm(total=config.steps, initial=step, desc=f"train dn {config.variant}", disable=not progress)
+    while step < config.steps:
+        lr = config.lr * scheduler_gamma ** step
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        idx = torch.randint(len(x_train), (config.batch,), generator=generator)
+        pred = net(x_train[idx].to(device))
+        loss = F.mse_loss(pred, y_train[idx].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        running.append(loss.item())
+        bar.update(1)
+        if step % config.val_every == 0 or step == config.steps:
+            err = error_points(net, x_val, y_val, device)
+            log.write(step=step, time_s=time.time() - start, lr=lr, loss=float(np.mean(running)), val_error_points=err)
+            bar.set_postfix(val_err=f"{err:.2f}")
+            running = []
+            best = err  # the latest weights are kept (no selection on the reported val set)
+            save_weights(net, out / "model.safetensors", {**meta, "val_error_points": f"{err:.3f}"})
+            save_checkpoint(out / "checkpoint.pt", model=net.state_dict(), optimizer=optimizer.state_dict(),
+                            step=step, best=best)
+    bar.close()
+    return {"steps": step, "val_error_points": best, "mean_baseline_points": baseline,
+            "train_samples": len(x_train), "val_samples": len(x_val)}

@@ -1,0 +1,54 @@
+"""Confidence-score generation matches what the pipeline computes at inference, and is cached once."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+import dvsnet
+from dvsnet.errors import DvsnetError
+from dvsnet.train.confidence import ScoreConfig, cache_path, list_snippets, load_or_generate_scores
+
+
+def test_targets_equal_the_pipeline_oracle_scores(tiny_tree, tiny_fast):
+    """Key frame 0, offsets 1..K: the cached Eq. (1) targets are the scores the engine's oracle computes
+    when it warps every frame from frame 0 (oracle:0 always warps)."""
+    config = ScoreConfig(data=str(tiny_tree), split="val", segmenter=str(tiny_fast), max_offset=9,
+                         keys_per_snippet=1)
+    scores = load_or_generate_scores(tiny_tree / "cache", config, progress=False)
+    assert (scores["key"] == 0).all()
+    pipe = dvsnet.DVSNet(segmenter=str(tiny_fast), flow="dis", policy="oracle:0", grid=(2, 2))
+    frames = list_snippets(tiny_tree, "val")[0]
+    expected = []
+    for path in frames:
+        out = pipe.step(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
+        expected.extend(out.scores if out.index > 0 else [])
+    assert scores["target-dis"].shape == (9 * 4,)
+    np.testing.assert_allclose(scores["target-dis"], np.asarray(expected, np.float32), atol=1e-6)
+    assert np.array_equal(scores["offset"], np.repeat(np.arange(1, 10), 4))
+    assert np.array_equal(scores["region"], np.tile(np.arange(4), 9))
+    # the moving car makes some regions disagree: targets are informative, not all 1
+    assert scores["target-dis"].min() < 1.0
+    assert scores["features-dis"].shape == (36, 7, 16, 16)
+
+
+def test_scores_are_cached_once_and_reused(tiny_tree, tiny_fast):
+    config = ScoreConfig(data=str(tiny_tree), split="train", segmenter=str(tiny_fast), max_offset=4,
+                         keys_per_snippet=2, grids=((2, 2), (1, 2)))
+    path = cache_path(tiny_tree / "cache", config)
+    first = load_or_generate_scores(tiny_tree / "cache", config, progress=False)
+    assert path.is_file()
+    stamp = path.stat().st_mtime_ns
+    second = load_or_generate_scores(tiny_tree / "cache", config, progress=False)
+    assert path.stat().st_mtime_ns == stamp
+    # 2 snippets x 2 keys x 4 offsets x (4 + 2 regions)
+    assert len(first["target-dis"]) == 2 * 2 * 4 * 6
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key])
+    assert cache_path(tiny_tree / "cache", ScoreConfig(**{**config.__dict__, "max_offset": 5})) != path
+
+
+def test_snippets_too_short_for_max_offset_fail_clearly(tiny_tree, tiny_fast):
+    config = ScoreConfig(data=str(tiny_tree), split="val", segmenter=str(tiny_fast), max_offset=20)
+    with pytest.raises(DvsnetError, match="max_offset 20 needs at least 21"):
+        load_or_generate_scores(tiny_tree / "cache", config, progress=False)
