@@ -1,0 +1,118 @@
+"""`dvsnet evaluate DATA`: mIoU and fps of one configuration with the paper's protocol (dvsnet.evaluate)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dvsnet.cli.options import add_pipeline_options, non_negative_int, positive_int, require
+
+EPILOG = """examples:
+  dvsnet evaluate data/synth                                   # dn:0.92, fast + DIS, 2x2 regions
+  dvsnet evaluate data/synth --policy always --grid 1x1        # the per-frame baseline
+  dvsnet evaluate data/synth --policy fixed:5 --max-snippets 10 --all-frames
+  dvsnet evaluate /data/cityscapes --split val --segmenter accurate --policy dn:0.83
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="accuracy (mIoU) and speed (fps) of a configuration on a Cityscapes-layout split",
+        description="Evaluate with the paper's protocol (DESIGN.md §5): per snippet, frame 0 is the key "
+                    "frame, frames 0..19 run in order, frame 19 is scored against its labels. fps counts "
+                    "pipeline time only (frames are decoded before timing; warm-up excluded). Writes a "
+                    "JSON result (mIoU, per-class IoU, fps, path shares, workload saved, config, versions, "
+                    "machine) and prints a summary.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("data", metavar="DATA",
+                        help="root of a Cityscapes-layout tree (leftImg8bit_sequence/ and gtFine/), e.g. "
+                             "data/synth or a real Cityscapes folder")
+    parser.add_argument("--split", default="val", help="split folder to evaluate (default: val)")
+    add_pipeline_options(parser)
+    parser.add_argument("--all-frames", action="store_true",
+                        help="score every frame 0..19 instead of frame 19 only (needs labels on every "
+                             "frame, as the synthetic set has)")
+    parser.add_argument("--max-snippets", type=positive_int, default=None, metavar="N",
+                        help="evaluate the first N snippets only (default: all)")
+    parser.add_argument("--warmup-frames", type=non_negative_int, default=5, metavar="N",
+                        help="frames run once before timing and then discarded (default: 5)")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="torch CPU threads (default: torch's choice, recorded in the result)")
+    parser.add_argument("--output", default="results", metavar="DIR",
+                        help="folder for the JSON result; a new file is created, none is overwritten "
+                             "(default: results)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
+
+
+def write_json_new(folder: Path, stem: str, payload: dict) -> Path:
+    """Write `payload` to folder/stem.json, or stem-2.json, ... : never replaces an existing file.
+
+    Written to a temp file in the same folder first, then linked to the first free name (atomic, and a
+    name taken meanwhile by someone else is not overwritten).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2)
+            f.write("\n")
+        for n in range(1, 10_000):
+            target = folder / (f"{stem}.json" if n == 1 else f"{stem}-{n}.json")
+            try:
+                os.link(tmp, target)
+                return target
+            except FileExistsError:
+                continue
+        raise OSError(f"no free file name for {stem} in {folder}")
+    finally:
+        os.unlink(tmp)
+
+
+def format_summary(result: dict) -> str:
+    """A few lines: the headline figures of an evaluate() result."""
+    c = result["config"]
+    miou = result["miou"]
+    lines = [
+        f"{c['segmenter']} + {c['flow']}, policy {c['policy']}, grid {c['grid']}, overlap {c['overlap']} px, "
+        f"{result['snippets']} snippets at {c['frame_size']}",
+        f"mIoU {100 * miou:.2f}%" if miou is not None else "mIoU n/a (no class present)",
+        f"fps {result['fps']:.2f} ({result['ms_per_frame']:.1f} ms/frame, pipeline time only, "
+        f"{result['machine']['torch_threads']} torch threads)",
+        f"regions: {100 * result['paths']['seg']:.1f}% seg, {100 * result['paths']['warp']:.1f}% warp; "
+        f"workload saved {100 * result['workload_saved']:.1f}%",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from dvsnet.evaluate import evaluate
+
+    require(Path(args.data).is_dir(), f"data folder {args.data} does not exist")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = evaluate(
+        args.data, args.split, segmenter=args.segmenter, flow=args.flow, policy=args.policy,
+        grid=args.grid, overlap=args.overlap, all_frames=args.all_frames, max_snippets=args.max_snippets,
+        warmup_frames=args.warmup_frames, stitch=args.stitch, progress=not args.no_progress,
+    )
+    c = result["config"]
+    stem = _slug(f"evaluate-{Path(c['segmenter']).stem}-{c['flow']}-{c['policy']}-{c['grid']}")
+    try:
+        path = write_json_new(Path(args.output), stem, result)
+    except OSError as exc:
+        require(False, f"cannot write the result into {args.output}: {exc.strerror or exc}")
+    print(format_summary(result))
+    print(f"result: {path}")
+    return 0

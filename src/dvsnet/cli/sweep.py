@@ -1,0 +1,153 @@
+"""`dvsnet sweep DATA`: the paper's experiments (dvsnet.sweep) to a resumable CSV plus PNG plots."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from dvsnet.cli.options import non_negative_int, parse_grid, positive_int, require
+
+EPILOG = """examples:
+  dvsnet sweep data/synth --max-snippets 10                       # every experiment, 10 val snippets
+  dvsnet sweep data/synth --experiments eb --output results/policies
+  dvsnet sweep data/synth --segmenters fast --flows dis --thresholds 0.8,0.9,0.95
+  dvsnet sweep data/synth --plots-only                            # redraw the PNGs from sweep.csv
+
+Run it again with the same options to resume: rows already in sweep.csv are not redone.
+"""
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected numbers >= 0, got {text!r}")
+    return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _grids(text: str) -> tuple[tuple[int, int], ...]:
+    return tuple(parse_grid(x) for x in text.split(",") if x.strip())
+
+
+def add_parser(subparsers: Any) -> None:
+    from dvsnet.sweep import SweepConfig
+
+    d = SweepConfig()
+    parser = subparsers.add_parser(
+        "sweep", help="the paper's experiments: threshold curves, policies, division, overlap, baselines",
+        description="Run the experiment grid of paper §4 on a Cityscapes-layout split with the evaluation "
+                    "protocol of `dvsnet evaluate`: (a) mIoU vs fps over DN thresholds per segmenter x "
+                    "flow (Fig. 8), (b) dn vs fixed vs diff vs flow vs oracle policies (Fig. 9), (c) "
+                    "division schemes (Table 3), (d) overlap depth (Fig. 10), (e) per-frame baselines "
+                    "(Table 1). One CSV row per configuration, written as each finishes; plots as PNG.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("data", metavar="DATA", help="root of a Cityscapes-layout tree, e.g. data/synth")
+    parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    parser.add_argument("--output", default="results/sweep", metavar="DIR",
+                        help="folder for sweep.csv, rows/*.json and the PNGs (default: results/sweep)")
+    parser.add_argument("--experiments", default=d.experiments, metavar="LETTERS",
+                        help=f"which experiments to run, any of a b c d e (default: {d.experiments})")
+    parser.add_argument("--max-snippets", type=positive_int, default=None, metavar="N",
+                        help="evaluate the first N snippets of the split (default: all)")
+    parser.add_argument("--segmenters", type=_names, default=d.segmenters, metavar="LIST",
+                        help="segmenters, names or weights files; the first one is used by b, c, d "
+                             f"(default: {','.join(d.segmenters)})")
+    parser.add_argument("--flows", type=_names, default=d.flows, metavar="LIST",
+                        help=f"flow estimators; the first one is used by b, c, d (default: {','.join(d.flows)})")
+    parser.add_argument("--thresholds", type=_floats, default=d.thresholds, metavar="LIST",
+                        help="DN thresholds of the dn curves (default: %s)" % ",".join(f"{t:g}" for t in d.thresholds))
+    parser.add_argument("--fixed", type=_ints, default=d.fixed, metavar="LIST",
+                        help="key-frame intervals of the fixed (DFF) curve (default: %s)"
+                             % ",".join(map(str, d.fixed)))
+    parser.add_argument("--diff", type=_floats, default=d.diff, metavar="LIST",
+                        help="grey-level limits of the diff curve, 0..255 (default: %s)"
+                             % ",".join(f"{v:g}" for v in d.diff))
+    parser.add_argument("--flow-limits", type=_floats, default=d.flow_limits, metavar="LIST",
+                        help="mean flow magnitude limits in px of the flow curve (default: %s)"
+                             % ",".join(f"{v:g}" for v in d.flow_limits))
+    parser.add_argument("--oracle", type=_floats, default=d.oracle, metavar="LIST",
+                        help="thresholds of the oracle curve (default: %s)" % ",".join(f"{v:g}" for v in d.oracle))
+    parser.add_argument("--grids", type=_grids, default=d.grids, metavar="LIST",
+                        help="division schemes of experiment c (default: %s)"
+                             % ",".join(f"{r}x{c}" for r, c in d.grids))
+    parser.add_argument("--overlaps", type=_ints, default=d.overlaps, metavar="LIST",
+                        help="overlap depths in px of experiment d (default: %s)" % ",".join(map(str, d.overlaps)))
+    parser.add_argument("--threshold", type=float, default=d.threshold, metavar="T",
+                        help=f"DN threshold of experiments c and d (default: {d.threshold:g})")
+    parser.add_argument("--warmup-frames", type=non_negative_int, default=5, metavar="N",
+                        help="frames run before each timing and discarded (default: 5)")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="torch CPU threads (default: torch's choice, recorded per row)")
+    parser.add_argument("--plots-only", action="store_true",
+                        help="do not evaluate anything: redraw the PNGs from an existing sweep.csv")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def draw_plots(rows: list[dict], folder: Path, *, default_overlap: int | None, segmenter: str, flow: str,
+               threshold: float) -> list[Path]:
+    """Every figure the rows allow, as PNGs in `folder`; returns the paths written."""
+    from dvsnet import plots
+
+    policy = f"dn:{threshold:g}"
+    written = [
+        plots.plot_tradeoff(rows, folder / "fig8_tradeoff.png", default_overlap=default_overlap),
+        plots.plot_policies(rows, folder / "fig9_policies.png", segmenter=segmenter, flow=flow,
+                            default_overlap=default_overlap),
+        plots.plot_division(rows, folder / "table3_division.png", segmenter=segmenter, flow=flow, policy=policy,
+                            default_overlap=default_overlap),
+        plots.plot_overlap(rows, folder / "fig10_overlap.png", segmenter=segmenter, flow=flow, policy=policy),
+    ]
+    return [p for p in written if p is not None]
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from dvsnet.regions import default_overlap
+    from dvsnet.sweep import CSV_NAME, SweepConfig, read_rows, run_sweep
+
+    output = Path(args.output)
+    from dvsnet.sweep import EXPERIMENTS
+
+    unknown = sorted(set(args.experiments) - set(EXPERIMENTS))
+    require(not unknown, f"unknown experiment(s) {''.join(unknown)}; valid: {EXPERIMENTS}")
+    require(0.0 <= args.threshold <= 1.0, f"--threshold must be in [0, 1], got {args.threshold:g}")
+    require(all(0.0 <= t <= 1.0 for t in args.thresholds + args.oracle),
+            "--thresholds and --oracle values must be in [0, 1]")
+    require(all(n >= 1 for n in args.fixed), "--fixed intervals must be >= 1 frame")
+    config = SweepConfig(
+        segmenters=args.segmenters, flows=args.flows, thresholds=args.thresholds, fixed=args.fixed,
+        diff=args.diff, flow_limits=args.flow_limits, oracle=args.oracle, grids=args.grids,
+        overlaps=args.overlaps, threshold=args.threshold, experiments=args.experiments,
+    )
+    if args.plots_only:
+        require((output / CSV_NAME).exists(), f"no {CSV_NAME} in {output} to draw from")
+    else:
+        require(Path(args.data).is_dir(), f"data folder {args.data} does not exist")
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        run_sweep(args.data, output, split=args.split, config=config, max_snippets=args.max_snippets,
+                  warmup_frames=args.warmup_frames, progress=not args.no_progress)
+    rows = read_rows(output / CSV_NAME)
+    width = None
+    if rows and rows[0].get("frame_size"):
+        width = int(str(rows[0]["frame_size"]).split("x")[1])
+    written = draw_plots(rows, output, default_overlap=default_overlap(width) if width else None,
+                         segmenter=config.segmenters[0], flow=config.flows[0], threshold=config.threshold)
+    print(f"sweep: {len(rows)} rows in {output / CSV_NAME}; plots: {', '.join(p.name for p in written) or 'none'}")
+    return 0

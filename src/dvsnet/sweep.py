@@ -1,0 +1,315 @@
+"""The paper's experiment grid (§4.2–4.6) as one resumable list of evaluation rows.
+
+Experiments (letters as in issue #5):
+    a  mIoU vs fps over DN thresholds for every segmenter × flow estimator (paper Fig. 8)
+    b  key-frame policies on (first segmenter, first flow): dn vs fixed (DFF) vs diff vs flow vs oracle (Fig. 9)
+    c  division schemes 1×1, 1×2, 2×2, 3×3, 4×4 at one threshold: warp/seg ratio and mIoU (Table 3)
+    d  overlap depth vs mIoU at one threshold on the 2×2 grid (Fig. 10)
+    e  per-frame baselines (policy `always`, one region) of every segmenter (Table 1, top)
+Each configuration is one row, evaluated once even when several experiments use it (the 2×2 dn rows
+serve a, b, c and d). Rows run in a fixed priority order (e, b's dn curve, fixed, flow, diff, oracle,
+c, d, then the rest of a) and are appended to `sweep.csv` as they finish, the file being rewritten
+atomically each time, so an interrupted sweep resumes where it stopped without redoing rows.
+
+Speed on a shared machine: besides its own fps, every row records `ref_fps`, the per-frame baseline of
+the same segmenter (policy always, 1×1) timed on the first snippet right before the row, and
+`speedup` = fps / ref_fps; so a row's speed-up compares two timings taken under the same load.
+Overlap in the row key is the effective value in pixels (the default is resolved from the frame width).
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from dvsnet.errors import DvsnetError
+
+EXPERIMENTS = "abcde"
+DEFAULT_GRID = (2, 2)
+CSV_NAME = "sweep.csv"
+
+FIELDS = (
+    "key", "segmenter", "flow", "policy", "policy_kind", "policy_value", "grid", "overlap",
+    "miou", "pixel_accuracy", "fps", "ms_per_frame", "ref_fps", "speedup",
+    "seg_share", "warp_share", "workload_saved", "warp_seg_ratio",
+    "flow_ms", "decision_ms", "segmentation_ms", "warp_ms", "stitch_ms",
+    "snippets", "frames", "frame_size", "data", "load_1m", "torch_threads", "finished_utc",
+)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What the sweep varies. Thresholds in [0, 1]; diff in grey levels 0..255; flow limits in px."""
+
+    segmenters: tuple[str, ...] = ("fast", "accurate")
+    flows: tuple[str, ...] = ("dis", "flownet")
+    thresholds: tuple[float, ...] = (0.70, 0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98)
+    fixed: tuple[int, ...] = (2, 3, 5, 8, 12, 20)
+    diff: tuple[float, ...] = (3.0, 5.0, 8.0, 12.0, 20.0)
+    flow_limits: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    oracle: tuple[float, ...] = (0.80, 0.88, 0.92, 0.96)
+    grids: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (2, 2), (3, 3), (4, 4))
+    overlaps: tuple[int, ...] = (0, 4, 8, 16, 24, 32)
+    threshold: float = 0.92  # the one DN threshold of experiments c and d
+    experiments: str = EXPERIMENTS
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One configuration to evaluate; `overlap` is in pixels (already resolved from the default)."""
+
+    segmenter: str
+    flow: str
+    policy: str
+    grid: tuple[int, int]
+    overlap: int
+    experiments: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.segmenter}|{self.flow}|{self.policy}|{self.grid[0]}x{self.grid[1]}|{self.overlap}"
+
+
+def _policy(kind: str, value: float) -> str:
+    return f"{kind}:{value:g}"
+
+
+def plan_rows(config: SweepConfig, default_overlap: int) -> list[RowSpec]:
+    """The configurations of the requested experiments, unique, in priority order (see module doc)."""
+    unknown = set(config.experiments) - set(EXPERIMENTS)
+    if unknown:
+        raise DvsnetError(f"unknown experiment(s) {''.join(sorted(unknown))}; valid: {EXPERIMENTS}")
+    if not config.segmenters or not config.flows:
+        raise DvsnetError("the sweep needs at least one segmenter and one flow estimator")
+    seg0, flow0 = config.segmenters[0], config.flows[0]
+    wanted: list[tuple[str, RowSpec]] = []
+
+    def add(exp: str, seg: str, flow: str, policy: str, grid=DEFAULT_GRID, overlap=default_overlap):
+        overlap = 0 if tuple(grid) == (1, 1) else int(overlap)  # one region has no inner edge to grow
+        wanted.append((exp, RowSpec(seg, flow, policy, tuple(grid), overlap)))
+
+    exps = config.experiments
+    if "e" in exps:
+        for seg in config.segmenters:
+            add("e", seg, "-", "always", (1, 1), 0)
+    for exp in "ab":
+        if exp in exps:
+            for t in config.thresholds:
+                add(exp, seg0, flow0, _policy("dn", t))
+    if "b" in exps:
+        add("b", seg0, "-", "always", (1, 1), 0)
+        for n in config.fixed:
+            add("b", seg0, flow0, f"fixed:{n}")
+        for f in config.flow_limits:
+            add("b", seg0, flow0, _policy("flow", f))
+        for d in config.diff:
+            add("b", seg0, flow0, _policy("diff", d))
+        for t in config.oracle:
+            add("b", seg0, flow0, _policy("oracle", t))
+    if "c" in exps:
+        for grid in config.grids:
+            add("c", seg0, flow0, _policy("dn", config.threshold), grid)
+    if "d" in exps:
+        for px in config.overlaps:
+            add("d", seg0, flow0, _policy("dn", config.threshold), DEFAULT_GRID, px)
+        add("d", seg0, flow0, _policy("dn", config.threshold), (1, 1), 0)  # Fig. 10's "no division" line
+    if "a" in exps:
+        for seg in config.segmenters:
+            add("e", seg, "-", "always", (1, 1), 0)
+            for flow in config.flows:
+                for t in config.thresholds:
+                    add("a", seg, flow, _policy("dn", t))
+    rows: dict[str, RowSpec] = {}
+    for exp, spec in wanted:
+        if spec.key in rows:
+            old = rows[spec.key]
+            if exp not in old.experiments:
+                rows[spec.key] = RowSpec(old.segmenter, old.flow, old.policy, old.grid, old.overlap,
+                                         old.experiments + (exp,))
+        else:
+            rows[spec.key] = RowSpec(spec.segmenter, spec.flow, spec.policy, spec.grid, spec.overlap, (exp,))
+    return list(rows.values())
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a sweep CSV, numbers parsed (float; empty cells -> None). Missing file -> []."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, newline="") as f:
+        for raw in csv.DictReader(f):
+            row: dict[str, Any] = {}
+            for name, value in raw.items():
+                if value in ("", None):
+                    row[name] = None
+                    continue
+                try:
+                    row[name] = float(value)
+                except ValueError:
+                    row[name] = value
+            rows.append(row)
+    return rows
+
+
+def write_rows(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Write all rows to `path` atomically (temp file in the same folder, then os.replace)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: ("" if row.get(k) is None else _cell(row.get(k))) for k in FIELDS})
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return str(value)
+
+
+def select(rows: list[dict[str, Any]], **criteria: Any) -> list[dict[str, Any]]:
+    """Rows whose fields equal every criterion (numbers compared as floats); policy_kind etc. welcome."""
+    out = []
+    for row in rows:
+        ok = True
+        for name, value in criteria.items():
+            have = row.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                ok = have is not None and float(have) == float(value)
+            else:
+                ok = have == value
+            if not ok:
+                break
+        if ok:
+            out.append(row)
+    return out
+
+
+def result_to_row(spec: RowSpec, result: dict[str, Any], ref_fps: float, *, data: str, frame_size: str,
+                  machine: dict[str, Any]) -> dict[str, Any]:
+    """Flatten a run_pipeline() result into one CSV row."""
+    kind, _, value = spec.policy.partition(":")
+    stage = result["stage_ms"]
+    return {
+        "key": spec.key, "segmenter": spec.segmenter, "flow": spec.flow, "policy": spec.policy,
+        "policy_kind": kind, "policy_value": float(value) if value else None,
+        "grid": f"{spec.grid[0]}x{spec.grid[1]}", "overlap": spec.overlap,
+        "miou": result["miou"], "pixel_accuracy": result["pixel_accuracy"], "fps": result["fps"],
+        "ms_per_frame": result["ms_per_frame"], "ref_fps": ref_fps, "speedup": result["fps"] / ref_fps,
+        "seg_share": result["paths"]["seg"], "warp_share": result["paths"]["warp"],
+        "workload_saved": result["workload_saved"], "warp_seg_ratio": result["warp_seg_ratio"],
+        **{f"{s}_ms": stage.get(s) for s in ("flow", "decision", "segmentation", "warp", "stitch")},
+        "snippets": result["snippets"], "frames": result["frames"], "frame_size": frame_size, "data": data,
+        "load_1m": machine["load_average_1m"], "torch_threads": machine["torch_threads"],
+        "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _slug(key: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in key)
+
+
+def run_sweep(
+    root: str | Path,
+    output: str | Path,
+    *,
+    split: str = "val",
+    config: SweepConfig = SweepConfig(),
+    max_snippets: int | None = None,
+    warmup_frames: int = 5,
+    ref_snippets: int = 1,
+    segmenter_loader: Callable[[str], Any] | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> Path:
+    """Evaluate every planned row not yet in output/sweep.csv; returns the CSV path.
+
+    segmenter_loader: name -> segmenter (default dvsnet.load_segmenter; tests pass their own). A row
+    whose segmenter, flow or policy cannot be built (e.g. no trained weights ship for it yet) is logged
+    and skipped, so a later run picks it up. Full results per row go to output/rows/<key>.json.
+    """
+    import dvsnet
+    from dvsnet.evaluate import describe_machine, load_snippets, run_pipeline
+    from dvsnet.regions import default_overlap
+
+    output = Path(output)
+    try:
+        (output / "rows").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DvsnetError(f"cannot create the sweep folder {output}: {exc.strerror or exc}") from None
+    csv_path = output / CSV_NAME
+    snippets = load_snippets(root, split, max_snippets=max_snippets)
+    height, width = snippets[0].frames[0].shape[:2]
+    frame_size = f"{height}x{width}"
+    done = read_rows(csv_path)
+    for row in done:
+        if int(row["snippets"]) != len(snippets) or row["frame_size"] != frame_size or row["data"] != str(root):
+            raise DvsnetError(f"{csv_path} holds rows for {int(row['snippets'])} snippets of {row['data']} at "
+                              f"{row['frame_size']}, not {len(snippets)} of {root} at {frame_size}; resume with "
+                              f"the same data and --max-snippets, or use another --output")
+    done_keys = {row["key"] for row in done}
+    specs = plan_rows(config, default_overlap(width))
+    todo = [spec for spec in specs if spec.key not in done_keys]
+    log(f"sweep: {len(specs)} rows planned, {len(specs) - len(todo)} already in {csv_path}, "
+        f"{len(todo)} to run on {len(snippets)} snippets at {frame_size}")
+    _write_json(output / "config.json", asdict(config))
+
+    load = segmenter_loader or dvsnet.load_segmenter
+    segmenters: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for n, spec in enumerate(todo, 1):
+        try:
+            if spec.segmenter in failed:
+                raise DvsnetError(failed[spec.segmenter])
+            if spec.segmenter not in segmenters:
+                try:
+                    segmenters[spec.segmenter] = load(spec.segmenter)
+                except DvsnetError as exc:
+                    failed[spec.segmenter] = str(exc)
+                    raise
+            seg = segmenters[spec.segmenter]
+            reference = dvsnet.DVSNet(segmenter=seg, flow="dis", policy="always", grid=(1, 1), overlap=0)
+            ref = run_pipeline(snippets[:ref_snippets], reference, warmup_frames=warmup_frames)
+            pipe = dvsnet.DVSNet(segmenter=seg, flow="dis" if spec.flow == "-" else spec.flow,
+                                 policy=spec.policy, grid=spec.grid, overlap=spec.overlap)
+            result = run_pipeline(snippets, pipe, warmup_frames=warmup_frames, progress=progress)
+        except DvsnetError as exc:
+            log(f"sweep: [{n}/{len(todo)}] {spec.key}: skipped: {exc}")
+            continue
+        machine = describe_machine()
+        row = result_to_row(spec, result, ref["fps"], data=str(root), frame_size=frame_size, machine=machine)
+        full = {"key": spec.key, "experiments": list(spec.experiments), "ref_fps": ref["fps"], **result,
+                "machine": machine}
+        _write_json(output / "rows" / f"{_slug(spec.key)}.json", full)
+        done.append(row)
+        write_rows(csv_path, done)
+        miou = "n/a" if row["miou"] is None else f"{100 * row['miou']:.2f}%"
+        log(f"sweep: [{n}/{len(todo)}] {spec.key}: mIoU {miou}, {row['fps']:.2f} fps "
+            f"({row['speedup']:.2f}x per-frame), {100 * row['seg_share']:.1f}% regions segmented")
+    return csv_path
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
