@@ -34,11 +34,14 @@ class FlowEstimator(Protocol):
     def __call__(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 
 
+def grey(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, h, w) float RGB -> (B, 1, h, w) ITU-R 601 luma, same range."""
+    return 0.299 * images[:, 0:1] + 0.587 * images[:, 1:2] + 0.114 * images[:, 2:3]
+
+
 def to_grey_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, h, w) float RGB [0, 1] -> (B, h, w) uint8 grey (ITU-R 601 luma)."""
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype, device=images.device)
-    grey = torch.einsum("bchw,c->bhw", images, weights)
-    return (grey * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+    """(B, 3, h, w) float RGB [0, 1] -> (B, h, w) uint8 grey."""
+    return (grey(images)[:, 0] * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
 def motion_features(key: torch.Tensor, cur: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -48,17 +51,18 @@ def motion_features(key: torch.Tensor, cur: torch.Tensor, flow: torch.Tensor) ->
     Returns (B, 7, 16, 16), each channel average-pooled over the region:
     dx/8, dy/8, |flow|/8, |grey(cur) - grey(key)|, photometric residual |grey(cur) - W(grey(key))|,
     flow-gradient magnitude (motion boundaries, where occlusions live), and the residual max-pooled.
+    Computed at half resolution: the features are 16x16 summaries, and it halves the warp path's cost.
     """
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=key.dtype, device=key.device).view(1, 3, 1, 1)
-    grey_key = (key * weights).sum(1, keepdim=True)  # (B, 1, h, w)
-    grey_cur = (cur * weights).sum(1, keepdim=True)
+    grey_key = F.avg_pool2d(grey(key), 2)  # (B, 1, h/2, w/2)
+    grey_cur = F.avg_pool2d(grey(cur), 2)
+    flow = F.avg_pool2d(flow, 2) / 2  # in pixels of the half-resolution grid
     residual = (grey_cur - backward_warp(grey_key, flow)).abs()
     difference = (grey_cur - grey_key).abs()
-    magnitude = (flow * flow).sum(1, keepdim=True).sqrt()  # (B, 1, h, w); Tensor.norm(dim=1) is ~100x slower on CPU
+    magnitude = (flow * flow).sum(1, keepdim=True).sqrt()  # (B, 1, h, w); Tensor.norm(dim=1) is ~100x slower
     grad_x = (flow[..., :, 1:] - flow[..., :, :-1]).abs().sum(1, keepdim=True)
     grad_y = (flow[..., 1:, :] - flow[..., :-1, :]).abs().sum(1, keepdim=True)
     gradient = F.pad(grad_x, (0, 1, 0, 0)) + F.pad(grad_y, (0, 0, 0, 1))
-    dense = torch.cat([flow / 8, magnitude / 8, difference, residual, gradient], dim=1)  # (B, 6, h, w)
+    dense = torch.cat([flow / 4, magnitude / 4, difference, residual, gradient], dim=1)  # (B, 6, h/2, w/2)
     pooled = F.adaptive_avg_pool2d(dense, MOTION_FEATURE_SIZE)
     peak = F.adaptive_max_pool2d(residual, MOTION_FEATURE_SIZE)
     return torch.cat([pooled, peak], dim=1)
