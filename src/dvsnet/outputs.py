@@ -4,7 +4,8 @@ A run folder `<root>/<prefix>-NNNN` (e.g. runs/segment-0003) is claimed with `os
 the name exists, so two runs (even two processes at once) never share or overwrite a folder. Inside:
 
     overlay.mp4             colour labels blended over each frame, the region grid with each region's
-                            path (seg red, warp green) and score, running fps, a note on restarts
+                            path (seg red, warp green) and score, running fps (end to end, mean of the
+                            last 30 frames), a note on restarts
     labels/<base>_pred_trainIds.png      per-frame train ids (uint8, 255 = ignore)       --write labels
     label_ids/<base>_pred_labelIds.png   Cityscapes label ids, Cityscapes naming          --write label-ids
     color/<base>_pred_color.png          Cityscapes colours (RGB)                         --write color
@@ -31,7 +32,8 @@ import csv
 import json
 import os
 import re
-import tempfile
+import secrets
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,6 +54,8 @@ LABEL_KINDS: dict[str, tuple[str, str]] = {
     "color": ("color", "_pred_color.png"),
 }
 OUTPUTS: tuple[str, ...] = ("overlay", *LABEL_KINDS, "csv")
+
+FPS_WINDOW = 30  # frames averaged for the running fps drawn on the overlay
 
 CSV_COLUMNS: tuple[str, ...] = (
     "frame", "name", "region", "row", "col", "path", "score", "key_age", "restarted",
@@ -92,8 +96,10 @@ def create_run_folder(root: str | os.PathLike, prefix: str) -> Path:
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` via a temporary file in the same folder and os.replace."""
     path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # os.open with 0o666 (not mkstemp's 0o600) so the file gets the user's usual permissions
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
         raise DvsnetError(f"cannot write {path}: {_describe(exc)}") from None
     try:
@@ -146,7 +152,7 @@ def label_image(labels: np.ndarray, kind: str) -> np.ndarray:
 
 def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, color: tuple[int, int, int]) -> None:
     """Text with a dark outline, readable on any colour."""
-    thickness = max(1, round(scale * 2))
+    thickness = 1 if scale < 0.8 else 2
     cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
     cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
 
@@ -163,7 +169,7 @@ def draw_overlay(frame: np.ndarray, labels: np.ndarray, regions: Sequence, paths
     """
     width = labels.shape[1]
     image = cv2.addWeighted(frame, 1.0 - alpha, colorize(labels), alpha, 0.0)
-    scale = max(0.3, min(1.0, width / 1600))
+    scale = max(0.35, min(1.2, width / 1100))
     line = max(1, round(width / 400))
     for i, (region, path) in enumerate(zip(regions, paths)):
         color = PATH_COLORS.get(path, (255, 255, 255))
@@ -220,6 +226,12 @@ class VideoOutput:
             image = cv2.copyMakeBorder(image, 0, self._size[0] - h, 0, self._size[1] - w, cv2.BORDER_REPLICATE)
         self._writer.write(np.ascontiguousarray(image[:, :, ::-1]))
         self.frames += 1
+
+    def abort(self) -> None:
+        """Stop writing but keep the `.partial` name: for a file that must not look complete."""
+        self.closed = True
+        if self._writer is not None:
+            self._writer.release()
 
     def close(self) -> Path | None:
         """Finish the file; returns the final path, or None when no frame was written."""
@@ -286,6 +298,7 @@ class RunRecorder:
             if kind in self.writes:
                 (self.run_dir / LABEL_KINDS[kind][0]).mkdir(exist_ok=True)
         self.frames = 0
+        self._recent = deque(maxlen=FPS_WINDOW)  # wall seconds of the latest frames, for the running fps
         self.pipeline_seconds = 0.0
         self.wall_seconds = 0.0
         self.stage_seconds: dict[str, float] = {}
@@ -304,6 +317,7 @@ class RunRecorder:
         self.frames += 1
         self.pipeline_seconds += result.timings["total"]
         self.wall_seconds += wall_seconds
+        self._recent.append(wall_seconds)
         for stage, seconds in result.timings.items():
             self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
         self.regions_seg += result.paths.count("seg")
@@ -320,7 +334,8 @@ class RunRecorder:
             folder = self.run_dir / LABEL_KINDS[kind][0]
             write_png_atomic(folder / label_file_name(name, kind), label_image(result.labels, kind))
         if self.video is not None:
-            fps = self.frames / self.wall_seconds if self.wall_seconds > 0 else None
+            recent = sum(self._recent)
+            fps = len(self._recent) / recent if recent > 0 else None
             note = f"restart {width}x{height}" if result.restarted and result.index > 0 else None
             self.video.write(draw_overlay(frame, result.labels, result.regions, result.paths, result.scores,
                                           fps=fps, note=note))

@@ -119,7 +119,8 @@ def segment_frames(frames: Iterator[Frame], pipe: dvsnet.DVSNet, run_dir: Path, 
     raised again (naming the run folder) for the CLI to report.
     """
     recorder = RunRecorder(run_dir, writes, fps=fps)
-    bar = tqdm(total=total, unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True,
+    # disable=None: a bar only when stderr is a terminal, so logs and pipes get no carriage-return noise
+    bar = tqdm(total=total, unit="frame", disable=None if progress else True, file=sys.stderr, dynamic_ncols=True,
                desc=run_dir.name)
     previous = None
     if os.name == "posix" and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
