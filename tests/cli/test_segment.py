@@ -146,6 +146,16 @@ def test_stride_max_frames_resize(tmp_path, weights):
     assert summary["config"]["frame_size"] == [32, 64]
 
 
+def test_threshold_sets_the_policy_threshold(tmp_path, weights):
+    video = write_video(tmp_path / "clip.mp4", moving_frames(5))
+    out = tmp_path / "runs"
+    # oracle:T warps a region when its true confidence score >= T; T = 0 accepts every warp
+    assert segment(video, "--segmenter", weights, "--policy", "oracle:0.9", "--threshold", "0", "--output", out) == 0
+    summary = json.loads((out / "segment-0001" / "summary.json").read_text())
+    assert summary["config"]["policy"] == "oracle:0"
+    assert (summary["regions_seg"], summary["regions_warp"]) == (4, 16)
+
+
 def test_gray_rgba_and_odd_sized_frames_work(tmp_path, weights):
     folder = tmp_path / "frames"
     rgb = moving_frames(3, 37, 51)
@@ -272,6 +282,8 @@ def test_corrupt_frame_mid_folder_stops_with_partial_run(tmp_path, weights, capf
     (["--policy", "dn:1.5"], "threshold must be in [0, 1]"),
     (["--policy", "oracle:-0.1"], "threshold must be in [0, 1]"),
     (["--policy", "magic:3"], "unknown policy"),
+    (["--policy", "dn:0.9", "--threshold", "1.2"], "threshold must be in [0, 1]"),
+    (["--policy", "fixed:3", "--threshold", "0.5"], "--threshold applies to the dn and oracle policies"),
     (["--flow", "raft"], "unknown flow estimator"),
     (["--segmenter", "huge"], "unknown segmenter"),
     (["--grid", "100x2"], "more cells than"),
@@ -279,7 +291,7 @@ def test_corrupt_frame_mid_folder_stops_with_partial_run(tmp_path, weights, capf
 def test_bad_options_one_line_and_nothing_written(tmp_path, weights, capfd, args, match):
     video = write_video(tmp_path / "clip.mp4", moving_frames(3))
     out = tmp_path / "runs"
-    argv = ["--segmenter", str(weights), "--policy", "fixed:2", *args]
+    argv = ["--segmenter", str(weights), *(["--policy", "fixed:2"] if "--policy" not in args else []), *args]
     assert segment(video, *argv, "--output", out) == 2
     _, stderr = capfd.readouterr()
     assert_one_line_error(stderr, match)
@@ -313,8 +325,10 @@ def test_output_folder_that_cannot_be_written(tmp_path, weights, capfd, make_out
     assert (tmp_path / "a_file").read_text() == "mine"
 
 
-def test_sigint_mid_run_leaves_valid_outputs(tmp_path, weights):
-    """A real Ctrl-C (SIGINT) to a real process: finished frames are kept, closed and marked incomplete."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_mid_run_leaves_valid_outputs(tmp_path, weights, signum):
+    """A real Ctrl-C (SIGINT) or kill (SIGTERM) to a real process: finished frames are kept and closed,
+    summary.json marks the run incomplete."""
     video = write_video(tmp_path / "long.avi", moving_frames(400), "MJPG")
     out = tmp_path / "runs"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
@@ -327,7 +341,7 @@ def test_sigint_mid_run_leaves_valid_outputs(tmp_path, weights):
     deadline = time.time() + 60
     while time.time() < deadline and not (partial.exists() and partial.read_text().count("\n") > 4 * 3):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from dvsnet.cli.options import add_pipeline_options, non_negative_int, parse_size, positive_int
 from dvsnet.cli.segment import (
     add_io_options,
+    add_threshold_option,
     build_pipeline,
     output_fps,
     print_summary,
@@ -27,7 +28,7 @@ from dvsnet.regions import default_overlap, region_grid
 EPILOG = """\
 examples:
   dvsnet demo                                  60 frames at 256x512, policy dn:0.92, into runs/demo-NNNN
-  dvsnet demo --policy dn:0.8 --grid 2x4       lower threshold: more regions warped, faster
+  dvsnet demo --threshold 0.8 --grid 2x4       lower threshold: more regions warped, faster
   dvsnet demo --frames 120 --seed 7 --write color
 """
 
@@ -47,6 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     group.add_argument("--seed", type=non_negative_int, default=0,
                        help="scene seed: the same seed renders the same street (default: 0)")
     add_pipeline_options(parser)
+    add_threshold_option(parser)
     add_io_options(parser)
     parser.set_defaults(run=run, source=None)
     return parser
