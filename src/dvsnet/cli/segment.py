@@ -109,7 +109,7 @@ def add_io_options(parser: argparse.ArgumentParser) -> None:
                        help="which outputs to write, repeatable: overlay (video), labels (train-id PNGs), "
                             "label-ids (Cityscapes label-id PNGs, Cityscapes naming), color (colour PNGs), "
                             "csv (frames.csv); summary.json is always written (default: overlay and csv)")
-    group.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on stderr)")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on stderr when it is a terminal)")
     group.add_argument("--threads", type=positive_int, default=None, metavar="N",
                        help="CPU threads for torch (default: torch's choice, usually the core count)")
 
@@ -210,7 +210,8 @@ def print_summary(summary: dict, run_dir: Path, what: str) -> None:
         return "n/a" if value is None else f"{value:.1f}"
 
     saved = summary["workload_saved"]
-    print(f"{what} {summary['frames']} frames: {fps(summary['fps_pipeline'])} fps pipeline, "
+    print(f"{what} {summary['frames']} frames: {fps(summary['fps_pipeline'])} fps pipeline "
+          f"({fps(summary['fps_pipeline_warm'])} after the first frame), "
           f"{fps(summary['fps_end_to_end'])} fps end to end, "
           f"{'n/a' if saved is None else f'{saved:.0%}'} of region segmentations saved -> {run_dir}")
 
