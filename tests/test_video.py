@@ -1,6 +1,7 @@
 """read_frames / read_named_frames / probe on tiny videos and image folders written by the tests."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -61,6 +62,8 @@ def test_stride_max_frames_and_names(tmp_path):
     info = probe(video)
     assert (info.kind, info.frames, info.fps, info.height, info.width) == ("video", 10, 10.0, H, W)
     assert expected_frames(info, stride=3) == 4 and expected_frames(info, stride=3, max_frames=2) == 2
+    unknown = dataclasses.replace(info, frames=None)  # a stream whose header has no frame count
+    assert expected_frames(unknown) is None and expected_frames(unknown, max_frames=7) == 7
 
 
 @pytest.mark.parametrize("ext,fourcc", [(".mkv", "mp4v"), (".webm", "VP80")])

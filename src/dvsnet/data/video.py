@@ -63,13 +63,13 @@ class SourceInfo:
     """What a source holds, read without decoding it all.
 
     kind: "video" or "images". frames: frames in the source (header count for videos; may be an
-    estimate for some containers), before stride/max_frames. fps: the video's frame rate, None for
+    estimate for some containers; None when the header has none), before stride/max_frames. fps: the video's frame rate, None for
     images. height, width: size of the first frame in pixels, before any resize.
     """
 
     kind: str
     path: str
-    frames: int
+    frames: int | None
     fps: float | None
     height: int
     width: int
@@ -236,15 +236,17 @@ def probe(source: str | os.PathLike) -> SourceInfo:
             fps = float(capture.get(cv2.CAP_PROP_FPS))
         finally:
             capture.release()
-        return SourceInfo("video", source, max(count, 1), fps if fps > 0 else None,
+        return SourceInfo("video", source, count if count > 0 else None, fps if fps > 0 else None,
                           first.shape[0], first.shape[1])
     files = [Path(source)] if kind == "image" else _image_files(source)
     first = _read_image(files[0])
     return SourceInfo("images", source, len(files), None, first.shape[0], first.shape[1])
 
 
-def expected_frames(info: SourceInfo, *, stride: int = 1, max_frames: int | None = None) -> int:
-    """How many frames read_frames yields for this source (from the header count for videos)."""
+def expected_frames(info: SourceInfo, *, stride: int = 1, max_frames: int | None = None) -> int | None:
+    """How many frames read_frames yields for this source (from the header count for videos; None if unknown)."""
+    if info.frames is None:
+        return max_frames
     count = math.ceil(info.frames / stride)
     return count if max_frames is None else min(count, max_frames)
 
