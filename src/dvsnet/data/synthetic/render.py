@@ -28,7 +28,7 @@ import numpy as np
 
 from dvsnet.data.labels import TRAIN_ID
 from dvsnet.data.synthetic import scene as sc
-from dvsnet.data.synthetic.textures import TILE, SPRITE, TRANSPARENT, noise_tile
+from dvsnet.data.synthetic.textures import SPRITE, TILE, TRANSPARENT, noise_tile
 
 NEAR = 0.05        # m; nearer hits are ignored (the camera is never inside an object)
 SKY_DEPTH = 1e5    # m; sky is treated as a point this far along the ray when computing its flow
