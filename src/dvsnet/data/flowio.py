@@ -5,7 +5,8 @@ Flow arrays are (H, W, 2) float32 (dx, dy) in pixels. Formats:
   little-endian, row-major, dx and dy interleaved. No validity mask.
 - KITTI flow PNG: 16-bit, 3 channels R, G, B = dx * 64 + 2**15, dy * 64 + 2**15, valid (0/1).
   Range +-512 px at 1/64 px steps; compact (the synthetic dataset's default), and its valid
-  channel carries the occlusion mask (valid = not occluded).
+  channel carries the occlusion mask (valid = not occluded). The synthetic writer stores the exact
+  vector at occluded pixels too (where the surface point went, though hidden there).
 Writers go to a temporary file in the target folder and rename it (os.replace): a file is either
 complete or absent.
 """
@@ -82,8 +83,6 @@ def encode_kitti_flow(flow: np.ndarray, valid: np.ndarray | None = None) -> np.n
     out = np.empty((h, w, 3), np.uint16)
     out[..., :2] = np.clip(np.rint(flow * KITTI_SCALE) + KITTI_ZERO, 0, 2**16 - 1)
     out[..., 2] = 1 if valid is None else valid
-    if valid is not None:
-        out[..., :2][~valid] = KITTI_ZERO  # invalid vectors carry no value (compresses better)
     return out
 
 
