@@ -74,7 +74,7 @@ def test_weights_with_missing_tensors_fail(tmp_path):
 
 
 def test_load_segmenter_passes_callables_through_and_rejects_bad_specs(tmp_path):
-    fn = lambda x: x  # noqa: E731
+    fn = lambda x: x
     assert load_segmenter(fn) is fn
     with pytest.raises(DvsnetError, match="not found"):
         load_segmenter(str(tmp_path / "nope.safetensors"))

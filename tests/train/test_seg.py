@@ -5,7 +5,6 @@ import csv
 import json
 
 import numpy as np
-import pytest
 
 from dvsnet.cli import main
 from dvsnet.models import load_segmenter

@@ -44,6 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="use every n-th labelled training frame (default: 2)")
     seg.add_argument("--val-every", type=positive_int, default=500, help="validate every N steps (default: 500)")
     seg.add_argument("--val-frames", type=positive_int, default=40, help="val frames scored (default: 40)")
+    seg.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+                     help="autocast dtype of forward passes; weights stay fp32 (default: bf16)")
     seg.set_defaults(run=run_seg)
 
     flow = which.add_parser("flow", help="the FlowNetS flow network (multi-scale EPE on ground-truth flow)")
@@ -85,7 +87,7 @@ def run_seg(args: argparse.Namespace) -> int:
     config = SegTrainConfig(
         data=args.data, out=args.out, arch=args.arch, steps=args.steps, batch=args.batch, crop=tuple(args.crop),
         lr=args.lr, frame_stride=args.frame_stride, val_every=args.val_every, val_frames=args.val_frames,
-        seed=args.seed, device=args.device, threads=args.threads)
+        seed=args.seed, device=args.device, threads=args.threads, precision=args.precision)
     result = train_segmenter(config, resume=args.resume, progress=not args.no_progress)
     print(f"{args.arch}: val mIoU {100 * result['val_miou']:.2f}% after {result['steps']} steps; "
           f"weights {args.out}/model.safetensors")

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from dvsnet.errors import DvsnetError
 from dvsnet.models.decision import DecisionNet
@@ -90,6 +89,17 @@ def load_decision_net(variant: str, device: str | torch.device = "cpu", path: st
 
 
 __all__ = [
-    "DN_VARIANTS", "DecisionNet", "FlowNetS", "SEGMENTERS", "SegNet", "build_accurate", "build_fast",
-    "build_flownet", "build_segmenter", "load_decision_net", "load_flownet", "load_segmenter", "save_weights",
+    "DN_VARIANTS",
+    "SEGMENTERS",
+    "DecisionNet",
+    "FlowNetS",
+    "SegNet",
+    "build_accurate",
+    "build_fast",
+    "build_flownet",
+    "build_segmenter",
+    "load_decision_net",
+    "load_flownet",
+    "load_segmenter",
+    "save_weights",
 ]

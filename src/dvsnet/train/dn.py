@@ -20,8 +20,14 @@ from tqdm import tqdm
 from dvsnet.errors import DvsnetError
 from dvsnet.models.decision import DecisionNet
 from dvsnet.models.weights import save_weights
-from dvsnet.train.common import (CsvLog, load_checkpoint, pick_device, prepare_run, save_checkpoint,
-                                 seed_everything)
+from dvsnet.train.common import (
+    CsvLog,
+    load_checkpoint,
+    pick_device,
+    prepare_run,
+    save_checkpoint,
+    seed_everything,
+)
 from dvsnet.train.confidence import FLOWNET_VARIANTS, ScoreConfig, load_or_generate_scores
 
 VARIANTS = ("dis",) + FLOWNET_VARIANTS

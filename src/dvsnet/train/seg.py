@@ -2,10 +2,10 @@
 
 Data: `{root}/leftImg8bit_sequence/{split}/{city}/{city}_{seq}_{frame}_leftImg8bit.png` with labels in
 `{root}/gtFine/{split}/{city}/{city}_{seq}_{frame}_gtFine_labelIds.png` (label ids, mapped to train
-ids; `_labelTrainIds.png` is used instead when present). Only frames that have labels are used.
+ids; `_trainIds.png` / `_labelTrainIds.png` are used instead when present). Only frames that have labels are used.
 Training: random crops (`crop` h x w) with horizontal flips and mild brightness/contrast jitter,
 cross-entropy on logits upsampled bilinearly to the crop (255 ignored), AdamW with linear warm-up then
-cosine decay. Validation: per-frame mIoU on the first `val_frames` labelled val frames at full size.
+cosine decay, forward passes under bf16 autocast by default (weights and optimiser stay fp32). Validation: per-frame mIoU on the first `val_frames` labelled val frames at full size.
 """
 from __future__ import annotations
 
@@ -25,8 +25,14 @@ from dvsnet.errors import DvsnetError
 from dvsnet.metrics import confusion_matrix, mean_iou
 from dvsnet.models.segnets import SEGMENTERS
 from dvsnet.models.weights import save_weights
-from dvsnet.train.common import (CsvLog, load_checkpoint, pick_device, prepare_run, save_checkpoint,
-                                 seed_everything)
+from dvsnet.train.common import (
+    CsvLog,
+    load_checkpoint,
+    pick_device,
+    prepare_run,
+    save_checkpoint,
+    seed_everything,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +53,7 @@ class SegTrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 2
+    precision: str = "bf16"     # autocast dtype for forward passes: bf16 (~1.7x faster on AVX512-BF16 CPUs) or fp32
 
 
 def list_labelled_frames(root: str | Path, split: str) -> list[tuple[Path, Path]]:
@@ -59,7 +66,7 @@ def list_labelled_frames(root: str | Path, split: str) -> list[tuple[Path, Path]
     for image in sorted(image_dir.glob("*/*_leftImg8bit.png")):
         stem = image.name[: -len("_leftImg8bit.png")]
         label_dir = root / "gtFine" / split / image.parent.name
-        for suffix in ("_gtFine_labelTrainIds.png", "_gtFine_labelIds.png"):
+        for suffix in ("_gtFine_trainIds.png", "_gtFine_labelTrainIds.png", "_gtFine_labelIds.png"):
             label = label_dir / f"{stem}{suffix}"
             if label.is_file():
                 pairs.append((image, label))
@@ -82,7 +89,7 @@ def read_label(path: Path) -> np.ndarray:
     label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if label is None:
         raise DvsnetError(f"cannot read label {path}")
-    return label if path.name.endswith("labelTrainIds.png") else LABEL_TO_TRAIN[label]
+    return label if path.name.endswith("rainIds.png") else LABEL_TO_TRAIN[label]
 
 
 def load_pairs(pairs: list[tuple[Path, Path]]) -> tuple[np.ndarray, np.ndarray]:
@@ -149,6 +156,8 @@ def lr_at(step: int, config: SegTrainConfig) -> float:
 
 def train_segmenter(config: SegTrainConfig, resume: bool = False, progress: bool = True) -> dict[str, float]:
     """Train `config.arch`; writes the run folder (see dvsnet.train.common). Returns final figures."""
+    if config.precision not in ("bf16", "fp32"):
+        raise DvsnetError(f"unknown precision {config.precision!r}; valid: bf16, fp32")
     if config.arch not in SEGMENTERS:
         raise DvsnetError(f"unknown segmenter {config.arch!r}; valid: {', '.join(SEGMENTERS)}")
     out = Path(config.out)
@@ -186,8 +195,9 @@ def train_segmenter(config: SegTrainConfig, resume: bool = False, progress: bool
             group["lr"] = lr_at(step, config)
         x, y = sample_batch(images, labels, config.batch, config.crop, rng)
         x, y = x.to(device), y.to(device)
-        logits = model(x)  # (B,K,h/8,w/8)
-        logits = F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            logits = model(x)  # (B,K,h/8,w/8)
+        logits = F.interpolate(logits.float(), size=x.shape[2:], mode="bilinear", align_corners=False)
         loss = F.cross_entropy(logits, y, ignore_index=IGNORE)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
