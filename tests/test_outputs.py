@@ -197,6 +197,18 @@ def test_recorder_stopped_early_keeps_finished_frames(tmp_path):
     assert not any(".partial" in name for name in os.listdir(tmp_path))
 
 
+def test_recorder_numbers_repeated_frame_names_instead_of_overwriting(tmp_path):
+    recorder = RunRecorder(tmp_path, ["labels"])
+    for i in range(2):
+        recorder.record("same_name", np.zeros((32, 64, 3), np.uint8), make_result(i, ["seg"] * 4), 0.01)
+    recorder.close(complete=True)
+    names = sorted(os.listdir(tmp_path / "labels"))
+    assert names == ["same_name_000001_pred_trainIds.png", "same_name_pred_trainIds.png"]
+    second = cv2.imread(str(tmp_path / "labels" / names[0]), cv2.IMREAD_UNCHANGED)
+    assert second[5, 5] == 1  # the second frame's labels (index 1), the first file untouched
+    assert cv2.imread(str(tmp_path / "labels" / names[1]), cv2.IMREAD_UNCHANGED)[5, 5] == 0
+
+
 def test_recorder_rejects_unknown_output(tmp_path):
     with pytest.raises(DvsnetError, match="unknown output 'png'"):
         RunRecorder(tmp_path, ["png"])

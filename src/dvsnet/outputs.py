@@ -306,7 +306,6 @@ class RunRecorder:
         self.regions_seg = 0
         self.regions_warp = 0
         self.restarts: list[dict[str, object]] = []
-        self._names: set[str] = set()
 
     def record(self, name: str, frame: np.ndarray, result, wall_seconds: float) -> None:
         """Write one frame's outputs.
@@ -329,10 +328,12 @@ class RunRecorder:
         if result.restarted:
             self.restarts.append({"frame": result.index, "name": name, "height": height, "width": width})
         label_kinds = [kind for kind in LABEL_KINDS if kind in self.writes]
-        if label_kinds:
-            if name in self._names:  # e.g. two folders in one glob holding the same file name
-                name = f"{name}_{self.frames - 1:06d}"
-            self._names.add(name)
+        # The run folder starts empty, so an existing file means a repeated frame name (two folders of
+        # one glob holding the same file name): number it rather than overwrite. No set of names kept,
+        # so memory stays flat over long videos.
+        if label_kinds and (self.run_dir / LABEL_KINDS[label_kinds[0]][0]
+                            / label_file_name(name, label_kinds[0])).exists():
+            name = f"{name}_{self.frames - 1:06d}"
         for kind in label_kinds:
             folder = self.run_dir / LABEL_KINDS[kind][0]
             write_png_atomic(folder / label_file_name(name, kind), label_image(result.labels, kind))
