@@ -1,0 +1,116 @@
+"""`dvsnet sweep` on a tiny generated tree: rows, resume without redoing, plots; plus the row plan."""
+import csv
+
+import pytest
+import torch
+
+from dvsnet.cli import main
+from dvsnet.sweep import SweepConfig, plan_rows, read_rows
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    from dvsnet.data.synthetic import write_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    write_dataset(root, "val", sequences=1, frames=30, size=(64, 128), seed=5, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    from dvsnet.models import build_segmenter
+    from dvsnet.models.weights import save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "fast-random.safetensors"
+    return save_weights(build_segmenter("fast").eval(), path, {"arch": "fast", "num_classes": "19"})
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_plan_has_each_configuration_once_in_priority_order():
+    config = SweepConfig(segmenters=("fast", "accurate"), flows=("dis", "flownet"), thresholds=(0.9, 0.92),
+                         fixed=(5,), diff=(8.0,), flow_limits=(2.0,), oracle=(0.9,), grids=((1, 1), (2, 2)),
+                         overlaps=(0, 16), threshold=0.92)
+    rows = plan_rows(config, default_overlap=16)
+    keys = [r.key for r in rows]
+    assert len(keys) == len(set(keys))
+    assert keys[:2] == ["fast|-|always|1x1|0", "accurate|-|always|1x1|0"]  # e first: the baselines
+    assert keys[2:4] == ["fast|dis|dn:0.9|2x2|16", "fast|dis|dn:0.92|2x2|16"]
+    shared = next(r for r in rows if r.key == "fast|dis|dn:0.92|2x2|16")
+    assert set(shared.experiments) == set("abcd")  # the default 2x2 dn row serves four experiments
+    # one region has no inner edge: its overlap is 0 whatever was asked
+    assert "fast|dis|dn:0.92|1x1|0" in keys and not any(k.endswith("1x1|16") for k in keys)
+    # 2 baselines + 2x2x2 dn + fixed, flow, diff, oracle + 1x1 dn (c, d) + overlap 0 (d)
+    assert len(rows) == 2 + 8 + 4 + 1 + 1
+    assert keys[-1] == "accurate|flownet|dn:0.92|2x2|16"  # a's other configurations come last
+
+
+def _sweep(capsys, tree, weights, out, *extra):
+    code = main(["sweep", str(tree), "--output", str(out), "--segmenters", str(weights), "--flows", "dis",
+                 "--experiments", "eb", "--thresholds=", "--fixed", "2,20", "--diff", "4", "--flow-limits", "1",
+                 "--oracle", "0.9", "--warmup-frames", "1", "--threads", "1", "--no-progress", *extra])
+    out_text, err = capsys.readouterr()
+    return code, out_text, err
+
+
+def test_sweep_writes_rows_resumes_and_plots(tree, weights, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    code, text, err = _sweep(capsys, tree, weights, out)
+    assert code == 0, err
+    rows = read_rows(out / "sweep.csv")
+    assert [r["policy"] for r in rows] == ["always", "fixed:2", "fixed:20", "flow:1", "diff:4", "oracle:0.9"]
+    by_policy = {r["policy"]: r for r in rows}
+    assert by_policy["always"]["seg_share"] == 1.0 and by_policy["always"]["grid"] == "1x1"
+    assert by_policy["fixed:2"]["seg_share"] == pytest.approx(0.5)   # frames 0, 2, ..., 18
+    assert by_policy["fixed:20"]["seg_share"] == pytest.approx(0.05)  # frame 0 only
+    for row in rows:
+        assert row["frames"] == 20 and row["snippets"] == 1 and row["frame_size"] == "64x128"
+        assert row["fps"] > 0 and row["ref_fps"] > 0
+        assert row["speedup"] == pytest.approx(row["fps"] / row["ref_fps"], rel=1e-4)
+        assert 0 <= row["miou"] <= 1
+        assert (out / "rows").is_dir()
+    assert len(list((out / "rows").glob("*.json"))) == 6
+    assert (out / "fig9_policies.png").stat().st_size > 1000
+    assert "6 rows" in text
+
+    # an interrupted sweep: drop the last two rows, run again -> only those two are evaluated
+    with open(out / "sweep.csv", newline="") as f:
+        lines = list(csv.reader(f))
+    with open(out / "sweep.csv", "w", newline="") as f:
+        csv.writer(f).writerows(lines[:-2])
+    before = {r["key"]: r["finished_utc"] for r in read_rows(out / "sweep.csv")}
+    code, text, err = _sweep(capsys, tree, weights, out)
+    assert code == 0, err
+    assert "4 already in" in err and "2 to run" in err
+    after = read_rows(out / "sweep.csv")
+    assert len(after) == 6
+    assert all(before[r["key"]] == r["finished_utc"] for r in after if r["key"] in before)
+
+    # rows made on another subset are refused instead of mixed: mark them as from 3 snippets
+    with open(out / "sweep.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    for row in table:
+        row["snippets"] = "3"
+    with open(out / "sweep.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    code, text, err = _sweep(capsys, tree, weights, out)
+    assert code == 2 and "holds rows for 3 snippets" in err and "Traceback" not in err
+    assert main(["sweep", str(tree), "--output", str(out), "--plots-only"]) == 0  # drawing needs no data
+
+
+def test_sweep_user_errors(tree, tmp_path, capsys):
+    assert main(["sweep", str(tmp_path / "missing"), "--output", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["sweep", str(tree), "--experiments", "xz", "--output", str(tmp_path / "o")]) == 2
+    assert "unknown experiment" in capsys.readouterr().err
+    assert main(["sweep", str(tree), "--plots-only", "--output", str(tmp_path / "empty")]) == 2
+    assert "no sweep.csv" in capsys.readouterr().err
