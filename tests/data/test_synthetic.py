@@ -161,3 +161,20 @@ def test_synth_command_writes_a_tree_and_reports_user_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "already has files" in err and "Traceback" not in err and err.count("\n") == 1
     assert main(["synth", str(out), "--default-benchmark", "--seed", "1"]) == 2
+
+
+def test_same_seed_gives_byte_identical_trees_whatever_the_worker_count(tmp_path):
+    one = write_dataset(tmp_path / "a", "train", sequences=2, frames=2, size=(32, 64), seed=5, progress=False)
+    two = write_dataset(tmp_path / "b", "train", sequences=2, frames=2, size=(32, 64), seed=5, progress=False,
+                        workers=2)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len(files) == 2 * 2 * 6 + 2 + 1  # per frame: image, 2 labels, 2 flows, depth; cameras; manifest
+    for rel in files:
+        if rel.name != "manifest_train.json":
+            assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    timing = ("generation_seconds", "workers")
+    assert {k: v for k, v in one.items() if k not in timing} == {k: v for k, v in two.items() if k not in timing}
+    other = write_dataset(tmp_path / "c", "train", sequences=1, frames=1, size=(32, 64), seed=6, progress=False)
+    assert other["sequence_params"][0]["seed"] != one["sequence_params"][0]["seed"]
+    image = "leftImg8bit_sequence/train/synth/synth_000000_000000_leftImg8bit.png"
+    assert (tmp_path / "c" / image).read_bytes() != (tmp_path / "a" / image).read_bytes()
