@@ -1,3 +1,5 @@
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -131,3 +133,21 @@ def test_unreadable_label_file(tmp_path):
     path.write_bytes(b"not a png")
     with pytest.raises(DvsnetError, match="cannot read label map"):
         load_labels(path)
+
+
+def test_middlebury_flow_tree_reads_with_its_occlusion_masks(tmp_path):
+    from dvsnet.data.synthetic import render_sequence
+
+    write_dataset(tmp_path, "train", sequences=1, frames=30, size=(H, W), seed=2, progress=False, flow_format="flo")
+    ds = CityscapesSequences(tmp_path, "train", with_flow=True)
+    assert ds[0].flow_forward_paths[3].suffix == ".flo"
+    flow, valid = ds.load_flow(0, 3, "forward")
+    frame = list(render_sequence(_seed_of(tmp_path), 30, (H, W)))[3]
+    np.testing.assert_array_equal(flow, frame.flow_forward)
+    np.testing.assert_array_equal(valid, ~frame.occlusion_forward)
+    with pytest.raises(DvsnetError, match="forward or backward"):
+        ds.load_flow(0, 3, "sideways")
+
+
+def _seed_of(root):
+    return json.loads((root / "manifest_train.json").read_text())["sequence_params"][0]["seed"]
