@@ -101,7 +101,6 @@ class Renderer:
         self.sun_rgb = look.sun_rgb.astype(np.float32)
         self.haze = look.haze_rgb.astype(np.float32)
         self.offsets = np.concatenate([scene.offsets, np.zeros((2, scene.offsets.shape[1], 3), np.float32)])
-        self.moving = np.abs(scene.offsets).reshape(n, -1).max(axis=1) > 0 if n else np.zeros(0, bool)
 
     # ---------------------------------------------------------------- geometry
     def geometry(self, ti: int) -> _Geometry:
