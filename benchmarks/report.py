@@ -26,6 +26,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))  # run from a checkout without installing
 
 from dvsnet.cli.sweep import draw_plots  # noqa: E402
+from dvsnet.evaluate import set_threads  # noqa: E402
 from dvsnet.regions import default_overlap  # noqa: E402
 from dvsnet.sweep import DEFAULT_GRID, SweepConfig, read_rows, run_sweep, select  # noqa: E402
 
@@ -304,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segmenters", default="fast,accurate")
     parser.add_argument("--flows", default="dis,flownet")
     parser.add_argument("--experiments", default="abcde")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch and OpenCV threads for the sweep (default: 1, steadier on a shared machine)")
     parser.add_argument("--no-run", action="store_true", help="only read the existing sweep.csv")
     parser.add_argument("--report", default=str(HERE / "REPORT.md"), help="report file (default: benchmarks/REPORT.md)")
     parser.add_argument("--plots", default=str(HERE / "report"), help="PNG folder (default: benchmarks/report)")
@@ -312,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                          experiments=args.experiments)
     sweep_dir = Path(args.sweep)
     if not args.no_run:
+        set_threads(args.threads)
         run_sweep(args.data, sweep_dir, config=config, max_snippets=args.max_snippets)
     rows = read_rows(sweep_dir / "sweep.csv")
     if not rows:

@@ -118,8 +118,18 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def set_threads(threads: int) -> None:
+    """Use `threads` CPU threads in torch and in OpenCV (DIS flow), for this whole process."""
+    import cv2
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+
+
 def describe_machine() -> dict[str, Any]:
-    """CPU model, cores usable by this process, torch threads, load average: the conditions of a timing."""
+    """CPU model, cores usable by this process, torch/OpenCV threads, load average: a timing's conditions."""
+    import cv2
+
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -129,6 +139,7 @@ def describe_machine() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "usable_cores": usable,
         "torch_threads": torch.get_num_threads(),
+        "opencv_threads": cv2.getNumThreads(),
         "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),
         "device": "cpu",

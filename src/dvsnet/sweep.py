@@ -12,7 +12,8 @@ c, d, then the rest of a) and are appended to `sweep.csv` as they finish, the fi
 atomically each time, so an interrupted sweep resumes where it stopped without redoing rows.
 
 Speed on a shared machine: besides its own fps, every row records `ref_fps`, the per-frame baseline of
-the same segmenter (policy always, 1×1) timed on the first snippet right before the row, and
+the same segmenter (policy always, 1×1) timed on the first `ref_frames` frames of the first snippet
+right before the row, and
 `speedup` = fps / ref_fps; so a row's speed-up compares two timings taken under the same load.
 Overlap in the row key is the effective value in pixels (the default is resolved from the frame width).
 """
@@ -51,8 +52,10 @@ class SweepConfig:
     flows: tuple[str, ...] = ("dis", "flownet")
     thresholds: tuple[float, ...] = (0.70, 0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98)
     fixed: tuple[int, ...] = (2, 3, 5, 8, 12, 20)
-    diff: tuple[float, ...] = (3.0, 5.0, 8.0, 12.0, 20.0)
-    flow_limits: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    # diff and flow ranges cover the 10th..90th percentiles of a region's grey difference (5..74) and
+    # mean flow (2..39 px) to its key frame 1..19 frames back on the synthetic set at 256x512
+    diff: tuple[float, ...] = (8.0, 12.0, 16.0, 24.0, 32.0, 48.0)
+    flow_limits: tuple[float, ...] = (2.0, 4.0, 8.0, 12.0, 16.0, 24.0)
     oracle: tuple[float, ...] = (0.80, 0.88, 0.92, 0.96)
     grids: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (2, 2), (3, 3), (4, 4))
     overlaps: tuple[int, ...] = (0, 4, 8, 16, 24, 32)
@@ -235,7 +238,7 @@ def run_sweep(
     config: SweepConfig = SweepConfig(),
     max_snippets: int | None = None,
     warmup_frames: int = 5,
-    ref_snippets: int = 1,
+    ref_frames: int = 10,
     segmenter_loader: Callable[[str], Any] | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
@@ -247,7 +250,7 @@ def run_sweep(
     and skipped, so a later run picks it up. Full results per row go to output/rows/<key>.json.
     """
     import dvsnet
-    from dvsnet.evaluate import describe_machine, load_snippets, run_pipeline
+    from dvsnet.evaluate import Snippet, describe_machine, load_snippets, run_pipeline
     from dvsnet.regions import default_overlap
 
     output = Path(output)
@@ -266,6 +269,8 @@ def run_sweep(
                               f"{row['frame_size']}, not {len(snippets)} of {root} at {frame_size}; resume with "
                               f"the same data and --max-snippets, or use another --output")
     done_keys = {row["key"] for row in done}
+    # the reference timing: per-frame segmentation of the first frames of the first snippet (unscored)
+    ref_clip = [Snippet("reference", snippets[0].frames[:ref_frames], {})]
     specs = plan_rows(config, default_overlap(width))
     todo = [spec for spec in specs if spec.key not in done_keys]
     log(f"sweep: {len(specs)} rows planned, {len(specs) - len(todo)} already in {csv_path}, "
@@ -287,7 +292,7 @@ def run_sweep(
                     raise
             seg = segmenters[spec.segmenter]
             reference = dvsnet.DVSNet(segmenter=seg, flow="dis", policy="always", grid=(1, 1), overlap=0)
-            ref = run_pipeline(snippets[:ref_snippets], reference, warmup_frames=warmup_frames)
+            ref = run_pipeline(ref_clip, reference, warmup_frames=warmup_frames)
             pipe = dvsnet.DVSNet(segmenter=seg, flow="dis" if spec.flow == "-" else spec.flow,
                                  policy=spec.policy, grid=spec.grid, overlap=spec.overlap)
             result = run_pipeline(snippets, pipe, warmup_frames=warmup_frames, progress=progress)

@@ -30,9 +30,12 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _restore_threads():
-    threads = torch.get_num_threads()
+    import cv2
+
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     yield
     torch.set_num_threads(threads)
+    cv2.setNumThreads(cv_threads)
 
 
 def _run(capsys, *argv):

@@ -29,9 +29,12 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _restore_threads():
-    threads = torch.get_num_threads()
+    import cv2
+
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     yield
     torch.set_num_threads(threads)
+    cv2.setNumThreads(cv_threads)
 
 
 def test_plan_has_each_configuration_once_in_priority_order():

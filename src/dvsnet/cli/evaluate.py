@@ -42,7 +42,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--warmup-frames", type=non_negative_int, default=5, metavar="N",
                         help="frames run once before timing and then discarded (default: 5)")
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                        help="torch CPU threads (default: torch's choice, recorded in the result)")
+                        help="CPU threads for torch and OpenCV (default: their own choice; recorded in the result). "
+                             "On a machine shared with other jobs, 1 gives steadier timings")
     parser.add_argument("--output", default="results", metavar="DIR",
                         help="folder for the JSON result; a new file is created, none is overwritten "
                              "(default: results)")
@@ -95,13 +96,11 @@ def format_summary(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from dvsnet.evaluate import evaluate
+    from dvsnet.evaluate import evaluate, set_threads
 
     require(Path(args.data).is_dir(), f"data folder {args.data} does not exist")
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     result = evaluate(
         args.data, args.split, segmenter=args.segmenter, flow=args.flow, policy=args.policy,
         grid=args.grid, overlap=args.overlap, all_frames=args.all_frames, max_snippets=args.max_snippets,

@@ -91,7 +91,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--warmup-frames", type=non_negative_int, default=5, metavar="N",
                         help="frames run before each timing and discarded (default: 5)")
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                        help="torch CPU threads (default: torch's choice, recorded per row)")
+                        help="CPU threads for torch and OpenCV (default: their own choice; recorded per row). "
+                             "On a machine shared with other jobs, 1 gives steadier timings")
     parser.add_argument("--plots-only", action="store_true",
                         help="do not evaluate anything: redraw the PNGs from an existing sweep.csv")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -116,8 +117,7 @@ def draw_plots(rows: list[dict], folder: Path, *, default_overlap: int | None, s
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
+    from dvsnet.evaluate import set_threads
     from dvsnet.regions import default_overlap
     from dvsnet.sweep import CSV_NAME, SweepConfig, read_rows, run_sweep
 
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         require(Path(args.data).is_dir(), f"data folder {args.data} does not exist")
         if args.threads:
-            torch.set_num_threads(args.threads)
+            set_threads(args.threads)
         run_sweep(args.data, output, split=args.split, config=config, max_snippets=args.max_snippets,
                   warmup_frames=args.warmup_frames, progress=not args.no_progress)
     rows = read_rows(output / CSV_NAME)
