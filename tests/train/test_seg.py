@@ -5,6 +5,7 @@ import csv
 import json
 
 import numpy as np
+import torch
 
 from dvsnet.cli import main
 from dvsnet.models import load_segmenter
@@ -46,3 +47,24 @@ def test_train_seg_missing_data_is_one_line_error(tmp_path, capsys):
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "no train images" in err and err.count("\n") == 1
+
+
+def test_ship_writes_fp16_weights_and_config_that_load(tiny_fast, tmp_path):
+    run = tiny_fast.parent
+    assert main(["train", "ship", str(run), "--name", "fast", "--weights-dir", str(tmp_path)]) == 0
+    shipped = tmp_path / "fast.safetensors"
+    from safetensors.torch import load_file
+
+    assert all(v.dtype in (torch.float16, torch.int64) for v in load_file(str(shipped)).values())
+    info = json.loads((tmp_path / "fast.json").read_text())
+    assert info["metadata"]["arch"] == "fast" and info["config"]["steps"] == 60
+    net = load_segmenter(str(shipped))
+    reference = load_segmenter(str(tiny_fast))
+    x = torch.rand(1, 3, 64, 128)
+    with torch.no_grad():
+        assert (net(x).argmax(1) == reference(x).argmax(1)).float().mean() > 0.98
+
+
+def test_ship_without_a_trained_run_is_one_line_error(tmp_path, capsys):
+    assert main(["train", "ship", str(tmp_path), "--name", "fast", "--weights-dir", str(tmp_path)]) == 2
+    assert "train first" in capsys.readouterr().err

@@ -10,6 +10,7 @@ EPILOG = """examples:
   dvsnet train seg --arch fast --out runs/seg-fast --resume          # continue after an interruption
   dvsnet train flow --data data/synth --out runs/flownet --steps 3000
   dvsnet train dn --variant dis --segmenter runs/seg-fast/model.safetensors --out runs/dn-dis
+  dvsnet train ship runs/seg-fast --name fast                        # fp16 copy into dvsnet/weights/
 """
 
 
@@ -80,6 +81,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     dn.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     dn.set_defaults(run=run_dn)
 
+    ship = which.add_parser("ship", help="copy a run's weights into the package as fp16 (what load_* find by name)")
+    ship.add_argument("run_dir", metavar="RUN", help="run folder holding model.safetensors and config.json")
+    ship.add_argument("--name", required=True,
+                      help="shipped name: fast, accurate, flownet, or dn-<variant> (e.g. dn-dis)")
+    ship.add_argument("--weights-dir", default=None, help="target folder (default: the package's weights/)")
+    ship.set_defaults(run=run_ship)
+
 
 def run_seg(args: argparse.Namespace) -> int:
     from dvsnet.train.seg import SegTrainConfig, train_segmenter
@@ -118,4 +126,12 @@ def run_dn(args: argparse.Namespace) -> int:
     result = train_decision_net(config, resume=args.resume, progress=not args.no_progress)
     print(f"dn {args.variant}: val error rate {result['val_error_points']:.2f} points "
           f"(mean |expected - true| confidence score); weights {args.out}/model.safetensors")
+    return 0
+
+
+def run_ship(args: argparse.Namespace) -> int:
+    from dvsnet.train.common import ship_weights
+
+    path = ship_weights(args.run_dir, args.name, args.weights_dir)
+    print(f"shipped {args.run_dir} as {path} (+ {path.with_suffix('.json').name})")
     return 0

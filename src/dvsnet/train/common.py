@@ -132,3 +132,36 @@ def pick_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise DvsnetError(f"unknown device {name!r}; choose auto, cpu or cuda")
     return torch.device(name)
+
+
+def ship_weights(run: str | Path, name: str, weights_dir: str | Path | None = None) -> Path:
+    """Copy a run's model.safetensors into the package as fp16 `<name>.safetensors` + `<name>.json`.
+
+    The JSON holds the run's resolved config, the weights' metadata (arch, step, validation figure) and
+    the run folder it came from. Returns the weights path.
+    """
+    from safetensors.torch import load_file, safe_open, save_file
+
+    from dvsnet.models.weights import SHIPPED_DIR
+
+    run = Path(run)
+    source = run / "model.safetensors"
+    if not source.is_file():
+        raise DvsnetError(f"{source} does not exist; train first")
+    target_dir = Path(weights_dir) if weights_dir is not None else SHIPPED_DIR
+    with safe_open(str(source), framework="pt") as f:
+        metadata = dict(f.metadata() or {})
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_file(str(source)).items()}
+    target = target_dir / f"{name}.safetensors"
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=target_dir)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={**metadata, "dtype": "float16"})
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else None
+    info = {"name": name, "metadata": metadata, "config": config, "run": str(run)}
+    write_atomic(target.with_suffix(".json"), (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
+    return target
