@@ -79,14 +79,14 @@ def main() -> None:
             row.update({f"epe_offset_{o}": float(np.mean(v)) for o, v in sorted(errors.items())})
             rows.append(row)
     zero = {f"epe_offset_{o}": float(np.mean([flow_epe(torch.zeros_like(t), t).item() for oo, _, _, t in pairs if oo == o]))
-            for o in sorted(set(p[0] for p in pairs))}
+            for o in sorted({p[0] for p in pairs})}
     rows.append({"estimator": "zero flow (reference)", "ms_per_pair": 0.0,
                  "epe_all": float(np.mean([flow_epe(torch.zeros_like(p[3]), p[3]).item() for p in pairs])), **zero})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"pairs": len(pairs), "size": list(pairs[0][2].shape[2:]), "threads": args.threads,
                                "rows": rows}, indent=2) + "\n")
-    offsets = sorted(set(p[0] for p in pairs))
+    offsets = sorted({p[0] for p in pairs})
     print(f"{'estimator':24s} {'ms/pair':>8s} {'EPE all':>8s} " + " ".join(f"{'EPE o=' + str(o):>9s}" for o in offsets))
     for r in rows:
         print(f"{r['estimator']:24s} {r['ms_per_pair']:8.1f} {r['epe_all']:8.2f} "
