@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import hashlib
 import json
 import os
 import sys
@@ -40,7 +41,7 @@ FIELDS = (
     "miou", "pixel_accuracy", "fps", "ms_per_frame", "ref_fps", "speedup",
     "seg_share", "warp_share", "workload_saved", "warp_seg_ratio",
     "flow_ms", "decision_ms", "segmentation_ms", "warp_ms", "stitch_ms",
-    "snippets", "frames", "frame_size", "data", "load_1m", "torch_threads", "finished_utc",
+    "snippets", "frames", "frame_size", "data", "weights_id", "load_1m", "torch_threads", "finished_utc",
 )
 
 
@@ -140,8 +141,12 @@ def plan_rows(config: SweepConfig, default_overlap: int) -> list[RowSpec]:
     return list(rows.values())
 
 
+TEXT_FIELDS = frozenset({"key", "segmenter", "flow", "policy", "policy_kind", "grid", "frame_size", "data",
+                         "weights_id", "finished_utc"})
+
+
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a sweep CSV, numbers parsed (float; empty cells -> None). Missing file -> []."""
+    """Rows of a sweep CSV, numeric columns parsed as float (empty cells -> None). Missing file -> []."""
     path = Path(path)
     if not path.exists():
         return []
@@ -152,6 +157,9 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
             for name, value in raw.items():
                 if value in ("", None):
                     row[name] = None
+                    continue
+                if name in TEXT_FIELDS:
+                    row[name] = value
                     continue
                 try:
                     row[name] = float(value)
@@ -226,6 +234,30 @@ def result_to_row(spec: RowSpec, result: dict[str, Any], ref_fps: float, *, data
     }
 
 
+def _file_id(path: Path) -> str:
+    if not path.is_file():
+        return "none"
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+
+
+def weights_id(segmenter: str, flow: str, policy: str) -> str:
+    """Short hashes of the weights files a row depends on (segmenter, flownet, decision network).
+
+    Rows measured with other weights (e.g. before a retrained `fast` shipped) are stale: the sweep moves
+    them aside and measures them again, so one CSV never mixes networks.
+    """
+    from dvsnet.models import SEGMENTERS
+    from dvsnet.models.weights import shipped_path
+
+    parts = [_file_id(shipped_path(segmenter) if segmenter in SEGMENTERS else Path(segmenter))]
+    if flow == "flownet":
+        parts.append(_file_id(shipped_path("flownet")))
+    if policy.startswith("dn:"):
+        variant = "dis" if flow.startswith("dis") else f"{flow}-conv6"
+        parts.append(_file_id(shipped_path(f"dn-{variant}")))
+    return "-".join(parts)
+
+
 def _slug(key: str) -> str:
     return "".join(c if c.isalnum() or c in ".-" else "_" for c in key)
 
@@ -268,6 +300,14 @@ def run_sweep(
             raise DvsnetError(f"{csv_path} holds rows for {int(row['snippets'])} snippets of {row['data']} at "
                               f"{row['frame_size']}, not {len(snippets)} of {root} at {frame_size}; resume with "
                               f"the same data and --max-snippets, or use another --output")
+    stale = [row for row in done if row.get("weights_id") != weights_id(row["segmenter"], row["flow"], row["policy"])]
+    if stale:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        write_rows(output / f"sweep-stale-{stamp}.csv", stale)
+        done = [row for row in done if row not in stale]
+        write_rows(csv_path, done)
+        log(f"sweep: {len(stale)} rows were measured with other weights; moved to sweep-stale-{stamp}.csv "
+            f"and measured again")
     done_keys = {row["key"] for row in done}
     # the reference timing: per-frame segmentation of the first frames of the first snippet (unscored)
     ref_clip = [Snippet("reference", snippets[0].frames[:ref_frames], {})]
@@ -301,6 +341,7 @@ def run_sweep(
             continue
         machine = describe_machine()
         row = result_to_row(spec, result, ref["fps"], data=str(root), frame_size=frame_size, machine=machine)
+        row["weights_id"] = weights_id(spec.segmenter, spec.flow, spec.policy)
         full = {"key": spec.key, "experiments": list(spec.experiments), "ref_fps": ref["fps"], **result,
                 "machine": machine}
         _write_json(output / "rows" / f"{_slug(spec.key)}.json", full)

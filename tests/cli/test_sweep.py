@@ -83,18 +83,25 @@ def test_sweep_writes_rows_resumes_and_plots(tree, weights, tmp_path, capsys):
     assert (out / "fig9_policies.png").stat().st_size > 1000
     assert "6 rows" in text
 
-    # an interrupted sweep: drop the last two rows, run again -> only those two are evaluated
+    # an interrupted sweep (last two rows missing), and a row measured with other weights (stale)
     with open(out / "sweep.csv", newline="") as f:
-        lines = list(csv.reader(f))
+        table = list(csv.DictReader(f))
+    table = table[:-2]
+    table[0]["weights_id"] = "0123456789"
     with open(out / "sweep.csv", "w", newline="") as f:
-        csv.writer(f).writerows(lines[:-2])
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
     before = {r["key"]: r["finished_utc"] for r in read_rows(out / "sweep.csv")}
     code, text, err = _sweep(capsys, tree, weights, out)
     assert code == 0, err
-    assert "4 already in" in err and "2 to run" in err
+    assert "3 already in" in err and "3 to run" in err and "1 rows were measured with other weights" in err
+    stale = list(out.glob("sweep-stale-*.csv"))
+    assert len(stale) == 1 and [r["weights_id"] for r in read_rows(stale[0])] == ["0123456789"]
     after = read_rows(out / "sweep.csv")
-    assert len(after) == 6
-    assert all(before[r["key"]] == r["finished_utc"] for r in after if r["key"] in before)
+    assert len(after) == 6 and len({r["weights_id"] for r in after}) == 1
+    kept = [r for r in after if r["key"] in before and r["key"] != table[0]["key"]]
+    assert len(kept) == 3 and all(before[r["key"]] == r["finished_utc"] for r in kept)
 
     # rows made on another subset are refused instead of mixed: mark them as from 3 snippets
     with open(out / "sweep.csv", newline="") as f:
