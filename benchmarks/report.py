@@ -117,14 +117,15 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
         "**Setup.** Data: `%s`, split val, first %d snippets (%d frames each evaluated, frame size %s), paper "
         "protocol (DESIGN.md §5): frame 0 key, frames 0..19 in order, frame 19 scored. fps = frames / time "
         "inside `DVSNet.step` (frames decoded beforehand; 5 warm-up frames excluded). Machine: %s, %s usable "
-        "cores, %s torch threads, CPU only, shared with other jobs (1-min load average during the rows: "
+        "cores, %s torch / %s OpenCV threads, CPU only, shared with other jobs (1-min load average during the rows: "
         "%s). Speed-up = a row's fps / `ref_fps`, the per-frame run of the same segmenter (policy `always`, "
-        "1x1) timed on the first snippet just before that row, so both timings see the same load. mIoU "
+        "1x1) timed on the first 10 frames of the first snippet just before that row, so both timings see "
+        "the same load. mIoU "
         "drops are against the per-frame baseline row. Default regions: %s grid, %d px overlap (64 px at "
         "2048 px width, scaled)."
         % (rows[0]["data"], int(rows[0]["snippets"]), int(rows[0]["frames"]) // int(rows[0]["snippets"]),
            rows[0]["frame_size"], machine.get("cpu", "?"), machine.get("usable_cores", "?"),
-           machine.get("torch_threads", "?"),
+           machine.get("torch_threads", "?"), machine.get("opencv_threads", "?"),
            f"{min(loads):.1f}–{max(loads):.1f}" if loads else "?", grid, ov),
         "",
         "**GPU.** No GPU was lent to this task, so the GPU fps at 512×1024 and 1024×2048 (issue #5 item 4) "
