@@ -90,6 +90,7 @@ class Renderer:
         self.pattern = np.concatenate([scene.pattern, np.zeros((2, 4), np.float32)])
         # (N+2, 11): colour rgb, texture amplitude, scale, u/v offsets, four pattern parameters
         self.params = np.concatenate([self.color, self.tex, self.pattern], axis=1).astype(np.float32)
+        self.params7 = np.ascontiguousarray(self.params[:, :7])
         self.tile_flat = self.tile.ravel()
         self.top = np.concatenate([scene.hi[:, 1], [0, 0]]).astype(np.float32)
         self.bottom = np.concatenate([scene.lo[:, 1], [0, 0]]).astype(np.float32)
@@ -101,6 +102,7 @@ class Renderer:
         self.sun_rgb = look.sun_rgb.astype(np.float32)
         self.haze = look.haze_rgb.astype(np.float32)
         self.offsets = np.concatenate([scene.offsets, np.zeros((2, scene.offsets.shape[1], 3), np.float32)])
+        self.moves = np.abs(self.offsets).max(axis=(1, 2)) > 0                     # (N+2,) ever moves
 
     # ---------------------------------------------------------------- geometry
     def geometry(self, ti: int) -> _Geometry:
@@ -117,15 +119,18 @@ class Renderer:
         if s.count:
             lo = s.lo + s.offsets[:, ti]
             hi = s.hi + s.offsets[:, ti]
-            boxes = self._pixel_boxes(lo, hi, rot, o)
+            boxes, nearest = self._pixel_boxes(lo, hi, rot, o)
             depth2d, ids2d, face2d = depth.reshape(self.h, self.w), ids.reshape(self.h, self.w), \
                 face.reshape(self.h, self.w)
             d2 = [a.reshape(self.h, self.w) for a in (dx, dy, dz)]
+            visible = np.flatnonzero(boxes[:, 0] >= 0)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 inv = [1.0 / a for a in d2]
-                for i in np.flatnonzero(boxes[:, 0] >= 0):
+                for i in visible[np.argsort(nearest[visible], kind="stable")]:  # near to far
                     r0, r1, c0, c1 = boxes[i]
                     win = (slice(r0, r1), slice(c0, c1))
+                    if nearest[i] * 0.999 > depth2d[win].max():
+                        continue  # hidden behind what is already drawn (margin: float rounding)
                     kind = s.kind[i]
                     if kind == sc.BOX:
                         t, f = self._hit_box(lo[i], hi[i], o, [a[win] for a in inv], [a[win] for a in d2])
@@ -133,9 +138,11 @@ class Renderer:
                         t, f = self._hit_sphere((lo[i] + hi[i]) / 2, s.radius[i], o, [a[win] for a in d2])
                     else:
                         t, f = self._hit_billboard(i, lo[i], hi[i], o, inv[2][win], [a[win] for a in d2])
-                    hit = t < depth2d[win]
+                    # exact ties go to the ground, then to the lower id: the drawing order never matters
+                    drawn, owner = depth2d[win], ids2d[win]
+                    hit = (t < drawn) | ((t == drawn) & (owner > i) & (owner < self.ground_id))
                     np.copyto(depth2d[win], t, where=hit)
-                    ids2d[win][hit] = i
+                    owner[hit] = i
                     if np.ndim(f):
                         np.copyto(face2d[win], f, where=hit)
                     else:
@@ -143,8 +150,8 @@ class Renderer:
         return _Geometry(depth=depth, ids=ids, face=face, rays=rays, origin=o)
 
     def _pixel_boxes(self, lo: np.ndarray, hi: np.ndarray, rot: np.ndarray, o: np.ndarray) -> np.ndarray:
-        """(N, 4) int rows [r0, r1, c0, c1) of each primitive's projection, clipped to the near plane;
-        r0 = -1 where nothing is visible."""
+        """(N, 4) int rows [r0, r1, c0, c1) of each primitive's projection, clipped to the near plane
+        (r0 = -1 where nothing is visible), and (N,) the nearest camera depth of its bounding box."""
         k = self.scene.intrinsics
         corners = np.where(_BITS[None], hi[:, None, :], lo[:, None, :])          # (N, 8, 3)
         cam = (corners - o) @ rot                                                  # (N, 8, 3) camera frame
@@ -168,7 +175,8 @@ class Renderer:
         r1 = np.clip(np.ceil(vmax) + 1, 0, self.h).astype(np.int64)
         visible = any_ok & (c1 > c0) & (r1 > r0)
         r0 = np.where(visible, r0, -1)
-        return np.stack([r0, r1, c0, c1], axis=1)
+        nearest = np.where(ok, pts[..., 2], np.inf).min(axis=1)  # a lower bound of any hit's depth
+        return np.stack([r0, r1, c0, c1], axis=1), nearest
 
     @staticmethod
     def _hit_box(lo, hi, o, inv, d):
@@ -214,9 +222,11 @@ class Renderer:
         sky = g.ids == self.sky_id
         depth = g.depth.copy()
         np.copyto(depth, np.float32(SKY_DEPTH), where=sky)
-        move = np.take(self.offsets[:, tj] - self.offsets[:, ti], g.ids, axis=0)   # (HW, 3) objects move
         rot, o = s.cam_rot[tj].astype(np.float32), s.cam_pos[tj].astype(np.float32)
-        rel = g.rays * depth + (g.origin - o)[:, None] + move.T                      # (3, HW) world - cam tj
+        rel = g.rays * depth + (g.origin - o)[:, None]                               # (3, HW) world - cam tj
+        mover = np.flatnonzero(np.take(self.moves, g.ids))
+        if mover.size:  # objects move with their own translation
+            rel[:, mover] += (self.offsets[:, tj] - self.offsets[:, ti])[g.ids[mover]].T
         cam = rot.T @ rel                                                            # (3, HW) camera tj
         z = cam[2]
         front = z > NEAR
@@ -243,10 +253,13 @@ class Renderer:
         look = s.look
         ids = g.ids
         sky = ids == self.sky_id
-        prm = np.take(self.params, ids, axis=0)                                     # (HW, 11)
+        prm = np.take(self.params7, ids, axis=0)                                    # (HW, 7)
         dep = g.depth.copy()
         np.copyto(dep, 0.0, where=sky)
-        local = g.rays * dep + (g.origin[:, None] - np.take(self.offsets[:, ti], ids, axis=0).T)  # (3, HW)
+        local = g.rays * dep + g.origin[:, None]                                    # (3, HW) world
+        mover = np.flatnonzero(np.take(self.moves, ids))
+        if mover.size:  # object frame: texture and sprite coordinates move with the object
+            local[:, mover] = g.rays[:, mover] * dep[mover] + (g.origin[:, None] - self.offsets[ids[mover], ti].T)
         face = g.face
         axis = face >> 1
         u = local[0].copy()
@@ -271,7 +284,7 @@ class Renderer:
             col[:, gsel] = gcol
         fsel = np.flatnonzero((mat == sc.FACADE) & (axis != 1))
         if fsel.size:  # facades: window grid above the ground floor
-            p = prm[fsel, 7:11]
+            p = self.pattern[ids[fsel]]
             uf, vf = u[fsel] / p[:, 0], v[fsel] / p[:, 1]
             fu, fv = uf - np.floor(uf), vf - np.floor(vf)
             top = self.top[ids[fsel]]
@@ -283,14 +296,14 @@ class Renderer:
             col[:, shop] *= 0.7
         vsel = np.flatnonzero(mat == sc.VEHICLE)
         if vsel.size:  # vehicles: a glass band (buses: with pillars)
-            p = prm[vsel, 7:11]
+            p = self.pattern[ids[vsel]]
             y = local[1, vsel]
             ub = u[vsel] / 1.4
             band = (y > p[:, 1]) & (y < p[:, 2]) & (axis[vsel] != 1) & ((p[:, 3] == 0) | (ub - np.floor(ub) > 0.1))
             col[:, vsel[band]] = np.array([[0.08], [0.1], [0.13]], np.float32)
         esel = np.flatnonzero(mat == sc.FENCE)
         if esel.size:  # fences: a lattice
-            pitch = prm[esel, 7]
+            pitch = self.pattern[ids[esel], 0]
             fu, fv = u[esel] / pitch, v[esel] / pitch
             gaps = (fu - np.floor(fu) >= 0.3) & (fv - np.floor(fv) >= 0.3)
             col[:, esel[gaps]] *= 0.45
@@ -304,7 +317,8 @@ class Renderer:
             spr = s.sprite[bid]
             labels[bsel] = s.sprites.labels[spr, r, c]
             col[:, bsel] = (s.sprites.colors[spr, r, c] * (1 + 0.05 * noise[bsel, None])).T
-        lsel = np.flatnonzero((mat == sc.SIGN) & (prm[:, 7] > 0) & (axis == 2))
+        lsel = np.flatnonzero((mat == sc.SIGN) & (axis == 2))
+        lsel = lsel[self.pattern[ids[lsel], 0] > 0]
         if lsel.size:  # traffic lights: one lit lamp
             lamp = ((local[1, lsel] - self.bottom[ids[lsel]]) / 0.3).astype(np.int32)
             lit = lamp == (ids[lsel] % 3)
