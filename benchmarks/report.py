@@ -25,10 +25,12 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))  # run from a checkout without installing
 
-from dvsnet.cli.sweep import draw_plots  # noqa: E402
-from dvsnet.evaluate import set_threads  # noqa: E402
-from dvsnet.regions import default_overlap  # noqa: E402
-from dvsnet.sweep import DEFAULT_GRID, SweepConfig, read_rows, run_sweep, select  # noqa: E402
+import itertools
+
+from dvsnet.cli.sweep import draw_plots
+from dvsnet.evaluate import set_threads
+from dvsnet.regions import default_overlap
+from dvsnet.sweep import DEFAULT_GRID, SweepConfig, read_rows, run_sweep, select
 
 # The paper's figures (Xu et al., Cityscapes val, GTX 1080 Ti), quoted from its text and tables.
 PAPER_TABLE1 = [
@@ -106,30 +108,29 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
     if jsons:
         machine = json.loads(jsons[0].read_text()).get("machine", {})
     loads = [float(r["load_1m"]) for r in rows if r.get("load_1m") is not None]
+    load_text = f"{min(loads):.1f}–{max(loads):.1f}" if loads else "?"
     first = min(str(r["finished_utc"]) for r in rows)
     last = max(str(r["finished_utc"]) for r in rows)
     out = [
         "# DVSNet reproduction report",
         "",
-        f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}` from "
-        f"`{sweep_dir / 'sweep.csv'}` ({len(rows)} rows, finished {first} .. {last}).",
+        (f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}` from "
+        f"`{sweep_dir / 'sweep.csv'}` ({len(rows)} rows, finished {first} .. {last})."),
         "",
-        "**Setup.** Data: `%s`, split val, first %d snippets (%d frames each evaluated, frame size %s), paper "
-        "protocol (DESIGN.md §5): frame 0 key, frames 0..19 in order, frame 19 scored. fps = frames / time "
-        "inside `DVSNet.step` (frames decoded beforehand; 5 warm-up frames excluded). Machine: %s, %s usable "
-        "cores, %s torch / %s OpenCV threads, CPU only, shared with other jobs (1-min load average during the rows: "
-        "%s). Speed-up = a row's fps / `ref_fps`, the per-frame run of the same segmenter (policy `always`, "
-        "1x1) timed on the first 10 frames of the first snippet just before that row, so both timings see "
-        "the same load. mIoU "
-        "drops are against the per-frame baseline row. Default regions: %s grid, %d px overlap (64 px at "
-        "2048 px width, scaled)."
-        % (rows[0]["data"], int(rows[0]["snippets"]), int(rows[0]["frames"]) // int(rows[0]["snippets"]),
-           rows[0]["frame_size"], machine.get("cpu", "?"), machine.get("usable_cores", "?"),
-           machine.get("torch_threads", "?"), machine.get("opencv_threads", "?"),
-           f"{min(loads):.1f}–{max(loads):.1f}" if loads else "?", grid, ov),
+        (f"**Setup.** Data: `{rows[0]['data']}`, split val, first {int(rows[0]['snippets'])} snippets "
+         f"({int(rows[0]['frames']) // int(rows[0]['snippets'])} frames each evaluated, frame size "
+         f"{rows[0]['frame_size']}), paper protocol (DESIGN.md §5): frame 0 key, frames 0..19 in order, frame 19 "
+         "scored. fps = frames / time inside `DVSNet.step` (frames decoded beforehand; 5 warm-up frames "
+         f"excluded). Machine: {machine.get('cpu', '?')}, {machine.get('usable_cores', '?')} usable cores, "
+         f"{machine.get('torch_threads', '?')} torch / {machine.get('opencv_threads', '?')} OpenCV threads, CPU "
+         f"only, shared with other jobs (1-min load average during the rows: {load_text}). Speed-up = a row's "
+         "fps / `ref_fps`, the per-frame run of the same segmenter (policy `always`, 1x1) timed on the first 10 "
+         "frames of the first snippet just before that row, so both timings see the same load. mIoU drops are "
+         f"against the per-frame baseline row. Default regions: {grid} grid, {ov} px overlap (64 px at 2048 px "
+         "width, scaled)."),
         "",
-        "**GPU.** No GPU was lent to this task, so the GPU fps at 512×1024 and 1024×2048 (issue #5 item 4) "
-        "was not measured; every figure here is from the 2-core CPU.",
+        ("**GPU.** No GPU was lent to this task, so the GPU fps at 512×1024 and 1024×2048 (issue #5 item 4) "
+        "was not measured; every figure here is from the 2-core CPU."),
         "",
     ]
 
@@ -164,9 +165,9 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
     out += [md_table(["paper (Cityscapes val, GTX 1080 Ti)", "mIoU %", "fps", "speed-up"],
                      [[n, m, f, "–" if s is None else f"{s}×"] for n, m, f, s in PAPER_TABLE1]), ""]
     out += verdicts + [""]
-    out += ["Operating points are picked from the dn curve at the default grid and overlap: balanced = the "
+    out += [("Operating points are picked from the dn curve at the default grid and overlap: balanced = the "
             "fastest threshold within 3 points of per-frame mIoU; high-speed = the most accurate threshold "
-            "at ≥ 6× (or, when none reaches 6×, the fastest one).", ""]
+            "at ≥ 6× (or, when none reaches 6×, the fastest one)."), ""]
 
     # ---- Fig. 8 -------------------------------------------------------------------------------------
     out += ["## Fig. 8: mIoU vs fps over the DN threshold", "", *img("fig8_tradeoff.png")]
@@ -181,16 +182,16 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
             t = [float(r["policy_value"]) for r in dn]
             m = [float(r["miou"]) for r in dn]
             s = [float(r["speedup"]) for r in dn]
-            up = sum(b >= a - 1e-9 for a, b in zip(m, m[1:]))
-            down = sum(b <= a + 1e-9 for a, b in zip(s, s[1:]))
+            up = sum(b >= a - 1e-9 for a, b in itertools.pairwise(m))
+            down = sum(b <= a + 1e-9 for a, b in itertools.pairwise(s))
             t8.append([f"({seg}, {flow})", f"{t[0]:g}–{t[-1]:g}", f"{pct(min(m))}–{pct(max(m))}",
                        f"{min(s):.2f}–{max(s):.2f}×", f"{up}/{len(m) - 1}", f"{down}/{len(s) - 1}"])
     if t8:
         out += [md_table(["configuration", "thresholds", "mIoU %", "speed-up", "mIoU rises with t (steps)",
                           "speed falls with t (steps)"], t8), ""]
-        out += ["Paper claim: raising t moves every curve up and to the left (more accuracy, less speed). "
+        out += [("Paper claim: raising t moves every curve up and to the left (more accuracy, less speed). "
                 "The last two columns count the threshold steps where that holds in our rows; timing noise "
-                "on the shared machine can flip neighbouring points.", ""]
+                "on the shared machine can flip neighbouring points."), ""]
     else:
         out += ["Not enough dn rows yet.", ""]
 
@@ -210,7 +211,7 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
         gaps = compare_curves(pol["dn"], pol["fixed"])
         if gaps:
             best = max(gaps, key=lambda g: g[1])
-            claims.append(f"- dn vs fixed (DFF), target dn ≥ fixed + 1.5 points at equal speed somewhere: "
+            claims.append("- dn vs fixed (DFF), target dn ≥ fixed + 1.5 points at equal speed somewhere: "
                           + ("**met**" if best[1] >= 1.5 else "**missed**")
                           + f"; largest gap {best[1]:+.2f} points at {best[0]:.2f}× "
                           f"(gaps at the {len(gaps)} fixed points inside the dn speed range: "
@@ -224,7 +225,7 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
                 worst = min(g for _, g in gaps)
                 claims.append(f"- dn vs {k} ({name}), target dn above it everywhere the curves overlap: "
                               + ("**met**" if worst > 0 else "**missed**")
-                              + f"; gaps " + ", ".join(f"{g:+.2f}@{a:.1f}×" for a, g in gaps) + ".")
+                              + "; gaps " + ", ".join(f"{g:+.2f}@{a:.1f}×" for a, g in gaps) + ".")
             else:
                 claims.append(f"- dn vs {k}: the curves do not overlap in speed-up.")
     if pol["dn"] and pol["oracle"]:
@@ -232,10 +233,10 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
         if gaps:
             claims.append("- headroom: the oracle (true confidence score) minus dn mIoU at equal share of "
                           "regions segmented: " + ", ".join(f"{g:+.2f}@{100 * a:.0f}%" for a, g in gaps) + ".")
-    out += claims + ["", "Gaps are measured on the speed-up axis (mIoU of the dn curve interpolated at each "
+    out += claims + ["", ("Gaps are measured on the speed-up axis (mIoU of the dn curve interpolated at each "
                      "point of the other curve, positive = dn better). The oracle runs the segmenter on every "
                      "region to know the true score, so it is compared on segmentation workload, not speed. "
-                     "Paper: diff is far below the others; flow magnitude and dn both beat DFF; dn is best.", ""]
+                     "Paper: diff is far below the others; flow magnitude and dn both beat DFF; dn is best."), ""]
 
     # ---- Table 3 ------------------------------------------------------------------------------------
     policy = f"dn:{config.threshold:g}"
@@ -265,13 +266,13 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
     t10 = sorted((r for r in select(rows, segmenter=seg0, flow=flow0, policy=policy, grid=grid)
                   if r.get("miou") is not None), key=lambda r: float(r["overlap"]))
     if t10:
-        out += [md_table(["overlap px (at %d px width)" % width, "≈ px at 2048", "mIoU %", "speed-up"],
-                         [[int(float(r["overlap"])), int(round(float(r["overlap"]) * 2048 / width)), pct(r["miou"]),
+        out += [md_table([f"overlap px (at {width} px width)", "≈ px at 2048", "mIoU %", "speed-up"],
+                         [[int(float(r["overlap"])), round(float(r["overlap"]) * 2048 / width), pct(r["miou"]),
                            f"{float(r['speedup']):.2f}×"] for r in t10]), ""]
         lo, hi = 100 * float(t10[0]["miou"]), max(100 * float(r["miou"]) for r in t10)
-        out += [f"Paper: 65.5% without overlap rising to a plateau of ~70% at 64 px (of 2048). Ours: "
+        out += [(f"Paper: 65.5% without overlap rising to a plateau of ~70% at 64 px (of 2048). Ours: "
                 f"{lo:.2f}% at {int(float(t10[0]['overlap']))} px, best {hi:.2f}% "
-                f"({hi - lo:+.2f} points).", ""]
+                f"({hi - lo:+.2f} points)."), ""]
     else:
         out += ["No overlap rows yet.", ""]
 

@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 import dvsnet
 from dvsnet.errors import DvsnetError
@@ -178,7 +178,7 @@ def test_real_cityscapes_naming_gives_the_same_result(synth_tree, tmp_path):
     torch.manual_seed(0)
     seg = ConstantSegmenter(0)
     nn.init.normal_(seg.conv.weight, std=0.05)  # a varied prediction, so equal matrices mean something
-    kwargs = dict(segmenter=seg, flow="dis", policy="fixed:4", grid=(1, 2), warmup_frames=0)
+    kwargs = {"segmenter": seg, "flow": "dis", "policy": "fixed:4", "grid": (1, 2), "warmup_frames": 0}
     ours = evaluate(synth_tree, "val", **kwargs)
     theirs = evaluate(real, "val", **kwargs)
     assert theirs["confusion_matrix"] == ours["confusion_matrix"]

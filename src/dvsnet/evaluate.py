@@ -23,10 +23,11 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,8 +53,8 @@ def _loader_functions(dataset: Any) -> tuple[Callable, Callable]:
     """load_image / load_labels: methods of the dataset where it has them, else the loader module's."""
     from dvsnet.data import cityscapes
 
-    load_image = getattr(dataset, "load_image", None) or getattr(cityscapes, "load_image")
-    load_labels = getattr(dataset, "load_labels", None) or getattr(cityscapes, "load_labels")
+    load_image = getattr(dataset, "load_image", None) or cityscapes.load_image
+    load_labels = getattr(dataset, "load_labels", None) or cityscapes.load_labels
     return load_image, load_labels
 
 
@@ -88,7 +89,7 @@ def load_snippets(
         wanted = range(last + 1) if all_frames else [last]
         missing = [offset for offset in wanted if offset not in item.label_paths]
         if missing:
-            what = "every frame 0..%d (all_frames)" % last if all_frames else f"frame {last}"
+            what = f"every frame 0..{last} (all_frames)" if all_frames else f"frame {last}"
             raise DvsnetError(f"snippet {i} of {root} ({Path(item.frame_paths[0]).name}) has no labels "
                               f"for offsets {missing[:5]}; scoring needs labels on {what}")
         frames = tuple(load_image(item.frame_paths[offset]) for offset in range(last + 1))

@@ -14,9 +14,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import matplotlib.pyplot as plt
 
-from dvsnet.sweep import DEFAULT_GRID, select  # noqa: E402
+from dvsnet.sweep import DEFAULT_GRID, select
 
 Rows = list[dict[str, Any]]
 POLICY_STYLE = {  # paper Fig. 9 colours: dn red, DFF blue, diff green, flow orange

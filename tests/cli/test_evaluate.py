@@ -77,7 +77,7 @@ def test_evaluate_writes_a_complete_result_and_never_overwrites(tree, weights, t
 
 
 def test_all_frames_scores_every_frame(tree, weights, tmp_path, capsys):
-    code, out, err = _run(capsys, tree, "--segmenter", weights, "--policy", "always", "--grid", "1x1",
+    code, _out, err = _run(capsys, tree, "--segmenter", weights, "--policy", "always", "--grid", "1x1",
                           "--all-frames", "--max-snippets", "1", "--warmup-frames", "0", "--threads", "1",
                           "--output", tmp_path, "--no-progress")
     assert code == 0, err
@@ -96,7 +96,7 @@ def test_user_errors_are_one_line(tree, weights, tmp_path, capsys, argv, message
     argv = [a.format(tree=tree, missing=tmp_path / "nope") for a in argv]
     if "--segmenter" not in argv:
         argv += ["--segmenter", str(weights)]
-    code, out, err = _run(capsys, *argv, "--output", tmp_path / "r", "--no-progress")
+    code, _out, err = _run(capsys, *argv, "--output", tmp_path / "r", "--no-progress")
     assert code == 2
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1

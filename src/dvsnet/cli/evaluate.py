@@ -84,13 +84,13 @@ def format_summary(result: dict) -> str:
     c = result["config"]
     miou = result["miou"]
     lines = [
-        f"{c['segmenter']} + {c['flow']}, policy {c['policy']}, grid {c['grid']}, overlap {c['overlap']} px, "
-        f"{result['snippets']} snippets at {c['frame_size']}",
+        (f"{c['segmenter']} + {c['flow']}, policy {c['policy']}, grid {c['grid']}, overlap {c['overlap']} px, "
+        f"{result['snippets']} snippets at {c['frame_size']}"),
         f"mIoU {100 * miou:.2f}%" if miou is not None else "mIoU n/a (no class present)",
-        f"fps {result['fps']:.2f} ({result['ms_per_frame']:.1f} ms/frame, pipeline time only, "
-        f"{result['machine']['torch_threads']} torch threads)",
-        f"regions: {100 * result['paths']['seg']:.1f}% seg, {100 * result['paths']['warp']:.1f}% warp; "
-        f"workload saved {100 * result['workload_saved']:.1f}%",
+        (f"fps {result['fps']:.2f} ({result['ms_per_frame']:.1f} ms/frame, pipeline time only, "
+        f"{result['machine']['torch_threads']} torch threads)"),
+        (f"regions: {100 * result['paths']['seg']:.1f}% seg, {100 * result['paths']['warp']:.1f}% warp; "
+        f"workload saved {100 * result['workload_saved']:.1f}%"),
     ]
     return "\n".join(lines)
 

@@ -42,6 +42,11 @@ def _grids(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(parse_grid(x) for x in text.split(",") if x.strip())
 
 
+def _show(values: tuple) -> str:
+    """Defaults for --help: 0.9,0.92 or 2x2,3x3."""
+    return ",".join(f"{v[0]}x{v[1]}" if isinstance(v, tuple) else f"{v:g}" for v in values)
+
+
 def add_parser(subparsers: Any) -> None:
     from dvsnet.sweep import SweepConfig
 
@@ -69,23 +74,19 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--flows", type=_names, default=d.flows, metavar="LIST",
                         help=f"flow estimators; the first one is used by b, c, d (default: {','.join(d.flows)})")
     parser.add_argument("--thresholds", type=_floats, default=d.thresholds, metavar="LIST",
-                        help="DN thresholds of the dn curves (default: %s)" % ",".join(f"{t:g}" for t in d.thresholds))
+                        help=f"DN thresholds of the dn curves (default: {_show(d.thresholds)})")
     parser.add_argument("--fixed", type=_ints, default=d.fixed, metavar="LIST",
-                        help="key-frame intervals of the fixed (DFF) curve (default: %s)"
-                             % ",".join(map(str, d.fixed)))
+                        help=f"key-frame intervals of the fixed (DFF) curve (default: {_show(d.fixed)})")
     parser.add_argument("--diff", type=_floats, default=d.diff, metavar="LIST",
-                        help="grey-level limits of the diff curve, 0..255 (default: %s)"
-                             % ",".join(f"{v:g}" for v in d.diff))
+                        help=f"grey-level limits of the diff curve, 0..255 (default: {_show(d.diff)})")
     parser.add_argument("--flow-limits", type=_floats, default=d.flow_limits, metavar="LIST",
-                        help="mean flow magnitude limits in px of the flow curve (default: %s)"
-                             % ",".join(f"{v:g}" for v in d.flow_limits))
+                        help=f"mean flow magnitude limits in px of the flow curve (default: {_show(d.flow_limits)})")
     parser.add_argument("--oracle", type=_floats, default=d.oracle, metavar="LIST",
-                        help="thresholds of the oracle curve (default: %s)" % ",".join(f"{v:g}" for v in d.oracle))
+                        help=f"thresholds of the oracle curve (default: {_show(d.oracle)})")
     parser.add_argument("--grids", type=_grids, default=d.grids, metavar="LIST",
-                        help="division schemes of experiment c (default: %s)"
-                             % ",".join(f"{r}x{c}" for r, c in d.grids))
+                        help=f"division schemes of experiment c (default: {_show(d.grids)})")
     parser.add_argument("--overlaps", type=_ints, default=d.overlaps, metavar="LIST",
-                        help="overlap depths in px of experiment d (default: %s)" % ",".join(map(str, d.overlaps)))
+                        help=f"overlap depths in px of experiment d (default: {_show(d.overlaps)})")
     parser.add_argument("--threshold", type=float, default=d.threshold, metavar="T",
                         help=f"DN threshold of experiments c and d (default: {d.threshold:g})")
     parser.add_argument("--warmup-frames", type=non_negative_int, default=5, metavar="N",
