@@ -30,7 +30,7 @@ import itertools
 from dvsnet.cli.sweep import draw_plots
 from dvsnet.evaluate import set_threads
 from dvsnet.regions import default_overlap
-from dvsnet.sweep import DEFAULT_GRID, SweepConfig, read_rows, run_sweep, select
+from dvsnet.sweep import DEFAULT_GRID, SweepConfig, read_rows, row_file, run_sweep, select
 
 # The paper's figures (Xu et al., Cityscapes val, GTX 1080 Ti), quoted from its text and tables.
 PAPER_TABLE1 = [
@@ -288,6 +288,30 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
     if stage_rows:
         out += ["## Where the time goes (ms per frame, dn rows)", "",
                 md_table(["policy", "total", "flow", "decision", "segmentation", "warp", "stitch"], stage_rows), ""]
+    # ---- per class: what warping costs ------------------------------------------------------------
+    base = (select(rows, segmenter=seg0, policy="always", grid="1x1") or [None])[0]
+    dn_default = [r for r in select(rows, segmenter=seg0, flow=flow0, policy_kind="dn", grid=grid)
+                  if float(r["overlap"]) == ov and r.get("miou") is not None]
+    if base is not None and dn_default and row_file(sweep_dir, base["key"]).exists():
+        picks = operating_points(dn_default, base)
+        columns = [("per-frame", base)] + [(mode, r) for mode, (r, _, _) in picks.items()]
+        ious = {name: json.loads(row_file(sweep_dir, r["key"]).read_text())["iou_per_class"]
+                for name, r in columns if row_file(sweep_dir, r["key"]).exists()}
+        classes = [c for c in ious["per-frame"] if ious["per-frame"][c] is not None]
+        if classes and len(ious) > 1:
+            out += ["## IoU per class (%): per-frame vs the operating points", "",
+                    md_table(["class"] + [f"{n} ({r['policy']})" for n, r in columns if n in ious],
+                             [[c] + [pct(ious[n][c]) for n, _ in columns if n in ious] for c in classes]), ""]
+
+    # ---- every row ---------------------------------------------------------------------------------
+    out += ["## All rows", "", "From `sweep.csv`, in the order they were measured.", "",
+            md_table(["configuration (segmenter, flow, policy, grid, overlap px)", "mIoU %", "fps", "ref fps",
+                      "speed-up", "regions segmented", "load 1m", "finished (UTC)"],
+                     [[f"`{r['key'].replace('|', ' / ')}`", pct(r["miou"]), f"{float(r['fps']):.2f}",
+                       f"{float(r['ref_fps']):.2f}",
+                       f"{float(r['speedup']):.2f}×", f"{100 * float(r['seg_share']):.1f}%",
+                       "?" if r.get("load_1m") is None else f"{float(r['load_1m']):.1f}",
+                       str(r["finished_utc"])[11:19]] for r in rows]), ""]
     out += ["## Figures", ""] + [f"- `{link_dir}/{p.name}`" for p in figures] + [""]
     return "\n".join(out)
 

@@ -259,6 +259,11 @@ def weights_id(segmenter: str, flow: str, policy: str) -> str:
     return "-".join(parts)
 
 
+def row_file(output: str | Path, key: str) -> Path:
+    """Where run_sweep writes the full result JSON of row `key`."""
+    return Path(output) / "rows" / f"{_slug(key)}.json"
+
+
 def _slug(key: str) -> str:
     return "".join(c if c.isalnum() or c in ".-" else "_" for c in key)
 
@@ -345,7 +350,7 @@ def run_sweep(
         row["weights_id"] = weights_id(spec.segmenter, spec.flow, spec.policy)
         full = {"key": spec.key, "experiments": list(spec.experiments), "ref_fps": ref["fps"], **result,
                 "machine": machine}
-        _write_json(output / "rows" / f"{_slug(spec.key)}.json", full)
+        _write_json(row_file(output, spec.key), full)
         done.append(row)
         write_rows(csv_path, done)
         miou = "n/a" if row["miou"] is None else f"{100 * row['miou']:.2f}%"
