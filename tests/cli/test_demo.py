@@ -83,6 +83,21 @@ def test_demo_defaults_use_shipped_weights_or_say_they_are_missing(tmp_path, cap
         assert len(lines) == 1 and "no trained weights ship" in lines[0] and "Traceback" not in stderr
 
 
+def test_demo_default_policy_needs_the_decision_network(tmp_path, weights, capfd):
+    """dn:0.92 (the default) with a given segmenter: runs when the DN ships, else one line with a way out."""
+    out = tmp_path / "runs"
+    status = main(["demo", "--segmenter", str(weights), "--frames", "3", "--size", "64x128", "--output", str(out),
+                   "--no-progress"])
+    _, stderr = capfd.readouterr()
+    if shipped_path("dn-dis").is_file():
+        assert status == 0
+        assert json.loads((out / "demo-0001" / "summary.json").read_text())["config"]["policy"] == "dn:0.92"
+    else:
+        assert status == 2 and not out.exists()
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and "decision network" in lines[0] and "--policy fixed:5" in lines[0]
+
+
 @pytest.mark.slow
 def test_full_default_demo_under_two_minutes(tmp_path):
     if not (shipped_path("fast").is_file() and shipped_path("dn-dis").is_file()):

@@ -11,17 +11,19 @@ import sys
 
 from tqdm import tqdm
 
+import dvsnet
 from dvsnet.cli.options import add_pipeline_options, non_negative_int, parse_size, positive_int
 from dvsnet.cli.segment import (
     add_io_options,
     add_threshold_option,
-    build_pipeline,
     output_fps,
+    policy_spec,
     print_summary,
     segment_frames,
     source_config,
 )
 from dvsnet.data.video import expected_frames, probe, read_named_frames
+from dvsnet.errors import DvsnetError
 from dvsnet.outputs import VideoOutput, create_run_folder
 from dvsnet.regions import default_overlap, region_grid
 
@@ -74,10 +76,24 @@ def render_input(path, frames: int, size: tuple[int, int], seed: int, progress: 
     video.close()
 
 
+def build_demo_pipeline(args: argparse.Namespace) -> dvsnet.DVSNet:
+    """build_pipeline, with a way forward when the decision network's shipped weights are missing."""
+    policy = dvsnet.parse_policy(policy_spec(args.policy, args.threshold))
+    segmenter = dvsnet.load_segmenter(args.segmenter)
+    try:
+        return dvsnet.DVSNet(segmenter=segmenter, flow=args.flow, policy=policy, grid=tuple(args.grid),
+                             overlap=args.overlap, stitch=args.stitch)
+    except DvsnetError as exc:
+        if repr(policy).startswith("dn:"):
+            raise DvsnetError(f"{exc}; meanwhile `dvsnet demo --policy fixed:5` runs without a decision network") \
+                from None
+        raise
+
+
 def run(args: argparse.Namespace) -> int:
     # Weights, policy, grid: all checked before the run folder exists, so a missing shipped file
     # (e.g. the decision network for dn:T) is one line and leaves nothing behind.
-    pipe = build_pipeline(args)
+    pipe = build_demo_pipeline(args)
     height, width = args.size
     region_grid(height, width, *args.grid, default_overlap(width) if args.overlap is None else args.overlap)
     writes = tuple(dict.fromkeys(args.write or ("overlay", "csv")))
