@@ -308,35 +308,26 @@ class RunRecorder:
         self.restarts: list[dict[str, object]] = []
 
     def record(self, name: str, frame: np.ndarray, result, wall_seconds: float) -> None:
-        """Write one frame's outputs.
+        """Write one frame's outputs, then count it.
 
         name: the frame's name (file naming). frame: H×W×3 uint8 RGB input. result: a FrameResult
         (labels, paths, scores, timings, regions, index, restarted). wall_seconds: the time this frame
         took end to end (reading + pipeline + writing of the previous frame), for the running fps.
+        The figures count a frame only once all its files are written, so a write that fails (disk
+        full) leaves the summary describing the frames that are complete.
         """
-        self.frames += 1
-        self.pipeline_seconds += result.timings["total"]
-        if self.frames == 1:
-            self.first_frame_seconds = result.timings["total"]
-        self.wall_seconds += wall_seconds
-        self._recent.append(wall_seconds)
-        for stage, seconds in result.timings.items():
-            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
-        self.regions_seg += result.paths.count("seg")
-        self.regions_warp += result.paths.count("warp")
         height, width = result.labels.shape
-        if result.restarted:
-            self.restarts.append({"frame": result.index, "name": name, "height": height, "width": width})
         label_kinds = [kind for kind in LABEL_KINDS if kind in self.writes]
         # The run folder starts empty, so an existing file means a repeated frame name (two folders of
         # one glob holding the same file name): number it rather than overwrite. No set of names kept,
         # so memory stays flat over long videos.
         if label_kinds and (self.run_dir / LABEL_KINDS[label_kinds[0]][0]
                             / label_file_name(name, label_kinds[0])).exists():
-            name = f"{name}_{self.frames - 1:06d}"
+            name = f"{name}_{self.frames:06d}"
         for kind in label_kinds:
             folder = self.run_dir / LABEL_KINDS[kind][0]
             write_png_atomic(folder / label_file_name(name, kind), label_image(result.labels, kind))
+        self._recent.append(wall_seconds)
         if self.video is not None:
             recent = sum(self._recent)
             fps = len(self._recent) / recent if recent > 0 else None
@@ -353,6 +344,17 @@ class RunRecorder:
                  _ms(t.get("stitch")), _ms(t.get("total")), _ms(wall_seconds))
                 for r, (region, path, score, age) in enumerate(zip(result.regions, result.paths, result.scores, ages))
             ])
+        self.frames += 1
+        self.pipeline_seconds += result.timings["total"]
+        if self.frames == 1:
+            self.first_frame_seconds = result.timings["total"]
+        self.wall_seconds += wall_seconds
+        for stage, seconds in result.timings.items():
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+        self.regions_seg += result.paths.count("seg")
+        self.regions_warp += result.paths.count("warp")
+        if result.restarted:
+            self.restarts.append({"frame": result.index, "name": name, "height": height, "width": width})
 
     def figures(self) -> dict[str, object]:
         """The run's figures so far: fps (pipeline only, and end to end), path shares, workload saved."""

@@ -85,7 +85,9 @@ def count_video_frames(path: Path) -> int:
 def test_video_default_outputs_and_numbered_runs(tmp_path, weights, capfd):
     video = write_video(tmp_path / "clip.mp4", moving_frames(12))
     out = tmp_path / "runs"
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert segment(video, "--segmenter", weights, "--policy", "fixed:3", "--output", out) == 0
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # restored
     stdout, stderr = capfd.readouterr()
     run = out / "segment-0001"
     assert stdout.strip().splitlines() == [stdout.strip()] and str(run) in stdout  # one line naming the run

@@ -10,6 +10,7 @@ import os
 import platform
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,42 +133,65 @@ def build_pipeline(args: argparse.Namespace) -> dvsnet.DVSNet:
                          overlap=args.overlap, stitch=args.stitch)
 
 
-def _terminate_as_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class StopRequest:
+    """SIGINT/SIGTERM handler: the first signal asks the loop to stop after the frame in progress (so
+    every output ends on a whole frame); a second one stops at once (KeyboardInterrupt)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self)
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 def segment_frames(frames: Iterator[Frame], pipe: dvsnet.DVSNet, run_dir: Path, *, writes: tuple[str, ...],
                    fps: float | None, total: int | None, progress: bool, config: dict[str, object]) -> dict:
     """Run `pipe` over `frames`, recording into `run_dir`; returns the summary (also in summary.json).
 
-    On a DvsnetError from the source (truncated video, unreadable frame) or Ctrl-C/SIGTERM, the outputs
-    of the finished frames are closed and kept, summary.json says "complete": false, and the error is
-    raised again (naming the run folder) for the CLI to report.
+    On a DvsnetError from the source (truncated video, unreadable frame) or Ctrl-C/SIGTERM (honoured
+    after the frame in progress; a second one stops at once), the outputs of the finished frames are
+    closed and kept, summary.json says "complete": false, and the error is raised again (naming the run
+    folder) for the CLI to report.
     """
     recorder = RunRecorder(run_dir, writes, fps=fps)
     # disable=None: a bar only when stderr is a terminal, so logs and pipes get no carriage-return noise
     bar = tqdm(total=total, unit="frame", disable=None if progress else True, file=sys.stderr, dynamic_ncols=True,
                desc=run_dir.name)
-    previous = None
-    if os.name == "posix" and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # close outputs on `kill` too
     complete, reason, error = False, None, None
+    stop = StopRequest()
     try:
-        last = time.perf_counter()
-        for frame in frames:
-            out = pipe.step(frame.image)
-            now = time.perf_counter()
-            if out.restarted and out.index > 0:
-                height, width = frame.image.shape[:2]
-                tqdm.write(f"note: frame {out.index} ({frame.name}) is {height}x{width}, a new size: "
-                           "key frames restarted", file=sys.stderr)
-            recorder.record(frame.name, frame.image, out, now - last)
-            last = now
-            bar.update()
-            if bar.n % 10 == 1:
-                bar.set_postfix_str(f"{recorder.regions_warp / max(1, recorder.regions_seg + recorder.regions_warp):.0%} "
-                                    "warped", refresh=False)
-        complete = True
+        with stop:
+            last = time.perf_counter()
+            for frame in frames:
+                out = pipe.step(frame.image)
+                now = time.perf_counter()
+                if out.restarted and out.index > 0:
+                    height, width = frame.image.shape[:2]
+                    tqdm.write(f"note: frame {out.index} ({frame.name}) is {height}x{width}, a new size: "
+                               "key frames restarted", file=sys.stderr)
+                recorder.record(frame.name, frame.image, out, now - last)
+                last = now
+                bar.update()
+                if bar.n % 10 == 1:
+                    warped = recorder.regions_warp / max(1, recorder.regions_seg + recorder.regions_warp)
+                    bar.set_postfix_str(f"{warped:.0%} warped", refresh=False)
+                if stop.requested:
+                    raise KeyboardInterrupt
+            complete = True
     except DvsnetError as exc:
         reason, error = str(exc), exc
     except KeyboardInterrupt as exc:
@@ -176,8 +200,6 @@ def segment_frames(frames: Iterator[Frame], pipe: dvsnet.DVSNet, run_dir: Path, 
         reason, error = f"internal error: {type(exc).__name__}: {exc}", exc
     finally:
         bar.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
         summary = recorder.close(complete=complete, reason=reason, extra={"config": config, "versions": versions()})
     if isinstance(error, DvsnetError):
         raise DvsnetError(f"{error} (the {recorder.frames} frames before it are saved in {run_dir})") from None
