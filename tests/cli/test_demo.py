@@ -17,6 +17,15 @@ from dvsnet.models import build_fast, save_weights
 from dvsnet.models.weights import shipped_path
 
 
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """--threads changes process-wide settings; put them back for the tests that follow."""
+    saved = torch.get_num_threads(), cv2.getNumThreads()
+    yield
+    torch.set_num_threads(saved[0])
+    cv2.setNumThreads(saved[1])
+
+
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
     torch.manual_seed(0)
@@ -53,6 +62,7 @@ def test_demo_renders_segments_and_writes_run_folder(tmp_path, weights, capfd):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["complete"] is True and summary["frames"] == 6
     assert summary["config"]["synthetic"] == {"seed": 3, "frames": 6, "size": [64, 128]}
+    assert summary["versions"]["torch_threads"] == "1"  # the demo's default
     assert (summary["regions_seg"], summary["regions_warp"]) == (8, 16)  # fixed:3: frames 0 and 3 segment
     assert main(argv) == 0  # a second demo gets its own folder
     assert sorted(os.listdir(out)) == ["demo-0001", "demo-0002"]

@@ -93,7 +93,7 @@ def policy_spec(policy: str, threshold: float | None) -> str:
     return f"{name}:{threshold:g}"
 
 
-def add_io_options(parser: argparse.ArgumentParser) -> None:
+def add_io_options(parser: argparse.ArgumentParser, *, threads: int | None = None) -> None:
     """--resize --stride --max-frames --output --write --no-progress --threads (also used by `demo`)."""
     group = parser.add_argument_group("input and output")
     group.add_argument("--resize", type=parse_resize, default=None, metavar="HxW|W",
@@ -111,8 +111,17 @@ def add_io_options(parser: argparse.ArgumentParser) -> None:
                             "label-ids (Cityscapes label-id PNGs, Cityscapes naming), color (colour PNGs), "
                             "csv (frames.csv); summary.json is always written (default: overlay and csv)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on stderr when it is a terminal)")
-    group.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                       help="CPU threads for torch (default: torch's choice, usually the core count)")
+    group.add_argument("--threads", type=positive_int, default=threads, metavar="N",
+                       help="CPU threads for torch and OpenCV; 1 is often faster on a machine busy with other "
+                            "work (default: " + ("their own choice, usually the core count)" if threads is None
+                                                 else f"{threads})"))
+
+
+def apply_threads(threads: int | None) -> None:
+    """--threads: CPU threads for torch and OpenCV (DIS flow) in this process; None leaves their defaults."""
+    if threads:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
 
 
 def versions() -> dict[str, str]:
@@ -121,7 +130,8 @@ def versions() -> dict[str, str]:
         "dvsnet": getattr(dvsnet, "__version__", "unknown"), "torch": torch.__version__,
         "numpy": np.__version__, "opencv": cv2.__version__, "python": platform.python_version(),
         "platform": platform.platform(), "cpu_count": str(os.cpu_count()),
-        "torch_threads": str(torch.get_num_threads()),
+        "torch_threads": str(torch.get_num_threads()), "opencv_threads": str(cv2.getNumThreads()),
+        "load_average_1m": f"{os.getloadavg()[0]:.2f}",  # timings on a shared machine need this beside them
     }
 
 
@@ -244,8 +254,7 @@ def prepare(args: argparse.Namespace) -> tuple[dvsnet.DVSNet, SourceInfo, Iterat
     Returns the pipeline, the source's info, its frame stream and the config for summary.json; every
     user mistake (source, policy, weights, grid) raises DvsnetError here, so it leaves nothing behind.
     """
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     dvsnet.parse_policy(policy_spec(args.policy, args.threshold))  # cheapest check first
     info = probe(args.source)
     frames = read_named_frames(args.source, resize=args.resize, stride=args.stride, max_frames=args.max_frames)
