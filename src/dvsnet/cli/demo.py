@@ -52,9 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                        help="scene seed: the same seed renders the same street (default: 0)")
     add_pipeline_options(parser)
     add_threshold_option(parser)
-    # One thread by default: on the shared 2-core machine, torch's 2 OpenMP threads next to other jobs
-    # made a fast-segmenter pass ~9x slower (1.23 s vs 0.14 s for 4 regions of 144x272); the demo's
-    # promise is to finish in under 2 minutes there. --threads N overrides.
+    # One thread by default: on the shared 2-core machine with two training jobs running, a `fast` pass
+    # at 256x512 took 114 ms with 1 thread and 1173 ms with 2 (benchmarks/bench_models.py --threads 1|2);
+    # the demo promises under 2 minutes there. --threads N overrides.
     add_io_options(parser, threads=1)
     parser.set_defaults(run=run, source=None)
     return parser
