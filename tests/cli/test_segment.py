@@ -76,7 +76,8 @@ def write_folder(folder: Path, frames: list[np.ndarray], name: str = "city_00000
 
 
 def segment(*argv: str | Path) -> int:
-    return main(["segment", *map(str, argv), "--no-progress"])
+    # one thread: tests share 2 cores with other jobs, where 2 OpenMP threads run several times slower
+    return main(["segment", *map(str, argv), "--no-progress", "--threads", "1"])
 
 
 def run_dirs(root: Path) -> list[str]:
