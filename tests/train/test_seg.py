@@ -5,6 +5,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from dvsnet.cli import main
@@ -68,3 +69,14 @@ def test_ship_writes_fp16_weights_and_config_that_load(tiny_fast, tmp_path):
 def test_ship_without_a_trained_run_is_one_line_error(tmp_path, capsys):
     assert main(["train", "ship", str(tmp_path), "--name", "fast", "--weights-dir", str(tmp_path)]) == 2
     assert "train first" in capsys.readouterr().err
+
+
+def test_enet_class_weights_known_answer():
+    from dvsnet.train.seg import class_weights
+
+    labels = np.array([0] * 90 + [13] * 10, np.uint8)
+    weights = class_weights(labels, "enet")
+    assert weights[0].item() == pytest.approx(1 / np.log(1.02 + 0.9), rel=1e-5)
+    assert weights[13].item() == pytest.approx(1 / np.log(1.02 + 0.1), rel=1e-5)
+    assert weights[1].item() == 0.0  # absent class
+    assert class_weights(labels, "none") is None

@@ -45,6 +45,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="use every n-th labelled training frame (default: 2)")
     seg.add_argument("--val-every", type=positive_int, default=500, help="validate every N steps (default: 500)")
     seg.add_argument("--val-frames", type=positive_int, default=40, help="val frames scored (default: 40)")
+    seg.add_argument("--class-weighting", choices=("none", "enet"), default="none",
+                     help="loss weight per class: none, or enet = 1/ln(1.02 + pixel share) (default: none)")
+    seg.add_argument("--init", default=None, metavar="WEIGHTS",
+                     help="start from these .safetensors weights of the same arch (default: random init)")
     seg.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
                      help="autocast dtype of forward passes; weights stay fp32 (default: bf16)")
     seg.set_defaults(run=run_seg)
@@ -58,6 +62,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="key-to-current frame distance, 1..N (default: 10)")
     flow.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default: 1e-3)")
     flow.add_argument("--val-every", type=positive_int, default=500, help="validate every N steps (default: 500)")
+    flow.add_argument("--max-snippets", type=positive_int, default=60,
+                      help="snippets per split held in memory, frames and flows (default: 60)")
     flow.set_defaults(run=run_flow)
 
     dn = which.add_parser("dn", help="a decision network on cached confidence scores (generated once)")
@@ -77,6 +83,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="key offsets 1..K per key frame (default: 20)")
     dn.add_argument("--keys-per-snippet", type=positive_int, default=2,
                     help="key frames drawn per training snippet (default: 2)")
+    dn.add_argument("--max-snippets", type=positive_int, default=None,
+                    help="use only the first N snippets of each split (default: all)")
     dn.add_argument("--batch", type=positive_int, default=64, help="samples per step (default: 64)")
     dn.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     dn.set_defaults(run=run_dn)
@@ -95,7 +103,8 @@ def run_seg(args: argparse.Namespace) -> int:
     config = SegTrainConfig(
         data=args.data, out=args.out, arch=args.arch, steps=args.steps, batch=args.batch, crop=tuple(args.crop),
         lr=args.lr, frame_stride=args.frame_stride, val_every=args.val_every, val_frames=args.val_frames,
-        seed=args.seed, device=args.device, threads=args.threads, precision=args.precision)
+        seed=args.seed, device=args.device, threads=args.threads, precision=args.precision,
+        class_weighting=args.class_weighting, init=args.init)
     result = train_segmenter(config, resume=args.resume, progress=not args.no_progress)
     print(f"{args.arch}: val mIoU {100 * result['val_miou']:.2f}% after {result['steps']} steps; "
           f"weights {args.out}/model.safetensors")
@@ -107,8 +116,8 @@ def run_flow(args: argparse.Namespace) -> int:
 
     config = FlowTrainConfig(
         data=args.data, out=args.out, steps=args.steps, batch=args.batch, crop=tuple(args.crop),
-        max_offset=args.max_offset, lr=args.lr, val_every=args.val_every, seed=args.seed,
-        device=args.device, threads=args.threads)
+        max_offset=args.max_offset, lr=args.lr, val_every=args.val_every, max_snippets=args.max_snippets,
+        seed=args.seed, device=args.device, threads=args.threads)
     result = train_flownet(config, resume=args.resume, progress=not args.no_progress)
     print(f"flownet: val EPE {result['val_epe']:.3f} px after {result['steps']} steps; "
           f"weights {args.out}/model.safetensors")
@@ -121,7 +130,8 @@ def run_dn(args: argparse.Namespace) -> int:
     config = DNTrainConfig(
         data=args.data, out=args.out, variant=args.variant, segmenter=args.segmenter, flownet=args.flownet,
         cache=args.cache, grids=tuple(tuple(g) for g in args.grids), max_offset=args.max_offset,
-        keys_per_snippet=args.keys_per_snippet, steps=args.steps, batch=args.batch, lr=args.lr,
+        keys_per_snippet=args.keys_per_snippet, max_snippets=args.max_snippets, steps=args.steps,
+        batch=args.batch, lr=args.lr,
         seed=args.seed, device=args.device, threads=args.threads)
     result = train_decision_net(config, resume=args.resume, progress=not args.no_progress)
     print(f"dn {args.variant}: val error rate {result['val_error_points']:.2f} points "

@@ -57,9 +57,10 @@ class DNTrainConfig:
 
 def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(features (N,C,h,w) float32, targets (N,) float32) of `config.variant` on `split` (cached)."""
-    flownet = None
-    if config.variant != "dis":
-        flownet = config.flownet or "shipped"
+    # one cache serves every variant when --flownet is given for all of them (DIS parts included)
+    flownet = config.flownet
+    if config.variant != "dis" and flownet is None:
+        flownet = "shipped"
     scores = load_or_generate_scores(config.cache, ScoreConfig(
         data=config.data, split=split, segmenter=config.segmenter, flownet=flownet, grids=config.grids,
         max_offset=config.max_offset, keys_per_snippet=config.keys_per_snippet,

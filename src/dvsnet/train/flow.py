@@ -131,7 +131,7 @@ def train_flownet(config: FlowTrainConfig, resume: bool = False, progress: bool 
     seed_everything(config.seed)
     device = pick_device(config.device)
     train = FlowPairs(config.data, "train", config.max_snippets)
-    val = FlowPairs(config.data, "val", config.max_snippets)
+    val = FlowPairs(config.data, "val", 12)  # 48 validation pairs drawn from the first 12 val snippets
     steps_per_snippet = train.frames.shape[1]
     if steps_per_snippet <= config.max_offset:
         raise DvsnetError(f"snippets have {steps_per_snippet} frames; max_offset {config.max_offset} needs more")
