@@ -23,7 +23,8 @@ Interrupted runs (the promise): every file is complete or carries `.partial` in 
   after every frame, one complete line per region) and are renamed to their final names when the run
   closes, normally or after an error or Ctrl-C the program catches. They then hold exactly the frames
   finished before the stop, and summary.json says `"complete": false` with the reason and the count.
-- A run killed outright (SIGKILL, power loss) leaves only the `.partial` files and no summary.json:
+- A run killed outright (SIGKILL, power loss) leaves the PNGs of finished frames (each whole), the
+  `.partial` video and csv, at most one hidden `.<name>.<pid>.<hex>.tmp` file, and no summary.json:
   nothing is presented as complete.
 """
 from __future__ import annotations
