@@ -337,30 +337,50 @@ def test_output_folder_that_cannot_be_written(tmp_path, weights, capfd, make_out
     assert (tmp_path / "a_file").read_text() == "mine"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_mid_run_leaves_valid_outputs(tmp_path, weights, signum):
-    """A real Ctrl-C (SIGINT) or kill (SIGTERM) to a real process: finished frames are kept and closed,
-    summary.json marks the run incomplete."""
-    video = write_video(tmp_path / "long.avi", moving_frames(400), "MJPG")
+def start_long_run(tmp_path: Path, weights: Path, frames: int = 400) -> tuple[subprocess.Popen, Path]:
+    """A real `dvsnet segment` process on a long video; returns once it has finished a few frames."""
+    video = write_video(tmp_path / "long.avi", moving_frames(frames), "MJPG")
     out = tmp_path / "runs"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "dvsnet", "segment", str(video), "--segmenter", str(weights), "--policy",
-         "always", "--output", str(out), "--no-progress", "--threads", "1"],
+         "always", "--output", str(out), "--no-progress", "--threads", "1", "--write", "overlay",
+         "--write", "csv", "--write", "labels"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     partial = out / "segment-0001" / "frames.partial.csv"
     deadline = time.time() + 60
     while time.time() < deadline and not (partial.exists() and partial.read_text().count("\n") > 4 * 3):
         time.sleep(0.05)
+    return proc, out / "segment-0001"
+
+
+def test_sigkill_leaves_nothing_presented_as_complete(tmp_path, weights):
+    proc, run = start_long_run(tmp_path, weights)
+    proc.kill()
+    proc.communicate(timeout=60)
+    names = set(os.listdir(run))
+    assert {"overlay.partial.mp4", "frames.partial.csv", "labels"} <= names
+    assert not names & {"summary.json", "overlay.mp4", "frames.csv"}
+    pngs = list((run / "labels").glob("*.png"))  # not the hidden .tmp of a write the kill cut short
+    assert pngs
+    for png in pngs:  # every label PNG present is whole
+        assert cv2.imread(str(png), cv2.IMREAD_UNCHANGED).shape == (H, W)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_mid_run_leaves_valid_outputs(tmp_path, weights, signum):
+    """A real Ctrl-C (SIGINT) or kill (SIGTERM) to a real process: finished frames are kept and closed,
+    summary.json marks the run incomplete."""
+    proc, run = start_long_run(tmp_path, weights)
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
-    run = out / "segment-0001"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["complete"] is False and summary["stopped"] == "interrupted"
     assert 3 <= summary["frames"] < 400
     assert count_video_frames(run / "overlay.mp4") == summary["frames"]
     assert len((run / "frames.csv").read_text().splitlines()) == 1 + 4 * summary["frames"]
-    assert sorted(os.listdir(run)) == ["frames.csv", "overlay.mp4", "summary.json"]
+    assert len(os.listdir(run / "labels")) == summary["frames"]
+    assert sorted(os.listdir(run)) == ["frames.csv", "labels", "overlay.mp4", "summary.json"]
