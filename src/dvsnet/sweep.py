@@ -337,10 +337,10 @@ def run_sweep(
                     failed[spec.segmenter] = str(exc)
                     raise
             seg = segmenters[spec.segmenter]
+            pipe = dvsnet.DVSNet(segmenter=seg, flow="dis" if spec.flow == "-" else spec.flow,
+                                 policy=spec.policy, grid=spec.grid, overlap=spec.overlap)  # fails fast
             reference = dvsnet.DVSNet(segmenter=seg, flow="dis", policy="always", grid=(1, 1), overlap=0)
             ref = run_pipeline(ref_clip, reference, warmup_frames=warmup_frames)
-            pipe = dvsnet.DVSNet(segmenter=seg, flow="dis" if spec.flow == "-" else spec.flow,
-                                 policy=spec.policy, grid=spec.grid, overlap=spec.overlap)
             result = run_pipeline(snippets, pipe, warmup_frames=warmup_frames, progress=progress)
         except DvsnetError as exc:
             log(f"sweep: [{n}/{len(todo)}] {spec.key}: skipped: {exc}")
