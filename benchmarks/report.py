@@ -120,7 +120,7 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
         (f"**Setup.** Data: `{rows[0]['data']}`, split val, first {int(rows[0]['snippets'])} snippets "
          f"({int(rows[0]['frames']) // int(rows[0]['snippets'])} frames each evaluated, frame size "
          f"{rows[0]['frame_size']}), paper protocol (DESIGN.md §5): frame 0 key, frames 0..19 in order, frame 19 "
-         "scored. fps = frames / time inside `DVSNet.step` (frames decoded beforehand; 5 warm-up frames "
+         "scored. fps = frames / time inside `DVSNet.step` (frames decoded beforehand; warm-up frames "
          f"excluded). Machine: {machine.get('cpu', '?')}, {machine.get('usable_cores', '?')} usable cores, "
          f"{machine.get('torch_threads', '?')} torch / {machine.get('opencv_threads', '?')} OpenCV threads, CPU "
          f"only, shared with other jobs (1-min load average during the rows: {load_text}). Speed-up = a row's "
@@ -333,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiments", default="abcde")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch and OpenCV threads for the sweep (default: 1, steadier on a shared machine)")
+    parser.add_argument("--warmup-frames", type=int, default=3,
+                        help="frames run before each timing and discarded (default: 3: a seg and two warp frames)")
     parser.add_argument("--no-run", action="store_true", help="only read the existing sweep.csv")
     parser.add_argument("--report", default=str(HERE / "REPORT.md"), help="report file (default: benchmarks/REPORT.md)")
     parser.add_argument("--plots", default=str(HERE / "report"), help="PNG folder (default: benchmarks/report)")
@@ -342,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep_dir = Path(args.sweep)
     if not args.no_run:
         set_threads(args.threads)
-        run_sweep(args.data, sweep_dir, config=config, max_snippets=args.max_snippets)
+        run_sweep(args.data, sweep_dir, config=config, max_snippets=args.max_snippets,
+                  warmup_frames=args.warmup_frames)
     rows = read_rows(sweep_dir / "sweep.csv")
     if not rows:
         print(f"no rows in {sweep_dir / 'sweep.csv'}; nothing to report", file=sys.stderr)
