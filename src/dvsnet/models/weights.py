@@ -42,6 +42,7 @@ def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, str], 
     os.close(fd)
     try:
         save_file(state, tmp, metadata={k: str(v) for k, v in metadata.items()})
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights and logs are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -39,6 +39,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights and logs are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -107,6 +108,7 @@ def save_checkpoint(path: Path, **state: Any) -> None:
     os.close(fd)
     try:
         torch.save(state, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights and logs are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -157,6 +159,7 @@ def ship_weights(run: str | Path, name: str, weights_dir: str | Path | None = No
     os.close(fd)
     try:
         save_file(state, tmp, metadata={**metadata, "dtype": "float16"})
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
