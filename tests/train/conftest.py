@@ -53,10 +53,22 @@ def tiny_tree(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_fast(tiny_tree, tmp_path_factory) -> Path:
-    """A `fast` segmenter trained for 60 steps on the tiny tree (its weights file)."""
+    """A `fast` segmenter trained for 30 steps on the tiny tree (its weights file)."""
     from dvsnet.train.seg import SegTrainConfig, train_segmenter
 
     out = tmp_path_factory.mktemp("seg")
-    train_segmenter(SegTrainConfig(data=str(tiny_tree), out=str(out), steps=60, batch=4, crop=(64, 64), lr=5e-3,
-                                   frame_stride=1, val_every=60, val_frames=2, device="cpu"), progress=False)
+    train_segmenter(SegTrainConfig(data=str(tiny_tree), out=str(out), steps=30, batch=2, crop=(32, 64), lr=1e-2,
+                                   frame_stride=1, val_every=30, val_frames=2, device="cpu", threads=1), progress=False)
     return out / "model.safetensors"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Training tests run single-threaded: on a shared 2-core machine two OpenMP threads fighting other
+    processes are several times slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

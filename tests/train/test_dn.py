@@ -30,7 +30,7 @@ def test_decision_net_regresses_a_known_function():
     def batch(n):
         x = torch.rand(n, 2, 4, 4)
         return x, x[:, 0].mean((1, 2))
-    for _ in range(400):
+    for _ in range(250):
         x, y = batch(64)
         loss = torch.nn.functional.mse_loss(net(x), y)
         opt.zero_grad(); loss.backward(); opt.step()
@@ -43,7 +43,7 @@ def test_train_dn_cli_writes_loadable_weights(tiny_tree, tiny_fast, tmp_path, ca
     out = tmp_path / "dn"
     code = main(["train", "dn", "--variant", "dis", "--data", str(tiny_tree), "--segmenter", str(tiny_fast),
                  "--cache", str(tmp_path / "cache"), "--max-offset", "5", "--keys-per-snippet", "2",
-                 "--steps", "40", "--batch", "16", "--out", str(out), "--no-progress"])
+                 "--steps", "40", "--batch", "16", "--out", str(out), "--threads", "1", "--no-progress"])
     assert code == 0
     assert "val error rate" in capsys.readouterr().out
     rows = list(csv.DictReader((out / "log.csv").open()))
