@@ -9,28 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from dvsnet.cli import main
 from dvsnet.data.synthetic import render_clip
-from dvsnet.models import build_fast, save_weights
 from dvsnet.models.weights import shipped_path
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    """--threads changes process-wide settings; put them back for the tests that follow."""
-    saved = torch.get_num_threads(), cv2.getNumThreads()
-    yield
-    torch.set_num_threads(saved[0])
-    cv2.setNumThreads(saved[1])
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "fast_random.safetensors"
-    return save_weights(build_fast().eval(), path, {"arch": "fast", "num_classes": "19"})
 
 
 def read_video(path: Path) -> list[np.ndarray]:

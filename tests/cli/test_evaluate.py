@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from dvsnet.cli import main
 
@@ -15,27 +14,6 @@ def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     write_dataset(root, "val", sequences=2, frames=30, size=(64, 128), seed=3, progress=False)
     return root
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    """A `fast` segmenter with seeded random weights, saved like a trained one (arch in the metadata)."""
-    from dvsnet.models import build_segmenter
-    from dvsnet.models.weights import save_weights
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "fast-random.safetensors"
-    return save_weights(build_segmenter("fast").eval(), path, {"arch": "fast", "num_classes": "19"})
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    import cv2
-
-    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
-    yield
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(cv_threads)
 
 
 def _run(capsys, *argv):

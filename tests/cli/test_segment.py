@@ -24,26 +24,10 @@ import dvsnet
 from dvsnet.cli import main
 from dvsnet.data.labels import TRAIN_TO_LABEL, colorize
 from dvsnet.data.video import read_frames
-from dvsnet.models import build_accurate, build_fast, save_weights
+from dvsnet.models import build_accurate, save_weights
 
 H, W = 64, 128
 SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    """--threads changes process-wide settings; put them back for the tests that follow."""
-    saved = torch.get_num_threads(), cv2.getNumThreads()
-    yield
-    torch.set_num_threads(saved[0])
-    cv2.setNumThreads(saved[1])
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "fast_random.safetensors"
-    return save_weights(build_fast().eval(), path, {"arch": "fast", "num_classes": "19"})
 
 
 def moving_frames(n: int, height: int = H, width: int = W) -> list[np.ndarray]:
