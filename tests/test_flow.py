@@ -38,7 +38,7 @@ def test_motion_features_have_a_fixed_size_and_see_motion():
     assert still.shape == (1, 7, 16, 16)
     assert still.abs().max() < 1e-5
     moved = torch.roll(image, 4, dims=3)
-    flow, features = DISFlow()(image, moved)
+    _, features = DISFlow()(image, moved)
     assert features.shape == (1, 7, 16, 16) and torch.isfinite(features).all()
     assert features[:, 2].mean() > 0.3  # |flow| / 8 ≈ 0.5
 

@@ -24,6 +24,7 @@ def test_fixed_5_segments_exactly_on_frames_0_5_10():
     seg, _, outs = run("fixed:5", panning_clip(12))
     seg_frames = [o.index for o in outs if "seg" in o.paths]
     assert seg_frames == [0, 5, 10]
+    assert seg.calls == [4, 4, 4]  # the segmenter ran on those three frames only
     assert all(o.paths in (["seg"] * 4, ["warp"] * 4) for o in outs)
     assert outs[7].key_ages == [2, 2, 2, 2]
 
@@ -49,7 +50,7 @@ def test_frame_result_contents():
 
 
 def test_a_new_frame_size_restarts_the_key_frames_and_reset_forgets_them():
-    seg, pipe, _ = run("fixed:100", panning_clip(3))
+    _, pipe, _ = run("fixed:100", panning_clip(3))
     out = pipe.step(panning_clip(1, height=64, width=96)[0])
     assert out.restarted and out.paths == ["seg"] * 4 and out.labels.shape == (64, 96)
     pipe.reset()

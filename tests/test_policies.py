@@ -3,8 +3,15 @@ import torch
 
 from dvsnet.errors import DvsnetError
 from dvsnet.policies import (
-    AlwaysSegment, DecisionNetwork, FixedInterval, FlowMagnitude, FrameDifference, Oracle, RegionBatch,
-    confidence_score, parse_policy,
+    AlwaysSegment,
+    DecisionNetwork,
+    FixedInterval,
+    FlowMagnitude,
+    FrameDifference,
+    Oracle,
+    RegionBatch,
+    confidence_score,
+    parse_policy,
 )
 
 

@@ -7,7 +7,8 @@ a `name` that selects the decision-network weights trained on its features.
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import cv2
 import numpy as np

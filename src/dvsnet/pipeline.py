@@ -8,8 +8,8 @@ flow estimator called once per frame on the batch of regions that need flow.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -50,9 +50,9 @@ class DVSNet:
 
     def __init__(
         self,
-        segmenter: "str | Segmenter" = "fast",
-        flow: "str | FlowEstimator" = "dis",
-        policy: "str | Policy" = "dn:0.92",
+        segmenter: str | Segmenter = "fast",
+        flow: str | FlowEstimator = "dis",
+        policy: str | Policy = "dn:0.92",
         grid: tuple[int, int] = (2, 2),
         overlap: int | None = None,
         stitch: str = "max-logit",
@@ -60,7 +60,7 @@ class DVSNet:
         if isinstance(segmenter, str) or not callable(segmenter):
             segmenter = load_segmenter(segmenter)
         self.segmenter = segmenter
-        self.num_classes = int(getattr(segmenter, "num_classes"))
+        self.num_classes = int(segmenter.num_classes)
         self.stride = int(getattr(segmenter, "output_stride", 8))
         self.flow = build_flow(flow)
         self.policy = parse_policy(policy)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from dvsnet.errors import DvsnetError
 
@@ -173,7 +173,7 @@ def _number(text: str, kind: type, policy: str):
             from None
 
 
-def parse_policy(spec: "str | Policy") -> Policy:
+def parse_policy(spec: str | Policy) -> Policy:
     """'dn:0.92' -> DecisionNetwork(0.92), etc. Policy objects pass through. Bad strings -> DvsnetError."""
     if not isinstance(spec, str):
         return spec

@@ -48,7 +48,7 @@ class Region:
 
 def default_overlap(width: int) -> int:
     """The paper's 64 px of overlap at 2048 px frame width, scaled to `width` (16 px at 512)."""
-    return int(round(64 * width / 2048))
+    return round(64 * width / 2048)
 
 
 def region_grid(height: int, width: int, rows: int, cols: int, overlap: int) -> list[Region]:

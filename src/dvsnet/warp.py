@@ -23,7 +23,7 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def backward_warp(source: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """out(p) = source(p + flow(p)), bilinear, borders clamped. source (B, C, h, w), flow (B, 2, h, w)."""
-    b, _, h, w = source.shape
+    h, w = source.shape[-2:]
     ys = torch.arange(h, dtype=flow.dtype, device=flow.device).view(1, h, 1)
     xs = torch.arange(w, dtype=flow.dtype, device=flow.device).view(1, 1, w)
     x = xs + flow[:, 0]  # (B, h, w) sample positions in pixels
