@@ -168,3 +168,21 @@ def ship_weights(run: str | Path, name: str, weights_dir: str | Path | None = No
     info = {"name": name, "metadata": metadata, "config": config, "run": str(run)}
     write_atomic(target.with_suffix(".json"), (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
     return target
+
+
+def start_run(out: Path, config: Any, resume: bool) -> tuple[Path | None, torch.device]:
+    """Everything a training run does first: run folder + config (see prepare_run), torch threads, seeds,
+    device. Returns (checkpoint to resume from or None, device)."""
+    checkpoint = prepare_run(out, config, resume)
+    torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    return checkpoint, pick_device(config.device)
+
+
+def restore(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Load `checkpoint` into model and optimizer (RNG states too); returns the rest of its state (step, ...)."""
+    state = load_checkpoint(checkpoint)
+    model.load_state_dict(state.pop("model"))
+    optimizer.load_state_dict(state.pop("optimizer"))
+    return state
+

@@ -22,11 +22,9 @@ from dvsnet.models.decision import DecisionNet
 from dvsnet.models.weights import save_weights
 from dvsnet.train.common import (
     CsvLog,
-    load_checkpoint,
-    pick_device,
-    prepare_run,
+    restore,
     save_checkpoint,
-    seed_everything,
+    start_run,
 )
 from dvsnet.train.confidence import FLOWNET_VARIANTS, ScoreConfig, load_or_generate_scores
 
@@ -84,10 +82,7 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
     if config.variant not in VARIANTS:
         raise DvsnetError(f"unknown decision-network variant {config.variant!r}; valid: {', '.join(VARIANTS)}")
     out = Path(config.out)
-    checkpoint = prepare_run(out, config, resume)
-    torch.set_num_threads(config.threads)
-    seed_everything(config.seed)
-    device = pick_device(config.device)
+    checkpoint, device = start_run(out, config, resume)
     x_train, y_train = dataset(config, "train", progress)
     x_val, y_val = dataset(config, "val", progress)
     channels, height, width = x_train.shape[1:]
@@ -99,9 +94,7 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
     scheduler_gamma = 0.01 ** (1 / max(1, config.steps))  # exponential decay to 1% of lr
     step, best = 0, float("inf")
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        state = restore(checkpoint, net, optimizer)
         step, best = state["step"], state["best"]
     generator = torch.Generator().manual_seed(config.seed + step)
     log = CsvLog(out / "log.csv", ["step", "time_s", "lr", "loss", "val_error_points"])

@@ -26,11 +26,9 @@ from dvsnet.models.flownet import build_flownet
 from dvsnet.models.weights import save_weights
 from dvsnet.train.common import (
     CsvLog,
-    load_checkpoint,
-    pick_device,
-    prepare_run,
+    restore,
     save_checkpoint,
-    seed_everything,
+    start_run,
 )
 from dvsnet.train.confidence import list_snippets
 from dvsnet.train.seg import read_image
@@ -126,10 +124,7 @@ def flow_epe(flow: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def train_flownet(config: FlowTrainConfig, resume: bool = False, progress: bool = True) -> dict[str, float]:
     """Train FlowNetS; writes the run folder (see dvsnet.train.common). Returns the final val EPE."""
     out = Path(config.out)
-    checkpoint = prepare_run(out, config, resume)
-    torch.set_num_threads(config.threads)
-    seed_everything(config.seed)
-    device = pick_device(config.device)
+    checkpoint, device = start_run(out, config, resume)
     train = FlowPairs(config.data, "train", config.max_snippets)
     val = FlowPairs(config.data, "val", 12)  # 48 validation pairs drawn from the first 12 val snippets
     steps_per_snippet = train.frames.shape[1]
@@ -143,9 +138,7 @@ def train_flownet(config: FlowTrainConfig, resume: bool = False, progress: bool 
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     step, last_val = 0, float("nan")
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        state = restore(checkpoint, net, optimizer)
         step, last_val = state["step"], state["last_val"]
     rng = np.random.default_rng([config.seed, step])
     log = CsvLog(out / "log.csv", ["step", "time_s", "lr", "loss", "val_epe"])

@@ -28,11 +28,9 @@ from dvsnet.models.segnets import SEGMENTERS
 from dvsnet.models.weights import load_weights, save_weights
 from dvsnet.train.common import (
     CsvLog,
-    load_checkpoint,
-    pick_device,
-    prepare_run,
+    restore,
     save_checkpoint,
-    seed_everything,
+    start_run,
 )
 
 
@@ -178,10 +176,7 @@ def train_segmenter(config: SegTrainConfig, resume: bool = False, progress: bool
     if config.arch not in SEGMENTERS:
         raise DvsnetError(f"unknown segmenter {config.arch!r}; valid: {', '.join(SEGMENTERS)}")
     out = Path(config.out)
-    checkpoint = prepare_run(out, config, resume)
-    torch.set_num_threads(config.threads)
-    seed_everything(config.seed)
-    device = pick_device(config.device)
+    checkpoint, device = start_run(out, config, resume)
     train_pairs = list_labelled_frames(config.data, "train")[:: config.frame_stride]
     val_pairs = list_labelled_frames(config.data, "val")
     val_pairs = val_pairs[:: max(1, len(val_pairs) // config.val_frames)][: config.val_frames]
@@ -198,9 +193,7 @@ def train_segmenter(config: SegTrainConfig, resume: bool = False, progress: bool
     step, last_val = 0, -1.0
     rng = np.random.default_rng(config.seed)
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        state = restore(checkpoint, model, optimizer)
         step, last_val = state["step"], state["last_val"]
         rng = np.random.default_rng([config.seed, step])
     log = CsvLog(out / "log.csv", ["step", "time_s", "lr", "loss", "val_miou"])
