@@ -16,7 +16,6 @@ import datetime
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ sys.path.insert(0, str(REPO / "src"))  # run from a checkout without installing
 
 import itertools
 
+from dvsnet.atomic import write_text_atomic
 from dvsnet.cli.sweep import draw_plots
 from dvsnet.evaluate import set_threads
 from dvsnet.regions import default_overlap
@@ -345,13 +345,6 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
     return "\n".join(out)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/synth", help="Cityscapes-layout tree (default: data/synth)")
@@ -386,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/report.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report = Path(args.report)
     link_dir = os.path.relpath(plots_dir.resolve(), report.resolve().parent)
-    write_atomic(report, build_report(rows, config, sweep_dir, figures, command.strip(), link_dir))
+    write_text_atomic(report, build_report(rows, config, sweep_dir, figures, command.strip(), link_dir))
     print(f"wrote {report} and {len(figures)} plots in {plots_dir}")
     return 0
 

@@ -33,7 +33,6 @@ import csv
 import json
 import os
 import re
-import secrets
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dvsnet import atomic
 from dvsnet.data.labels import colorize, train_ids_to_label_ids
 from dvsnet.data.video import quiet_opencv
 from dvsnet.errors import DvsnetError
@@ -95,26 +95,11 @@ def create_run_folder(root: str | os.PathLike, prefix: str) -> Path:
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    """Write `data` to `path` atomically (dvsnet.atomic); a failure is one DvsnetError line."""
     try:
-        # os.open with 0o666 (not mkstemp's 0o600) so the file gets the user's usual permissions
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        atomic.write_bytes_atomic(path, data)
     except OSError as exc:
         raise DvsnetError(f"cannot write {path}: {_describe(exc)}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise DvsnetError(f"cannot write {path}: {_describe(exc)}") from None
-        raise
 
 
 def write_json_atomic(path: str | os.PathLike, obj: object) -> None:

@@ -6,8 +6,6 @@ returns None when the rows hold nothing for that figure. mIoU is drawn in percen
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from dvsnet.atomic import atomic_path
 from dvsnet.sweep import DEFAULT_GRID, select
 
 Rows = list[dict[str, Any]]
@@ -31,15 +30,11 @@ POLICY_STYLE = {  # paper Fig. 9 colours: dn red, DFF blue, diff green, flow ora
 def _save(fig: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

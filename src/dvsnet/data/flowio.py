@@ -13,33 +13,17 @@ complete or absent.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from dvsnet.atomic import write_bytes_atomic
 from dvsnet.errors import DvsnetError
 
 FLO_MAGIC = 202021.25
 KITTI_SCALE = 64.0
 KITTI_ZERO = 2**15
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def write_png_atomic(path: str | os.PathLike, image: np.ndarray, compression: int = 3) -> None:

@@ -7,14 +7,13 @@ did not match. Shipped files live in `dvsnet/weights/<name>.safetensors`.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from dvsnet.atomic import atomic_path
 from dvsnet.errors import DvsnetError
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -38,15 +37,8 @@ def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, str], 
         if half and value.is_floating_point():
             value = value.half()
         state[key] = value.contiguous()
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={k: str(v) for k, v in metadata.items()})
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights and logs are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
     return path
 
 

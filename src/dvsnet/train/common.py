@@ -13,15 +13,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from dvsnet.atomic import atomic_path, write_bytes_atomic
 from dvsnet.errors import DvsnetError
 
 
@@ -33,17 +32,8 @@ def seed_everything(seed: int) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to `path` via a temp file in the same folder and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights and logs are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write bytes to `path` atomically."""
+    write_bytes_atomic(path, data)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -103,16 +93,8 @@ def save_checkpoint(path: Path, **state: Any) -> None:
     """torch.save `state` (module/optimiser state dicts, step, ...) plus RNG states, atomically."""
     state = dict(state)
     state["rng"] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights and logs are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -155,15 +137,8 @@ def ship_weights(run: str | Path, name: str, weights_dir: str | Path | None = No
         metadata = dict(f.metadata() or {})
     state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_file(str(source)).items()}
     target = target_dir / f"{name}.safetensors"
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=target_dir)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={**metadata, "dtype": "float16"})
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(target) as tmp:
+        save_file(state, str(tmp), metadata={**metadata, "dtype": "float16"})
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else None
     info = {"name": name, "metadata": metadata, "config": config, "run": str(run)}
     write_atomic(target.with_suffix(".json"), (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())

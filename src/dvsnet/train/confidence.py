@@ -21,8 +21,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dvsnet.atomic import atomic_path
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import MOTION_FEATURE_SIZE, DISFlow
 from dvsnet.policies import confidence_score
@@ -165,13 +164,7 @@ def load_or_generate_scores(cache_dir: str | Path, config: ScoreConfig, progress
             return {k: data[k] for k in data.files}
     scores = generate_scores(config, progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # keeps the .npz suffix, so np.savez adds none
         np.savez(tmp, **scores)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     write_atomic(path.with_suffix(".json"), (json.dumps(dataclasses.asdict(config), indent=2) + "\n").encode())
     return scores

@@ -1,0 +1,36 @@
+import os
+
+import numpy as np
+import pytest
+
+from dvsnet.atomic import atomic_path, write_bytes_atomic
+
+
+def test_success_replaces_the_file_with_usual_permissions(tmp_path):
+    target = tmp_path / "a.json"
+    target.write_bytes(b"old")
+    write_bytes_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert os.listdir(tmp_path) == ["a.json"]
+
+
+def test_a_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "a.json"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("writer failed")
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["a.json"]
+
+
+def test_the_temporary_keeps_the_suffix_so_numpy_adds_none(tmp_path):
+    target = tmp_path / "scores.npz"
+    with atomic_path(target) as tmp:
+        np.savez(tmp, x=np.arange(3))
+    with np.load(target) as data:
+        assert data["x"].tolist() == [0, 1, 2]
+    assert os.listdir(tmp_path) == ["scores.npz"]
