@@ -27,10 +27,11 @@ def test_a_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     assert os.listdir(tmp_path) == ["a.json"]
 
 
-def test_the_temporary_keeps_the_suffix_so_numpy_adds_none(tmp_path):
+def test_the_temporary_is_hidden_and_not_named_like_a_finished_file(tmp_path):
     target = tmp_path / "scores.npz"
-    with atomic_path(target) as tmp:
-        np.savez(tmp, x=np.arange(3))
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        assert tmp.name.startswith(".") and tmp.suffix == ".tmp"
+        np.savez(f, x=np.arange(3))
     with np.load(target) as data:
         assert data["x"].tolist() == [0, 1, 2]
     assert os.listdir(tmp_path) == ["scores.npz"]

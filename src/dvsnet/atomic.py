@@ -22,10 +22,10 @@ def _umask() -> int:
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path` (same suffix, so writers that key on it work); on success it
-    replaces `path`, on failure it is deleted."""
+    """Yield a temporary path beside `path`, hidden and ending in .tmp so that a write cut short by a
+    kill never looks like a finished file; on success it replaces `path`, on failure it is deleted."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~_umask())

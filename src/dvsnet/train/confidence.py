@@ -164,7 +164,7 @@ def load_or_generate_scores(cache_dir: str | Path, config: ScoreConfig, progress
             return {k: data[k] for k in data.files}
     scores = generate_scores(config, progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:  # keeps the .npz suffix, so np.savez adds none
-        np.savez(tmp, **scores)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no .npz
+        np.savez(f, **scores)
     write_atomic(path.with_suffix(".json"), (json.dumps(dataclasses.asdict(config), indent=2) + "\n").encode())
     return scores
