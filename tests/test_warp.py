@@ -37,9 +37,39 @@ def test_warping_stride_8_logits_by_image_flow_reproduces_the_translated_map():
     key_logits = torch.randn(1, 19, 16, 32)
     flow = torch.zeros(1, 2, 128, 256)
     flow[:, 0] = -16.0
-    warped = warp_logits(key_logits, flow)  # at stride 8: a shift of 2 cells
+    warped = warp_logits(key_logits, flow, upscale=1)  # at stride 8: a shift of 2 cells
     expected = torch.roll(key_logits, shifts=2, dims=3)
     assert torch.allclose(warped[..., 2:], expected[..., 2:], atol=1e-5)
     labels = logits_to_labels(warped, (128, 256))
     expected_labels = logits_to_labels(expected, (128, 256))
     assert (labels[..., 24:] == expected_labels[..., 24:]).float().mean() > 0.999
+
+
+def test_default_warp_runs_on_a_twice_finer_grid_and_keeps_the_translation():
+    # the key map moved 12 px right: 1.5 cells at stride 8, exactly 3 cells at stride 4
+    key_logits = torch.randn(1, 19, 16, 32)
+    flow = torch.zeros(1, 2, 128, 256)
+    flow[:, 0] = -12.0
+    warped = warp_logits(key_logits, flow)
+    assert warped.shape == (1, 19, 32, 64)
+    fine = torch.nn.functional.interpolate(key_logits, scale_factor=2, mode="bilinear", align_corners=False)
+    expected = torch.roll(fine, shifts=3, dims=3)
+    assert torch.allclose(warped[..., 3:], expected[..., 3:], atol=1e-5)
+
+
+def test_finer_warp_keeps_a_thin_object_that_the_stride_8_warp_smears():
+    # a 4 px wide pole seen at stride 8 (the segmenter's own map), moved 4 px: warping the fine grid puts
+    # the pole's peak where it belongs; warping the coarse one must interpolate half a cell
+    height, width = 64, 128
+    key_logits = torch.zeros(1, 2, height // 8, width // 8)
+    key_logits[:, 1, :, 5] = 4.0  # pole in cell column 5 (pixels 40..47)
+    key_logits[:, 0] = 1.0
+    flow = torch.zeros(1, 2, height, width)
+    flow[:, 0] = -4.0  # moved 4 px right
+    truth = logits_to_labels(torch.roll(
+        torch.nn.functional.interpolate(key_logits, scale_factor=8, mode="bilinear", align_corners=False),
+        shifts=4, dims=3), (height, width))
+    fine = logits_to_labels(warp_logits(key_logits, flow), (height, width))
+    coarse = logits_to_labels(warp_logits(key_logits, flow, upscale=1), (height, width))
+    assert torch.equal(fine, truth)
+    assert (coarse == truth).float().mean() < 0.98  # the coarse warp widens the pole

@@ -141,7 +141,9 @@ class DVSNet:
 
         seg_idx = torch.nonzero(~warp).flatten()
         warp_idx = torch.nonzero(warp).flatten()
-        logits = None
+        crop_h, crop_w = self._crop_size
+        region_scores = torch.empty(n, crop_h, crop_w, device=self.device)
+        region_labels = torch.empty(n, crop_h, crop_w, dtype=torch.int64, device=self.device)
         if len(seg_idx):
             t = time.perf_counter()
             new_logits = seg_logits[seg_idx] if seg_logits is not None else self._segment(images[seg_idx])
@@ -152,7 +154,9 @@ class DVSNet:
                 self._key_images[seg_idx] = images[seg_idx]
                 self._key_logits[seg_idx] = new_logits
             self._key_index[seg_idx.numpy()] = self.index
-            logits = self._key_logits.clone() if len(warp_idx) else self._key_logits
+            t = time.perf_counter()
+            region_scores[seg_idx], region_labels[seg_idx] = upsample_logits(new_logits, self._crop_size)
+            timings["stitch"] += time.perf_counter() - t
         if len(warp_idx):
             if flow is None:
                 t = time.perf_counter()
@@ -161,14 +165,13 @@ class DVSNet:
             else:
                 flow_w = flow[warp_idx]
             t = time.perf_counter()
-            warped = warp_logits(self._key_logits[warp_idx], flow_w)
-            if logits is None:
-                logits = self._key_logits.clone()
-            logits[warp_idx] = warped
+            warped = warp_logits(self._key_logits[warp_idx], flow_w)  # on a finer grid than the key logits
             timings["warp"] += time.perf_counter() - t
+            t = time.perf_counter()
+            region_scores[warp_idx], region_labels[warp_idx] = upsample_logits(warped, self._crop_size)
+            timings["stitch"] += time.perf_counter() - t
 
         t = time.perf_counter()
-        region_scores, region_labels = upsample_logits(logits, self._crop_size)  # (R, Hc, Wc) each
         labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions, height, width,
                         self.stitch_mode)[0]
         timings["stitch"] += time.perf_counter() - t
