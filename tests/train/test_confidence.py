@@ -52,3 +52,12 @@ def test_snippets_too_short_for_max_offset_fail_clearly(tiny_tree, tiny_fast):
     config = ScoreConfig(data=str(tiny_tree), split="val", segmenter=str(tiny_fast), max_offset=20)
     with pytest.raises(DvsnetError, match="max_offset 20 needs at least 21"):
         load_or_generate_scores(tiny_tree / "cache", config, progress=False)
+
+
+def test_cached_scores_are_not_reused_after_the_warp_grid_changes(tiny_tree, tiny_fast, monkeypatch):
+    import dvsnet.train.confidence as confidence
+
+    config = ScoreConfig(data=str(tiny_tree), split="train", segmenter=str(tiny_fast), max_offset=2)
+    path = cache_path(tiny_tree / "cache", config)
+    monkeypatch.setattr(confidence, "WARP_UPSCALE", confidence.WARP_UPSCALE * 2)
+    assert cache_path(tiny_tree / "cache", config) != path

@@ -35,7 +35,7 @@ from dvsnet.policies import confidence_score
 from dvsnet.regions import crop_regions, default_overlap, padded_size, region_grid
 from dvsnet.train.common import write_atomic
 from dvsnet.train.seg import read_image
-from dvsnet.warp import upsample_logits, warp_logits
+from dvsnet.warp import WARP_UPSCALE, upsample_logits, warp_logits
 
 FLOWNET_VARIANTS = ("flownet-conv4", "flownet-conv5", "flownet-conv6", "flownet-image-flow")
 
@@ -72,7 +72,8 @@ def _file_digest(path: Path) -> str:
 
 
 def cache_path(cache_dir: str | Path, config: ScoreConfig) -> Path:
-    """The cache file for `config`: settings and the weights files' contents go into its name."""
+    """The cache file for `config`: settings, the weights files' contents and the warp grid go into its name
+    (targets made with another warp would train the DN for an engine that no longer exists)."""
     from dvsnet.models.weights import shipped_path
 
     seg = config.segmenter
@@ -81,7 +82,7 @@ def cache_path(cache_dir: str | Path, config: ScoreConfig) -> Path:
         shipped_path("flownet") if config.flownet == "shipped" else Path(config.flownet))
     key = json.dumps({**dataclasses.asdict(config), "segmenter": _file_digest(seg_path),
                       "flownet": None if flownet is None else _file_digest(flownet),
-                      "data": str(Path(config.data).resolve())}, sort_keys=True)
+                      "data": str(Path(config.data).resolve()), "warp_upscale": WARP_UPSCALE}, sort_keys=True)
     return Path(cache_dir) / f"scores-{config.split}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 
