@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from dvsnet.atomic import atomic_path
-from dvsnet.sweep import DEFAULT_GRID, select
+from dvsnet.sweep import DEFAULT_GRID, region_overlap, select
 
 Rows = list[dict[str, Any]]
 POLICY_STYLE = {  # paper Fig. 9 colours: dn red, DFF blue, diff green, flow orange
@@ -56,22 +56,39 @@ def baseline(rows: Rows, segmenter: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def plot_tradeoff(rows: Rows, path: str | Path, *, default_overlap: int | None = None) -> Path | None:
-    """Fig. 8: mIoU vs fps over DN thresholds, one curve per segmenter × flow; stars = per-frame."""
-    dn = [r for r in select(rows, policy_kind="dn", grid=_grid_text(DEFAULT_GRID))
-          if default_overlap is None or float(r["overlap"]) == default_overlap]
-    if not dn:
+def plot_tradeoff(rows: Rows, path: str | Path, *, default_overlap: int | None = None,
+                  curve_grids: tuple[tuple[int, int], ...] = ((1, 1),)) -> Path | None:
+    """Fig. 8: mIoU vs fps over DN thresholds, one curve per segmenter × flow × grid; stars = per-frame.
+
+    Curves on the default 2x2 grid are solid (DIS) or dashed (FlowNet); those on `curve_grids` (drawn for
+    the segmenter/flow pairs with at least two dn rows there) are dotted / dash-dotted with square markers.
+    """
+    def dn_at(grid: tuple[int, int]) -> Rows:
+        overlap = None if default_overlap is None else region_overlap(grid, default_overlap)
+        return [r for r in select(rows, policy_kind="dn", grid=_grid_text(grid))
+                if overlap is None or float(r["overlap"]) == overlap]
+
+    curves = []  # (segmenter, flow, grid, rows sorted by threshold)
+    for grid in (DEFAULT_GRID, *(g for g in curve_grids if tuple(g) != DEFAULT_GRID)):
+        dn = dn_at(tuple(grid))
+        for seg, flow in sorted({(r["segmenter"], r["flow"]) for r in dn}):
+            curve = _curve(select(dn, segmenter=seg, flow=flow))
+            if curve and (tuple(grid) == DEFAULT_GRID or len(curve) >= 2):
+                curves.append((seg, flow, tuple(grid), curve))
+    if not curves:
         return None
     fig, ax = plt.subplots(figsize=(7, 5))
-    pairs = sorted({(r["segmenter"], r["flow"]) for r in dn})
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    segs = sorted({s for s, _ in pairs})
-    for i, (seg, flow) in enumerate(pairs):
-        curve = _curve(select(dn, segmenter=seg, flow=flow))
+    segs = sorted({seg for seg, *_ in curves})
+    for seg, flow, grid, curve in curves:
         colour = colours[segs.index(seg) % len(colours)]
-        style = "-" if flow.startswith("dis") else "--"
-        ax.plot([float(r["fps"]) for r in curve], [_pct(r) for r in curve], style, marker="o", color=colour,
-                label=f"({seg}, {flow})")
+        dis = flow.startswith("dis")
+        if grid == DEFAULT_GRID:
+            style, marker = ("-" if dis else "--"), "o"
+        else:
+            style, marker = (":" if dis else "-."), "s"
+        ax.plot([float(r["fps"]) for r in curve], [_pct(r) for r in curve], style, marker=marker,
+                color=colour, label=f"({seg}, {flow}) {_grid_text(grid)}")
         for r in curve:
             ax.annotate(f"{float(r['policy_value']):g}", (float(r["fps"]), _pct(r)), fontsize=7,
                         textcoords="offset points", xytext=(3, 3))

@@ -1,15 +1,19 @@
 """The paper's experiment grid (§4.2–4.6) as one resumable list of evaluation rows.
 
 Experiments (letters as in issue #5):
-    a  mIoU vs fps over DN thresholds for every segmenter × flow estimator (paper Fig. 8)
+    a  mIoU vs fps over DN thresholds for every segmenter × flow estimator on the default 2×2 grid
+       (paper Fig. 8), plus the curve of (first segmenter, first flow) on each of `curve_grids`: 1×1 by
+       default, since a 2×2 region of our 256×512 frames is 128×256 px against the paper's 512×1024, and
+       Table 1 picks its operating points across grids
     b  key-frame policies on (first segmenter, first flow): dn vs fixed (DFF) vs diff vs flow vs oracle (Fig. 9)
     c  division schemes 1×1, 1×2, 2×2, 3×3, 4×4 at one threshold: warp/seg ratio and mIoU (Table 3)
     d  overlap depth vs mIoU at one threshold on the 2×2 grid (Fig. 10)
     e  per-frame baselines (policy `always`, one region) of every segmenter (Table 1, top)
 Each configuration is one row, evaluated once even when several experiments use it (the 2×2 dn rows
-serve a, b, c and d). Rows run in a fixed priority order (e, b's dn curve, fixed, flow, diff, oracle,
-c, d, then the rest of a) and are appended to `sweep.csv` as they finish, the file being rewritten
-atomically each time, so an interrupted sweep resumes where it stopped without redoing rows.
+serve a, b, c and d). Rows run in a fixed priority order (e, b's dn curve, a's dn curves on the curve
+grids, fixed, flow, diff, oracle, c, d, then the rest of a) and are appended to `sweep.csv` as they
+finish, the file being rewritten atomically each time, so an interrupted sweep resumes where it stopped
+without redoing rows.
 
 Speed on a shared machine: besides its own fps, every row records `ref_fps`, the per-frame baseline of
 the same segmenter (policy always, 1×1) timed on the first `ref_frames` frames of the first snippet
@@ -61,6 +65,8 @@ class SweepConfig:
     flow_limits: tuple[float, ...] = (2.0, 4.0, 8.0, 12.0, 16.0, 24.0)
     oracle: tuple[float, ...] = (0.80, 0.88, 0.92, 0.96)
     grids: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (2, 2), (3, 3), (4, 4))
+    # experiment a: grids (rows, cols) that also get the dn curve of (first segmenter, first flow)
+    curve_grids: tuple[tuple[int, int], ...] = ((1, 1),)
     overlaps: tuple[int, ...] = (0, 4, 8, 16, 24, 32)
     threshold: float = 0.92  # the one DN threshold of experiments c and d
     experiments: str = EXPERIMENTS
@@ -86,6 +92,11 @@ def _policy(kind: str, value: float) -> str:
     return f"{kind}:{value:g}"
 
 
+def region_overlap(grid: tuple[int, int], overlap: int) -> int:
+    """Overlap in px of a row on `grid`: 0 on one region (it has no inner edge to grow), else `overlap`."""
+    return 0 if tuple(grid) == (1, 1) else int(overlap)
+
+
 def plan_rows(config: SweepConfig, default_overlap: int) -> list[RowSpec]:
     """The configurations of the requested experiments, unique, in priority order (see module doc)."""
     unknown = set(config.experiments) - set(EXPERIMENTS)
@@ -97,8 +108,7 @@ def plan_rows(config: SweepConfig, default_overlap: int) -> list[RowSpec]:
     wanted: list[tuple[str, RowSpec]] = []
 
     def add(exp: str, seg: str, flow: str, policy: str, grid=DEFAULT_GRID, overlap=default_overlap):
-        overlap = 0 if tuple(grid) == (1, 1) else int(overlap)  # one region has no inner edge to grow
-        wanted.append((exp, RowSpec(seg, flow, policy, tuple(grid), overlap)))
+        wanted.append((exp, RowSpec(seg, flow, policy, tuple(grid), region_overlap(grid, overlap))))
 
     exps = config.experiments
     if "e" in exps:
@@ -110,6 +120,11 @@ def plan_rows(config: SweepConfig, default_overlap: int) -> list[RowSpec]:
                 add(exp, seg0, flow0, _policy("dn", t))
     if "b" in exps:
         add("b", seg0, "-", "always", (1, 1), 0)
+    if "a" in exps:  # right after the 2x2 curve: Table 1 picks its operating points across these grids
+        for grid in config.curve_grids:
+            for t in config.thresholds:
+                add("a", seg0, flow0, _policy("dn", t), grid)
+    if "b" in exps:
         for n in config.fixed:
             add("b", seg0, flow0, f"fixed:{n}")
         for f in config.flow_limits:

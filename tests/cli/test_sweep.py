@@ -1,5 +1,6 @@
 """`dvsnet sweep` on a tiny generated tree: rows, resume without redoing, plots; plus the row plan."""
 import csv
+from dataclasses import replace
 
 import pytest
 
@@ -29,9 +30,45 @@ def test_plan_has_each_configuration_once_in_priority_order():
     assert set(shared.experiments) == set("abcd")  # the default 2x2 dn row serves four experiments
     # one region has no inner edge: its overlap is 0 whatever was asked
     assert "fast|dis|dn:0.92|1x1|0" in keys and not any(k.endswith("1x1|16") for k in keys)
-    # 2 baselines + 2x2x2 dn + fixed, flow, diff, oracle + 1x1 dn (c, d) + overlap 0 (d)
-    assert len(rows) == 2 + 8 + 4 + 1 + 1
+    # 2 baselines + 2x2x2 dn + 1x1 dn curve (a, its 0.92 shared with c, d) + fixed, flow, diff, oracle
+    # + overlap 0 (d)
+    assert len(rows) == 2 + 8 + 2 + 4 + 1
     assert keys[-1] == "accurate|flownet|dn:0.92|2x2|16"  # a's other configurations come last
+
+
+def test_plan_puts_the_curve_grids_right_after_the_2x2_dn_curve():
+    config = SweepConfig(segmenters=("fast", "accurate"), flows=("dis", "flownet"), thresholds=(0.9, 0.92),
+                         fixed=(5,), diff=(8.0,), flow_limits=(2.0,), oracle=(0.9,), grids=((1, 1), (2, 2)),
+                         overlaps=(0, 16), threshold=0.92, curve_grids=((1, 1), (1, 2)))
+    rows = plan_rows(config, default_overlap=16)
+    keys = [r.key for r in rows]
+    assert keys[2:8] == ["fast|dis|dn:0.9|2x2|16", "fast|dis|dn:0.92|2x2|16",
+                         "fast|dis|dn:0.9|1x1|0", "fast|dis|dn:0.92|1x1|0",     # 1x1: no overlap
+                         "fast|dis|dn:0.9|1x2|16", "fast|dis|dn:0.92|1x2|16"]  # others: the default
+    assert keys[8] == "fast|dis|fixed:5|2x2|16"  # then b's other policies
+    assert len(keys) == len(set(keys))
+    shared = next(r for r in rows if r.key == "fast|dis|dn:0.92|1x1|0")
+    assert shared.experiments == ("a", "c", "d")  # one row for the curve, Table 3 and Fig. 10
+    # only (first segmenter, first flow) gets the extra curves
+    assert {r.grid for r in rows if (r.segmenter, r.flow) != ("fast", "dis") and r.flow != "-"} == {(2, 2)}
+    # without experiment a there is no curve on other grids; with no curve grids only c's 1x1 row is left
+    assert "fast|dis|dn:0.9|1x1|0" not in [r.key for r in plan_rows(replace(config, experiments="bcde"), 16)]
+    none = [r.key for r in plan_rows(replace(config, curve_grids=()), 16) if "|dn:" in r.key]
+    assert [k for k in none if "|2x2|" not in k] == ["fast|dis|dn:0.92|1x1|0"]
+
+
+def test_sweep_passes_curve_grids_to_the_config(tmp_path, monkeypatch, capsys):
+    import dvsnet.sweep
+
+    seen = []
+    monkeypatch.setattr(dvsnet.sweep, "run_sweep", lambda data, output, *, config, **kw: seen.append(config))
+    for option, grids in ([], ((1, 1),)), (["--curve-grids", "1x1,1x2"], ((1, 1), (1, 2))), \
+            (["--curve-grids", ""], ()):
+        assert main(["sweep", str(tmp_path), "--output", str(tmp_path / "o"), *option]) == 0
+        assert seen.pop().curve_grids == grids
+    with pytest.raises(SystemExit):
+        main(["sweep", str(tmp_path), "--curve-grids", "1by1"])
+    assert "grid must look like RxC" in capsys.readouterr().err
 
 
 def _sweep(capsys, tree, weights, out, *extra):

@@ -11,6 +11,7 @@ EPILOG = """examples:
   dvsnet sweep data/synth --max-snippets 10                       # every experiment, 10 val snippets
   dvsnet sweep data/synth --experiments eb --output results/policies
   dvsnet sweep data/synth --segmenters fast --flows dis --thresholds 0.8,0.9,0.95
+  dvsnet sweep data/synth --experiments a --curve-grids 1x1,1x2    # dn curves on 2x2, 1x1 and 1x2
   dvsnet sweep data/synth --plots-only                            # redraw the PNGs from sweep.csv
 
 Run it again with the same options to resume: rows already in sweep.csv are not redone.
@@ -55,9 +56,10 @@ def add_parser(subparsers: Any) -> None:
         "sweep", help="the paper's experiments: threshold curves, policies, division, overlap, baselines",
         description="Run the experiment grid of paper §4 on a Cityscapes-layout split with the evaluation "
                     "protocol of `dvsnet evaluate`: (a) mIoU vs fps over DN thresholds per segmenter x "
-                    "flow (Fig. 8), (b) dn vs fixed vs diff vs flow vs oracle policies (Fig. 9), (c) "
-                    "division schemes (Table 3), (d) overlap depth (Fig. 10), (e) per-frame baselines "
-                    "(Table 1). One CSV row per configuration, written as each finishes; plots as PNG.",
+                    "flow (Fig. 8; also on --curve-grids), (b) dn vs fixed vs diff vs flow vs oracle "
+                    "policies (Fig. 9), (c) division schemes (Table 3), (d) overlap depth (Fig. 10), (e) "
+                    "per-frame baselines (Table 1). One CSV row per configuration, written as each "
+                    "finishes; plots as PNG.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("data", metavar="DATA", help="root of a Cityscapes-layout tree, e.g. data/synth")
@@ -85,6 +87,10 @@ def add_parser(subparsers: Any) -> None:
                         help=f"thresholds of the oracle curve (default: {_show(d.oracle)})")
     parser.add_argument("--grids", type=_grids, default=d.grids, metavar="LIST",
                         help=f"division schemes of experiment c (default: {_show(d.grids)})")
+    parser.add_argument("--curve-grids", type=_grids, default=d.curve_grids, metavar="LIST",
+                        help="grids on which experiment a also runs the dn threshold curve of the first "
+                             "segmenter and flow, besides the default 2x2; '' for none "
+                             f"(default: {_show(d.curve_grids)})")
     parser.add_argument("--overlaps", type=_ints, default=d.overlaps, metavar="LIST",
                         help=f"overlap depths in px of experiment d (default: {_show(d.overlaps)})")
     parser.add_argument("--threshold", type=float, default=d.threshold, metavar="T",
@@ -101,13 +107,14 @@ def add_parser(subparsers: Any) -> None:
 
 
 def draw_plots(rows: list[dict], folder: Path, *, default_overlap: int | None, segmenter: str, flow: str,
-               threshold: float) -> list[Path]:
+               threshold: float, curve_grids: tuple[tuple[int, int], ...] = ((1, 1),)) -> list[Path]:
     """Every figure the rows allow, as PNGs in `folder`; returns the paths written."""
     from dvsnet import plots
 
     policy = f"dn:{threshold:g}"
     written = [
-        plots.plot_tradeoff(rows, folder / "fig8_tradeoff.png", default_overlap=default_overlap),
+        plots.plot_tradeoff(rows, folder / "fig8_tradeoff.png", default_overlap=default_overlap,
+                            curve_grids=curve_grids),
         plots.plot_policies(rows, folder / "fig9_policies.png", segmenter=segmenter, flow=flow,
                             default_overlap=default_overlap),
         plots.plot_division(rows, folder / "table3_division.png", segmenter=segmenter, flow=flow, policy=policy,
@@ -134,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     config = SweepConfig(
         segmenters=args.segmenters, flows=args.flows, thresholds=args.thresholds, fixed=args.fixed,
         diff=args.diff, flow_limits=args.flow_limits, oracle=args.oracle, grids=args.grids,
-        overlaps=args.overlaps, threshold=args.threshold, experiments=args.experiments,
+        curve_grids=args.curve_grids, overlaps=args.overlaps, threshold=args.threshold,
+        experiments=args.experiments,
     )
     if args.plots_only:
         require((output / CSV_NAME).exists(), f"no {CSV_NAME} in {output} to draw from")
@@ -149,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     if rows and rows[0].get("frame_size"):
         width = int(str(rows[0]["frame_size"]).split("x")[1])
     written = draw_plots(rows, output, default_overlap=default_overlap(width) if width else None,
-                         segmenter=config.segmenters[0], flow=config.flows[0], threshold=config.threshold)
+                         segmenter=config.segmenters[0], flow=config.flows[0], threshold=config.threshold,
+                         curve_grids=config.curve_grids)
     print(f"sweep: {len(rows)} rows in {output / CSV_NAME}; plots: {', '.join(p.name for p in written) or 'none'}")
     return 0

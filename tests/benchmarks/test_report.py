@@ -1,0 +1,86 @@
+"""benchmarks/report.py on hand-made sweep rows: Table 1 operating points picked across grids."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from dvsnet.sweep import SweepConfig
+
+REPORT = Path(__file__).resolve().parents[2] / "benchmarks" / "report.py"
+OVERLAP = 16  # default overlap at 512 px width
+
+
+@pytest.fixture(scope="module")
+def report():
+    spec = importlib.util.spec_from_file_location("benchmarks_report", REPORT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(policy: str, grid: str, miou: float, speedup: float, *, segmenter="fast", flow="dis") -> dict:
+    """A sweep.csv row as read_rows returns it; fps = speedup x 10 (ref_fps 10)."""
+    kind, _, value = policy.partition(":")
+    overlap = 0 if grid == "1x1" else OVERLAP
+    saved = 1 - 1 / speedup
+    return {
+        "key": f"{segmenter}|{flow}|{policy}|{grid}|{overlap}", "segmenter": segmenter, "flow": flow,
+        "policy": policy, "policy_kind": kind, "policy_value": float(value) if value else None, "grid": grid,
+        "overlap": float(overlap), "miou": miou, "pixel_accuracy": 0.9, "fps": 10.0 * speedup,
+        "ms_per_frame": 100.0 / speedup, "ref_fps": 10.0, "speedup": speedup, "seg_share": 1 - saved,
+        "warp_share": saved, "workload_saved": saved, "warp_seg_ratio": None if saved == 0 else 1.0,
+        "flow_ms": 1.0, "decision_ms": 0.1, "segmentation_ms": 50.0, "warp_ms": 1.0, "stitch_ms": 0.1,
+        "snippets": 1.0, "frames": 20.0, "frame_size": "256x512", "data": "data/synth", "weights_id": "w",
+        "load_1m": 1.0, "torch_threads": 1.0, "finished_utc": "2026-01-01T00:00:00+00:00",
+    }
+
+
+BASE = row("always", "1x1", 0.640, 1.0, flow="-")
+PAPER_GRID = [row("dn:0.5", "2x2", 0.450, 6.5), row("dn:0.8", "2x2", 0.570, 3.0),
+              row("dn:0.9", "2x2", 0.620, 2.0)]
+ONE_REGION = [row("dn:0.8", "1x1", 0.580, 7.0), row("dn:0.92", "1x1", 0.623, 4.0)]
+
+
+def render(report, rows, tmp_path) -> str:
+    config = SweepConfig(segmenters=("fast",), flows=("dis",))
+    return report.build_report(rows, config, tmp_path, [], "python benchmarks/report.py --no-run")
+
+
+def test_operating_points_come_from_the_better_grid_and_the_2x2_pick_stays_visible(report, tmp_path):
+    curves = report.dn_curves([BASE, *PAPER_GRID, *ONE_REGION], "fast", "dis", ((1, 1),), OVERLAP)
+    assert list(curves) == ["2x2", "1x1"]
+    across = report.operating_points([r for rs in curves.values() for r in rs], BASE)
+    assert across["balanced"][0]["key"] == "fast|dis|dn:0.92|1x1|0" and across["balanced"][2]
+    assert across["high-speed"][0]["key"] == "fast|dis|dn:0.8|1x1|0" and across["high-speed"][2]
+
+    text = render(report, [BASE, *PAPER_GRID, *ONE_REGION], tmp_path)
+    lines = text.splitlines()
+    assert "| balanced (fast, dis) | dn:0.92 | 1x1 | 62.30 | 40.00 | 4.00× | 1.70 | 75.0% |" in lines
+    assert "| balanced (fast, dis), 2x2 only | dn:0.9 | 2x2 | 62.00 | 20.00 | 2.00× | 2.00 | 50.0% |" \
+        in lines
+    assert "| high-speed (fast, dis) | dn:0.8 | 1x1 | 58.00 | 70.00 | 7.00× | 6.00 | 85.7% |" in lines
+    assert "| high-speed (fast, dis), 2x2 only | dn:0.5 | 2x2 | 45.00 | 65.00 | 6.50× | 19.00 | 84.6% |" \
+        in lines
+    verdicts = [line for line in lines if "**balanced** target" in line or "division alone" in line]
+    assert verdicts[0].endswith("**met** — dn:0.92 on 1x1: 4.00× at 1.70 points drop (62.30% vs 64.00%).")
+    paper = "  On the paper's 2x2 division alone: **missed** — "
+    assert verdicts[1] == paper + "dn:0.9 on 2x2: 2.00× at 2.00 points drop (62.00%)."
+    assert paper + "dn:0.5 on 2x2: 6.50× at 19.00 points drop (45.00%)." in lines
+    assert sum("division alone" in line for line in lines) == 4  # twice: verdicts at a glance and Table 1
+    assert "ours are 256×128 px of 512×256" in text and "plus 1x1" in text
+    # Fig. 8: one line per curve; the Fig. 9 policy table stays on the 2x2 grid
+    assert "| (fast, dis) | 1x1 | 0.8–0.92 | 58.00–62.30 | 4.00–7.00× | 1/1 | 1/1 |" in lines
+    assert "| (fast, dis) | 2x2 | 0.5–0.9 | 45.00–62.00 | 2.00–6.50× | 2/2 | 2/2 |" in lines
+    fig9 = text[text.index("## Fig. 9"):text.index("## Table 3")]
+    assert "| dn:0.9 | 62.00 |" in fig9 and "dn:0.92" not in fig9
+
+
+def test_without_a_curve_on_another_grid_the_report_picks_on_2x2_as_before(report, tmp_path):
+    # an older CSV: the only 1x1 dn row is experiment c's dn:0.92, which is no curve
+    text = render(report, [BASE, *PAPER_GRID, ONE_REGION[1]], tmp_path)
+    lines = text.splitlines()
+    assert "| balanced (fast, dis) | dn:0.9 | 2x2 | 62.00 | 20.00 | 2.00× | 2.00 | 50.0% |" in lines
+    assert "| high-speed (fast, dis) | dn:0.5 | 2x2 | 45.00 | 65.00 | 6.50× | 19.00 | 84.6% |" in lines
+    assert "2x2 only" not in text and "division alone" not in text
+    assert "Operating points are picked from the dn curve at the default grid and overlap" in text
+    assert not any(line.startswith("| (fast, dis) | 1x1 |") for line in lines)
