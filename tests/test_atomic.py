@@ -35,3 +35,16 @@ def test_the_temporary_is_hidden_and_not_named_like_a_finished_file(tmp_path):
     with np.load(target) as data:
         assert data["x"].tolist() == [0, 1, 2]
     assert os.listdir(tmp_path) == ["scores.npz"]
+
+
+def test_usual_permissions_even_when_the_writer_replaces_the_temporary(tmp_path):
+    # safetensors' save_file writes its own file over the path it is given, with mode 0600
+    import torch
+    from safetensors.torch import save_file
+
+    target = tmp_path / "weights.safetensors"
+    with atomic_path(target) as tmp:
+        save_file({"w": torch.zeros(2)}, str(tmp))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
