@@ -39,6 +39,29 @@ def test_permissive_policies_warp_most_regions_and_agree_with_per_frame_labels(p
     assert agreement >= 0.95
 
 
+class WarpDiagonal:
+    """Warp regions 1 and 2 of a 2x2 grid, segment 0 and 3: both paths in one frame, interleaved."""
+
+    needs_flow = True
+    needs_segmentation = False
+
+    def decide(self, batch):
+        return torch.tensor([False, True, True, False]), [None] * 4
+
+
+def test_a_frame_with_both_paths_puts_each_region_where_it_belongs():
+    frames = panning_clip(2)
+    _, _, segmented = run("always", frames, stitch="core")
+    _, _, warped = run("fixed:1000", frames, stitch="core")
+    _, pipe, mixed = run(WarpDiagonal(), frames, stitch="core")
+    assert mixed[1].paths == ["seg", "warp", "warp", "seg"]
+    for region, path in zip(pipe.regions, mixed[1].paths):
+        core = (slice(region.core_top, region.core_bottom), slice(region.core_left, region.core_right))
+        expected = (segmented if path == "seg" else warped)[1].labels[core]
+        assert np.array_equal(mixed[1].labels[core], expected)
+    assert not np.array_equal(segmented[1].labels, warped[1].labels)  # the two paths differ on this clip
+
+
 def test_frame_result_contents():
     _, _, outs = run("fixed:3", panning_clip(2, height=67, width=131), grid=(3, 3))
     out = outs[1]

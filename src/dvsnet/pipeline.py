@@ -141,9 +141,7 @@ class DVSNet:
 
         seg_idx = torch.nonzero(~warp).flatten()
         warp_idx = torch.nonzero(warp).flatten()
-        crop_h, crop_w = self._crop_size
-        region_scores = torch.empty(n, crop_h, crop_w, device=self.device)
-        region_labels = torch.empty(n, crop_h, crop_w, dtype=torch.int64, device=self.device)
+        upsampled = []  # (region indices, max-logit (r, Hc, Wc), labels (r, Hc, Wc)) per path
         if len(seg_idx):
             t = time.perf_counter()
             new_logits = seg_logits[seg_idx] if seg_logits is not None else self._segment(images[seg_idx])
@@ -155,7 +153,7 @@ class DVSNet:
                 self._key_logits[seg_idx] = new_logits
             self._key_index[seg_idx.numpy()] = self.index
             t = time.perf_counter()
-            region_scores[seg_idx], region_labels[seg_idx] = upsample_logits(new_logits, self._crop_size)
+            upsampled.append((seg_idx, *upsample_logits(new_logits, self._crop_size)))
             timings["stitch"] += time.perf_counter() - t
         if len(warp_idx):
             if flow is None:
@@ -168,10 +166,11 @@ class DVSNet:
             warped = warp_logits(self._key_logits[warp_idx], flow_w)  # on a finer grid than the key logits
             timings["warp"] += time.perf_counter() - t
             t = time.perf_counter()
-            region_scores[warp_idx], region_labels[warp_idx] = upsample_logits(warped, self._crop_size)
+            upsampled.append((warp_idx, *upsample_logits(warped, self._crop_size)))
             timings["stitch"] += time.perf_counter() - t
 
         t = time.perf_counter()
+        region_scores, region_labels = _in_region_order(upsampled)
         labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions, height, width,
                         self.stitch_mode)[0]
         timings["stitch"] += time.perf_counter() - t
@@ -186,3 +185,15 @@ class DVSNet:
             timings=timings, regions=list(self.regions), index=self.index, restarted=restarted,
             key_ages=(self.index - self._key_index).tolist(),
         )
+
+
+def _in_region_order(parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Merge the seg and warp paths' (indices, scores, labels) into (R, Hc, Wc) tensors in region order."""
+    if len(parts) == 1:  # every region took the same path, in order: no copy
+        return parts[0][1], parts[0][2]
+    n = sum(len(idx) for idx, _, _ in parts)
+    scores = parts[0][1].new_empty((n, *parts[0][1].shape[1:]))
+    labels = parts[0][2].new_empty((n, *parts[0][2].shape[1:]))
+    for idx, part_scores, part_labels in parts:
+        scores[idx], labels[idx] = part_scores, part_labels
+    return scores, labels
