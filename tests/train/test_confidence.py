@@ -61,3 +61,16 @@ def test_cached_scores_are_not_reused_after_the_warp_grid_changes(tiny_tree, tin
     path = cache_path(tiny_tree / "cache", config)
     monkeypatch.setattr(confidence, "WARP_UPSCALE", confidence.WARP_UPSCALE * 2)
     assert cache_path(tiny_tree / "cache", config) != path
+
+
+def test_flownet_features_of_several_grids_share_one_size(tiny_tree, tiny_fast):
+    """conv4..6 maps are smaller on a 2x2 region than on the whole frame; the cache pools them to one size
+    so one decision network trains on every grid (it pools the same way at inference)."""
+    config = ScoreConfig(data=str(tiny_tree), split="val", segmenter=str(tiny_fast), flownet="shipped",
+                         max_offset=2, keys_per_snippet=1, grids=((2, 2), (1, 1)))
+    scores = load_or_generate_scores(tiny_tree / "cache", config, progress=False)
+    assert len(scores["target-flownet"]) == 2 * (4 + 1)
+    conv6 = scores["features-flownet-conv6"]
+    assert conv6.shape[0] == 2 * (4 + 1)
+    whole_frame = scores["grid_rows"] == 1
+    assert whole_frame.sum() == 2 and np.isfinite(conv6.astype(np.float32)).all()

@@ -152,9 +152,20 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
                     columns["region"].extend(range(n))
         bar.update(1)
     bar.close()
-    out = {name: np.concatenate(parts) for name, parts in arrays.items()}
+    out = {name: np.concatenate(_same_size(parts)) for name, parts in arrays.items()}
     out.update({name: np.asarray(values, dtype=np.int16) for name, values in columns.items()})
     return out
+
+
+def _same_size(parts: list[np.ndarray]) -> list[np.ndarray]:
+    """Feature maps of different grids differ in size (flownet conv4 is 5x9 on a 2x2 region of 256x512, 8x16
+    on the whole frame): average-pool every (N, C, h, w) part to the smallest h and w, as DecisionNet does
+    with features of another size at inference."""
+    if parts[0].ndim != 4:
+        return parts
+    size = (min(p.shape[2] for p in parts), min(p.shape[3] for p in parts))
+    return [p if p.shape[2:] == size else
+            F.adaptive_avg_pool2d(torch.from_numpy(p).float(), size).numpy().astype(p.dtype) for p in parts]
 
 
 def load_or_generate_scores(cache_dir: str | Path, config: ScoreConfig, progress: bool = True) -> dict[str, np.ndarray]:
