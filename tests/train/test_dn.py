@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import pytest
 import torch
@@ -43,9 +44,15 @@ def test_train_dn_cli_writes_loadable_weights(tiny_tree, tiny_fast, tmp_path, ca
     out = tmp_path / "dn"
     code = main(["train", "dn", "--variant", "dis", "--data", str(tiny_tree), "--segmenter", str(tiny_fast),
                  "--cache", str(tmp_path / "cache"), "--max-offset", "5", "--keys-per-snippet", "2",
-                 "--steps", "40", "--batch", "16", "--out", str(out), "--threads", "1", "--no-progress"])
+                 "--steps", "40", "--batch", "16", "--out", str(out), "--threads", "1", "--no-progress",
+                 "--grids", "2x2", "1x1"])
     assert code == 0
-    assert "val error rate" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    found = re.search(r"val error rate ([\d.]+) points \(2x2 ([\d.]+), 1x1 ([\d.]+);", printed)
+    assert found, printed
+    overall, on_2x2, on_1x1 = (float(x) for x in found.groups())
+    # 4 regions on 2x2 for every region on 1x1: the overall error is their 4:1 weighted mean
+    assert abs(overall - (4 * on_2x2 + on_1x1) / 5) < 0.02
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert rows and all(0 <= float(r["val_error_points"]) <= 100 for r in rows)
     net = load_decision_net("dis", path=out / "model.safetensors")

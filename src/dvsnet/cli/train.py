@@ -134,8 +134,9 @@ def run_dn(args: argparse.Namespace) -> int:
         batch=args.batch, lr=args.lr,
         seed=args.seed, device=args.device, threads=args.threads)
     result = train_decision_net(config, resume=args.resume, progress=not args.no_progress)
-    print(f"dn {args.variant}: val error rate {result['val_error_points']:.2f} points "
-          f"(mean |expected - true| confidence score); weights {args.out}/model.safetensors")
+    per_grid = ", ".join(f"{g} {e:.2f}" for g, e in result["val_error_points_per_grid"].items())
+    print(f"dn {args.variant}: val error rate {result['val_error_points']:.2f} points ({per_grid}; mean "
+          f"|expected - true| confidence score); weights {args.out}/model.safetensors")
     return 0
 
 

@@ -53,8 +53,9 @@ class DNTrainConfig:
     threads: int = 2
 
 
-def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features (N,C,h,w) float32, targets (N,) float32) of `config.variant` on `split` (cached)."""
+def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """(features (N,C,h,w) float32, targets (N,) float32, grid name (N,) e.g. "2x2") of `config.variant` on
+    `split` (cached)."""
     # one cache serves every variant when --flownet is given for all of them (DIS parts included)
     flownet = config.flownet
     if config.variant != "dis" and flownet is None:
@@ -64,8 +65,9 @@ def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Te
         max_offset=config.max_offset, keys_per_snippet=config.keys_per_snippet,
         max_snippets=config.max_snippets, seed=config.seed), progress)
     target = "target-dis" if config.variant == "dis" else "target-flownet"
+    grids = np.char.add(np.char.add(scores["grid_rows"].astype(str), "x"), scores["grid_cols"].astype(str))
     return (torch.from_numpy(scores[f"features-{config.variant}"].astype(np.float32)),
-            torch.from_numpy(scores[target].astype(np.float32)))
+            torch.from_numpy(scores[target].astype(np.float32)), grids)
 
 
 @torch.no_grad()
@@ -83,8 +85,8 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
         raise DvsnetError(f"unknown decision-network variant {config.variant!r}; valid: {', '.join(VARIANTS)}")
     out = Path(config.out)
     checkpoint, device = start_run(out, config, resume)
-    x_train, y_train = dataset(config, "train", progress)
-    x_val, y_val = dataset(config, "val", progress)
+    x_train, y_train, _ = dataset(config, "train", progress)
+    x_val, y_val, grid_val = dataset(config, "val", progress)
     channels, height, width = x_train.shape[1:]
     net = DecisionNet(channels, (height, width)).to(device)
     dims = (0, 2, 3)
@@ -126,5 +128,7 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
             save_checkpoint(out / "checkpoint.pt", model=net.state_dict(), optimizer=optimizer.state_dict(),
                             step=step, best=best)
     bar.close()
-    return {"steps": step, "val_error_points": best, "mean_baseline_points": baseline,
-            "train_samples": len(x_train), "val_samples": len(x_val)}
+    per_grid = {g: error_points(net, x_val[torch.from_numpy(grid_val == g)], y_val[torch.from_numpy(grid_val == g)],
+                                device) for g in dict.fromkeys(grid_val.tolist())}
+    return {"steps": step, "val_error_points": best, "val_error_points_per_grid": per_grid,
+            "mean_baseline_points": baseline, "train_samples": len(x_train), "val_samples": len(x_val)}
