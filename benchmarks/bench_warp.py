@@ -26,6 +26,7 @@ from dvsnet.atomic import write_text_atomic
 from dvsnet.data.cityscapes import CityscapesSequences
 from dvsnet.metrics import confusion_matrix, mean_iou
 from dvsnet.models import load_segmenter
+from dvsnet.train.flow import compose_backward
 from dvsnet.warp import backward_warp, logits_to_labels, warp_logits
 
 DIS = {"dis-ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "dis-medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -36,18 +37,10 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def true_flow(data: CityscapesSequences, index: int, current: int, key: int) -> np.ndarray:
-    """current -> key flow (H, W, 2), chaining the per-frame backward flows current -> current-1 -> ... key."""
-    total = None
-    for offset in range(current, key, -1):
-        step, _ = data.load_flow(index, offset, "backward")
-        if total is None:
-            total = step.copy()
-            height, width = step.shape[:2]
-            ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-            continue
-        total += cv2.remap(step, xs + total[..., 0], ys + total[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-    return total
+    """current -> key flow (H, W, 2): the per-frame backward flows current -> current-1 -> ... key, chained."""
+    steps = [torch.from_numpy(data.load_flow(index, offset, "backward")[0]).permute(2, 0, 1)[None]
+             for offset in range(current, key, -1)]
+    return compose_backward(steps)[0].permute(1, 2, 0).numpy()
 
 
 def remap_nearest(labels: np.ndarray, flow: np.ndarray) -> np.ndarray:

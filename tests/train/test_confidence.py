@@ -55,7 +55,7 @@ def test_snippets_too_short_for_max_offset_fail_clearly(tiny_tree, tiny_fast):
 
 
 def test_cached_scores_are_not_reused_after_the_warp_grid_changes(tiny_tree, tiny_fast, monkeypatch):
-    import dvsnet.train.confidence as confidence
+    from dvsnet.train import confidence
 
     config = ScoreConfig(data=str(tiny_tree), split="train", segmenter=str(tiny_fast), max_offset=2)
     path = cache_path(tiny_tree / "cache", config)

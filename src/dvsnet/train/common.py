@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dvsnet.atomic import atomic_path, write_bytes_atomic
+from dvsnet.atomic import atomic_path, write_text_atomic
 from dvsnet.errors import DvsnetError
 
 
@@ -29,11 +29,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to `path` atomically."""
-    write_bytes_atomic(path, data)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -45,7 +40,7 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def save_config(config: Any, path: Path) -> None:
-    write_atomic(path, (json.dumps(config_to_dict(config), indent=2, sort_keys=True) + "\n").encode())
+    write_text_atomic(path, json.dumps(config_to_dict(config), indent=2, sort_keys=True) + "\n")
 
 
 def prepare_run(out: Path, config: Any, resume: bool) -> Path | None:
@@ -141,7 +136,7 @@ def ship_weights(run: str | Path, name: str, weights_dir: str | Path | None = No
         save_file(state, str(tmp), metadata={**metadata, "dtype": "float16"})
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else None
     info = {"name": name, "metadata": metadata, "config": config, "run": str(run)}
-    write_atomic(target.with_suffix(".json"), (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
+    write_text_atomic(target.with_suffix(".json"), json.dumps(info, indent=2, sort_keys=True) + "\n")
     return target
 
 

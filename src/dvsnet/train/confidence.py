@@ -28,12 +28,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dvsnet.atomic import atomic_path
+from dvsnet.atomic import atomic_path, write_text_atomic
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import MOTION_FEATURE_SIZE, DISFlow
 from dvsnet.policies import confidence_score
 from dvsnet.regions import crop_regions, default_overlap, padded_size, region_grid
-from dvsnet.train.common import write_atomic
 from dvsnet.train.seg import read_image
 from dvsnet.warp import WARP_UPSCALE, upsample_logits, warp_logits
 
@@ -178,5 +177,5 @@ def load_or_generate_scores(cache_dir: str | Path, config: ScoreConfig, progress
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no .npz
         np.savez(f, **scores)
-    write_atomic(path.with_suffix(".json"), (json.dumps(dataclasses.asdict(config), indent=2) + "\n").encode())
+    write_text_atomic(path.with_suffix(".json"), json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     return scores

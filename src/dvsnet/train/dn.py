@@ -128,7 +128,7 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
             save_checkpoint(out / "checkpoint.pt", model=net.state_dict(), optimizer=optimizer.state_dict(),
                             step=step, best=best)
     bar.close()
-    per_grid = {g: error_points(net, x_val[torch.from_numpy(grid_val == g)], y_val[torch.from_numpy(grid_val == g)],
-                                device) for g in dict.fromkeys(grid_val.tolist())}
+    masks = {g: torch.from_numpy(grid_val == g) for g in dict.fromkeys(grid_val.tolist())}
+    per_grid = {g: error_points(net, x_val[m], y_val[m], device) for g, m in masks.items()}
     return {"steps": step, "val_error_points": best, "val_error_points_per_grid": per_grid,
             "mean_baseline_points": baseline, "train_samples": len(x_train), "val_samples": len(x_val)}
