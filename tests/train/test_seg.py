@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from dvsnet.cli import main
+from dvsnet.errors import DvsnetError
 from dvsnet.models import load_segmenter
-from dvsnet.train.seg import list_labelled_frames, read_label
+from dvsnet.train.seg import list_labelled_frames, read_label, resolve_precision
 
 
 def test_list_labelled_frames_maps_label_ids_to_train_ids(tiny_tree):
@@ -90,3 +91,14 @@ def test_enet_class_weights_known_answer():
     assert weights[13].item() == pytest.approx(1 / np.log(1.02 + 0.1), rel=1e-5)
     assert weights[1].item() == 0.0  # absent class
     assert class_weights(labels, "none") is None
+
+
+def test_auto_precision_uses_bf16_only_where_the_hardware_has_it(monkeypatch):
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)  # an AVX2-only CPU
+    assert resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)  # AVX512-BF16 / AMX
+    assert resolve_precision("auto", cpu) == "bf16"
+    with pytest.raises(DvsnetError, match="auto, bf16, fp32"):
+        resolve_precision("fp8", cpu)

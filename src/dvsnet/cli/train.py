@@ -49,8 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="loss weight per class: none, or enet = 1/ln(1.02 + pixel share) (default: none)")
     seg.add_argument("--init", default=None, metavar="WEIGHTS",
                      help="start from these .safetensors weights of the same arch (default: random init)")
-    seg.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
-                     help="autocast dtype of forward passes; weights stay fp32 (default: bf16)")
+    seg.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                     help="autocast dtype of forward passes; weights stay fp32 (default: auto = bf16 where the "
+                          "GPU or CPU has native bf16, else fp32)")
     seg.set_defaults(run=run_seg)
 
     flow = which.add_parser("flow", help="the FlowNetS flow network (multi-scale EPE on ground-truth flow)")
@@ -69,8 +70,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     dn = which.add_parser("dn", help="a decision network on cached confidence scores (generated once)")
     _common(dn, "runs/dn-dis", 3000)
     dn.add_argument("--variant", default="dis",
-                    choices=("dis", "flownet-conv4", "flownet-conv5", "flownet-conv6", "flownet-image-flow"),
-                    help="which features feed the DN (default: dis, the DIS motion features)")
+                    choices=("dis", "dis-keyseg", "flownet-conv4", "flownet-conv5", "flownet-conv6",
+                             "flownet-image-flow"),
+                    help="which features feed the DN (default: dis, the DIS motion features; dis-keyseg adds "
+                         "the key segmentation's uncertainty and class boundaries)")
     dn.add_argument("--segmenter", default="fast",
                     help="segmenter whose output defines the confidence score: name or .safetensors (default: fast)")
     dn.add_argument("--flownet", default=None,

@@ -6,7 +6,8 @@ ids; `_trainIds.png` / `_labelTrainIds.png` are used instead when present). Only
 Training: random crops (`crop` h x w) with horizontal flips and mild brightness/contrast jitter,
 cross-entropy on logits upsampled bilinearly to the crop (255 ignored), AdamW with linear warm-up then
 cosine decay, optional ENet class weighting (rare classes count more), optional initial weights
-(`init`, for a second stage), forward passes under bf16 autocast by default (weights and optimiser stay fp32). Validation: per-frame mIoU on the first `val_frames` labelled val frames at full size.
+(`init`, for a second stage), forward passes under bf16 autocast where the hardware has native bf16 (`precision="auto"`; weights and
+optimiser stay fp32). Validation: per-frame mIoU on the first `val_frames` labelled val frames at full size.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from dvsnet.models.segnets import SEGMENTERS
 from dvsnet.models.weights import load_weights, save_weights
 from dvsnet.train.common import (
     CsvLog,
+    pick_device,
     restore,
     save_checkpoint,
     start_run,
@@ -54,7 +56,7 @@ class SegTrainConfig:
     threads: int = 2
     class_weighting: str = "none"  # "none" or "enet": w_c = 1 / ln(1.02 + share_c) (ENet), rare classes count more
     init: str | None = None     # start from these weights (.safetensors of the same arch) instead of random
-    precision: str = "bf16"     # autocast dtype for forward passes: bf16 (~1.7x faster on AVX512-BF16 CPUs) or fp32
+    precision: str = "auto"     # autocast dtype for forward passes: auto, bf16 or fp32 (see resolve_precision)
 
 
 def list_labelled_frames(root: str | Path, split: str) -> list[tuple[Path, Path]]:
@@ -169,10 +171,22 @@ def lr_at(step: int, config: SegTrainConfig) -> float:
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" -> "bf16" where the hardware computes bf16 natively (CUDA GPUs that support it, CPUs with
+    AVX512-BF16 or AMX), else "fp32": emulated bf16 on an AVX2-only CPU made a training step ~12x slower."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise DvsnetError(f"unknown precision {precision!r}; valid: auto, bf16, fp32")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
 def train_segmenter(config: SegTrainConfig, resume: bool = False, progress: bool = True) -> dict[str, float]:
     """Train `config.arch`; writes the run folder (see dvsnet.train.common). Returns final figures."""
-    if config.precision not in ("bf16", "fp32"):
-        raise DvsnetError(f"unknown precision {config.precision!r}; valid: bf16, fp32")
+    # resolved before the run folder is made, so config.json records the precision actually used
+    config = dataclasses.replace(config, precision=resolve_precision(config.precision, pick_device(config.device)))
     if config.arch not in SEGMENTERS:
         raise DvsnetError(f"unknown segmenter {config.arch!r}; valid: {', '.join(SEGMENTERS)}")
     out = Path(config.out)
