@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import DIS_PRESETS, DISFlow, build_flow, motion_features
+from dvsnet.flow import DIS_PRESETS, DISFlow, build_flow, key_segmentation_features, motion_features
 
 
 def textured_image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -46,3 +46,22 @@ def test_motion_features_have_a_fixed_size_and_see_motion():
 def test_unknown_flow_names_fail_with_the_valid_ones():
     with pytest.raises(DvsnetError, match="dis"):
         build_flow("raft")
+
+
+def test_key_segmentation_features_measure_uncertainty_and_class_boundaries():
+    sure = torch.zeros(1, 19, 32, 32)
+    sure[:, 3] = 20.0  # one class everywhere, certain
+    features = key_segmentation_features(sure)
+    assert features.shape == (1, 2, 16, 16)
+    assert features.abs().max() < 1e-6  # no doubt, no boundary
+
+    split = sure.clone()
+    split[:, 3, :, 16:] = 0.0
+    split[:, 5, :, 16:] = 20.0  # class 3 left, class 5 right: one vertical boundary at column 15
+    boundary = key_segmentation_features(split)[0, 1]
+    assert boundary[:, 7].min() == pytest.approx(0.5)  # pooled 2x2 cell holding columns 14-15
+    assert boundary[:, [c for c in range(16) if c != 7]].abs().max() < 1e-6
+
+    tied = torch.zeros(1, 19, 32, 32)
+    tied[:, 0] = tied[:, 1] = 5.0  # two classes equally likely: margin 0, uncertainty 1
+    assert key_segmentation_features(tied)[0, 0].min() == pytest.approx(1.0)

@@ -86,3 +86,22 @@ def test_decision_network_thresholds_the_networks_score():
     b.features = torch.stack([torch.full((2, 8, 8), 0.95), torch.full((2, 8, 8), 0.5)])
     warp, scores = DecisionNetwork(0.9, Halves()).decide(b)
     assert warp.tolist() == [True, False] and scores == pytest.approx([0.95, 0.5])
+
+
+def test_a_keyseg_decision_network_also_reads_the_key_segmentation():
+    class LastChannel(torch.nn.Module):  # the boundary channel appended after the motion features
+        in_size = (16, 16)
+        variant = "dis-keyseg"
+
+        def forward(self, features):
+            assert features.shape[1:] == (9, 16, 16)
+            return 1 - features[:, -1].flatten(1).mean(1)
+
+    b = batch(2, (1, 1))
+    b.features = torch.zeros(2, 7, 16, 16)
+    b.key_logits = torch.zeros(2, 19, 32, 32)
+    b.key_logits[:, 0] = 10.0
+    b.key_logits[1, 1, :, 16:] = 20.0  # region 1's key segmentation has a class boundary
+    warp, scores = DecisionNetwork(0.99, LastChannel()).decide(b)
+    assert warp.tolist() == [True, False]
+    assert scores[0] == pytest.approx(1.0) and scores[1] == pytest.approx(1 - 1 / 32)  # one column of 32 is boundary

@@ -69,6 +69,26 @@ def motion_features(key: torch.Tensor, cur: torch.Tensor, flow: torch.Tensor) ->
     return torch.cat([pooled, peak], dim=1)
 
 
+KEY_SEGMENTATION_CHANNELS = 2
+
+
+def key_segmentation_features(key_logits: torch.Tensor) -> torch.Tensor:
+    """Decision-network input from the key region's own segmentation (variant "dis-keyseg").
+
+    key_logits: (B, K, h, w) segmenter logits of the key crops. Returns (B, 2, 16, 16), average-pooled:
+    uncertainty (1 - margin between the two most probable classes) and class-boundary density.
+    Warping and segmenting disagree mostly where the segmenter is unsure (it flips between frames
+    whatever the flow) and at class boundaries (where occlusions and flow errors land).
+    """
+    top2 = key_logits.float().softmax(1).topk(2, dim=1).values
+    uncertainty = 1 - (top2[:, 0:1] - top2[:, 1:2])
+    labels = key_logits.argmax(1, keepdim=True)
+    edge_x = F.pad((labels[..., :, 1:] != labels[..., :, :-1]).float(), (0, 1, 0, 0))
+    edge_y = F.pad((labels[..., 1:, :] != labels[..., :-1, :]).float(), (0, 0, 0, 1))
+    boundary = torch.maximum(edge_x, edge_y)
+    return F.adaptive_avg_pool2d(torch.cat([uncertainty, boundary], dim=1), MOTION_FEATURE_SIZE)
+
+
 class DISFlow:
     """OpenCV DIS optical flow (CPU). One call per region pair: DIS has no batch interface."""
 

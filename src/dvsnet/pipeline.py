@@ -120,7 +120,7 @@ class DVSNet:
         flow = features = seg_logits = None
         if self._key_logits is not None:
             ages = torch.from_numpy(self.index - self._key_index)
-            batch = RegionBatch(ages=ages, key_images=self._key_images, images=images)
+            batch = RegionBatch(ages=ages, key_images=self._key_images, images=images, key_logits=self._key_logits)
             if self.policy.needs_flow:
                 t = time.perf_counter()
                 flow, features = self.flow(self._key_images, images)

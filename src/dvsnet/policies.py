@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dvsnet.errors import DvsnetError
+from dvsnet.flow import key_segmentation_features
 
 POLICY_FORMS = "dn:T, fixed:L, diff:D, flow:F, oracle:T, always"
 
@@ -29,7 +30,8 @@ class RegionBatch:
 
     ages: (B,) int64 frames since each region's key frame; key_images, images: (B, 3, h, w) in [0, 1];
     flow: (B, 2, h', w') current -> key, features: decision-network input, both None unless the policy
-    `needs_flow`; seg_labels, warped_labels: (B, h, w) int64, only for policies that `need_segmentation`.
+    `needs_flow`; seg_labels, warped_labels: (B, h, w) int64, only for policies that `need_segmentation`;
+    key_logits: (B, K, h', w') the segmenter's logits of each region's key crop.
     """
 
     ages: torch.Tensor
@@ -39,6 +41,7 @@ class RegionBatch:
     features: torch.Tensor | None = None
     seg_labels: torch.Tensor | None = None
     warped_labels: torch.Tensor | None = None
+    key_logits: torch.Tensor | None = None
 
 
 class Policy(Protocol):
@@ -139,6 +142,10 @@ class DecisionNetwork:
         if batch.features is None:
             raise DvsnetError("the dn policy needs a flow estimator that returns features")
         features = batch.features
+        if getattr(self.net, "variant", None) == "dis-keyseg":
+            key_features = key_segmentation_features(batch.key_logits)
+            key_features = F.adaptive_avg_pool2d(key_features, tuple(features.shape[-2:]))
+            features = torch.cat([features, key_features.to(features.dtype)], dim=1)
         in_size = getattr(self.net, "in_size", None)
         if in_size is not None and tuple(features.shape[-2:]) != tuple(in_size):
             features = F.adaptive_avg_pool2d(features, in_size)

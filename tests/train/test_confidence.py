@@ -7,6 +7,7 @@ import pytest
 
 import dvsnet
 from dvsnet.errors import DvsnetError
+from dvsnet.flow import key_segmentation_features
 from dvsnet.train.confidence import ScoreConfig, cache_path, list_snippets, load_or_generate_scores
 
 
@@ -30,6 +31,10 @@ def test_targets_equal_the_pipeline_oracle_scores(tiny_tree, tiny_fast):
     # the moving car makes some regions disagree: targets are informative, not all 1
     assert scores["target-dis"].min() < 1.0
     assert scores["features-dis"].shape == (36, 7, 16, 16)
+    # dis-keyseg's extra input: the key region's segmentation summary, as the engine computes it from the
+    # key logits it keeps (every region's key is frame 0 here)
+    keyseg = key_segmentation_features(pipe._key_logits).numpy()
+    np.testing.assert_allclose(scores["features-keyseg"], np.tile(keyseg, (9, 1, 1, 1)), atol=2e-3)  # fp16
 
 
 def test_scores_are_cached_once_and_reused(tiny_tree, tiny_fast):

@@ -4,12 +4,16 @@ from __future__ import annotations
 import csv
 import re
 
+import numpy as np
 import pytest
 import torch
+
+import dvsnet
 
 from dvsnet.cli import main
 from dvsnet.errors import DvsnetError
 from dvsnet.models import DecisionNet, load_decision_net
+from dvsnet.policies import DecisionNetwork
 
 
 def test_decision_net_output_is_a_score_per_sample_for_any_feature_size():
@@ -58,6 +62,23 @@ def test_train_dn_cli_writes_loadable_weights(tiny_tree, tiny_fast, tmp_path, ca
     net = load_decision_net("dis", path=out / "model.safetensors")
     assert net.in_channels == 7 and net.in_size == (16, 16) and not net.training
     assert list((tmp_path / "cache").glob("scores-train-*.npz")) and list((tmp_path / "cache").glob("scores-val-*.npz"))
+
+    # dis-keyseg: same cache, two more channels; the engine feeds it the key segmentation by itself
+    code = main(["train", "dn", "--variant", "dis-keyseg", "--data", str(tiny_tree), "--segmenter", str(tiny_fast),
+                 "--cache", str(tmp_path / "cache"), "--max-offset", "5", "--keys-per-snippet", "2",
+                 "--steps", "40", "--batch", "16", "--out", str(tmp_path / "dn-keyseg"), "--threads", "1",
+                 "--no-progress", "--grids", "2x2", "1x1"])
+    assert code == 0
+    assert len(list((tmp_path / "cache").glob("scores-*.npz"))) == 2  # reused, not regenerated
+    keyseg = load_decision_net("dis-keyseg", path=tmp_path / "dn-keyseg" / "model.safetensors")
+    assert keyseg.in_channels == 9 and keyseg.variant == "dis-keyseg"
+    with pytest.raises(DvsnetError, match="trained on 'dis-keyseg' features, not 'dis'"):
+        load_decision_net("dis", path=tmp_path / "dn-keyseg" / "model.safetensors")
+    pipe = dvsnet.DVSNet(segmenter=str(tiny_fast), flow="dis", policy=DecisionNetwork(0.5, keyseg), grid=(2, 2))
+    frame = np.full((64, 128, 3), 90, np.uint8)
+    results = [pipe.step(np.roll(frame + np.arange(128, dtype=np.uint8)[None, :, None], 2 * i, axis=1))
+               for i in range(3)]
+    assert all(s is not None and 0 <= s <= 1 for r in results[1:] for s in r.scores)
 
 
 def test_unknown_or_unshipped_variant_fails_clearly(tmp_path):

@@ -17,7 +17,7 @@ from dvsnet.models.segnets import SEGMENTERS, SegNet, build_accurate, build_fast
 from dvsnet.models.weights import load_weights, read_metadata, save_weights, shipped_path
 
 # decision-network variant -> feature channels (the flownet ones follow FlowNetS' default widths)
-DN_VARIANTS: tuple[str, ...] = ("dis", "flownet-conv4", "flownet-conv5", "flownet-conv6", "flownet-image-flow")
+DN_VARIANTS: tuple[str, ...] = ("dis", "dis-keyseg", "flownet-conv4", "flownet-conv5", "flownet-conv6", "flownet-image-flow")
 
 
 def build_segmenter(name: str) -> SegNet:
@@ -84,7 +84,7 @@ def load_decision_net(variant: str, device: str | torch.device = "cpu", path: st
         raise DvsnetError(f"{path}: not a decision-network weights file (metadata lacks in_channels/in_height/in_width)") from None
     if meta.get("variant") not in (None, variant) and variant in DN_VARIANTS:
         raise DvsnetError(f"{path}: decision network was trained on {meta['variant']!r} features, not {variant!r}")
-    net = load_weights(DecisionNet(channels, (height, width)), path, "decision")
+    net = load_weights(DecisionNet(channels, (height, width), variant=meta.get("variant", variant)), path, "decision")
     return net.to(device).eval()
 
 

@@ -7,6 +7,8 @@ any feature size is accepted.
 
 Input variants (which features feed the DN), recorded in each weights file's metadata:
   dis                 hand-made motion features of the DIS flow (dvsnet.flow.motion_features)
+  dis-keyseg          dis + the key segmentation's uncertainty and class boundaries
+                      (dvsnet.flow.key_segmentation_features; the policy appends them)
   flownet-conv4/5/6   FlowNetS encoder features after conv4 / conv5 / conv6 (paper Table 2)
   flownet-image-flow  key image + flownet flow (paper Table 2, last row)
 """
@@ -21,8 +23,9 @@ class DecisionNet(nn.Module):
     """conv3x3 (stride 1) + ReLU -> flatten -> FC 256 -> FC 64 -> FC 1 -> sigmoid."""
 
     def __init__(self, in_channels: int, in_size: tuple[int, int] = (16, 16), conv_channels: int = 32,
-                 hidden: tuple[int, int] = (256, 64)) -> None:
+                 hidden: tuple[int, int] = (256, 64), variant: str | None = None) -> None:
         super().__init__()
+        self.variant = variant  # which features it was trained on (see the module docstring)
         self.in_channels = in_channels
         self.in_size = tuple(in_size)
         self.conv = nn.Conv2d(in_channels, conv_channels, 3, padding=1)

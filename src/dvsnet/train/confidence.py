@@ -10,6 +10,7 @@ at inference is repeated with the engine's own pieces:
 Per (snippet, key, offset, grid, region) the cache stores the target for each flow estimator and the
 features of each decision-network variant:
   dis                 dvsnet.flow.motion_features of the DIS (ultrafast) flow   (7, 16, 16)
+  dis-keyseg          dis + dvsnet.flow.key_segmentation_features of the key    (9, 16, 16)
   flownet-conv4/5/6   FlowNetS encoder features                                   (C, h, w) of the crop
   flownet-image-flow  key crop (3 ch) + flownet flow (2 ch), both average-pooled  (5, 16, 16)
 Targets: "target-dis" (warped with DIS flow) and "target-flownet" (warped with flownet flow).
@@ -30,12 +31,14 @@ from tqdm import tqdm
 
 from dvsnet.atomic import atomic_path, write_text_atomic
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import MOTION_FEATURE_SIZE, DISFlow
+from dvsnet.flow import MOTION_FEATURE_SIZE, DISFlow, key_segmentation_features
 from dvsnet.policies import confidence_score
 from dvsnet.regions import crop_regions, default_overlap, padded_size, region_grid
 from dvsnet.train.seg import read_image
 from dvsnet.warp import WARP_UPSCALE, upsample_logits, warp_logits
 
+# bumped when the cache gains or changes arrays, so an older cache is not mistaken for a complete one
+CACHE_FORMAT = 2
 FLOWNET_VARIANTS = ("flownet-conv4", "flownet-conv5", "flownet-conv6", "flownet-image-flow")
 
 
@@ -81,7 +84,8 @@ def cache_path(cache_dir: str | Path, config: ScoreConfig) -> Path:
         shipped_path("flownet") if config.flownet == "shipped" else Path(config.flownet))
     key = json.dumps({**dataclasses.asdict(config), "segmenter": _file_digest(seg_path),
                       "flownet": None if flownet is None else _file_digest(flownet),
-                      "data": str(Path(config.data).resolve()), "warp_upscale": WARP_UPSCALE}, sort_keys=True)
+                      "data": str(Path(config.data).resolve()), "warp_upscale": WARP_UPSCALE,
+                      "format": CACHE_FORMAT}, sort_keys=True)
     return Path(cache_dir) / f"scores-{config.split}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 
@@ -127,6 +131,7 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
             crops = {i: crop_regions(images[i], regions, size) for i in needed}  # (R, 3, h, w)
             logits = {i: segmenter(crops[i]) for i in needed}  # (R, K, h/8, w/8)
             seg_labels = {i: upsample_logits(logits[i], size)[1] for i in needed}  # (R, h, w)
+            key_features = {int(k): key_segmentation_features(logits[int(k)]) for k in keys}
             for k in keys:
                 k = int(k)
                 for o in range(1, config.max_offset + 1):
@@ -135,6 +140,7 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
                     warped = upsample_logits(warp_logits(logits[k], flow), size)[1]
                     add("target-dis", confidence_score(warped, seg_labels[k + o]))
                     add("features-dis", features.half())
+                    add("features-keyseg", key_features[k].half())
                     if flownet is not None:
                         fflow, ffeat = flownet(key_crops, cur_crops)
                         warped = upsample_logits(warp_logits(logits[k], fflow), size)[1]

@@ -28,7 +28,8 @@ from dvsnet.train.common import (
 )
 from dvsnet.train.confidence import FLOWNET_VARIANTS, ScoreConfig, load_or_generate_scores
 
-VARIANTS = ("dis",) + FLOWNET_VARIANTS
+VARIANTS = ("dis", "dis-keyseg") + FLOWNET_VARIANTS
+DIS_VARIANTS = ("dis", "dis-keyseg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,16 +59,19 @@ def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Te
     `split` (cached)."""
     # one cache serves every variant when --flownet is given for all of them (DIS parts included)
     flownet = config.flownet
-    if config.variant != "dis" and flownet is None:
+    if config.variant not in DIS_VARIANTS and flownet is None:
         flownet = "shipped"
     scores = load_or_generate_scores(config.cache, ScoreConfig(
         data=config.data, split=split, segmenter=config.segmenter, flownet=flownet, grids=config.grids,
         max_offset=config.max_offset, keys_per_snippet=config.keys_per_snippet,
         max_snippets=config.max_snippets, seed=config.seed), progress)
-    target = "target-dis" if config.variant == "dis" else "target-flownet"
+    target = "target-dis" if config.variant in DIS_VARIANTS else "target-flownet"
     grids = np.char.add(np.char.add(scores["grid_rows"].astype(str), "x"), scores["grid_cols"].astype(str))
-    return (torch.from_numpy(scores[f"features-{config.variant}"].astype(np.float32)),
-            torch.from_numpy(scores[target].astype(np.float32)), grids)
+    if config.variant == "dis-keyseg":
+        features = np.concatenate([scores["features-dis"], scores["features-keyseg"]], axis=1)
+    else:
+        features = scores[f"features-{config.variant}"]
+    return (torch.from_numpy(features.astype(np.float32)), torch.from_numpy(scores[target].astype(np.float32)), grids)
 
 
 @torch.no_grad()
@@ -88,7 +92,7 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
     x_train, y_train, _ = dataset(config, "train", progress)
     x_val, y_val, grid_val = dataset(config, "val", progress)
     channels, height, width = x_train.shape[1:]
-    net = DecisionNet(channels, (height, width)).to(device)
+    net = DecisionNet(channels, (height, width), variant=config.variant).to(device)
     dims = (0, 2, 3)
     net.feature_mean.copy_(x_train.mean(dims, keepdim=True))
     net.feature_std.copy_(x_train.std(dims, keepdim=True).clamp_min(1e-3))
