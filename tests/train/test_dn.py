@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import dvsnet
-
 from dvsnet.cli import main
 from dvsnet.errors import DvsnetError
 from dvsnet.models import DecisionNet, load_decision_net
