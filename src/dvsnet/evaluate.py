@@ -230,6 +230,7 @@ def build_pipeline(
     grid: tuple[int, int] = (2, 2),
     overlap: int | None = None,
     stitch: str = "max-logit",
+    dn: str | Path | None = None,
 ) -> Any:
     """A DVSNet from the evaluate() options; a segmenter name/path is loaded with dvsnet.load_segmenter."""
     import dvsnet
@@ -237,7 +238,7 @@ def build_pipeline(
     if isinstance(segmenter, (str, Path)):
         segmenter = dvsnet.load_segmenter(str(segmenter))
     return dvsnet.DVSNet(segmenter=segmenter, flow=flow, policy=policy, grid=tuple(grid), overlap=overlap,
-                         stitch=stitch)
+                         stitch=stitch, dn=dn)
 
 
 def evaluate(
@@ -254,11 +255,12 @@ def evaluate(
     stitch: str = "max-logit",
     snippets: list[Snippet] | None = None,
     progress: bool = False,
+    dn: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate one configuration on `root`/`split` with the §5 protocol -> result dict (JSON-ready).
 
     segmenter: name ("fast", "accurate"), .safetensors path, or a callable (B,3,h,w) -> (B,K,h',w')
-    with `num_classes`; flow / policy / grid / overlap / stitch as for dvsnet.DVSNet. `snippets`, when
+    with `num_classes`; flow / policy / grid / overlap / stitch / dn as for dvsnet.DVSNet. `snippets`, when
     given, are used instead of loading `root` again (the sweep loads them once for every row).
     """
     import dvsnet
@@ -267,7 +269,7 @@ def evaluate(
     segmenter_name = _describe(segmenter)
     if isinstance(segmenter, (str, Path)):
         segmenter = dvsnet.load_segmenter(str(segmenter))
-    pipe = build_pipeline(segmenter, flow, policy, grid, overlap, stitch)
+    pipe = build_pipeline(segmenter, flow, policy, grid, overlap, stitch, dn)
     if snippets is None:
         snippets = load_snippets(root, split, all_frames=all_frames, max_snippets=max_snippets)
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -281,6 +283,7 @@ def evaluate(
         "overlap": overlap if overlap is not None else default_overlap(width),
         "overlap_default": overlap is None, "stitch": stitch, "all_frames": all_frames,
         "max_snippets": max_snippets, "warmup_frames": warmup_frames, "frame_size": f"{height}x{width}",
+        "dn": None if dn is None else str(dn),
     }
     return {
         "config": config,

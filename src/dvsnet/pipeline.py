@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -46,6 +47,8 @@ class DVSNet:
     flow: "dis" | "dis-fast" | "dis-medium" | "flownet" | estimator callable (see flow.py).
     policy: a policy string (see policies.py) or object. grid: (rows, cols). overlap: px grown on inner
     region edges; None = 64 px at 2048 px width, scaled with the frame width. stitch: "max-logit" | "core".
+    dn: the decision network of a dn:T policy: a shipped variant ("dis", "dis-keyseg", "flownet-conv6") or
+    a .safetensors file from `dvsnet train dn`; None = the shipped one trained for the flow estimator.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class DVSNet:
         grid: tuple[int, int] = (2, 2),
         overlap: int | None = None,
         stitch: str = "max-logit",
+        dn: str | Path | None = None,
     ):
         if isinstance(segmenter, str) or not callable(segmenter):
             segmenter = load_segmenter(segmenter)
@@ -64,8 +68,10 @@ class DVSNet:
         self.stride = int(getattr(segmenter, "output_stride", 8))
         self.flow = build_flow(flow)
         self.policy = parse_policy(policy)
+        if dn is not None and not isinstance(self.policy, DecisionNetwork):
+            raise DvsnetError(f"a decision network (dn={str(dn)!r}) only applies to dn:T policies, not {self.policy!r}")
         if isinstance(self.policy, DecisionNetwork) and self.policy.net is None:
-            self.policy.net = load_decision_net(getattr(self.flow, "name", "custom"))
+            self.policy.net = _decision_net(dn, getattr(self.flow, "name", "custom"))
         self.grid = (int(grid[0]), int(grid[1]))
         if overlap is not None and overlap < 0:
             raise DvsnetError(f"overlap must be >= 0 px, got {overlap}")
@@ -185,6 +191,18 @@ class DVSNet:
             timings=timings, regions=list(self.regions), index=self.index, restarted=restarted,
             key_ages=(self.index - self._key_index).tolist(),
         )
+
+
+def _decision_net(spec: str | Path | None, flow_name: str) -> torch.nn.Module:
+    """The DN named by `spec` (see DVSNet), checked against the features the flow estimator gives."""
+    if spec is None:
+        return load_decision_net(flow_name)
+    text = str(spec)
+    net = load_decision_net(None, path=text) if text.endswith(".safetensors") else load_decision_net(text)
+    if net.variant is not None and net.variant not in (flow_name, f"{flow_name}-keyseg"):
+        raise DvsnetError(f"decision network {text} reads {net.variant!r} features, but flow estimator "
+                          f"{flow_name!r} gives {flow_name!r} features; pick a matching --flow or --dn")
+    return net
 
 
 def _in_region_order(parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:

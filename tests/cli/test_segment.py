@@ -283,6 +283,10 @@ def test_corrupt_frame_mid_folder_stops_with_partial_run(tmp_path, weights, capf
     (["--flow", "raft"], "unknown flow estimator"),
     (["--segmenter", "huge"], "unknown segmenter"),
     (["--grid", "100x2"], "more cells than"),
+    (["--policy", "fixed:3", "--dn", "dis"], "only applies to dn:T policies"),
+    (["--policy", "dn:0.9", "--dn", "missing.safetensors"], "not found"),
+    (["--policy", "dn:0.9", "--dn", "sift"], "no decision network for flow features 'sift'"),
+    (["--policy", "dn:0.9", "--flow", "flownet", "--dn", "dis"], "reads 'dis' features"),
 ])
 def test_bad_options_one_line_and_nothing_written(tmp_path, weights, capfd, args, match):
     video = write_video(tmp_path / "clip.mp4", moving_frames(3))

@@ -12,7 +12,6 @@ import dvsnet
 from dvsnet.cli import main
 from dvsnet.errors import DvsnetError
 from dvsnet.models import DecisionNet, load_decision_net
-from dvsnet.policies import DecisionNetwork
 
 
 def test_decision_net_output_is_a_score_per_sample_for_any_feature_size():
@@ -73,7 +72,9 @@ def test_train_dn_cli_writes_loadable_weights(tiny_tree, tiny_fast, tmp_path, ca
     assert keyseg.in_channels == 9 and keyseg.variant == "dis-keyseg"
     with pytest.raises(DvsnetError, match="trained on 'dis-keyseg' features, not 'dis'"):
         load_decision_net("dis", path=tmp_path / "dn-keyseg" / "model.safetensors")
-    pipe = dvsnet.DVSNet(segmenter=str(tiny_fast), flow="dis", policy=DecisionNetwork(0.5, keyseg), grid=(2, 2))
+    pipe = dvsnet.DVSNet(segmenter=str(tiny_fast), flow="dis", policy="dn:0.5", grid=(2, 2),
+                         dn=tmp_path / "dn-keyseg" / "model.safetensors")  # what --dn FILE does
+    assert pipe.policy.net.variant == "dis-keyseg"
     frame = np.full((64, 128, 3), 90, np.uint8)
     results = [pipe.step(np.roll(frame + np.arange(128, dtype=np.uint8)[None, :, None], 2 * i, axis=1))
                for i in range(3)]

@@ -47,7 +47,7 @@ def positive_int(text: str) -> int:
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str = "dn:0.92") -> None:
-    """--policy --segmenter --flow --grid --overlap --stitch: everything that configures a DVSNet."""
+    """--policy --segmenter --flow --dn --grid --overlap --stitch: everything that configures a DVSNet."""
     group = parser.add_argument_group("pipeline")
     group.add_argument(
         "--policy", default=policy,
@@ -62,6 +62,10 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str = "dn:0
     group.add_argument("--flow", default="dis",
                        help="flow estimator: dis (OpenCV DIS, ultrafast), dis-fast, dis-medium, or flownet "
                             "(default: dis)")
+    group.add_argument("--dn", default=None, metavar="NAME|FILE",
+                       help="decision network of a dn:T policy: a shipped variant (dis, dis-keyseg, "
+                            "flownet-conv6) or a .safetensors file from `dvsnet train dn` (default: the one "
+                            "shipped for --flow)")
     group.add_argument("--grid", type=parse_grid, default=(2, 2), metavar="RxC",
                        help="frame regions as rows x columns (default: 2x2)")
     group.add_argument("--overlap", type=non_negative_int, default=None, metavar="PX",

@@ -140,7 +140,7 @@ def build_pipeline(args: argparse.Namespace) -> dvsnet.DVSNet:
     policy = dvsnet.parse_policy(policy_spec(args.policy, args.threshold))
     segmenter = dvsnet.load_segmenter(args.segmenter)
     return dvsnet.DVSNet(segmenter=segmenter, flow=args.flow, policy=policy, grid=tuple(args.grid),
-                         overlap=args.overlap, stitch=args.stitch)
+                         overlap=args.overlap, stitch=args.stitch, dn=args.dn)
 
 
 class StopRequest:
@@ -231,7 +231,7 @@ def source_config(args: argparse.Namespace, info: SourceInfo, pipe: dvsnet.DVSNe
         "frame_size": [height, width],
         "policy": repr(pipe.policy), "segmenter": str(args.segmenter), "flow": str(args.flow),
         "grid": list(args.grid), "overlap": default_overlap(width) if args.overlap is None else args.overlap,
-        "stitch": args.stitch, "resize": args.resize, "stride": args.stride, "max_frames": args.max_frames,
+        "stitch": args.stitch, "dn": args.dn, "resize": args.resize, "stride": args.stride, "max_frames": args.max_frames,
         "writes": list(writes),
     }
 

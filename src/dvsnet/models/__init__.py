@@ -64,10 +64,12 @@ def load_flownet(device: str | torch.device = "cpu", path: str | Path | None = N
     return load_weights(build_flownet(), path, "flownet").to(device).eval()
 
 
-def load_decision_net(variant: str, device: str | torch.device = "cpu", path: str | Path | None = None) -> DecisionNet:
+def load_decision_net(variant: str | None, device: str | torch.device = "cpu",
+                      path: str | Path | None = None) -> DecisionNet:
     """The trained decision network for a feature variant ("dis", "flownet-conv6", ...), in eval mode.
 
     The weights file records in_channels and in_size; the engine pools its features to `net.in_size`.
+    With `path`, variant None accepts whatever variant the file was trained on (`net.variant` says which).
     """
     if path is None:
         if variant not in DN_VARIANTS:
@@ -82,7 +84,7 @@ def load_decision_net(variant: str, device: str | torch.device = "cpu", path: st
         channels, height, width = int(meta["in_channels"]), int(meta["in_height"]), int(meta["in_width"])
     except (KeyError, ValueError):
         raise DvsnetError(f"{path}: not a decision-network weights file (metadata lacks in_channels/in_height/in_width)") from None
-    if meta.get("variant") not in (None, variant) and variant in DN_VARIANTS:
+    if variant is not None and meta.get("variant") not in (None, variant) and variant in DN_VARIANTS:
         raise DvsnetError(f"{path}: decision network was trained on {meta['variant']!r} features, not {variant!r}")
     net = load_weights(DecisionNet(channels, (height, width), variant=meta.get("variant", variant)), path, "decision")
     return net.to(device).eval()
