@@ -86,3 +86,28 @@ def test_unknown_or_unshipped_variant_fails_clearly(tmp_path):
         load_decision_net("sift")
     with pytest.raises(DvsnetError, match="not found"):
         load_decision_net("dis", path=tmp_path / "missing.safetensors")
+
+
+def test_mirrored_dis_features_are_those_of_the_mirrored_region_pair():
+    """Known answer: a pair moving right has dx < 0 (flow points current -> key); its mirror moves left."""
+    from dvsnet.flow import motion_features
+    from dvsnet.train.dn import mirror_features
+
+    torch.manual_seed(0)
+    key = torch.rand(1, 3, 64, 64)
+    cur = torch.roll(key, 3, dims=3)
+    flow = torch.zeros(1, 2, 64, 64)
+    flow[:, 0] = -3.0
+    features = motion_features(key, cur, flow)
+    mirrored_flow = flow.flip(-1)
+    mirrored_flow[:, 0] = -mirrored_flow[:, 0]
+    mirrored = motion_features(key.flip(-1), cur.flip(-1), mirrored_flow)
+    assert torch.allclose(mirror_features(features), mirrored, atol=1e-5)
+    assert torch.equal(mirror_features(mirror_features(features)), features)
+
+
+def test_flip_is_refused_for_features_without_a_mirror(tmp_path):
+    from dvsnet.train.dn import DNTrainConfig, train_decision_net
+
+    with pytest.raises(DvsnetError, match="--flip mirrors DIS motion features"):
+        train_decision_net(DNTrainConfig(out=str(tmp_path / "dn"), variant="flownet-conv6", flip=True))

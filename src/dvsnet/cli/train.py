@@ -90,6 +90,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="use only the first N snippets of each split (default: all)")
     dn.add_argument("--batch", type=positive_int, default=64, help="samples per step (default: 64)")
     dn.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    dn.add_argument("--flip", action="store_true",
+                    help="augment: mirror half of each batch left-right (dis and dis-keyseg only)")
     dn.set_defaults(run=run_dn)
 
     ship = which.add_parser("ship", help="copy a run's weights into the package as fp16 (what load_* find by name)")
@@ -134,7 +136,7 @@ def run_dn(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, variant=args.variant, segmenter=args.segmenter, flownet=args.flownet,
         cache=args.cache, grids=tuple(tuple(g) for g in args.grids), max_offset=args.max_offset,
         keys_per_snippet=args.keys_per_snippet, max_snippets=args.max_snippets, steps=args.steps,
-        batch=args.batch, lr=args.lr,
+        batch=args.batch, lr=args.lr, flip=args.flip,
         seed=args.seed, device=args.device, threads=args.threads)
     result = train_decision_net(config, resume=args.resume, progress=not args.no_progress)
     per_grid = ", ".join(f"{g} {e:.2f}" for g, e in result["val_error_points_per_grid"].items())

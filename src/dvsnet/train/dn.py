@@ -52,6 +52,7 @@ class DNTrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 2
+    flip: bool = False          # mirror half of each batch (DIS variants only; see mirror_features)
 
 
 def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -74,6 +75,14 @@ def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Te
     return (torch.from_numpy(features.astype(np.float32)), torch.from_numpy(scores[target].astype(np.float32)), grids)
 
 
+def mirror_features(features: torch.Tensor) -> torch.Tensor:
+    """DIS-variant features of the horizontally mirrored region pair: every map flipped left-right and the
+    x component of the flow (channel 0 of dvsnet.flow.motion_features) negated."""
+    mirrored = features.flip(-1)
+    mirrored[:, 0] = -mirrored[:, 0]
+    return mirrored
+
+
 @torch.no_grad()
 def error_points(net: DecisionNet, features: torch.Tensor, targets: torch.Tensor, device: torch.device) -> float:
     """Mean |expected - true confidence score| x 100 (the paper's DN error rate)."""
@@ -87,6 +96,8 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
     """Fit a DecisionNet on cached scores; writes the run folder. Returns the final val error figures."""
     if config.variant not in VARIANTS:
         raise DvsnetError(f"unknown decision-network variant {config.variant!r}; valid: {', '.join(VARIANTS)}")
+    if config.flip and config.variant not in DIS_VARIANTS:
+        raise DvsnetError(f"--flip mirrors DIS motion features; {config.variant!r} features have no known mirror")
     out = Path(config.out)
     checkpoint, device = start_run(out, config, resume)
     x_train, y_train, _ = dataset(config, "train", progress)
@@ -114,7 +125,11 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
         for group in optimizer.param_groups:
             group["lr"] = lr
         idx = torch.randint(len(x_train), (config.batch,), generator=generator)
-        pred = net(x_train[idx].to(device))
+        x = x_train[idx]
+        if config.flip:
+            flipped = torch.rand(len(idx), generator=generator) < 0.5
+            x = torch.where(flipped[:, None, None, None], mirror_features(x), x)
+        pred = net(x.to(device))
         loss = F.mse_loss(pred, y_train[idx].to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
