@@ -19,6 +19,7 @@ segmenter's weights file, written atomically; later calls load it instead of rec
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import hashlib
 import json
@@ -156,10 +157,21 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
                         columns[name].extend([value] * n)
                     columns["region"].extend(range(n))
         bar.update(1)
+        _release_freed_memory()
     bar.close()
     out = {name: np.concatenate(_same_size(parts)) for name, parts in arrays.items()}
     out.update({name: np.asarray(values, dtype=np.int16) for name, values in columns.items()})
     return out
+
+
+def _release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc only; a no-op elsewhere). Without it the generator's
+    resident memory grew by ~450 MB per snippet with flownet features, though it keeps ~5 MB: the small
+    kept arrays pin heap pages between large freed temporaries, and 100 snippets filled 24 GB."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _same_size(parts: list[np.ndarray]) -> list[np.ndarray]:
