@@ -47,8 +47,8 @@ class DVSNet:
     flow: "dis" | "dis-fast" | "dis-medium" | "flownet" | estimator callable (see flow.py).
     policy: a policy string (see policies.py) or object. grid: (rows, cols). overlap: px grown on inner
     region edges; None = 64 px at 2048 px width, scaled with the frame width. stitch: "max-logit" | "core".
-    dn: the decision network of a dn:T policy: a shipped variant ("dis", "dis-keyseg", "flownet-conv6") or
-    a .safetensors file from `dvsnet train dn`; None = the shipped one trained for the flow estimator.
+    dn: the decision network of a dn:T policy: a shipped variant ("dis", "flownet-conv6") or a .safetensors
+    file from `dvsnet train dn`; None = the shipped one trained for the flow estimator.
     """
 
     def __init__(

@@ -63,9 +63,8 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str = "dn:0
                        help="flow estimator: dis (OpenCV DIS, ultrafast), dis-fast, dis-medium, or flownet "
                             "(default: dis)")
     group.add_argument("--dn", default=None, metavar="NAME|FILE",
-                       help="decision network of a dn:T policy: a shipped variant (dis, dis-keyseg, "
-                            "flownet-conv6) or a .safetensors file from `dvsnet train dn` (default: the one "
-                            "shipped for --flow)")
+                       help="decision network of a dn:T policy: a shipped variant (dis, flownet-conv6) or "
+                            "a .safetensors file from `dvsnet train dn` (default: the one shipped for --flow)")
     group.add_argument("--grid", type=parse_grid, default=(2, 2), metavar="RxC",
                        help="frame regions as rows x columns (default: 2x2)")
     group.add_argument("--overlap", type=non_negative_int, default=None, metavar="PX",
