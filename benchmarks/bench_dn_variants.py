@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from dvsnet.atomic import write_text_atomic
+from dvsnet.cli.options import parse_grid
 from dvsnet.evaluate import describe_machine, evaluate, load_snippets, set_threads
 
 
@@ -29,13 +30,13 @@ def main() -> None:
     parser.add_argument("--max-snippets", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--segmenter", default="fast")
-    parser.add_argument("--grid", default="2x2")
+    parser.add_argument("--grid", type=parse_grid, default=(2, 2), metavar="RxC")
     parser.add_argument("--dn", nargs="+", default=["dis"])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.9, 0.92, 0.94, 0.96])
     parser.add_argument("--output", default="results/bench_dn_variants.json")
     args = parser.parse_args()
     set_threads(args.threads)
-    grid = tuple(int(x) for x in args.grid.split("x"))
+    grid = tuple(args.grid)
 
     snippets = load_snippets(args.data, "val", max_snippets=args.max_snippets)
     common = {"segmenter": args.segmenter, "flow": "dis", "snippets": snippets}
@@ -55,7 +56,7 @@ def main() -> None:
     print("| policy | DN | mIoU % | drop | fps | speed-up | regions warped |")
     print("|---|---|---|---|---|---|---|")
     for threshold, dn, result in results:
-        row = {"policy": f"dn:{threshold:g}", "grid": args.grid, "dn": dn, "miou": result["miou"],
+        row = {"policy": f"dn:{threshold:g}", "grid": f"{grid[0]}x{grid[1]}", "dn": dn, "miou": result["miou"],
                "fps": result["fps"], "speedup": result["fps"] / reference_fps,
                "workload_saved": result["workload_saved"]}
         rows.append(row)

@@ -91,7 +91,7 @@ def test_decision_network_thresholds_the_networks_score():
 def test_a_keyseg_decision_network_also_reads_the_key_segmentation():
     class LastChannel(torch.nn.Module):  # the boundary channel appended after the motion features
         in_size = (16, 16)
-        variant = "dis-keyseg"
+        reads_key_segmentation = True
 
         def forward(self, features):
             assert features.shape[1:] == (9, 16, 16)

@@ -69,9 +69,6 @@ def motion_features(key: torch.Tensor, cur: torch.Tensor, flow: torch.Tensor) ->
     return torch.cat([pooled, peak], dim=1)
 
 
-KEY_SEGMENTATION_CHANNELS = 2
-
-
 def key_segmentation_features(key_logits: torch.Tensor) -> torch.Tensor:
     """Decision-network input from the key region's own segmentation (variant "dis-keyseg").
 

@@ -18,6 +18,7 @@ import torch
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import FlowEstimator, build_flow
 from dvsnet.models import load_decision_net, load_segmenter
+from dvsnet.models.decision import KEYSEG_SUFFIX
 from dvsnet.policies import DecisionNetwork, Policy, RegionBatch, parse_policy
 from dvsnet.regions import Region, crop_regions, default_overlap, padded_size, region_grid, stitch
 from dvsnet.warp import upsample_logits, warp_logits
@@ -199,7 +200,7 @@ def _decision_net(spec: str | Path | None, flow_name: str) -> torch.nn.Module:
         return load_decision_net(flow_name)
     text = str(spec)
     net = load_decision_net(None, path=text) if text.endswith(".safetensors") else load_decision_net(text)
-    if net.variant is not None and net.variant not in (flow_name, f"{flow_name}-keyseg"):
+    if net.variant is not None and net.variant.removesuffix(KEYSEG_SUFFIX) != flow_name:
         raise DvsnetError(f"decision network {text} reads {net.variant!r} features, but flow estimator "
                           f"{flow_name!r} gives {flow_name!r} features; pick a matching --flow or --dn")
     return net

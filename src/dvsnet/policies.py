@@ -142,7 +142,7 @@ class DecisionNetwork:
         if batch.features is None:
             raise DvsnetError("the dn policy needs a flow estimator that returns features")
         features = batch.features
-        if getattr(self.net, "variant", None) == "dis-keyseg":
+        if getattr(self.net, "reads_key_segmentation", False):
             key_features = key_segmentation_features(batch.key_logits)
             key_features = F.adaptive_avg_pool2d(key_features, tuple(features.shape[-2:]))
             features = torch.cat([features, key_features.to(features.dtype)], dim=1)

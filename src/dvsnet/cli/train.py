@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from dvsnet.cli.options import parse_grid, parse_size, positive_int
+from dvsnet.models.decision import DN_VARIANTS
 
 EPILOG = """examples:
   dvsnet train seg --arch fast --data data/synth --out runs/seg-fast --steps 4000
@@ -70,8 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     dn = which.add_parser("dn", help="a decision network on cached confidence scores (generated once)")
     _common(dn, "runs/dn-dis", 3000)
     dn.add_argument("--variant", default="dis",
-                    choices=("dis", "dis-keyseg", "flownet-conv4", "flownet-conv5", "flownet-conv6",
-                             "flownet-image-flow"),
+                    choices=DN_VARIANTS,
                     help="which features feed the DN (default: dis, the DIS motion features; dis-keyseg adds "
                          "the key segmentation's uncertainty and class boundaries)")
     dn.add_argument("--segmenter", default="fast",

@@ -11,13 +11,10 @@ from typing import Any
 import torch
 
 from dvsnet.errors import DvsnetError
-from dvsnet.models.decision import DecisionNet
+from dvsnet.models.decision import DN_VARIANTS, DecisionNet
 from dvsnet.models.flownet import FlowNetS, build_flownet
 from dvsnet.models.segnets import SEGMENTERS, SegNet, build_accurate, build_fast
 from dvsnet.models.weights import load_weights, read_metadata, save_weights, shipped_path
-
-# decision-network variant -> feature channels (the flownet ones follow FlowNetS' default widths)
-DN_VARIANTS: tuple[str, ...] = ("dis", "dis-keyseg", "flownet-conv4", "flownet-conv5", "flownet-conv6", "flownet-image-flow")
 
 
 def build_segmenter(name: str) -> SegNet:

@@ -18,6 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+DIS_VARIANTS: tuple[str, ...] = ("dis", "dis-keyseg")
+FLOWNET_VARIANTS: tuple[str, ...] = ("flownet-conv4", "flownet-conv5", "flownet-conv6", "flownet-image-flow")
+DN_VARIANTS: tuple[str, ...] = DIS_VARIANTS + FLOWNET_VARIANTS
+KEYSEG_SUFFIX = "-keyseg"  # a "<flow features>-keyseg" DN also reads the key segmentation's summary
+
 
 class DecisionNet(nn.Module):
     """conv3x3 (stride 1) + ReLU -> flatten -> FC 256 -> FC 64 -> FC 1 -> sigmoid."""
@@ -26,6 +31,7 @@ class DecisionNet(nn.Module):
                  hidden: tuple[int, int] = (256, 64), variant: str | None = None) -> None:
         super().__init__()
         self.variant = variant  # which features it was trained on (see the module docstring)
+        self.reads_key_segmentation = variant is not None and variant.endswith(KEYSEG_SUFFIX)
         self.in_channels = in_channels
         self.in_size = tuple(in_size)
         self.conv = nn.Conv2d(in_channels, conv_channels, 3, padding=1)

@@ -40,7 +40,6 @@ from dvsnet.warp import WARP_UPSCALE, upsample_logits, warp_logits
 
 # bumped when the cache gains or changes arrays, so an older cache is not mistaken for a complete one
 CACHE_FORMAT = 2
-FLOWNET_VARIANTS = ("flownet-conv4", "flownet-conv5", "flownet-conv6", "flownet-image-flow")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from dvsnet.errors import DvsnetError
-from dvsnet.models.decision import DecisionNet
+from dvsnet.models.decision import DIS_VARIANTS, DN_VARIANTS, KEYSEG_SUFFIX, DecisionNet
 from dvsnet.models.weights import save_weights
 from dvsnet.train.common import (
     CsvLog,
@@ -26,10 +26,7 @@ from dvsnet.train.common import (
     save_checkpoint,
     start_run,
 )
-from dvsnet.train.confidence import FLOWNET_VARIANTS, ScoreConfig, load_or_generate_scores
-
-VARIANTS = ("dis", "dis-keyseg") + FLOWNET_VARIANTS
-DIS_VARIANTS = ("dis", "dis-keyseg")
+from dvsnet.train.confidence import ScoreConfig, load_or_generate_scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,10 +65,9 @@ def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Te
         max_snippets=config.max_snippets, seed=config.seed), progress)
     target = "target-dis" if config.variant in DIS_VARIANTS else "target-flownet"
     grids = np.char.add(np.char.add(scores["grid_rows"].astype(str), "x"), scores["grid_cols"].astype(str))
-    if config.variant == "dis-keyseg":
-        features = np.concatenate([scores["features-dis"], scores["features-keyseg"]], axis=1)
-    else:
-        features = scores[f"features-{config.variant}"]
+    features = scores[f"features-{config.variant.removesuffix(KEYSEG_SUFFIX)}"]
+    if config.variant.endswith(KEYSEG_SUFFIX):
+        features = np.concatenate([features, scores["features-keyseg"]], axis=1)
     return (torch.from_numpy(features.astype(np.float32)), torch.from_numpy(scores[target].astype(np.float32)), grids)
 
 
@@ -94,8 +90,8 @@ def error_points(net: DecisionNet, features: torch.Tensor, targets: torch.Tensor
 
 def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bool = True) -> dict[str, float]:
     """Fit a DecisionNet on cached scores; writes the run folder. Returns the final val error figures."""
-    if config.variant not in VARIANTS:
-        raise DvsnetError(f"unknown decision-network variant {config.variant!r}; valid: {', '.join(VARIANTS)}")
+    if config.variant not in DN_VARIANTS:
+        raise DvsnetError(f"unknown decision-network variant {config.variant!r}; valid: {', '.join(DN_VARIANTS)}")
     if config.flip and config.variant not in DIS_VARIANTS:
         raise DvsnetError(f"--flip mirrors DIS motion features; {config.variant!r} features have no known mirror")
     out = Path(config.out)

@@ -6,8 +6,8 @@ ids; `_trainIds.png` / `_labelTrainIds.png` are used instead when present). Only
 Training: random crops (`crop` h x w) with horizontal flips and mild brightness/contrast jitter,
 cross-entropy on logits upsampled bilinearly to the crop (255 ignored), AdamW with linear warm-up then
 cosine decay, optional ENet class weighting (rare classes count more), optional initial weights
-(`init`, for a second stage), forward passes under bf16 autocast where the hardware has native bf16 (`precision="auto"`; weights and
-optimiser stay fp32). Validation: per-frame mIoU on the first `val_frames` labelled val frames at full size.
+(`init`, for a second stage), forward passes under bf16 autocast where the hardware has native bf16
+(`precision="auto"`; weights and optimiser stay fp32). Validation: per-frame mIoU on the first `val_frames` labelled val frames at full size.
 """
 from __future__ import annotations
 
