@@ -111,3 +111,20 @@ def test_flip_is_refused_for_features_without_a_mirror(tmp_path):
 
     with pytest.raises(DvsnetError, match="--flip mirrors DIS motion features"):
         train_decision_net(DNTrainConfig(out=str(tmp_path / "dn"), variant="flownet-conv6", flip=True))
+
+
+def test_train_snippets_keeps_the_first_snippets_of_the_training_cache(tiny_tree, tiny_fast, tmp_path):
+    """--train-snippets subsets the one cache (a learning curve without regenerating scores); val is whole."""
+    from dvsnet.train.dn import DNTrainConfig, dataset
+
+    common = dict(data=str(tiny_tree), segmenter=str(tiny_fast), cache=str(tmp_path / "cache"), max_offset=5,
+                  keys_per_snippet=2, threads=1)
+    x_all, y_all, _ = dataset(DNTrainConfig(**common), "train", progress=False)
+    x_one, y_one, _ = dataset(DNTrainConfig(**common, train_snippets=1), "train", progress=False)
+    x_val, _, _ = dataset(DNTrainConfig(**common, train_snippets=1), "val", progress=False)
+    # 2 snippets x 2 keys x 5 offsets x 4 regions; snippet 0's samples come first, unchanged
+    assert len(x_all) == 80 and len(x_one) == 40 and len(x_val) == 40
+    assert torch.equal(x_one, x_all[:40]) and torch.equal(y_one, y_all[:40])
+    assert len(list((tmp_path / "cache").glob("scores-train-*.npz"))) == 1
+    with pytest.raises(DvsnetError, match="--train-snippets 3: the training cache holds 2 snippets"):
+        dataset(DNTrainConfig(**common, train_snippets=3), "train", progress=False)

@@ -88,6 +88,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="key frames drawn per training snippet (default: 2)")
     dn.add_argument("--max-snippets", type=positive_int, default=None,
                     help="use only the first N snippets of each split (default: all)")
+    dn.add_argument("--train-snippets", type=positive_int, default=None, metavar="N",
+                    help="train on the first N snippets of the training cache only, e.g. for a learning curve "
+                         "on one cache (default: all of them)")
     dn.add_argument("--batch", type=positive_int, default=64, help="samples per step (default: 64)")
     dn.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     dn.add_argument("--flip", action="store_true",
@@ -136,7 +139,7 @@ def run_dn(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, variant=args.variant, segmenter=args.segmenter, flownet=args.flownet,
         cache=args.cache, grids=tuple(tuple(g) for g in args.grids), max_offset=args.max_offset,
         keys_per_snippet=args.keys_per_snippet, max_snippets=args.max_snippets, steps=args.steps,
-        batch=args.batch, lr=args.lr, flip=args.flip,
+        batch=args.batch, lr=args.lr, flip=args.flip, train_snippets=args.train_snippets,
         seed=args.seed, device=args.device, threads=args.threads)
     result = train_decision_net(config, resume=args.resume, progress=not args.no_progress)
     per_grid = ", ".join(f"{g} {e:.2f}" for g, e in result["val_error_points_per_grid"].items())

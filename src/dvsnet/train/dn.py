@@ -50,11 +50,12 @@ class DNTrainConfig:
     device: str = "auto"
     threads: int = 2
     flip: bool = False          # mirror half of each batch (DIS variants only; see mirror_features)
+    train_snippets: int | None = None  # train on the first N snippets of the training cache (learning curves)
 
 
 def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """(features (N,C,h,w) float32, targets (N,) float32, grid name (N,) e.g. "2x2") of `config.variant` on
-    `split` (cached)."""
+    `split` (cached); on the train split only the first `config.train_snippets` snippets, when set."""
     # one cache serves every variant when --flownet is given for all of them (DIS parts included)
     flownet = config.flownet
     if config.variant not in DIS_VARIANTS and flownet is None:
@@ -63,6 +64,13 @@ def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Te
         data=config.data, split=split, segmenter=config.segmenter, flownet=flownet, grids=config.grids,
         max_offset=config.max_offset, keys_per_snippet=config.keys_per_snippet,
         max_snippets=config.max_snippets, seed=config.seed), progress)
+    if split == "train" and config.train_snippets is not None:
+        available = int(scores["snippet"].max()) + 1
+        if config.train_snippets > available:
+            raise DvsnetError(f"--train-snippets {config.train_snippets}: the training cache holds {available} "
+                              "snippets (raise --max-snippets)")
+        keep = scores["snippet"] < config.train_snippets
+        scores = {name: values[keep] for name, values in scores.items()}
     target = "target-dis" if config.variant in DIS_VARIANTS else "target-flownet"
     grids = np.char.add(np.char.add(scores["grid_rows"].astype(str), "x"), scores["grid_cols"].astype(str))
     features = scores[f"features-{config.variant.removesuffix(KEYSEG_SUFFIX)}"]
