@@ -140,6 +140,9 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
         machine = json.loads(jsons[0].read_text()).get("machine", {})
     loads = [float(r["load_1m"]) for r in rows if r.get("load_1m") is not None]
     load_text = f"{min(loads):.1f}–{max(loads):.1f}" if loads else "?"
+    jobs = max(int(r.get("jobs") or 1) for r in rows)
+    parallel = (f" Rows ran up to {jobs} at a time (`--jobs`), each in its own process: a row and its "
+                "reference share the cores with the other rows in flight.") if jobs > 1 else ""
     first = min(str(r["finished_utc"]) for r in rows)
     last = max(str(r["finished_utc"]) for r in rows)
     out = [
@@ -158,7 +161,7 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
          "fps / `ref_fps`, the per-frame run of the same segmenter (policy `always`, 1x1) timed on the first 10 "
          "frames of the first snippet just before that row, so both timings see the same load. mIoU drops are "
          f"against the per-frame baseline row. Default regions: {grid} grid, {ov} px overlap (64 px at 2048 px "
-         "width, scaled)."),
+         f"width, scaled).{parallel}"),
         "",
         ("**GPU.** No GPU was lent to this task, so the GPU fps at 512×1024 and 1024×2048 (issue #5 item 4) "
         "was not measured; every figure here is from the 2-core CPU."),
@@ -420,6 +423,9 @@ def main(argv: list[str] | None = None) -> int:
                              "'' for none (default: 1x1)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch and OpenCV threads for the sweep (default: 1, steadier on a shared machine)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="sweep rows evaluated at once, each in its own process with --threads threads "
+                             "(default: 1; see dvsnet sweep --jobs)")
     parser.add_argument("--warmup-frames", type=int, default=3,
                         help="frames run before each timing and discarded (default: 3: a seg and two warp frames)")
     parser.add_argument("--no-run", action="store_true", help="only read the existing sweep.csv")
@@ -433,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_run:
         set_threads(args.threads)
         run_sweep(args.data, sweep_dir, config=config, max_snippets=args.max_snippets,
-                  warmup_frames=args.warmup_frames)
+                  warmup_frames=args.warmup_frames, jobs=args.jobs)
     rows = read_rows(sweep_dir / "sweep.csv")
     if not rows:
         print(f"no rows in {sweep_dir / 'sweep.csv'}; nothing to report", file=sys.stderr)

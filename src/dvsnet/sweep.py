@@ -46,7 +46,7 @@ FIELDS = (
     "miou", "pixel_accuracy", "fps", "ms_per_frame", "ref_fps", "speedup",
     "seg_share", "warp_share", "workload_saved", "warp_seg_ratio",
     "flow_ms", "decision_ms", "segmentation_ms", "warp_ms", "stitch_ms",
-    "snippets", "frames", "frame_size", "data", "weights_id", "load_1m", "torch_threads", "finished_utc",
+    "snippets", "frames", "frame_size", "data", "weights_id", "load_1m", "torch_threads", "jobs", "finished_utc",
 )
 
 
@@ -276,6 +276,76 @@ def _slug(key: str) -> str:
     return "".join(c if c.isalnum() or c in ".-" else "_" for c in key)
 
 
+# (spec, result, ref fps, machine, "") for a measured row; (spec, None, 0, {}, why) for a skipped one
+RowOutcome = tuple[RowSpec, dict[str, Any] | None, float, dict[str, Any], str]
+
+
+class _RowRunner:
+    """Evaluates rows in one process: its snippets, the reference clip and the segmenters it has loaded."""
+
+    def __init__(self, snippets: list, *, ref_frames: int, warmup_frames: int,
+                 segmenter_loader: Callable[[str], Any] | None, progress: bool):
+        import dvsnet
+        from dvsnet.evaluate import Snippet
+
+        self.snippets = snippets
+        # the reference timing: per-frame segmentation of the first frames of the first snippet (unscored)
+        self.ref_clip = [Snippet("reference", snippets[0].frames[:ref_frames], {})]
+        self.warmup_frames = warmup_frames
+        self.load = segmenter_loader or dvsnet.load_segmenter
+        self.progress = progress
+        self.segmenters: dict[str, Any] = {}
+        self.failed: dict[str, str] = {}
+
+    def run(self, spec: RowSpec) -> RowOutcome:
+        import dvsnet
+        from dvsnet.evaluate import describe_machine, run_pipeline
+
+        try:
+            if spec.segmenter in self.failed:
+                raise DvsnetError(self.failed[spec.segmenter])
+            if spec.segmenter not in self.segmenters:
+                try:
+                    self.segmenters[spec.segmenter] = self.load(spec.segmenter)
+                except DvsnetError as exc:
+                    self.failed[spec.segmenter] = str(exc)
+                    raise
+            seg = self.segmenters[spec.segmenter]
+            pipe = dvsnet.DVSNet(segmenter=seg, flow="dis" if spec.flow == "-" else spec.flow,
+                                 policy=spec.policy, grid=spec.grid, overlap=spec.overlap)  # fails fast
+            reference = dvsnet.DVSNet(segmenter=seg, flow="dis", policy="always", grid=(1, 1), overlap=0)
+            ref = run_pipeline(self.ref_clip, reference, warmup_frames=self.warmup_frames)
+            result = run_pipeline(self.snippets, pipe, warmup_frames=self.warmup_frames, progress=self.progress)
+        except DvsnetError as exc:
+            return spec, None, 0.0, {}, str(exc)
+        return spec, result, ref["fps"], describe_machine(), ""
+
+
+_worker: _RowRunner | None = None
+
+
+def _start_worker(root: str, split: str, max_snippets: int | None, threads: tuple[int, int], options: dict) -> None:
+    """Pool initializer: the same threads as the parent, the snippets decoded once per worker; Ctrl-C is
+    the parent's to handle (it terminates the pool), so workers print no tracebacks of their own."""
+    import signal
+
+    import cv2
+    import torch
+
+    from dvsnet.evaluate import load_snippets
+
+    global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads[0])
+    cv2.setNumThreads(threads[1])
+    _worker = _RowRunner(load_snippets(root, split, max_snippets=max_snippets), **options)
+
+
+def _run_in_worker(spec: RowSpec) -> RowOutcome:
+    assert _worker is not None, "pool worker was not initialised"
+    return _worker.run(spec)
+
+
 def run_sweep(
     root: str | Path,
     output: str | Path,
@@ -285,20 +355,26 @@ def run_sweep(
     max_snippets: int | None = None,
     warmup_frames: int = 5,
     ref_frames: int = 10,
+    jobs: int = 1,
     segmenter_loader: Callable[[str], Any] | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> Path:
     """Evaluate every planned row not yet in output/sweep.csv; returns the CSV path.
 
-    segmenter_loader: name -> segmenter (default dvsnet.load_segmenter; tests pass their own). A row
-    whose segmenter, flow or policy cannot be built (e.g. no trained weights ship for it yet) is logged
-    and skipped, so a later run picks it up. Full results per row go to output/rows/<key>.json.
+    jobs: rows evaluated at once, each in its own process with this process's torch/OpenCV thread counts
+    (rows are appended in the order they finish). Every row's speed-up still compares two timings of the
+    same worker under the same load, but `jobs` workers share the machine's cores and memory bandwidth.
+    segmenter_loader: name -> segmenter (default dvsnet.load_segmenter; tests pass their own; with jobs > 1
+    it must be picklable). A row whose segmenter, flow or policy cannot be built (e.g. no trained weights
+    ship for it yet) is logged and skipped, so a later run picks it up. Full results per row go to
+    output/rows/<key>.json.
     """
-    import dvsnet
-    from dvsnet.evaluate import Snippet, describe_machine, load_snippets, run_pipeline
+    from dvsnet.evaluate import load_snippets
     from dvsnet.regions import default_overlap
 
+    if jobs < 1:
+        raise DvsnetError(f"jobs must be >= 1, got {jobs}")
     output = Path(output)
     try:
         (output / "rows").mkdir(parents=True, exist_ok=True)
@@ -323,47 +399,55 @@ def run_sweep(
         log(f"sweep: {len(stale)} rows were measured with other weights; moved to sweep-stale-{stamp}.csv "
             f"and measured again")
     done_keys = {row["key"] for row in done}
-    # the reference timing: per-frame segmentation of the first frames of the first snippet (unscored)
-    ref_clip = [Snippet("reference", snippets[0].frames[:ref_frames], {})]
     specs = plan_rows(config, default_overlap(width))
     todo = [spec for spec in specs if spec.key not in done_keys]
+    jobs = min(jobs, max(1, len(todo)))
     log(f"sweep: {len(specs)} rows planned, {len(specs) - len(todo)} already in {csv_path}, "
-        f"{len(todo)} to run on {len(snippets)} snippets at {frame_size}")
+        f"{len(todo)} to run on {len(snippets)} snippets at {frame_size}"
+        + (f", {jobs} at a time" if jobs > 1 else ""))
     _write_json(output / "config.json", asdict(config))
 
-    load = segmenter_loader or dvsnet.load_segmenter
-    segmenters: dict[str, Any] = {}
-    failed: dict[str, str] = {}
-    for n, spec in enumerate(todo, 1):
-        try:
-            if spec.segmenter in failed:
-                raise DvsnetError(failed[spec.segmenter])
-            if spec.segmenter not in segmenters:
-                try:
-                    segmenters[spec.segmenter] = load(spec.segmenter)
-                except DvsnetError as exc:
-                    failed[spec.segmenter] = str(exc)
-                    raise
-            seg = segmenters[spec.segmenter]
-            pipe = dvsnet.DVSNet(segmenter=seg, flow="dis" if spec.flow == "-" else spec.flow,
-                                 policy=spec.policy, grid=spec.grid, overlap=spec.overlap)  # fails fast
-            reference = dvsnet.DVSNet(segmenter=seg, flow="dis", policy="always", grid=(1, 1), overlap=0)
-            ref = run_pipeline(ref_clip, reference, warmup_frames=warmup_frames)
-            result = run_pipeline(snippets, pipe, warmup_frames=warmup_frames, progress=progress)
-        except DvsnetError as exc:
-            log(f"sweep: [{n}/{len(todo)}] {spec.key}: skipped: {exc}")
-            continue
-        machine = describe_machine()
-        row = result_to_row(spec, result, ref["fps"], data=str(root), frame_size=frame_size, machine=machine)
+    def record(n: int, outcome: RowOutcome) -> None:
+        spec, result, ref_fps, machine, skipped = outcome
+        if result is None:
+            log(f"sweep: [{n}/{len(todo)}] {spec.key}: skipped: {skipped}")
+            return
+        row = result_to_row(spec, result, ref_fps, data=str(root), frame_size=frame_size, machine=machine)
         row["weights_id"] = weights_id(spec.segmenter, spec.flow, spec.policy)
-        full = {"key": spec.key, "experiments": list(spec.experiments), "ref_fps": ref["fps"], **result,
-                "machine": machine}
+        row["jobs"] = jobs  # rows measured at the same time as this one, this one included
+        full = {"key": spec.key, "experiments": list(spec.experiments), "ref_fps": ref_fps, **result,
+                "machine": machine, "jobs": jobs}
         _write_json(row_file(output, spec.key), full)
         done.append(row)
         write_rows(csv_path, done)
         miou = "n/a" if row["miou"] is None else f"{100 * row['miou']:.2f}%"
         log(f"sweep: [{n}/{len(todo)}] {spec.key}: mIoU {miou}, {row['fps']:.2f} fps "
             f"({row['speedup']:.2f}x per-frame), {100 * row['seg_share']:.1f}% regions segmented")
+
+    options = {"ref_frames": ref_frames, "warmup_frames": warmup_frames, "segmenter_loader": segmenter_loader}
+    if jobs == 1:
+        runner = _RowRunner(snippets, **options, progress=progress)
+        for n, spec in enumerate(todo, 1):
+            record(n, runner.run(spec))
+        return csv_path
+
+    import multiprocessing
+
+    import cv2
+    import torch
+
+    del snippets  # each worker decodes its own copy
+    threads = (torch.get_num_threads(), cv2.getNumThreads())
+    pool = multiprocessing.get_context("spawn").Pool(
+        jobs, initializer=_start_worker,
+        initargs=(str(root), split, max_snippets, threads, {**options, "progress": False}))
+    try:
+        for n, outcome in enumerate(pool.imap_unordered(_run_in_worker, todo), 1):
+            record(n, outcome)
+        pool.close()
+    finally:
+        pool.terminate()  # on Ctrl-C or an error: rows already recorded stay in sweep.csv
+        pool.join()
     return csv_path
 
 

@@ -84,3 +84,10 @@ def test_without_a_curve_on_another_grid_the_report_picks_on_2x2_as_before(repor
     assert "2x2 only" not in text and "division alone" not in text
     assert "Operating points are picked from the dn curve at the default grid and overlap" in text
     assert not any(line.startswith("| (fast, dis) | 1x1 |") for line in lines)
+
+
+def test_the_setup_says_when_rows_ran_in_parallel(report, tmp_path):
+    rows = [BASE, *PAPER_GRID]  # rows of an older CSV have no jobs column: one at a time
+    assert "at a time" not in render(report, rows, tmp_path)
+    parallel = [{**r, "jobs": 2.0} for r in rows]
+    assert "Rows ran up to 2 at a time (`--jobs`)" in render(report, parallel, tmp_path)

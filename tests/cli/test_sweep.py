@@ -140,3 +140,22 @@ def test_sweep_user_errors(tree, tmp_path, capsys):
     assert "unknown experiment" in capsys.readouterr().err
     assert main(["sweep", str(tree), "--plots-only", "--output", str(tmp_path / "empty")]) == 2
     assert "no sweep.csv" in capsys.readouterr().err
+
+
+def test_jobs_run_rows_in_parallel_with_the_results_of_one_process(tree, weights, tmp_path, capsys):
+    code, _, err = _sweep(capsys, tree, weights, tmp_path / "serial")
+    assert code == 0, err
+    code, _, err = _sweep(capsys, tree, weights, tmp_path / "parallel", "--jobs", "2")
+    assert code == 0, err
+    assert "6 to run on 1 snippets at 64x128, 2 at a time" in err and "Traceback" not in err
+    serial = {r["key"]: r for r in read_rows(tmp_path / "serial" / "sweep.csv")}
+    parallel = {r["key"]: r for r in read_rows(tmp_path / "parallel" / "sweep.csv")}
+    assert serial.keys() == parallel.keys()
+    for key, row in parallel.items():  # same frames, same networks: identical scores and paths
+        assert row["miou"] == serial[key]["miou"] and row["seg_share"] == serial[key]["seg_share"], key
+        assert row["torch_threads"] == 1 and row["fps"] > 0 and row["ref_fps"] > 0
+        assert row["jobs"] == 2 and serial[key]["jobs"] == 1
+    assert len(list((tmp_path / "parallel" / "rows").glob("*.json"))) == 6
+    with pytest.raises(SystemExit):
+        main(["sweep", str(tree), "--jobs", "0", "--output", str(tmp_path / "o")])
+    assert "--jobs" in capsys.readouterr().err

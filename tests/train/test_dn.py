@@ -117,8 +117,8 @@ def test_train_snippets_keeps_the_first_snippets_of_the_training_cache(tiny_tree
     """--train-snippets subsets the one cache (a learning curve without regenerating scores); val is whole."""
     from dvsnet.train.dn import DNTrainConfig, dataset
 
-    common = dict(data=str(tiny_tree), segmenter=str(tiny_fast), cache=str(tmp_path / "cache"), max_offset=5,
-                  keys_per_snippet=2, threads=1)
+    common = {"data": str(tiny_tree), "segmenter": str(tiny_fast), "cache": str(tmp_path / "cache"),
+              "max_offset": 5, "keys_per_snippet": 2, "threads": 1}
     x_all, y_all, _ = dataset(DNTrainConfig(**common), "train", progress=False)
     x_one, y_one, _ = dataset(DNTrainConfig(**common, train_snippets=1), "train", progress=False)
     x_val, _, _ = dataset(DNTrainConfig(**common, train_snippets=1), "val", progress=False)

@@ -100,6 +100,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="CPU threads for torch and OpenCV (default: their own choice; recorded per row). "
                              "On a machine shared with other jobs, 1 gives steadier timings")
+    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                        help="rows evaluated at once, each in its own process with --threads threads (default: 1). "
+                             "Each row's speed-up still compares two timings of one worker, but the workers "
+                             "share cores and memory bandwidth: keep jobs x threads <= the cores")
     parser.add_argument("--plots-only", action="store_true",
                         help="do not evaluate anything: redraw the PNGs from an existing sweep.csv")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -151,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         if args.threads:
             set_threads(args.threads)
         run_sweep(args.data, output, split=args.split, config=config, max_snippets=args.max_snippets,
-                  warmup_frames=args.warmup_frames, progress=not args.no_progress)
+                  warmup_frames=args.warmup_frames, jobs=args.jobs, progress=not args.no_progress)
     rows = read_rows(output / CSV_NAME)
     width = None
     if rows and rows[0].get("frame_size"):
