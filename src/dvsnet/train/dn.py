@@ -64,19 +64,20 @@ def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Te
         data=config.data, split=split, segmenter=config.segmenter, flownet=flownet, grids=config.grids,
         max_offset=config.max_offset, keys_per_snippet=config.keys_per_snippet,
         max_snippets=config.max_snippets, seed=config.seed), progress)
+    keep = slice(None)
     if split == "train" and config.train_snippets is not None:
         available = int(scores["snippet"].max()) + 1
         if config.train_snippets > available:
             raise DvsnetError(f"--train-snippets {config.train_snippets}: the training cache holds {available} "
                               "snippets (raise --max-snippets)")
-        keep = scores["snippet"] < config.train_snippets
-        scores = {name: values[keep] for name, values in scores.items()}
+        keep = scores["snippet"] < config.train_snippets  # only the arrays this variant reads are indexed
     target = "target-dis" if config.variant in DIS_VARIANTS else "target-flownet"
-    grids = np.char.add(np.char.add(scores["grid_rows"].astype(str), "x"), scores["grid_cols"].astype(str))
-    features = scores[f"features-{config.variant.removesuffix(KEYSEG_SUFFIX)}"]
+    grids = np.char.add(np.char.add(scores["grid_rows"][keep].astype(str), "x"), scores["grid_cols"][keep].astype(str))
+    features = scores[f"features-{config.variant.removesuffix(KEYSEG_SUFFIX)}"][keep]
     if config.variant.endswith(KEYSEG_SUFFIX):
-        features = np.concatenate([features, scores["features-keyseg"]], axis=1)
-    return (torch.from_numpy(features.astype(np.float32)), torch.from_numpy(scores[target].astype(np.float32)), grids)
+        features = np.concatenate([features, scores["features-keyseg"][keep]], axis=1)
+    return (torch.from_numpy(features.astype(np.float32)), torch.from_numpy(scores[target][keep].astype(np.float32)),
+            grids)
 
 
 def mirror_features(features: torch.Tensor) -> torch.Tensor:
