@@ -328,14 +328,19 @@ def _start_worker(root: str, split: str, max_snippets: int | None, threads: tupl
     """Pool initializer: the same threads as the parent, the snippets decoded once per worker; Ctrl-C is
     the parent's to handle (it terminates the pool), so workers print no tracebacks of their own."""
     import signal
+    import threading
 
     import cv2
     import torch
+    from tqdm import tqdm
 
     from dvsnet.evaluate import load_snippets
 
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default lock includes a multiprocessing semaphore; a worker terminated on Ctrl-C never frees
+    # it and the resource tracker warns about a leak at exit. Workers draw no bars, a thread lock will do.
+    tqdm.set_lock(threading.RLock())
     torch.set_num_threads(threads[0])
     cv2.setNumThreads(threads[1])
     _worker = _RowRunner(load_snippets(root, split, max_snippets=max_snippets), **options)
