@@ -56,8 +56,9 @@ class SweepConfig:
 
     segmenters: tuple[str, ...] = ("fast", "accurate")
     flows: tuple[str, ...] = ("dis", "flownet")
-    # the shipped DIS DN scores regions 0.23..0.96 (5th..95th percentile, key 1..19 frames back)
-    thresholds: tuple[float, ...] = (0.50, 0.60, 0.70, 0.80, 0.85, 0.90, 0.92, 0.94, 0.96, 0.98)
+    # the shipped DIS DN scores regions 0.23..0.96 (5th..95th percentile, key 1..19 frames back); denser
+    # from 0.94 up, where the curve bends (below it most regions warp, above it most are segmented)
+    thresholds: tuple[float, ...] = (0.50, 0.60, 0.70, 0.80, 0.85, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98)
     fixed: tuple[int, ...] = (2, 3, 5, 8, 12, 20)
     # diff and flow ranges cover the 10th..90th percentiles of a region's grey difference (5..74) and
     # mean flow (2..39 px) to its key frame 1..19 frames back on the synthetic set at 256x512
