@@ -4,7 +4,8 @@ Both take images (B, 3, h, w) float32 RGB in [0, 1] (they normalise themselves),
 8, and return logits (B, 19, h/8, w/8) over the Cityscapes train ids (output stride 8).
 
 - fast: light residual backbone (widths 48-96-160-256) + ASPP-lite head (1x1, 3x3 rate 6, 3x3 rate 12,
-  image pooling), about 12.5 GMAC at 256x512 (~60 ms on the 2-core CPU).
+  image pooling), about 12.5 GMAC at 256x512 (~65 ms with 2 threads on the first 2-core dev machine,
+  ~350 ms with 1 thread on the AVX2-only one; README, "What it costs").
 - accurate: deeper, wider backbone (56-112-192-288, more blocks) + pyramid pooling head (bins 1, 2, 3, 6)
   + a 3x3 fusion conv; about 2x the cost of fast.
 """
@@ -88,7 +89,7 @@ class SegNet(nn.Module):
 
 def build_fast(num_classes: int = NUM_CLASSES) -> SegNet:
     """DeepLab-Fast role: light backbone + ASPP-lite, output stride 8 (random init)."""
-    # Sized for the method's economics (DESIGN.md §2), not for FLOPs alone: on the 2-core CPU the whole
+    # Sized for the method's economics (DESIGN.md §2), not for FLOPs alone: on the first 2-core CPU the whole
     # warp path of a 256x512 frame costs ~6-9 ms, so a segmenter of ~20 ms (widths 24-128) leaves no room
     # for a speed-up; these widths cost ~60 ms per 256x512 frame there (~12.5 GMAC).
     backbone = Backbone(widths=(48, 96, 160, 256), depths=(2, 2, 3))
@@ -98,7 +99,7 @@ def build_fast(num_classes: int = NUM_CLASSES) -> SegNet:
 
 def build_accurate(num_classes: int = NUM_CLASSES) -> SegNet:
     """PSPNet role: deeper, wider backbone + pyramid pooling head, output stride 8 (random init)."""
-    # ~2x the cost of `fast` (see build_fast for why that is ~60 ms per 256x512 frame on the 2-core CPU).
+    # ~2x the cost of `fast` (see build_fast for why `fast` is as large as it is).
     backbone = Backbone(widths=(56, 112, 192, 288), depths=(2, 3, 4))
     head = PyramidPooling(288, branch=64, bins=(1, 2, 3, 6), cout=160)
     return SegNet("accurate", backbone, head, 160, num_classes)
