@@ -88,6 +88,15 @@ def test_decision_network_thresholds_the_networks_score():
     assert warp.tolist() == [True, False] and scores == pytest.approx([0.95, 0.5])
 
 
+def test_a_decision_network_for_other_features_is_a_clear_error():
+    from dvsnet.models.decision import DecisionNet
+
+    b = batch(2, (1, 1))
+    b.features = torch.zeros(2, 7, 8, 8)  # e.g. DIS motion features into a DN trained on 5 channels
+    with pytest.raises(DvsnetError, match="reads 5 feature channels but the flow estimator gives 7"):
+        DecisionNetwork(0.9, DecisionNet(5, (4, 4))).decide(b)
+
+
 def test_a_keyseg_decision_network_also_reads_the_key_segmentation():
     class LastChannel(torch.nn.Module):  # the boundary channel appended after the motion features
         in_size = (16, 16)

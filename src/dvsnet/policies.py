@@ -146,6 +146,10 @@ class DecisionNetwork:
             key_features = key_segmentation_features(batch.key_logits)
             key_features = F.adaptive_avg_pool2d(key_features, tuple(features.shape[-2:]))
             features = torch.cat([features, key_features.to(features.dtype)], dim=1)
+        in_channels = getattr(self.net, "in_channels", None)
+        if in_channels is not None and features.shape[1] != in_channels:  # e.g. a DN file without its variant
+            raise DvsnetError(f"the decision network reads {in_channels} feature channels but the flow estimator "
+                              f"gives {features.shape[1]}; use a DN trained on this estimator's features")
         in_size = getattr(self.net, "in_size", None)
         if in_size is not None and tuple(features.shape[-2:]) != tuple(in_size):
             features = F.adaptive_avg_pool2d(features, in_size)

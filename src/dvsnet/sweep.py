@@ -163,14 +163,29 @@ TEXT_FIELDS = frozenset({"key", "segmenter", "flow", "policy", "policy_kind", "g
                          "weights_id", "finished_utc"})
 
 
+# what resuming and drawing cannot do without; a CSV lacking one is not a sweep's, or was cut by hand
+REQUIRED_FIELDS = ("key", "segmenter", "flow", "policy", "grid", "miou", "fps", "snippets", "frame_size", "data")
+
+
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a sweep CSV, numeric columns parsed as float (empty cells -> None). Missing file -> []."""
+    """Rows of a sweep CSV, numeric columns parsed as float (empty cells -> None). Missing file -> [].
+
+    DvsnetError when a column or cell of REQUIRED_FIELDS is missing (miou may be empty: no class present).
+    """
     path = Path(path)
     if not path.exists():
         return []
     rows = []
     with open(path, newline="") as f:
-        for raw in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        missing = [name for name in REQUIRED_FIELDS if name not in (reader.fieldnames or REQUIRED_FIELDS)]
+        if missing:
+            raise DvsnetError(f"{path} is not a dvsnet sweep CSV: no {', '.join(missing)} column; "
+                              f"move it away or use another --output")
+        for line, raw in enumerate(reader, 2):
+            empty = [name for name in REQUIRED_FIELDS if name != "miou" and raw.get(name) in ("", None)]
+            if empty:
+                raise DvsnetError(f"{path}, line {line}: no {', '.join(empty)}; fix or delete that row to resume")
             row: dict[str, Any] = {}
             for name, value in raw.items():
                 if value in ("", None):

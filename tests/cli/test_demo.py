@@ -59,6 +59,15 @@ def test_demo_with_missing_weights_is_one_line_and_writes_nothing(tmp_path, capf
     assert not out.exists()
 
 
+def test_demo_grid_too_large_for_the_resized_frames_is_one_line_and_writes_nothing(tmp_path, weights, capfd):
+    out = tmp_path / "runs"
+    assert main(["demo", "--segmenter", str(weights), "--policy", "fixed:3", "--frames", "3", "--size", "64x128",
+                 "--resize", "16x32", "--grid", "20x2", "--output", str(out), "--no-progress"]) == 2
+    _, stderr = capfd.readouterr()
+    assert "grid 20x2" in stderr and "16x32 frame" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 def test_demo_defaults_use_shipped_weights_or_say_they_are_missing(tmp_path, capfd):
     """With the shipped weights: a short default-policy demo runs. Without them: one line says so."""
     out = tmp_path / "runs"

@@ -79,3 +79,19 @@ def test_user_errors_are_one_line(tree, weights, tmp_path, capsys, argv, message
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_evaluating(tree, weights, tmp_path, capsys,
+                                                                            monkeypatch):
+    import dvsnet.evaluate
+
+    def never(*args, **kwargs):
+        raise AssertionError("evaluated although the result could not be written")
+
+    monkeypatch.setattr(dvsnet.evaluate, "evaluate", never)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    code, out, err = _run(capsys, tree, "--segmenter", weights, "--policy", "always", "--output",
+                          blocker / "results", "--no-progress")
+    assert code == 2 and out == "" and "is not a writable folder" in err and len(err.strip().splitlines()) == 1
+    assert blocker.read_text() == "keep me"

@@ -146,6 +146,21 @@ def test_sweep_user_errors(tree, tmp_path, capsys):
     assert "unknown experiment" in capsys.readouterr().err
     assert main(["sweep", str(tree), "--plots-only", "--output", str(tmp_path / "empty")]) == 2
     assert "no sweep.csv" in capsys.readouterr().err
+    assert main(["sweep", str(tree), "--segmenters=", "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "at least one name" in err and "Traceback" not in err
+    # a sweep.csv that is not a sweep's, or one with a row cut short by hand: refused, left as it was
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "sweep.csv").write_text("name,value\na,1\n")
+    assert main(["sweep", str(tree), "--plots-only", "--output", str(foreign)]) == 2
+    err = capsys.readouterr().err
+    assert "not a dvsnet sweep CSV: no key, segmenter" in err and len(err.strip().splitlines()) == 1
+    assert (foreign / "sweep.csv").read_text() == "name,value\na,1\n"
+    header = "key,segmenter,flow,policy,grid,miou,fps,snippets,frame_size,data"
+    (foreign / "sweep.csv").write_text(f"{header}\nfast|-|always|1x1|0,fast,-,always,1x1,0.5,2.0,,64x128,d\n")
+    assert main(["sweep", str(tree), "--output", str(foreign)]) == 2
+    assert "line 2: no snippets" in capsys.readouterr().err
 
 
 def test_jobs_run_rows_in_parallel_with_the_results_of_one_process(tree, weights, tmp_path, capsys):

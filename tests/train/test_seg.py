@@ -82,6 +82,37 @@ def test_ship_without_a_trained_run_is_one_line_error(tmp_path, capsys):
     assert "train first" in capsys.readouterr().err
 
 
+def test_ship_mistakes_are_one_line_errors_that_write_nothing(tiny_fast, tmp_path, capsys):
+    run = tiny_fast.parent
+    target = tmp_path / "weights"
+    target.mkdir()
+    # a name nothing would load these weights by
+    assert main(["train", "ship", str(run), "--name", "accurate", "--weights-dir", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "load by the name 'fast'" in err and err.count("\n") == 1
+    # a folder that is not there, and one that cannot be written (a file stands in its way)
+    assert main(["train", "ship", str(run), "--name", "fast", "--weights-dir", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert list(target.iterdir()) == []
+    # a run whose weights file is not a safetensors file
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    assert main(["train", "ship", str(broken), "--name", "fast", "--weights-dir", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable .safetensors file" in err and "Traceback" not in err
+    assert list(target.iterdir()) == []
+
+
+def test_train_into_an_unwritable_folder_is_one_line_error(tiny_tree, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["train", "seg", "--data", str(tiny_tree), "--out", str(blocker / "run"), "--steps", "1",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the run folder" in err and err.count("\n") == 1
+
+
 def test_enet_class_weights_known_answer():
     from dvsnet.train.seg import class_weights
 

@@ -23,7 +23,7 @@ from dvsnet.cli.segment import (
     segment_frames,
     source_config,
 )
-from dvsnet.data.video import expected_frames, probe, read_named_frames
+from dvsnet.data.video import expected_frames, probe, read_named_frames, resized_size
 from dvsnet.errors import DvsnetError
 from dvsnet.outputs import VideoOutput, create_run_folder
 from dvsnet.regions import default_overlap, region_grid
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     # (e.g. the decision network for dn:T) is one line and leaves nothing behind.
     apply_threads(args.threads)
     pipe = build_demo_pipeline(args)
-    height, width = args.size
+    height, width = resized_size(*args.size, args.resize)  # the frames the pipeline will see
     region_grid(height, width, *args.grid, default_overlap(width) if args.overlap is None else args.overlap)
     writes = tuple(dict.fromkeys(args.write or ("overlay", "csv")))
     run_dir = create_run_folder(args.output, "demo")

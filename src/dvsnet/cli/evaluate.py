@@ -99,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
     from dvsnet.evaluate import evaluate, set_threads
 
     require(Path(args.data).is_dir(), f"data folder {args.data} does not exist")
+    output = Path(args.output)
+    blocker = next((p for p in (output, *output.parents) if p.exists()), None)
+    require(blocker is None or (blocker.is_dir() and os.access(blocker, os.W_OK)),
+            f"cannot write the result into {args.output}: {blocker} is not a writable folder")
     if args.threads:
         set_threads(args.threads)
     result = evaluate(

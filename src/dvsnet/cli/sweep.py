@@ -142,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     require(all(0.0 <= t <= 1.0 for t in args.thresholds + args.oracle),
             "--thresholds and --oracle values must be in [0, 1]")
     require(all(n >= 1 for n in args.fixed), "--fixed intervals must be >= 1 frame")
+    require(args.segmenters and args.flows, "--segmenters and --flows each need at least one name")
     config = SweepConfig(
         segmenters=args.segmenters, flows=args.flows, thresholds=args.thresholds, fixed=args.fixed,
         diff=args.diff, flow_limits=args.flow_limits, oracle=args.oracle, grids=args.grids,

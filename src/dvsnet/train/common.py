@@ -62,8 +62,11 @@ def prepare_run(out: Path, config: Any, resume: bool) -> Path | None:
                          if saved.get(k) != now.get(k) and k not in ("steps", "out", "resume", "threads"))
         if changed:
             raise DvsnetError(f"cannot resume {out}: config differs from the saved one in {', '.join(changed)}")
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.json")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.json")
+    except OSError as exc:
+        raise DvsnetError(f"cannot write the run folder {out}: {exc.strerror or exc}") from None
     return checkpoint if resume else None
 
 
@@ -119,25 +122,46 @@ def ship_weights(run: str | Path, name: str, weights_dir: str | Path | None = No
     The JSON holds the run's resolved config, the weights' metadata (arch, step, validation figure) and
     the run folder it came from. Returns the weights path.
     """
-    from safetensors.torch import load_file, safe_open, save_file
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, save_file
 
-    from dvsnet.models.weights import SHIPPED_DIR
+    from dvsnet.models.weights import SHIPPED_DIR, read_metadata
 
     run = Path(run)
     source = run / "model.safetensors"
     if not source.is_file():
         raise DvsnetError(f"{source} does not exist; train first")
     target_dir = Path(weights_dir) if weights_dir is not None else SHIPPED_DIR
-    with safe_open(str(source), framework="pt") as f:
-        metadata = dict(f.metadata() or {})
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_file(str(source)).items()}
+    if not target_dir.is_dir():
+        raise DvsnetError(f"weights folder {target_dir} does not exist")
+    metadata = read_metadata(source)
+    loads_as = shipped_name(metadata)
+    if loads_as is not None and name != loads_as:
+        raise DvsnetError(f"{source} holds {metadata['arch']!r} weights, which load by the name {loads_as!r}, "
+                          f"not {name!r}; pass --name {loads_as}")
+    try:
+        state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_file(str(source)).items()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DvsnetError(f"{source} is not a readable .safetensors file ({exc})") from None
     target = target_dir / f"{name}.safetensors"
-    with atomic_path(target) as tmp:
-        save_file(state, str(tmp), metadata={**metadata, "dtype": "float16"})
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else None
     info = {"name": name, "metadata": metadata, "config": config, "run": str(run)}
-    write_text_atomic(target.with_suffix(".json"), json.dumps(info, indent=2, sort_keys=True) + "\n")
+    try:
+        with atomic_path(target) as tmp:
+            save_file(state, str(tmp), metadata={**metadata, "dtype": "float16"})
+        write_text_atomic(target.with_suffix(".json"), json.dumps(info, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise DvsnetError(f"cannot write {target}: {exc.strerror or exc}") from None
     return target
+
+
+def shipped_name(metadata: dict[str, str]) -> str | None:
+    """The name `load_segmenter` / `load_flownet` / `load_decision_net` find weights of this kind by
+    (fast, accurate, flownet, dn-<variant>); None when the metadata does not say."""
+    arch = metadata.get("arch")
+    if arch == "decision":
+        return f"dn-{metadata['variant']}" if metadata.get("variant") else None
+    return arch
 
 
 def start_run(out: Path, config: Any, resume: bool) -> tuple[Path | None, torch.device]:
