@@ -91,3 +91,18 @@ def test_the_setup_says_when_rows_ran_in_parallel(report, tmp_path):
     assert "at a time" not in render(report, rows, tmp_path)
     parallel = [{**r, "jobs": 2.0} for r in rows]
     assert "Rows ran up to 2 at a time (`--jobs`)" in render(report, parallel, tmp_path)
+
+
+def test_speed_ups_use_the_runs_median_reference_not_each_rows_own(report, tmp_path):
+    # the same rows, their 10-frame reference timings scattered around 10 fps as on a busy machine
+    scatter = [7.0, 10.0, 13.0, 10.0]
+    rows = [{**r, "ref_fps": ref, "speedup": r["fps"] / ref, "finished_utc": f"2026-01-01T00:0{i}:00+00:00"}
+            for i, (r, ref) in enumerate(zip([BASE, *PAPER_GRID], scatter))]
+    stats = report.pool_reference(rows)
+    assert stats["fast"] == {"median": 10.0, "min": 7.0, "max": 13.0, "count": 4, "first_half": 8.5,
+                             "second_half": 11.5}
+    assert [r["speedup"] for r in rows] == pytest.approx([1.0, 6.5, 3.0, 2.0])  # fps / 10
+    assert rows[1]["speedup_own_ref"] == pytest.approx(65 / 10) and rows[0]["speedup_own_ref"] == pytest.approx(10 / 7)
+    text = render(report, [{**r, "speedup": r["speedup_own_ref"]} for r in rows], tmp_path)
+    assert "median 10.00 fps over 4 timings (range 7.00–13.00, ±30% around it" in text
+    assert "| `fast / dis / dn:0.8 / 2x2 / 16` | 57.00 | 30.00 | 13.00 | 3.00× | 2.31× |" in text
