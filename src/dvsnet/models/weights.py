@@ -8,6 +8,7 @@ did not match. Shipped files live in `dvsnet/weights/<name>.safetensors`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
@@ -54,6 +55,14 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise DvsnetError(f"{path} is not a readable .safetensors file ({exc})") from None
 
 
+def read_tensors(path: str | Path) -> dict[str, Any]:
+    """The tensors of a .safetensors file; DvsnetError if it cannot be read as one."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DvsnetError(f"{path} is not a readable .safetensors file ({exc})") from None
+
+
 def load_weights(module: nn.Module, path: str | Path, arch: str) -> nn.Module:
     """Load `path` into `module` (architecture `arch`), casting to the module's dtypes.
 
@@ -63,10 +72,7 @@ def load_weights(module: nn.Module, path: str | Path, arch: str) -> nn.Module:
     meta = read_metadata(path)
     if meta.get("arch") not in (None, arch):
         raise DvsnetError(f"{path}: weights are for architecture {meta['arch']!r}, expected {arch!r}")
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise DvsnetError(f"{path} is not a readable .safetensors file ({exc})") from None
+    state = read_tensors(path)
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

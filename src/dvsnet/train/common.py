@@ -122,10 +122,9 @@ def ship_weights(run: str | Path, name: str, weights_dir: str | Path | None = No
     The JSON holds the run's resolved config, the weights' metadata (arch, step, validation figure) and
     the run folder it came from. Returns the weights path.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
-    from dvsnet.models.weights import SHIPPED_DIR, read_metadata
+    from dvsnet.models.weights import SHIPPED_DIR, read_metadata, read_tensors
 
     run = Path(run)
     source = run / "model.safetensors"
@@ -139,10 +138,7 @@ def ship_weights(run: str | Path, name: str, weights_dir: str | Path | None = No
     if loads_as is not None and name != loads_as:
         raise DvsnetError(f"{source} holds {metadata['arch']!r} weights, which load by the name {loads_as!r}, "
                           f"not {name!r}; pass --name {loads_as}")
-    try:
-        state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_file(str(source)).items()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise DvsnetError(f"{source} is not a readable .safetensors file ({exc})") from None
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in read_tensors(source).items()}
     target = target_dir / f"{name}.safetensors"
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else None
     info = {"name": name, "metadata": metadata, "config": config, "run": str(run)}
