@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import DIS_PRESETS, DISFlow, build_flow, key_segmentation_features, motion_features
+from dvsnet.flow import (DIS_PRESETS, DISFlow, build_flow, half_resolution, key_segmentation_features,
+                         motion_features)
 
 
 def textured_image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -65,3 +66,8 @@ def test_key_segmentation_features_measure_uncertainty_and_class_boundaries():
     tied = torch.zeros(1, 19, 32, 32)
     tied[:, 0] = tied[:, 1] = 5.0  # two classes equally likely: margin 0, uncertainty 1
     assert key_segmentation_features(tied)[0, 0].min() == pytest.approx(1.0)
+
+
+def test_half_resolution_is_a_2x2_average_pool():
+    images = torch.rand(2, 2, 13, 18)  # odd height: the last row is dropped, as avg_pool2d drops it
+    assert torch.allclose(half_resolution(images), torch.nn.functional.avg_pool2d(images, 2), atol=1e-6)

@@ -1,6 +1,8 @@
+import pytest
 import torch
+import torch.nn.functional as F
 
-from dvsnet.warp import backward_warp, logits_to_labels, resize_flow, warp_logits
+from dvsnet.warp import backward_warp, logits_to_labels, resize_flow, upsample_logits, warp_logits
 
 
 def test_zero_flow_is_the_identity():
@@ -73,3 +75,29 @@ def test_finer_warp_keeps_a_thin_object_that_the_stride_8_warp_smears():
     coarse = logits_to_labels(warp_logits(key_logits, flow, upscale=1), (height, width))
     assert torch.equal(fine, truth)
     assert (coarse == truth).float().mean() < 0.98  # the coarse warp widens the pole
+
+
+def _upsample_then_max(logits: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False).max(dim=1)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3, 4, 8])
+def test_upsample_logits_equals_full_upsampling_then_argmax(scale):
+    # blocky class layout (whole cells agree) plus noise (cells on class boundaries do not): both paths
+    torch.manual_seed(scale)
+    layout = torch.randint(0, 7, (2, 1, 3, 4))
+    logits = F.one_hot(layout, 7)[:, 0].permute(0, 3, 1, 2).float() * 4
+    logits = F.interpolate(logits, size=(9, 11), mode="nearest") + torch.randn(2, 7, 9, 11)
+    size = (9 * scale, 11 * scale)
+    scores, labels = upsample_logits(logits, size)
+    expected_scores, expected_labels = _upsample_then_max(logits, size)
+    assert labels.shape == scores.shape == (2, *size) and labels.dtype == torch.int64
+    assert torch.equal(labels, expected_labels)
+    assert torch.allclose(scores, expected_scores, atol=1e-5)
+
+
+def test_upsample_logits_to_a_size_that_is_not_a_multiple_still_upsamples_then_argmaxes():
+    logits = torch.randn(1, 5, 6, 7)
+    scores, labels = upsample_logits(logits, (20, 30))
+    expected_scores, expected_labels = _upsample_then_max(logits, (20, 30))
+    assert torch.equal(labels, expected_labels) and torch.allclose(scores, expected_scores, atol=1e-5)

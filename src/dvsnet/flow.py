@@ -35,28 +35,47 @@ class FlowEstimator(Protocol):
     def __call__(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601
+
+
 def grey(images: torch.Tensor) -> torch.Tensor:
     """(B, 3, h, w) float RGB -> (B, 1, h, w) ITU-R 601 luma, same range."""
-    return 0.299 * images[:, 0:1] + 0.587 * images[:, 1:2] + 0.114 * images[:, 2:3]
+    # one einsum instead of three scaled planes summed: ~3x faster on CPU, and this runs twice a frame
+    return torch.einsum("bchw,c->bhw", images, images.new_tensor(LUMA)).unsqueeze(1)
 
 
-def to_grey_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, h, w) float RGB [0, 1] -> (B, h, w) uint8 grey."""
-    return (grey(images)[:, 0] * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+def grey_to_uint8(grey_images: torch.Tensor) -> np.ndarray:
+    """(B, 1, h, w) float grey in [0, 1] -> (B, h, w) uint8."""
+    return grey_images[:, 0].mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
 
-def motion_features(key: torch.Tensor, cur: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+def half_resolution(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> (B, C, h//2, w//2), the mean of each 2x2 block: F.avg_pool2d(images, 2), ~3x faster
+    on CPU for one or two channels."""
+    even = images[..., : images.shape[-2] // 2 * 2, : images.shape[-1] // 2 * 2]
+    top, bottom = even[..., 0::2, :], even[..., 1::2, :]
+    return (top[..., 0::2] + top[..., 1::2] + bottom[..., 0::2] + bottom[..., 1::2]) * 0.25
+
+
+def motion_features(
+    key: torch.Tensor,
+    cur: torch.Tensor,
+    flow: torch.Tensor,
+    grey_key: torch.Tensor | None = None,
+    grey_cur: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Hand-made decision-network input for flow estimators without features of their own (DIS).
 
-    key, cur: (B, 3, h, w) in [0, 1]; flow: (B, 2, h, w) current -> key in pixels.
+    key, cur: (B, 3, h, w) in [0, 1]; flow: (B, 2, h, w) current -> key in pixels; grey_key, grey_cur:
+    their grey(), when the caller has them already.
     Returns (B, 7, 16, 16), each channel average-pooled over the region:
     dx/8, dy/8, |flow|/8, |grey(cur) - grey(key)|, photometric residual |grey(cur) - W(grey(key))|,
     flow-gradient magnitude (motion boundaries, where occlusions live), and the residual max-pooled.
     Computed at half resolution: the features are 16x16 summaries, and it halves the warp path's cost.
     """
-    grey_key = F.avg_pool2d(grey(key), 2)  # (B, 1, h/2, w/2)
-    grey_cur = F.avg_pool2d(grey(cur), 2)
-    flow = F.avg_pool2d(flow, 2) / 2  # in pixels of the half-resolution grid
+    grey_key = half_resolution(grey(key) if grey_key is None else grey_key)  # (B, 1, h/2, w/2)
+    grey_cur = half_resolution(grey(cur) if grey_cur is None else grey_cur)
+    flow = half_resolution(flow) / 2  # in pixels of the half-resolution grid
     residual = (grey_cur - backward_warp(grey_key, flow)).abs()
     difference = (grey_cur - grey_key).abs()
     magnitude = (flow * flow).sum(1, keepdim=True).sqrt()  # (B, 1, h, w); Tensor.norm(dim=1) is ~100x slower
@@ -98,11 +117,11 @@ class DISFlow:
         self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
 
     def __call__(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        key_grey, cur_grey = to_grey_uint8(key), to_grey_uint8(cur)
+        grey_key, grey_cur = grey(key), grey(cur)
         # calc(I0, I1) returns f with I0(p) ≈ I1(p + f(p)); I0 = current, I1 = key gives current -> key.
-        flows = [self._dis.calc(c, k, None) for k, c in zip(key_grey, cur_grey)]  # (h, w, 2) each
+        flows = [self._dis.calc(c, k, None) for k, c in zip(grey_to_uint8(grey_key), grey_to_uint8(grey_cur))]
         flow = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).to(key.device)  # (B, 2, h, w)
-        features = motion_features(key, cur, flow) if self.with_features else None
+        features = motion_features(key, cur, flow, grey_key, grey_cur) if self.with_features else None
         return flow, features
 
 

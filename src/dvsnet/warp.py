@@ -48,13 +48,72 @@ def warp_logits(key_logits: torch.Tensor, flow: torch.Tensor, upscale: int = WAR
 
 
 def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, K, h, w) logits -> (max-logit (B, H, W), labels (B, H, W) int64), bilinear upsample then argmax."""
+    """(B, K, h, w) logits -> (max-logit (B, H, W), labels (B, H, W) int64), bilinear upsample then argmax.
+
+    Where `size` is an integer multiple of (h, w) the result comes from `_upsample_max_by_cells`, which
+    gives the same labels and max-logits (to float rounding) at a fraction of the cost.
+    """
+    height, width = logits.shape[-2:]
+    scale = size[0] // height if height else 0
+    if scale >= 1 and tuple(size) == (scale * height, scale * width) and logits.is_floating_point():
+        return _upsample_max_by_cells(logits, scale)
     if tuple(logits.shape[-2:]) != tuple(size):
         # channels-last interpolation is ~3x faster on CPU for 19 channels
         logits = F.interpolate(logits.contiguous(memory_format=torch.channels_last), size=size,
                                mode="bilinear", align_corners=False)
     scores, labels = logits.max(dim=1)
     return scores, labels
+
+
+def _cell_weights(scale: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(4, scale²) bilinear weights of a cell's corners (top-left, top-right, bottom-left, bottom-right)
+    for the scale×scale output pixels between them, as F.interpolate(align_corners=False) places them."""
+    offset = scale // 2
+    lam = (torch.arange(scale, dtype=torch.float64) + offset + 0.5) / scale - 0.5
+    ly, lx = lam.view(scale, 1), lam.view(1, scale)
+    weights = torch.stack([(1 - ly) * (1 - lx), (1 - ly) * lx, ly * (1 - lx), ly * lx])
+    return weights.reshape(4, scale * scale).to(dtype=dtype, device=device)
+
+
+def _corners(grid: torch.Tensor) -> torch.Tensor:
+    """(..., h+1, w+1) values of a padded grid -> (..., h, w, 4) the corners of each of its cells."""
+    return torch.stack([grid[..., :-1, :-1], grid[..., :-1, 1:], grid[..., 1:, :-1], grid[..., 1:, 1:]], dim=-1)
+
+
+def _upsample_max_by_cells(logits: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """upsample_logits for an integer scale, without upsampling all K channels.
+
+    Bilinear upsampling fills each cell between four neighbouring logit vectors with their convex
+    combinations, so where one class has the largest logit at all four corners it wins everywhere in
+    the cell, with max-logit = the upsampled max-logit map. Only cells whose corners disagree (class
+    boundaries, about a quarter of a street scene's cells) are upsampled in full. Border cells come
+    from replicate padding, which is how F.interpolate clamps its samples.
+    """
+    batch, classes, height, width = logits.shape
+    padded = F.pad(logits, (1, 1, 1, 1), mode="replicate")  # (B, K, h+2, w+2): (h+1) × (w+1) cells
+    padded_max, padded_labels = padded.max(dim=1)
+    corner_labels = _corners(padded_labels)  # (B, h+1, w+1, 4)
+    mixed = (corner_labels != corner_labels[..., :1]).any(-1)
+    weights = _cell_weights(scale, logits.dtype, logits.device)
+    scores = _corners(padded_max) @ weights  # (B, h+1, w+1, scale²)
+    labels = corner_labels[..., :1].expand(-1, -1, -1, scale * scale).clone()
+    if mixed.any():
+        rows = width + 2
+        flat = padded.permute(0, 2, 3, 1).reshape(-1, classes)  # one logit vector per padded pixel
+        b, i, j = mixed.nonzero(as_tuple=True)
+        top_left = (b * (height + 2) + i) * rows + j
+        corners = torch.stack([flat[top_left], flat[top_left + 1], flat[top_left + rows], flat[top_left + rows + 1]],
+                              dim=-1)  # (n, K, 4)
+        mixed_scores, mixed_labels = (corners @ weights).transpose(1, 2).max(dim=-1)  # (n, scale²)
+        scores[mixed], labels[mixed] = mixed_scores, mixed_labels
+    start = scale - scale // 2  # the first cell starts half a cell above and left of the image
+
+    def to_image(cells: torch.Tensor) -> torch.Tensor:
+        image = cells.view(batch, height + 1, width + 1, scale, scale).permute(0, 1, 3, 2, 4)
+        image = image.reshape(batch, (height + 1) * scale, (width + 1) * scale)
+        return image[:, start:start + height * scale, start:start + width * scale].contiguous()
+
+    return to_image(scores), to_image(labels)
 
 
 def logits_to_labels(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
