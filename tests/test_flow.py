@@ -4,8 +4,14 @@ import pytest
 import torch
 
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import (DIS_PRESETS, DISFlow, build_flow, half_resolution, key_segmentation_features,
-                         motion_features)
+from dvsnet.flow import (
+    DIS_PRESETS,
+    DISFlow,
+    build_flow,
+    half_resolution,
+    key_segmentation_features,
+    motion_features,
+)
 
 
 def textured_image(height: int, width: int, seed: int = 0) -> np.ndarray:
