@@ -55,7 +55,7 @@ def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> tuple[torch.
     """
     height, width = logits.shape[-2:]
     scale = size[0] // height if height else 0
-    if scale >= 1 and tuple(size) == (scale * height, scale * width) and logits.is_floating_point():
+    if scale >= 1 and tuple(size) == (scale * height, scale * width) and logits.dtype in (torch.float32, torch.float64):
         return _upsample_max_by_cells(logits, scale)
     if tuple(logits.shape[-2:]) != tuple(size):
         # channels-last interpolation is ~3x faster on CPU for 19 channels
@@ -98,12 +98,12 @@ def _upsample_max_by_cells(logits: torch.Tensor, scale: int) -> tuple[torch.Tens
     scores = _corners(padded_max) @ weights  # (B, h+1, w+1, scale²)
     labels = corner_labels[..., :1].expand(-1, -1, -1, scale * scale).clone()
     if mixed.any():
-        rows = width + 2
+        stride = width + 2  # padded pixels per row
         flat = padded.permute(0, 2, 3, 1).reshape(-1, classes)  # one logit vector per padded pixel
         b, i, j = mixed.nonzero(as_tuple=True)
-        top_left = (b * (height + 2) + i) * rows + j
-        corners = torch.stack([flat[top_left], flat[top_left + 1], flat[top_left + rows], flat[top_left + rows + 1]],
-                              dim=-1)  # (n, K, 4)
+        top_left = (b * (height + 2) + i) * stride + j
+        corners = torch.stack([flat[top_left], flat[top_left + 1], flat[top_left + stride],
+                               flat[top_left + stride + 1]], dim=-1)  # (n, K, 4)
         mixed_scores, mixed_labels = (corners @ weights).transpose(1, 2).max(dim=-1)  # (n, scale²)
         scores[mixed], labels[mixed] = mixed_scores, mixed_labels
     start = scale - scale // 2  # the first cell starts half a cell above and left of the image
