@@ -55,6 +55,10 @@ def test_train_dn_cli_writes_loadable_weights(tiny_tree, tiny_fast, tmp_path, ca
     overall, on_2x2, on_1x1 = (float(x) for x in found.groups())
     # 4 regions on 2x2 for every region on 1x1: the overall error is their 4:1 weighted mean
     assert abs(overall - (4 * on_2x2 + on_1x1) / 5) < 0.02
+    found = re.search(r"by key offset 1-5 ([\d.]+); without features: the training mean ([\d.]+), the mean per "
+                      r"grid and key offset ([\d.]+);", printed)
+    assert found, printed
+    assert abs(float(found.group(1)) - overall) < 0.02  # offsets 1..5 are all the samples here
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert rows and all(0 <= float(r["val_error_points"]) <= 100 for r in rows)
     net = load_decision_net("dis", path=out / "model.safetensors")
@@ -119,12 +123,43 @@ def test_train_snippets_keeps_the_first_snippets_of_the_training_cache(tiny_tree
 
     common = {"data": str(tiny_tree), "segmenter": str(tiny_fast), "cache": str(tmp_path / "cache"),
               "max_offset": 5, "keys_per_snippet": 2, "threads": 1}
-    x_all, y_all, _ = dataset(DNTrainConfig(**common), "train", progress=False)
-    x_one, y_one, _ = dataset(DNTrainConfig(**common, train_snippets=1), "train", progress=False)
-    x_val, _, _ = dataset(DNTrainConfig(**common, train_snippets=1), "val", progress=False)
+    every = dataset(DNTrainConfig(**common), "train", progress=False)
+    one = dataset(DNTrainConfig(**common, train_snippets=1), "train", progress=False)
+    val = dataset(DNTrainConfig(**common, train_snippets=1), "val", progress=False)
     # 2 snippets x 2 keys x 5 offsets x 4 regions; snippet 0's samples come first, unchanged
-    assert len(x_all) == 80 and len(x_one) == 40 and len(x_val) == 40
-    assert torch.equal(x_one, x_all[:40]) and torch.equal(y_one, y_all[:40])
+    assert len(every.features) == 80 and len(one.features) == 40 and len(val.features) == 40
+    assert torch.equal(one.features, every.features[:40]) and torch.equal(one.targets, every.targets[:40])
+    assert sorted(set(one.offsets.tolist())) == [1, 2, 3, 4, 5] and set(one.grids.tolist()) == {"2x2"}
     assert len(list((tmp_path / "cache").glob("scores-train-*.npz"))) == 1
     with pytest.raises(DvsnetError, match="--train-snippets 3: the training cache holds 2 snippets"):
         dataset(DNTrainConfig(**common, train_snippets=3), "train", progress=False)
+
+
+def _samples(targets, grids, offsets):
+    from dvsnet.train.dn import Samples
+
+    targets = torch.tensor(targets, dtype=torch.float32)
+    return Samples(torch.zeros(len(targets), 1, 1, 1), targets, np.array(grids), np.array(offsets))
+
+
+def test_error_breakdown_splits_by_grid_and_by_the_papers_key_offsets():
+    from dvsnet.train.dn import error_breakdown
+
+    val = _samples([0.9, 0.8, 0.7, 0.6], ["2x2", "2x2", "1x1", "1x1"], [1, 12, 3, 20])
+    preds = torch.tensor([0.9, 0.7, 0.6, 0.6])  # errors 0, 10, 10, 0 points
+    got = error_breakdown(preds, val)
+    assert got == pytest.approx({"all": 5.0, "2x2": 5.0, "1x1": 5.0, "offsets 1-10": 5.0, "offsets 11-20": 5.0})
+    near = _samples([0.9, 0.8], ["2x2", "2x2"], [1, 4])  # no offset beyond 10: no empty range
+    assert set(error_breakdown(torch.tensor([0.9, 0.8]), near)) == {"all", "2x2", "offsets 1-4"}
+
+
+def test_age_only_baseline_predicts_the_training_mean_of_each_grid_and_offset():
+    from dvsnet.train.dn import baseline_points
+
+    train = _samples([1.0, 0.8, 0.6, 0.4], ["2x2", "2x2", "2x2", "1x1"], [1, 1, 2, 1])
+    val = _samples([0.9, 0.5, 0.4, 0.3], ["2x2", "2x2", "1x1", "1x1"], [1, 2, 1, 9])
+    got = baseline_points(train, val)
+    # the training mean 0.7 everywhere: |0.2| + |0.2| + |0.3| + |0.4| = 1.1 / 4
+    assert got["mean"] == pytest.approx(27.5)
+    # per (grid, offset): 0.9 (2x2, 1), 0.6 (2x2, 2), 0.4 (1x1, 1); (1x1, 9) unseen -> training mean 0.7
+    assert got["mean per grid and offset"] == pytest.approx((0 + 10 + 0 + 40) / 4)

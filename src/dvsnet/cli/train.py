@@ -142,9 +142,15 @@ def run_dn(args: argparse.Namespace) -> int:
         batch=args.batch, lr=args.lr, flip=args.flip, train_snippets=args.train_snippets,
         seed=args.seed, device=args.device, threads=args.threads)
     result = train_decision_net(config, resume=args.resume, progress=not args.no_progress)
-    per_grid = ", ".join(f"{g} {e:.2f}" for g, e in result["val_error_points_per_grid"].items())
+    by = result["val_error_points_by"]
+    per_grid = ", ".join(f"{g} {e:.2f}" for g, e in by.items() if "x" in g)
+    per_offset = ", ".join(f"{name.removeprefix('offsets ')} {e:.2f}" for name, e in by.items()
+                           if name.startswith("offsets"))
+    base = result["baseline_points"]
     print(f"dn {args.variant}: val error rate {result['val_error_points']:.2f} points ({per_grid}; mean "
-          f"|expected - true| confidence score); weights {args.out}/model.safetensors")
+          f"|expected - true| confidence score); by key offset {per_offset}; without features: the training "
+          f"mean {base['mean']:.2f}, the mean per grid and key offset {base['mean per grid and offset']:.2f}; "
+          f"weights {args.out}/model.safetensors")
     return 0
 
 

@@ -3,8 +3,10 @@
 Targets and features come from the confidence-score cache (dvsnet.train.confidence), generated once
 per split and reused by every variant: train split for fitting, val split for the error rate.
 Error rate (paper Table 2) = mean |expected - true confidence score| over the val samples, in points
-(x100). The feature normalisation (per-channel mean/std over the training samples) is stored in the
-network's buffers, so the shipped module takes raw features.
+(x100), also split by grid and by key offset (up to the paper's 10, and beyond), beside two predictors
+without features: the training mean, and the training mean per grid and key offset. The feature
+normalisation (per-channel mean/std over the training samples) is stored in the network's buffers, so
+the shipped module takes raw features.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ from dvsnet.train.common import (
     start_run,
 )
 from dvsnet.train.confidence import ScoreConfig, load_or_generate_scores
+
+PAPER_MAX_OFFSET = 10  # the paper's training pairs have key offsets up to 10; ours go to 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,9 +57,20 @@ class DNTrainConfig:
     train_snippets: int | None = None  # train on the first N snippets of the training cache (learning curves)
 
 
-def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """(features (N,C,h,w) float32, targets (N,) float32, grid name (N,) e.g. "2x2") of `config.variant` on
-    `split` (cached); on the train split only the first `config.train_snippets` snippets, when set."""
+@dataclasses.dataclass
+class Samples:
+    """One split's samples of a variant: features (N,C,h,w) float32, targets (N,) float32, and per sample
+    its grid name (e.g. "2x2") and key offset (frames between key and current)."""
+
+    features: torch.Tensor
+    targets: torch.Tensor
+    grids: np.ndarray
+    offsets: np.ndarray
+
+
+def dataset(config: DNTrainConfig, split: str, progress: bool) -> Samples:
+    """The samples of `config.variant` on `split` (cached); on the train split only the first
+    `config.train_snippets` snippets, when set."""
     # one cache serves every variant when --flownet is given for all of them (DIS parts included)
     flownet = config.flownet
     if config.variant not in DIS_VARIANTS and flownet is None:
@@ -76,8 +91,8 @@ def dataset(config: DNTrainConfig, split: str, progress: bool) -> tuple[torch.Te
     features = scores[f"features-{config.variant.removesuffix(KEYSEG_SUFFIX)}"][keep]
     if config.variant.endswith(KEYSEG_SUFFIX):
         features = np.concatenate([features, scores["features-keyseg"][keep]], axis=1)
-    return (torch.from_numpy(features.astype(np.float32)), torch.from_numpy(scores[target][keep].astype(np.float32)),
-            grids)
+    return Samples(torch.from_numpy(features.astype(np.float32)), torch.from_numpy(scores[target][keep].astype(np.float32)),
+                   grids, scores["offset"][keep].astype(np.int64))
 
 
 def mirror_features(features: torch.Tensor) -> torch.Tensor:
@@ -89,12 +104,47 @@ def mirror_features(features: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def error_points(net: DecisionNet, features: torch.Tensor, targets: torch.Tensor, device: torch.device) -> float:
-    """Mean |expected - true confidence score| x 100 (the paper's DN error rate)."""
+def predict(net: DecisionNet, features: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The net's expected confidence scores (N,) for features (N, C, h, w), in eval mode, on the CPU."""
+    was_training = net.training
     net.eval()
     preds = torch.cat([net(features[i:i + 1024].to(device)).cpu() for i in range(0, len(features), 1024)])
-    net.train()
-    return float((preds - targets).abs().mean() * 100)
+    net.train(was_training)
+    return preds
+
+
+def error_points(net: DecisionNet, features: torch.Tensor, targets: torch.Tensor, device: torch.device) -> float:
+    """Mean |expected - true confidence score| x 100 (the paper's DN error rate)."""
+    return float((predict(net, features, device) - targets).abs().mean() * 100)
+
+
+def error_breakdown(preds: torch.Tensor, samples: Samples) -> dict[str, float]:
+    """Error rate (points) of `preds` over all samples, per grid, and per key-offset range: offsets up to
+    PAPER_MAX_OFFSET (the paper's training pairs) and beyond. Keys "all", "2x2", ..., "offsets 1-10", ..."""
+    errors = (preds - samples.targets).abs().numpy() * 100
+    out = {"all": float(errors.mean())}
+    for g in dict.fromkeys(samples.grids.tolist()):
+        out[g] = float(errors[samples.grids == g].mean())
+    top = int(samples.offsets.max())
+    for lo, hi in ((1, min(PAPER_MAX_OFFSET, top)), (PAPER_MAX_OFFSET + 1, top)):
+        in_range = (samples.offsets >= lo) & (samples.offsets <= hi)
+        if in_range.any():
+            out[f"offsets {lo}-{hi}"] = float(errors[in_range].mean())
+    return out
+
+
+def baseline_points(train: Samples, val: Samples) -> dict[str, float]:
+    """Error rates (points) on `val` of two predictors without features, fitted on `train`: the training
+    mean everywhere, and the training mean of each (grid, key offset), i.e. what the key's age alone says."""
+    out = {"mean": float((val.targets - train.targets.mean()).abs().mean() * 100)}
+    preds = torch.full_like(val.targets, float(train.targets.mean()))
+    for g in dict.fromkeys(val.grids.tolist()):
+        for o in np.unique(val.offsets[val.grids == g]):
+            fit = torch.from_numpy((train.grids == g) & (train.offsets == o))
+            if fit.any():
+                preds[torch.from_numpy((val.grids == g) & (val.offsets == o))] = train.targets[fit].mean()
+    out["mean per grid and offset"] = float((preds - val.targets).abs().mean() * 100)
+    return out
 
 
 def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bool = True) -> dict[str, float]:
@@ -105,8 +155,8 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
         raise DvsnetError(f"--flip mirrors DIS motion features; {config.variant!r} features have no known mirror")
     out = Path(config.out)
     checkpoint, device = start_run(out, config, resume)
-    x_train, y_train, _ = dataset(config, "train", progress)
-    x_val, y_val, grid_val = dataset(config, "val", progress)
+    train, val = dataset(config, "train", progress), dataset(config, "val", progress)
+    x_train, y_train, x_val, y_val = train.features, train.targets, val.features, val.targets
     channels, height, width = x_train.shape[1:]
     net = DecisionNet(channels, (height, width), variant=config.variant).to(device)
     dims = (0, 2, 3)
@@ -122,7 +172,6 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
     log = CsvLog(out / "log.csv", ["step", "time_s", "lr", "loss", "val_error_points"])
     meta = {"arch": "decision", "variant": config.variant, "in_channels": str(channels),
             "in_height": str(height), "in_width": str(width)}
-    baseline = float((y_val - y_train.mean()).abs().mean() * 100)  # predict the training mean everywhere
     start, running = time.time(), []
     bar = tqdm(total=config.steps, initial=step, desc=f"train dn {config.variant}", disable=not progress)
     while step < config.steps:
@@ -152,7 +201,6 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
             save_checkpoint(out / "checkpoint.pt", model=net.state_dict(), optimizer=optimizer.state_dict(),
                             step=step, best=best)
     bar.close()
-    masks = {g: torch.from_numpy(grid_val == g) for g in dict.fromkeys(grid_val.tolist())}
-    per_grid = {g: error_points(net, x_val[m], y_val[m], device) for g, m in masks.items()}
-    return {"steps": step, "val_error_points": best, "val_error_points_per_grid": per_grid,
-            "mean_baseline_points": baseline, "train_samples": len(x_train), "val_samples": len(x_val)}
+    breakdown = error_breakdown(predict(net, x_val, device), val)
+    return {"steps": step, "val_error_points": best, "val_error_points_by": breakdown,
+            "baseline_points": baseline_points(train, val), "train_samples": len(x_train), "val_samples": len(x_val)}

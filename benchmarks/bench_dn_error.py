@@ -1,0 +1,75 @@
+"""Decision-network error rate of trained runs, broken down by grid and key offset, beside predictors
+without features, on the val cache each run was trained against (no retraining).
+
+    PYTHONPATH=src python benchmarks/bench_dn_error.py runs/dn-dis-d runs/dn-dis-keyseg
+    PYTHONPATH=src python benchmarks/bench_dn_error.py runs/dn-dis-d --weights src/dvsnet/weights/dn-dis.safetensors
+
+Each RUN is a `dvsnet train dn` output folder: its config.json names the cache (the same samples as the
+training command printed), its model.safetensors is evaluated unless --weights names another file (one
+RUN only). The paper trains on key offsets up to 10; our caches go to 20, so the table also gives the
+error over offsets 1-10. "age only" predicts the training mean of each (grid, key offset): what a DN
+would score from the key's age alone. Writes results/bench_dn_error.json.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from dvsnet.atomic import write_text_atomic
+from dvsnet.errors import DvsnetError
+from dvsnet.models import load_decision_net
+from dvsnet.train.dn import DNTrainConfig, baseline_points, dataset, error_breakdown, predict
+
+
+def run_config(run: Path) -> DNTrainConfig:
+    path = run / "config.json"
+    if not path.is_file():
+        raise DvsnetError(f"{run}: no config.json (not a `dvsnet train dn` run folder)")
+    saved = json.loads(path.read_text())
+    fields = {f.name for f in dataclasses.fields(DNTrainConfig)}
+    saved = {k: v for k, v in saved.items() if k in fields}
+    saved["grids"] = tuple(tuple(g) for g in saved.get("grids", ()))
+    return DNTrainConfig(**saved)
+
+
+def evaluate_run(run: Path, weights: Path) -> dict:
+    config = run_config(run)
+    net = load_decision_net(None, path=weights)
+    train, val = dataset(config, "train", progress=False), dataset(config, "val", progress=False)
+    return {"run": str(run), "weights": str(weights), "variant": config.variant, "val_samples": len(val.targets),
+            "error_points": error_breakdown(predict(net, val.features, "cpu"), val),
+            "baseline_points": baseline_points(train, val)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN")
+    parser.add_argument("--weights", type=Path, help="evaluate this weights file instead of RUN/model.safetensors")
+    parser.add_argument("--output", default="results/bench_dn_error.json")
+    args = parser.parse_args()
+    try:
+        if args.weights is not None and len(args.runs) != 1:
+            raise DvsnetError("--weights goes with exactly one RUN")
+        results = [evaluate_run(run, args.weights or run / "model.safetensors") for run in args.runs]
+    except DvsnetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    columns = list(dict.fromkeys(k for r in results for k in r["error_points"]))
+    print("| run | " + " | ".join(columns) + " | training mean | age only |")
+    print("|---" * (len(columns) + 3) + "|")
+    for r in results:
+        errors = " | ".join(f"{r['error_points'][c]:.2f}" if c in r["error_points"] else "–" for c in columns)
+        base = r["baseline_points"]
+        print(f"| {r['weights']} | {errors} | {base['mean']:.2f} | {base['mean per grid and offset']:.2f} |")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(output, json.dumps(results, indent=2) + "\n")
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
