@@ -106,3 +106,28 @@ def test_speed_ups_use_the_runs_median_reference_not_each_rows_own(report, tmp_p
     text = render(report, [{**r, "speedup": r["speedup_own_ref"]} for r in rows], tmp_path)
     assert "median 10.00 fps over 4 timings (range 7.00–13.00, ±30% around it" in text
     assert "| `fast / dis / dn:0.8 / 2x2 / 16` | 57.00 | 30.00 | 13.00 | 3.00× | 2.31× |" in text
+
+
+def test_a_check_on_more_snippets_gives_its_own_table_1_and_its_verdicts_stand(report, tmp_path):
+    # 20 snippets: dn:0.92 on 1x1 meets the balanced target; on 50 snippets the same threshold drops 4
+    # points, and the balanced pick moves to a slower row
+    main_rows = [BASE, *PAPER_GRID, *ONE_REGION]
+    check = [{**r, "snippets": 50.0} for r in (
+        row("always", "1x1", 0.650, 1.0, flow="-"), row("dn:0.8", "2x2", 0.560, 3.0),
+        row("dn:0.9", "2x2", 0.625, 2.0), row("dn:0.8", "1x1", 0.570, 7.0), row("dn:0.92", "1x1", 0.610, 4.0))]
+    config = SweepConfig(segmenters=("fast",), flows=("dis",))
+    text = report.build_report(main_rows, config, tmp_path, [], "python benchmarks/report.py --no-run",
+                               check_rows=check, check_dir=tmp_path / "check")
+    lines = text.splitlines()
+    section = text[text.index("## Table 1 checked on 50 snippets"):text.index("## Fig. 8")]
+    assert "at 1 snippets one snippet's key decision" in section
+    assert "on 1x1, 2x2 at thresholds 0.8, 0.9, 0.92" in section and "check/sweep.csv" in section
+    assert "| balanced (fast, dis) | dn:0.9 | 2x2 | 62.50 | 20.00 | 2.00× | 2.50 | 50.0% |" in section
+    check_verdict = "- **balanced** target (≥ 3.5× per-frame fps, ≤ 3.0 points drop): **missed** — " \
+        "dn:0.9 on 2x2: 2.00× at 2.50 points drop (62.50% vs 65.00%)."
+    assert check_verdict in section
+    glance = text[text.index("## Verdicts at a glance"):text.index("## Table 1:")]
+    assert "- Checked on 50 snippets (these Table 1 verdicts stand where they differ from the ones above):" in glance
+    assert "  " + check_verdict in glance.splitlines()
+    # the 20-snippet verdict is still reported, beside the check's
+    assert any(line.startswith("- **balanced** target") and "**met**" in line for line in lines)
