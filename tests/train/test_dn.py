@@ -134,6 +134,14 @@ def test_train_snippets_keeps_the_first_snippets_of_the_training_cache(tiny_tree
     with pytest.raises(DvsnetError, match="--train-snippets 3: the training cache holds 2 snippets"):
         dataset(DNTrainConfig(**common, train_snippets=3), "train", progress=False)
 
+    # --train-max-offset keeps the paper's short key offsets for training; val keeps them all
+    near = dataset(DNTrainConfig(**common, train_max_offset=2), "train", progress=False)
+    assert len(near.features) == 32 and set(near.offsets.tolist()) == {1, 2}
+    assert torch.equal(near.targets, every.targets[torch.from_numpy(every.offsets <= 2)])
+    assert len(dataset(DNTrainConfig(**common, train_max_offset=2), "val", progress=False).features) == 40
+    with pytest.raises(DvsnetError, match="--train-max-offset 6: the cache holds key offsets up to --max-offset 5"):
+        dataset(DNTrainConfig(**common, train_max_offset=6), "train", progress=False)
+
 
 def _samples(targets, grids, offsets):
     from dvsnet.train.dn import Samples

@@ -55,6 +55,7 @@ class DNTrainConfig:
     threads: int = 2
     flip: bool = False          # mirror half of each batch (DIS variants only; see mirror_features)
     train_snippets: int | None = None  # train on the first N snippets of the training cache (learning curves)
+    train_max_offset: int | None = None  # train on key offsets 1..N of the training cache (the paper's 10)
 
 
 @dataclasses.dataclass
@@ -70,7 +71,7 @@ class Samples:
 
 def dataset(config: DNTrainConfig, split: str, progress: bool) -> Samples:
     """The samples of `config.variant` on `split` (cached); on the train split only the first
-    `config.train_snippets` snippets, when set."""
+    `config.train_snippets` snippets and key offsets up to `config.train_max_offset`, when set."""
     # one cache serves every variant when --flownet is given for all of them (DIS parts included)
     flownet = config.flownet
     if config.variant not in DIS_VARIANTS and flownet is None:
@@ -79,13 +80,18 @@ def dataset(config: DNTrainConfig, split: str, progress: bool) -> Samples:
         data=config.data, split=split, segmenter=config.segmenter, flownet=flownet, grids=config.grids,
         max_offset=config.max_offset, keys_per_snippet=config.keys_per_snippet,
         max_snippets=config.max_snippets, seed=config.seed), progress)
-    keep = slice(None)
+    keep = np.ones(len(scores["snippet"]), dtype=bool)  # only the arrays this variant reads are indexed
     if split == "train" and config.train_snippets is not None:
         available = int(scores["snippet"].max()) + 1
         if config.train_snippets > available:
             raise DvsnetError(f"--train-snippets {config.train_snippets}: the training cache holds {available} "
                               "snippets (raise --max-snippets)")
-        keep = scores["snippet"] < config.train_snippets  # only the arrays this variant reads are indexed
+        keep &= scores["snippet"] < config.train_snippets
+    if split == "train" and config.train_max_offset is not None:
+        if config.train_max_offset > config.max_offset:
+            raise DvsnetError(f"--train-max-offset {config.train_max_offset}: the cache holds key offsets up to "
+                              f"--max-offset {config.max_offset}")
+        keep &= scores["offset"] <= config.train_max_offset
     target = "target-dis" if config.variant in DIS_VARIANTS else "target-flownet"
     grids = np.char.add(np.char.add(scores["grid_rows"][keep].astype(str), "x"), scores["grid_cols"][keep].astype(str))
     features = scores[f"features-{config.variant.removesuffix(KEYSEG_SUFFIX)}"][keep]
