@@ -6,11 +6,12 @@ One command (from the repository root):
 
 runs (or resumes) the sweep into results/sweep (dvsnet.sweep: rows already done are not redone), then
 writes benchmarks/REPORT.md and benchmarks/report/*.png from results/sweep/sweep.csv. With
---check-snippets N it also runs (or resumes) a check into results/sweep-check: the per-frame baseline and
-the first segmenter and flow's dn curves around the operating points on N snippets, whose Table 1
-verdicts stand where they differ (few snippets make a pick at the edge of a target a matter of luck).
-With --no-run it only reads the CSVs that exist. Speed-ups divide a row's fps by the run's pooled per-frame reference
-(see pool_reference), mIoU drops use the per-frame baseline row.
+--check-snippets N it also runs (or resumes) a check into results/sweep-check on N snippets: the
+per-frame baseline, the first segmenter and flow's dn curves around the operating points, and its
+fixed, diff and flow curves; their Table 1 and Fig. 9 verdicts stand where they differ (few snippets make
+a verdict at the edge of a target a matter of luck). With --no-run it only reads the CSVs that exist.
+Speed-ups divide a row's fps by the run's pooled per-frame reference (see pool_reference), mIoU drops
+use the per-frame baseline row.
 """
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ PAPER_TABLE3 = {"1x1": 0.83, "1x2": 1.04, "2x2": 5.68, "3x3": 3.32, "4x4": 3.32}
 TARGETS = {"balanced": (3.5, 3.0), "high-speed": (6.0, 8.0)}  # (min speed-up, max mIoU drop in points)
 # where the operating points of (fast, DIS) fall on the synthetic set: high-speed 0.7-0.85, balanced 0.9-0.96
 CHECK_THRESHOLDS = (0.7, 0.8, 0.85, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96)
+# the check's Fig. 9 dn curve also gets the slow end, so that it spans the slow fixed/diff/flow rows
+CHECK_SLOW_THRESHOLDS = (0.97, 0.98)
 
 
 def pct(x) -> str:
@@ -228,30 +231,79 @@ def table1(rows, config: SweepConfig, ov: int, grid: str):
     return t1, verdicts, seg0_points, other_grids
 
 
+def policy_curves(rows, segmenter: str, flow: str, grid: str, ov: int) -> dict[str, list]:
+    """Fig. 9's rows of (segmenter, flow) on `grid` at overlap `ov`, per policy kind."""
+    return {k: [r for r in select(rows, segmenter=segmenter, flow=flow, policy_kind=k, grid=grid)
+                if float(r["overlap"]) == ov] for k in ("dn", "fixed", "diff", "flow", "oracle")}
+
+
+def policy_claims(pol: dict[str, list]) -> list[str]:
+    """Fig. 9 verdict lines from the rows of each policy kind (dn, fixed, diff, flow, oracle) of one curve."""
+    claims = []
+    if pol["dn"] and pol["fixed"]:
+        gaps = compare_curves(pol["dn"], pol["fixed"])
+        if gaps:
+            best = max(gaps, key=lambda g: g[1])
+            claims.append("- dn vs fixed (DFF), target dn ≥ fixed + 1.5 points at equal speed somewhere: "
+                          + ("**met**" if best[1] >= 1.5 else "**missed**")
+                          + f"; largest gap {best[1]:+.2f} points at {best[0]:.2f}× "
+                          f"(gaps at the {len(gaps)} fixed points inside the dn speed range: "
+                          + ", ".join(f"{g:+.2f}@{a:.1f}×" for a, g in gaps) + ").")
+        else:
+            claims.append("- dn vs fixed: the curves do not overlap in speed-up; no comparison at equal speed.")
+    for k, name in (("diff", "frame difference"), ("flow", "flow magnitude")):
+        if pol["dn"] and pol[k]:
+            gaps = compare_curves(pol["dn"], pol[k])
+            if gaps:
+                worst = min(g for _, g in gaps)
+                claims.append(f"- dn vs {k} ({name}), target dn above it everywhere the curves overlap: "
+                              + ("**met**" if worst > 0 else "**missed**")
+                              + "; gaps " + ", ".join(f"{g:+.2f}@{a:.1f}×" for a, g in gaps) + ".")
+            else:
+                claims.append(f"- dn vs {k}: the curves do not overlap in speed-up.")
+    if pol["dn"] and pol["oracle"]:
+        gaps = compare_curves(pol["oracle"], pol["dn"], x="seg_share")
+        if gaps:
+            claims.append("- headroom: the oracle (true confidence score) minus dn mIoU at equal share of "
+                          "regions segmented: " + ", ".join(f"{g:+.2f}@{100 * a:.0f}%" for a, g in gaps) + ".")
+    return claims
+
+
 def check_section(check_rows, config: SweepConfig, check_dir: Path | None, ov: int, grid: str,
                   main_snippets: int) -> tuple[list[str], list[str]]:
-    """The Table 1 section of the check run (more snippets, first segmenter and flow): text and verdicts."""
+    """The check run's section (more snippets, first segmenter and flow): Table 1 and, where its rows hold
+    other policies, Fig. 9's verdicts. Returns the text and the verdict lines."""
     check_rows = [dict(r) for r in check_rows]
     reference = pool_reference(check_rows)
     n = int(check_rows[0]["snippets"])
-    check_config = dataclasses.replace(config, segmenters=config.segmenters[:1], flows=config.flows[:1])
+    seg0, flow0 = config.segmenters[0], config.flows[0]
+    check_config = dataclasses.replace(config, segmenters=(seg0,), flows=(flow0,))
     t1, verdicts, _, _ = table1(check_rows, check_config, ov, grid)
-    thresholds = sorted({float(r["policy_value"]) for r in check_rows if r["policy_kind"] == "dn"})
-    grids = sorted({r["grid"] for r in check_rows if r["policy_kind"] == "dn"})
-    text = [f"## Table 1 checked on {n} snippets", "",
+    dn = [r for r in check_rows if r["policy_kind"] == "dn"]
+    thresholds = sorted({float(r["policy_value"]) for r in dn})
+    curve_grids = sorted({r["grid"] for r in dn})
+    text = [f"## Checked on {n} snippets", "",
             (f"Only frame 19 of each snippet is scored, so at {main_snippets} snippets one snippet's key "
-             "decision moves a row by a few points, and a pick at the edge of a target can be luck. The "
-             f"per-frame baseline and the dn curves of ({config.segmenters[0]}, {config.flows[0]}) on "
-             f"{', '.join(grids)} at thresholds {', '.join(f'{t:g}' for t in thresholds)} were re-run on the "
-             f"first {n} val snippets" + (f" (`{check_dir / 'sweep.csv'}`)" if check_dir else "")
+             "decision moves a row by a few points, and a verdict at the edge of a target can be luck. The "
+             f"per-frame baseline and the dn curves of ({seg0}, {flow0}) on {', '.join(curve_grids)} at "
+             f"thresholds {', '.join(f'{t:g}' for t in thresholds)} (not every threshold on every grid) were "
+             f"re-run on the first {n} val snippets" + (f" (`{check_dir / 'sweep.csv'}`)" if check_dir else "")
              + ", same protocol and picking rule, speed-ups against this run's own pooled per-frame "
              "reference. " + reference_text(reference) + " These verdicts stand where they differ from "
              "the ones above."), ""]
     if t1:
-        text += [md_table(["ours, " + f"{n} snippets", "policy", "grid", "mIoU %", "fps", "speed-up",
-                           "drop (pts)", "workload saved"], t1), ""]
+        text += ["### Table 1", "", md_table([f"ours, {n} snippets", "policy", "grid", "mIoU %", "fps",
+                                              "speed-up", "drop (pts)", "workload saved"], t1), ""]
     text += verdicts + [""]
-    return text, verdicts
+    pol = policy_curves(check_rows, seg0, flow0, grid, ov)
+    claims = policy_claims(pol)
+    if any(pol[k] for k in ("fixed", "diff", "flow")):
+        rows9 = [[r["policy"], pct(r["miou"]), f"{float(r['fps']):.2f}", f"{float(r['speedup']):.2f}×",
+                  f"{100 * float(r['seg_share']):.1f}%"]
+                 for k in ("dn", "fixed", "diff", "flow") for r in sorted(pol[k], key=lambda r: float(r["policy_value"]))]
+        text += [f"### Fig. 9 policies on {grid}", "",
+                 md_table(["policy", "mIoU %", "fps", "speed-up", "regions segmented"], rows9), "", *claims, ""]
+    return text, verdicts + claims
 
 
 def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path], command: str,
@@ -343,13 +395,6 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
                  "table where they differ."), ""]
     else:
         out += [f"Operating points are picked from the dn curve at the default grid and overlap: {rule}", ""]
-    if check_rows:
-        check_text, check_verdicts = check_section(check_rows, config, check_dir, ov, grid,
-                                                   int(rows[0]["snippets"]))
-        out += check_text
-        summary.append(f"- Checked on {int(check_rows[0]['snippets'])} snippets (these Table 1 verdicts stand "
-                       "where they differ from the ones above):")
-        summary.extend("  " + line for line in check_verdicts)
 
     # ---- Fig. 8 -------------------------------------------------------------------------------------
     out += ["## Fig. 8: mIoU vs fps over the DN threshold", "", *img("fig8_tradeoff.png")]
@@ -372,8 +417,7 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
 
     # ---- Fig. 9 -------------------------------------------------------------------------------------
     out += [f"## Fig. 9: key-frame policies ({seg0}, {flow0})", "", *img("fig9_policies.png")]
-    pol = {k: [r for r in select(rows, segmenter=seg0, flow=flow0, policy_kind=k, grid=grid)
-               if float(r["overlap"]) == ov] for k in ("dn", "fixed", "diff", "flow", "oracle")}
+    pol = policy_curves(rows, seg0, flow0, grid, ov)
     t9 = []
     for k, rs in pol.items():
         for r in sorted(rs, key=lambda r: float(r["policy_value"])):
@@ -387,33 +431,7 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
                  "that is 19 mod l frames past its key frame (the last column): fixed:2 and fixed:3 are both "
                  "scored one frame after a key frame, fixed:8 three frames after one, fixed:5 four; the DFF "
                  "curve is not monotone for that reason."), ""]
-    claims = []
-    if pol["dn"] and pol["fixed"]:
-        gaps = compare_curves(pol["dn"], pol["fixed"])
-        if gaps:
-            best = max(gaps, key=lambda g: g[1])
-            claims.append("- dn vs fixed (DFF), target dn ≥ fixed + 1.5 points at equal speed somewhere: "
-                          + ("**met**" if best[1] >= 1.5 else "**missed**")
-                          + f"; largest gap {best[1]:+.2f} points at {best[0]:.2f}× "
-                          f"(gaps at the {len(gaps)} fixed points inside the dn speed range: "
-                          + ", ".join(f"{g:+.2f}@{a:.1f}×" for a, g in gaps) + ").")
-        else:
-            claims.append("- dn vs fixed: the curves do not overlap in speed-up; no comparison at equal speed.")
-    for k, name in (("diff", "frame difference"), ("flow", "flow magnitude")):
-        if pol["dn"] and pol[k]:
-            gaps = compare_curves(pol["dn"], pol[k])
-            if gaps:
-                worst = min(g for _, g in gaps)
-                claims.append(f"- dn vs {k} ({name}), target dn above it everywhere the curves overlap: "
-                              + ("**met**" if worst > 0 else "**missed**")
-                              + "; gaps " + ", ".join(f"{g:+.2f}@{a:.1f}×" for a, g in gaps) + ".")
-            else:
-                claims.append(f"- dn vs {k}: the curves do not overlap in speed-up.")
-    if pol["dn"] and pol["oracle"]:
-        gaps = compare_curves(pol["oracle"], pol["dn"], x="seg_share")
-        if gaps:
-            claims.append("- headroom: the oracle (true confidence score) minus dn mIoU at equal share of "
-                          "regions segmented: " + ", ".join(f"{g:+.2f}@{100 * a:.0f}%" for a, g in gaps) + ".")
+    claims = policy_claims(pol)
     summary.extend(claims)
     out += claims + ["", ("Gaps are measured on the speed-up axis (mIoU of the dn curve interpolated at each "
                      "point of the other curve, positive = dn better). The oracle runs the segmenter on every "
@@ -461,6 +479,15 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
         out += [line, ""]
     else:
         out += ["No overlap rows yet.", ""]
+
+    # ---- the check on more snippets -----------------------------------------------------------------
+    if check_rows:
+        check_text, check_verdicts = check_section(check_rows, config, check_dir, ov, grid,
+                                                   int(rows[0]["snippets"]))
+        out += check_text
+        summary.append(f"- Checked on {int(check_rows[0]['snippets'])} snippets (these verdicts stand where they "
+                       "differ from the ones above):")
+        summary.extend("  " + line for line in check_verdicts)
 
     # ---- where the time goes ------------------------------------------------------------------------
     stage_rows = []
@@ -522,9 +549,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-frames", type=int, default=3,
                         help="frames run before each timing and discarded (default: 3: a seg and two warp frames)")
     parser.add_argument("--check-snippets", type=int, default=0,
-                        help="also re-run the first segmenter and flow's per-frame baseline and dn curves (on 2x2 "
-                             "and --curve-grids, at --check-thresholds) on this many snippets, and report Table "
-                             "1 from them too (default: 0, no check)")
+                        help="also re-run, on this many snippets, the first segmenter and flow's per-frame baseline, "
+                             "dn curves (2x2 and --curve-grids, at --check-thresholds) and fixed/diff/flow curves "
+                             "(2x2), and report Table 1 and Fig. 9's verdicts from them too (default: 0, no check)")
     parser.add_argument("--check-sweep", default="results/sweep-check",
                         help="sweep folder of the check (default: results/sweep-check)")
     parser.add_argument("--check-thresholds", default=",".join(f"{t:g}" for t in CHECK_THRESHOLDS),
@@ -537,14 +564,18 @@ def main(argv: list[str] | None = None) -> int:
                          curve_grids=tuple(parse_grid(g) for g in args.curve_grids.split(",") if g.strip()),
                          experiments=args.experiments)
     sweep_dir, check_dir = Path(args.sweep), Path(args.check_sweep)
-    check_config = SweepConfig(segmenters=config.segmenters[:1], flows=config.flows[:1],
-                               curve_grids=config.curve_grids, experiments="ae",
-                               thresholds=tuple(float(t) for t in args.check_thresholds.split(",")))
+    check_thresholds = tuple(float(t) for t in args.check_thresholds.split(","))
+    first = {"segmenters": config.segmenters[:1], "flows": config.flows[:1]}
+    check_configs = (  # Table 1's curves; Fig. 9's policies on 2x2 (no oracle: it segments every region)
+        SweepConfig(**first, curve_grids=config.curve_grids, experiments="ae", thresholds=check_thresholds),
+        SweepConfig(**first, curve_grids=(), experiments="be", oracle=(),
+                    thresholds=tuple(sorted(set(check_thresholds + CHECK_SLOW_THRESHOLDS)))),
+    )
     if not args.no_run:
         set_threads(args.threads)
         run_sweep(args.data, sweep_dir, config=config, max_snippets=args.max_snippets,
                   warmup_frames=args.warmup_frames, jobs=args.jobs)
-        if args.check_snippets > 0:
+        for check_config in check_configs if args.check_snippets > 0 else ():
             run_sweep(args.data, check_dir, config=check_config, max_snippets=args.check_snippets,
                       warmup_frames=args.warmup_frames, jobs=args.jobs)
     check_rows = read_rows(check_dir / "sweep.csv") if args.check_snippets > 0 else []

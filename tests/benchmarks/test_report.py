@@ -119,7 +119,8 @@ def test_a_check_on_more_snippets_gives_its_own_table_1_and_its_verdicts_stand(r
     text = report.build_report(main_rows, config, tmp_path, [], "python benchmarks/report.py --no-run",
                                check_rows=check, check_dir=tmp_path / "check")
     lines = text.splitlines()
-    section = text[text.index("## Table 1 checked on 50 snippets"):text.index("## Fig. 8")]
+    section = text[text.index("## Checked on 50 snippets"):text.index("## All rows")]
+    assert text.index("## Fig. 10") < text.index("## Checked on 50 snippets")  # after every main-run verdict
     assert "at 1 snippets one snippet's key decision" in section
     assert "on 1x1, 2x2 at thresholds 0.8, 0.9, 0.92" in section and "check/sweep.csv" in section
     assert "| balanced (fast, dis) | dn:0.9 | 2x2 | 62.50 | 20.00 | 2.00× | 2.50 | 50.0% |" in section
@@ -127,7 +128,25 @@ def test_a_check_on_more_snippets_gives_its_own_table_1_and_its_verdicts_stand(r
         "dn:0.9 on 2x2: 2.00× at 2.50 points drop (62.50% vs 65.00%)."
     assert check_verdict in section
     glance = text[text.index("## Verdicts at a glance"):text.index("## Table 1:")]
-    assert "- Checked on 50 snippets (these Table 1 verdicts stand where they differ from the ones above):" in glance
+    assert "- Checked on 50 snippets (these verdicts stand where they differ from the ones above):" in glance
     assert "  " + check_verdict in glance.splitlines()
     # the 20-snippet verdict is still reported, beside the check's
     assert any(line.startswith("- **balanced** target") and "**met**" in line for line in lines)
+
+
+def test_the_check_also_gives_fig_9_verdicts_when_it_holds_other_policies(report, tmp_path):
+    check = [{**r, "snippets": 50.0} for r in (
+        row("always", "1x1", 0.650, 1.0, flow="-"), row("dn:0.8", "2x2", 0.560, 3.0),
+        row("dn:0.9", "2x2", 0.625, 2.0), row("fixed:2", "2x2", 0.600, 2.0), row("fixed:5", "2x2", 0.500, 3.0),
+        row("diff:16", "2x2", 0.630, 2.0))]
+    config = SweepConfig(segmenters=("fast",), flows=("dis",))
+    text = report.build_report([BASE, *PAPER_GRID], config, tmp_path, [], "python benchmarks/report.py --no-run",
+                               check_rows=check)
+    section = text[text.index("## Checked on 50 snippets"):text.index("## All rows")]
+    assert "### Fig. 9 policies on 2x2" in section and "| fixed:5 | 50.00 | 30.00 | 3.00× |" in section
+    fixed = ("- dn vs fixed (DFF), target dn ≥ fixed + 1.5 points at equal speed somewhere: **met**; largest gap "
+             "+6.00 points at 3.00×")
+    diff = "- dn vs diff (frame difference), target dn above it everywhere the curves overlap: **missed**; gaps -0.50@2.0×."
+    assert fixed in section and diff in section
+    glance = text[text.index("## Verdicts at a glance"):text.index("## Table 1:")].splitlines()
+    assert "  " + diff in glance and any(line.startswith("  " + fixed) for line in glance)
