@@ -31,7 +31,8 @@ def run_config(run: Path) -> DNTrainConfig:
     saved = json.loads(path.read_text())
     fields = {f.name for f in dataclasses.fields(DNTrainConfig)}
     saved = {k: v for k, v in saved.items() if k in fields}
-    saved["grids"] = tuple(tuple(g) for g in saved.get("grids", ()))
+    if "grids" in saved:
+        saved["grids"] = tuple(tuple(g) for g in saved["grids"])
     return DNTrainConfig(**saved)
 
 
@@ -57,11 +58,13 @@ def main() -> int:
     except DvsnetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    columns = list(dict.fromkeys(k for r in results for k in r["error_points"]))
+    flat = [{"all": r["error_points"]["all"], **r["error_points"]["per_grid"],
+             **{f"offsets {k}": e for k, e in r["error_points"]["per_offsets"].items()}} for r in results]
+    columns = list(dict.fromkeys(k for f in flat for k in f))
     print("| run | " + " | ".join(columns) + " | training mean | age only |")
     print("|---" * (len(columns) + 3) + "|")
-    for r in results:
-        errors = " | ".join(f"{r['error_points'][c]:.2f}" if c in r["error_points"] else "–" for c in columns)
+    for r, f in zip(results, flat):
+        errors = " | ".join(f"{f[c]:.2f}" if c in f else "–" for c in columns)
         base = r["baseline_points"]
         print(f"| {r['weights']} | {errors} | {base['mean']:.2f} | {base['mean per grid and offset']:.2f} |")
     output = Path(args.output)

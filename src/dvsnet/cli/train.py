@@ -147,9 +147,8 @@ def run_dn(args: argparse.Namespace) -> int:
         seed=args.seed, device=args.device, threads=args.threads)
     result = train_decision_net(config, resume=args.resume, progress=not args.no_progress)
     by = result["val_error_points_by"]
-    per_grid = ", ".join(f"{g} {e:.2f}" for g, e in by.items() if "x" in g)
-    per_offset = ", ".join(f"{name.removeprefix('offsets ')} {e:.2f}" for name, e in by.items()
-                           if name.startswith("offsets"))
+    per_grid = ", ".join(f"{g} {e:.2f}" for g, e in by["per_grid"].items())
+    per_offset = ", ".join(f"{offsets} {e:.2f}" for offsets, e in by["per_offsets"].items())
     base = result["baseline_points"]
     print(f"dn {args.variant}: val error rate {result['val_error_points']:.2f} points ({per_grid}; mean "
           f"|expected - true| confidence score); by key offset {per_offset}; without features: the training "

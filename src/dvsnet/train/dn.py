@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -124,19 +125,18 @@ def error_points(net: DecisionNet, features: torch.Tensor, targets: torch.Tensor
     return float((predict(net, features, device) - targets).abs().mean() * 100)
 
 
-def error_breakdown(preds: torch.Tensor, samples: Samples) -> dict[str, float]:
-    """Error rate (points) of `preds` over all samples, per grid, and per key-offset range: offsets up to
-    PAPER_MAX_OFFSET (the paper's training pairs) and beyond. Keys "all", "2x2", ..., "offsets 1-10", ..."""
+def error_breakdown(preds: torch.Tensor, samples: Samples) -> dict[str, Any]:
+    """Error rate (points) of `preds`: "all" samples, "per_grid" ({"2x2": ...}) and "per_offsets", the key
+    offsets up to PAPER_MAX_OFFSET (the paper's training pairs) and beyond ({"1-10": ..., "11-20": ...})."""
     errors = (preds - samples.targets).abs().numpy() * 100
-    out = {"all": float(errors.mean())}
-    for g in dict.fromkeys(samples.grids.tolist()):
-        out[g] = float(errors[samples.grids == g].mean())
+    per_grid = {g: float(errors[samples.grids == g].mean()) for g in dict.fromkeys(samples.grids.tolist())}
+    per_offsets = {}
     top = int(samples.offsets.max())
     for lo, hi in ((1, min(PAPER_MAX_OFFSET, top)), (PAPER_MAX_OFFSET + 1, top)):
         in_range = (samples.offsets >= lo) & (samples.offsets <= hi)
         if in_range.any():
-            out[f"offsets {lo}-{hi}"] = float(errors[in_range].mean())
-    return out
+            per_offsets[f"{lo}-{hi}"] = float(errors[in_range].mean())
+    return {"all": float(errors.mean()), "per_grid": per_grid, "per_offsets": per_offsets}
 
 
 def baseline_points(train: Samples, val: Samples) -> dict[str, float]:
@@ -153,7 +153,7 @@ def baseline_points(train: Samples, val: Samples) -> dict[str, float]:
     return out
 
 
-def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bool = True) -> dict[str, float]:
+def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Fit a DecisionNet on cached scores; writes the run folder. Returns the final val error figures."""
     if config.variant not in DN_VARIANTS:
         raise DvsnetError(f"unknown decision-network variant {config.variant!r}; valid: {', '.join(DN_VARIANTS)}")
