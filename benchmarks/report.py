@@ -485,9 +485,11 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
         check_text, check_verdicts = check_section(check_rows, config, check_dir, ov, grid,
                                                    int(rows[0]["snippets"]))
         out += check_text
-        summary.append(f"- Checked on {int(check_rows[0]['snippets'])} snippets (these verdicts stand where they "
-                       "differ from the ones above):")
-        summary.extend("  " + line for line in check_verdicts)
+        n_check, n_main = int(check_rows[0]["snippets"]), int(rows[0]["snippets"])
+        summary[:0] = [(f"- Checked on {n_check} snippets (these verdicts stand where they differ from the "
+                        f"{n_main}-snippet ones after them):"),
+                       *("  " + line for line in check_verdicts),
+                       f"- On {n_main} snippets, the whole experiment grid:"]
 
     # ---- where the time goes ------------------------------------------------------------------------
     stage_rows = []

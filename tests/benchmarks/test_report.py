@@ -128,7 +128,9 @@ def test_a_check_on_more_snippets_gives_its_own_table_1_and_its_verdicts_stand(r
         "dn:0.9 on 2x2: 2.00× at 2.50 points drop (62.50% vs 65.00%)."
     assert check_verdict in section
     glance = text[text.index("## Verdicts at a glance"):text.index("## Table 1:")]
-    assert "- Checked on 50 snippets (these verdicts stand where they differ from the ones above):" in glance
+    assert glance.splitlines()[2] == \
+        "- Checked on 50 snippets (these verdicts stand where they differ from the 1-snippet ones after them):"
+    assert "- On 1 snippets, the whole experiment grid:" in glance.splitlines()
     assert "  " + check_verdict in glance.splitlines()
     # the 20-snippet verdict is still reported, beside the check's
     assert any(line.startswith("- **balanced** target") and "**met**" in line for line in lines)
