@@ -282,12 +282,15 @@ def check_section(check_rows, config: SweepConfig, check_dir: Path | None, ov: i
     dn = [r for r in check_rows if r["policy_kind"] == "dn"]
     thresholds = sorted({float(r["policy_value"]) for r in dn})
     curve_grids = sorted({r["grid"] for r in dn})
+    pol = policy_curves(check_rows, seg0, flow0, grid, ov)
+    others = [k for k in ("fixed", "diff", "flow", "oracle") if pol[k]]
     text = [f"## Checked on {n} snippets", "",
             (f"Only frame 19 of each snippet is scored, so at {main_snippets} snippets one snippet's key "
              "decision moves a row by a few points, and a verdict at the edge of a target can be luck. The "
              f"per-frame baseline and the dn curves of ({seg0}, {flow0}) on {', '.join(curve_grids)} at "
-             f"thresholds {', '.join(f'{t:g}' for t in thresholds)} (not every threshold on every grid) were "
-             f"re-run on the first {n} val snippets" + (f" (`{check_dir / 'sweep.csv'}`)" if check_dir else "")
+             f"thresholds {', '.join(f'{t:g}' for t in thresholds)} (not every threshold on every grid)"
+             + (f", and the {', '.join(others)} curves on {grid}," if others else "")
+             + f" were re-run on the first {n} val snippets" + (f" (`{check_dir / 'sweep.csv'}`)" if check_dir else "")
              + ", same protocol and picking rule, speed-ups against this run's own pooled per-frame "
              "reference. " + reference_text(reference) + " These verdicts stand where they differ from "
              "the ones above."), ""]
@@ -295,9 +298,8 @@ def check_section(check_rows, config: SweepConfig, check_dir: Path | None, ov: i
         text += ["### Table 1", "", md_table([f"ours, {n} snippets", "policy", "grid", "mIoU %", "fps",
                                               "speed-up", "drop (pts)", "workload saved"], t1), ""]
     text += verdicts + [""]
-    pol = policy_curves(check_rows, seg0, flow0, grid, ov)
     claims = policy_claims(pol)
-    if any(pol[k] for k in ("fixed", "diff", "flow")):
+    if others:
         rows9 = [[r["policy"], pct(r["miou"]), f"{float(r['fps']):.2f}", f"{float(r['speedup']):.2f}×",
                   f"{100 * float(r['seg_share']):.1f}%"]
                  for k in ("dn", "fixed", "diff", "flow") for r in sorted(pol[k], key=lambda r: float(r["policy_value"]))]
