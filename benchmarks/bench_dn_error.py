@@ -45,12 +45,12 @@ def evaluate_run(run: Path, weights: Path) -> dict:
             "baseline_points": baseline_points(train, val)}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN")
     parser.add_argument("--weights", type=Path, help="evaluate this weights file instead of RUN/model.safetensors")
     parser.add_argument("--output", default="results/bench_dn_error.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         if args.weights is not None and len(args.runs) != 1:
             raise DvsnetError("--weights goes with exactly one RUN")

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,6 +62,17 @@ def test_train_dn_cli_writes_loadable_weights(tiny_tree, tiny_fast, tmp_path, ca
                       r"grid and key offset ([\d.]+);", printed)
     assert found, printed
     assert abs(float(found.group(1)) - overall) < 0.02  # offsets 1..5 are all the samples here
+    # benchmarks/bench_dn_error.py re-scores the run from its folder: the same figures, without training
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_dn_error.py"
+    spec = importlib.util.spec_from_file_location("bench_dn_error", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main([str(out), "--output", str(tmp_path / "error.json")]) == 0
+    scored = json.loads((tmp_path / "error.json").read_text())[0]
+    assert abs(scored["error_points"]["all"] - overall) < 0.01
+    assert abs(scored["error_points"]["per_grid"]["1x1"] - on_1x1) < 0.01
+    assert abs(scored["baseline_points"]["mean"] - float(found.group(2))) < 0.01
+    assert bench.main([str(tmp_path / "missing")]) == 2  # not a run folder: one line, no traceback
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert rows and all(0 <= float(r["val_error_points"]) <= 100 for r in rows)
     net = load_decision_net("dis", path=out / "model.safetensors")
