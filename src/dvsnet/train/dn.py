@@ -81,7 +81,7 @@ def dataset(config: DNTrainConfig, split: str, progress: bool) -> Samples:
         data=config.data, split=split, segmenter=config.segmenter, flownet=flownet, grids=config.grids,
         max_offset=config.max_offset, keys_per_snippet=config.keys_per_snippet,
         max_snippets=config.max_snippets, seed=config.seed), progress)
-    keep = np.ones(len(scores["snippet"]), dtype=bool)  # only the arrays this variant reads are indexed
+    keep = np.ones(len(scores["snippet"]), dtype=bool)
     if split == "train" and config.train_snippets is not None:
         available = int(scores["snippet"].max()) + 1
         if config.train_snippets > available:
@@ -93,6 +93,9 @@ def dataset(config: DNTrainConfig, split: str, progress: bool) -> Samples:
             raise DvsnetError(f"--train-max-offset {config.train_max_offset}: the cache holds key offsets up to "
                               f"--max-offset {config.max_offset}")
         keep &= scores["offset"] <= config.train_max_offset
+    # only the arrays this variant reads are indexed, and not at all when every sample is kept: the
+    # feature arrays are ~100 MB and a boolean index copies them
+    keep = slice(None) if keep.all() else keep
     target = "target-dis" if config.variant in DIS_VARIANTS else "target-flownet"
     grids = np.char.add(np.char.add(scores["grid_rows"][keep].astype(str), "x"), scores["grid_cols"][keep].astype(str))
     features = scores[f"features-{config.variant.removesuffix(KEYSEG_SUFFIX)}"][keep]
