@@ -11,19 +11,26 @@ PALETTE = torch.tensor([
 
 
 class ColourSegmenter(nn.Module):
-    """Nearest-palette-colour classifier at output stride 8: logits = -squared distance to each colour."""
+    """Nearest-palette-colour classifier at output stride `stride` (default 8): logits = -squared distance
+    to each colour. `input_multiple`, when given, is the size its images must be a multiple of (checked)."""
 
     num_classes = 19
-    output_stride = 8
 
-    def __init__(self):
+    def __init__(self, stride: int = 8, input_multiple: int | None = None):
         super().__init__()
+        self.output_stride = stride
+        if input_multiple is not None:
+            self.input_multiple = input_multiple
         self.register_buffer("palette", PALETTE)
         self.calls: list[int] = []  # batch size of every call: how many regions were segmented
+        self.sizes: list[tuple[int, int]] = []  # image size of every call
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         self.calls.append(images.shape[0])
-        pooled = F.avg_pool2d(images, 8)  # (B, 3, h/8, w/8)
+        self.sizes.append(tuple(images.shape[2:]))
+        multiple = getattr(self, "input_multiple", self.output_stride)
+        assert images.shape[2] % multiple == 0 and images.shape[3] % multiple == 0, images.shape
+        pooled = F.avg_pool2d(images, self.output_stride)  # (B, 3, h/s, w/s)
         distance = ((pooled[:, None] - self.palette[None, :, :, None, None]) ** 2).sum(2)  # (B, 6, h, w)
         logits = torch.full((images.shape[0], 19, *pooled.shape[-2:]), -10.0)
         logits[:, : len(self.palette)] = -distance * 50

@@ -7,8 +7,8 @@ from dvsnet.policies import DecisionNetwork
 from tests.segmenters import ColourSegmenter, panning_clip
 
 
-def run(policy, frames, grid=(2, 2), **kwargs):
-    seg = ColourSegmenter()
+def run(policy, frames, grid=(2, 2), seg=None, **kwargs):
+    seg = ColourSegmenter() if seg is None else seg
     pipe = DVSNet(segmenter=seg, flow="dis", policy=policy, grid=grid, **kwargs)
     return seg, pipe, [pipe.step(f) for f in frames]
 
@@ -35,6 +35,19 @@ def test_permissive_policies_warp_most_regions_and_agree_with_per_frame_labels(p
     _, _, reference = run("always", frames)
     _, pipe, outs = run(policy, frames)
     assert pipe.stats["regions_warp"] >= 0.8 * 4 * len(frames)
+    agreement = np.mean([(o.labels == r.labels).mean() for o, r in zip(outs, reference)])
+    assert agreement >= 0.95
+
+
+def test_a_stride_4_segmenter_gets_crops_it_accepts_and_warps_as_well():
+    """`accurate` returns stride-4 logits but takes multiples of 8: crops are padded to both."""
+    frames = [f[:, :236] for f in panning_clip(8, height=100)]  # 2x2 regions of sizes 4 does not reach 8
+    stride_4 = ColourSegmenter(stride=4, input_multiple=8)
+    _, _, reference = run("always", frames, seg=stride_4)
+    assert all(h % 8 == 0 and w % 8 == 0 for h, w in stride_4.sizes)
+    _, pipe, outs = run("flow:100", frames, seg=ColourSegmenter(stride=4, input_multiple=8))
+    assert pipe.stats["regions_warp"] >= 0.8 * 4 * len(frames)
+    assert all(o.labels.shape == (100, 236) for o in outs)
     agreement = np.mean([(o.labels == r.labels).mean() for o, r in zip(outs, reference)])
     assert agreement >= 0.95
 

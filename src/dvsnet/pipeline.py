@@ -7,6 +7,7 @@ flow estimator called once per frame on the batch of regions that need flow.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from dvsnet.models import load_decision_net, load_segmenter
 from dvsnet.models.decision import KEYSEG_SUFFIX
 from dvsnet.policies import DecisionNetwork, Policy, RegionBatch, parse_policy
 from dvsnet.regions import Region, crop_regions, default_overlap, padded_size, region_grid, stitch
-from dvsnet.warp import upsample_logits, warp_logits
+from dvsnet.warp import upsample_logits, warp_logits, warp_upscale
 
 STAGES = ("flow", "decision", "segmentation", "warp", "stitch")
 Segmenter = Callable[[torch.Tensor], torch.Tensor]
@@ -67,6 +68,8 @@ class DVSNet:
         self.segmenter = segmenter
         self.num_classes = int(segmenter.num_classes)
         self.stride = int(getattr(segmenter, "output_stride", 8))
+        # crops must suit both the logits' grid and the sizes the network accepts (SegNet: multiples of 8)
+        self._pad_multiple = math.lcm(self.stride, int(getattr(segmenter, "input_multiple", 1)))
         self.flow = build_flow(flow)
         self.policy = parse_policy(policy)
         if dn is not None and not isinstance(self.policy, DecisionNetwork):
@@ -95,7 +98,7 @@ class DVSNet:
     def _start(self, height: int, width: int) -> None:
         overlap = default_overlap(width) if self.overlap is None else self.overlap
         self.regions = region_grid(height, width, *self.grid, overlap)
-        self._crop_size = padded_size(self.regions, self.stride)
+        self._crop_size = padded_size(self.regions, self._pad_multiple)
         self._frame_size = (height, width)
         self._key_images = self._key_logits = None
         self._key_index = np.zeros(len(self.regions), dtype=np.int64)
@@ -138,7 +141,8 @@ class DVSNet:
                 seg_logits = self._segment(images)
                 timings["segmentation"] += time.perf_counter() - t
                 t = time.perf_counter()
-                batch.warped_labels = upsample_logits(warp_logits(self._key_logits, flow), self._crop_size)[1]
+                warped = warp_logits(self._key_logits, flow, warp_upscale(self.stride))
+                batch.warped_labels = upsample_logits(warped, self._crop_size)[1]
                 batch.seg_labels = upsample_logits(seg_logits, self._crop_size)[1]
                 timings["warp"] += time.perf_counter() - t
             t = time.perf_counter()
@@ -170,7 +174,7 @@ class DVSNet:
             else:
                 flow_w = flow[warp_idx]
             t = time.perf_counter()
-            warped = warp_logits(self._key_logits[warp_idx], flow_w)  # on a finer grid than the key logits
+            warped = warp_logits(self._key_logits[warp_idx], flow_w, warp_upscale(self.stride))  # at WARP_STRIDE
             timings["warp"] += time.perf_counter() - t
             t = time.perf_counter()
             upsampled.append((warp_idx, *upsample_logits(warped, self._crop_size)))

@@ -9,10 +9,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Key logits are upsampled this many times before warping: a stride-8 grid smears thin objects and
-# boundaries (benchmarks/bench_warp.py, synthetic val, key one frame back, DIS ultrafast: 63.8% mIoU
-# warping at stride 8, 65.3% at stride 4, 65.5% at full resolution) and stride 4 adds only ~0.3 ms a frame.
-WARP_UPSCALE = 2
+# Key logits are warped on a grid of this stride, upsampled first when the segmenter's is coarser: a
+# stride-8 grid smears thin objects and boundaries (benchmarks/bench_warp.py, synthetic val, key one frame
+# back, DIS ultrafast: 63.8% mIoU warping at stride 8, 65.3% at stride 4, 65.5% at full resolution) and
+# stride 4 adds only ~0.3 ms a frame.
+WARP_STRIDE = 4
+WARP_UPSCALE = 8 // WARP_STRIDE  # for stride-8 logits (the DN cache key records it)
+
+
+def warp_upscale(stride: int) -> int:
+    """How many times logits of output stride `stride` are upsampled before warping (1 when already as fine)."""
+    return max(1, stride // WARP_STRIDE)
 
 
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

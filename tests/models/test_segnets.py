@@ -9,18 +9,42 @@ from safetensors.torch import save_file
 from dvsnet.errors import DvsnetError
 from dvsnet.models import SEGMENTERS, build_segmenter, load_segmenter, save_weights
 from dvsnet.models.segnets import build_fast
+from dvsnet.models.weights import load_matching_weights
 
 
-@pytest.mark.parametrize("name", sorted(SEGMENTERS))
+@pytest.mark.parametrize(("name", "stride"), [("fast", 8), ("accurate", 4)])
 @pytest.mark.parametrize("size", [(64, 128), (40, 72)])
-def test_segmenter_output_shape_is_stride_8(name, size):
+def test_segmenter_output_shape_follows_its_stride(name, stride, size):
     torch.manual_seed(0)
     net = build_segmenter(name).eval()
     with torch.no_grad():
         logits = net(torch.rand(2, 3, *size))
-    assert logits.shape == (2, 19, size[0] // 8, size[1] // 8)
+    assert logits.shape == (2, 19, size[0] // stride, size[1] // stride)
     assert torch.isfinite(logits).all()
-    assert net.num_classes == 19 and net.output_stride == 8
+    assert net.num_classes == 19 and net.output_stride == stride and net.input_multiple == 8
+
+
+def test_accurate_starts_from_fasts_backbone_and_head(tmp_path):
+    torch.manual_seed(2)
+    fast = build_fast()
+    path = save_weights(fast, tmp_path / "fast.safetensors", {"arch": "fast", "num_classes": "19"})
+    accurate = build_segmenter("accurate")
+    untouched = accurate.classifier.weight.clone()
+    loaded, total = load_matching_weights(accurate, path)
+    # + classifier.bias: (19,) in both, fast's class priors
+    assert loaded == sum(1 for k in accurate.state_dict() if k.startswith(("backbone.", "head."))) + 1
+    assert loaded < total  # the decoder and the classifier's weight (other shape) keep their init
+    assert torch.equal(accurate.classifier.bias, fast.classifier.bias)
+    assert torch.equal(accurate.backbone.stage3[2].conv2[0].weight, fast.backbone.stage3[2].conv2[0].weight)
+    assert torch.equal(accurate.head.fuse[0].weight, fast.head.fuse[0].weight)
+    assert torch.equal(accurate.classifier.weight, untouched)
+
+
+def test_matching_weights_that_match_nothing_fail_with_one_line(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"something.else": torch.zeros(3)}, str(path))
+    with pytest.raises(DvsnetError, match="no tensor matches"):
+        load_matching_weights(build_fast(), path)
 
 
 def test_segmenter_rejects_sizes_not_multiple_of_8():
@@ -101,3 +125,18 @@ def test_trained_weights_fit_a_constant_image():
     with torch.no_grad():
         assert (net(x).argmax(1) == 13).all()
     assert np.isfinite(loss.item())
+
+
+def test_every_shipped_weights_file_loads_into_its_architecture_by_name():
+    from dvsnet.models import load_decision_net, load_flownet
+    from dvsnet.models.weights import SHIPPED_DIR
+
+    names = sorted(p.stem for p in SHIPPED_DIR.glob("*.safetensors"))
+    assert {"fast", "accurate", "flownet", "dn-dis"} <= set(names)
+    for name in names:
+        if name in SEGMENTERS:
+            assert load_segmenter(name).arch == name
+        elif name == "flownet":
+            load_flownet()
+        else:
+            load_decision_net(name.removeprefix("dn-"))

@@ -50,6 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="loss weight per class: none, or enet = 1/ln(1.02 + pixel share) (default: none)")
     seg.add_argument("--init", default=None, metavar="WEIGHTS",
                      help="start from these .safetensors weights of the same arch (default: random init)")
+    seg.add_argument("--init-matching", default=None, metavar="WEIGHTS",
+                     help="start every tensor whose name and shape match these .safetensors weights of any arch "
+                          "from them, e.g. accurate from fast's backbone and head; the rest random")
     seg.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                      help="autocast dtype of forward passes; weights stay fp32 (default: auto = bf16 where the "
                           "GPU or CPU has native bf16, else fp32)")
@@ -115,7 +118,8 @@ def run_seg(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, arch=args.arch, steps=args.steps, batch=args.batch, crop=tuple(args.crop),
         lr=args.lr, frame_stride=args.frame_stride, val_every=args.val_every, val_frames=args.val_frames,
         seed=args.seed, device=args.device, threads=args.threads, precision=args.precision,
-        class_weighting=args.class_weighting, init=args.init)
+        class_weighting=args.class_weighting, init=args.init,
+        init_matching=args.init_matching)
     result = train_segmenter(config, resume=args.resume, progress=not args.no_progress)
     print(f"{args.arch}: val mIoU {100 * result['val_miou']:.2f}% after {result['steps']} steps; "
           f"weights {args.out}/model.safetensors")

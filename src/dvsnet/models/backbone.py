@@ -65,3 +65,8 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.stage3(self.stage2(self.stage1(self.stem(x))))
+
+    def forward_with_low(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(stage-1 features (B, widths[1], H/4, W/4), output (B, widths[3], H/8, W/8)), for a decoder."""
+        low = self.stage1(self.stem(x))
+        return low, self.stage3(self.stage2(low))

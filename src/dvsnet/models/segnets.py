@@ -1,13 +1,15 @@
 """Segmentation networks: `fast` (the paper's DeepLab-Fast role) and `accurate` (PSPNet role).
 
 Both take images (B, 3, h, w) float32 RGB in [0, 1] (they normalise themselves), h and w multiples of
-8, and return logits (B, 19, h/8, w/8) over the Cityscapes train ids (output stride 8).
+8 (`input_multiple`), and return logits (B, 19, h/s, w/s) over the Cityscapes train ids, s = `output_stride`.
 
 - fast: light residual backbone (widths 48-96-160-256) + ASPP-lite head (1x1, 3x3 rate 6, 3x3 rate 12,
-  image pooling), about 12.5 GMAC at 256x512 (~65 ms with 2 threads on the first 2-core dev machine,
-  ~350 ms with 1 thread on the AVX2-only one; README, "What it costs").
-- accurate: deeper, wider backbone (56-112-192-288, more blocks) + pyramid pooling head (bins 1, 2, 3, 6)
-  + a 3x3 fusion conv; about 2x the cost of fast.
+  image pooling), output stride 8, about 12.5 GMAC at 256x512 (~65 ms with 2 threads on the first 2-core
+  dev machine, ~350 ms with 1 thread on the AVX2-only one; README, "What it costs").
+- accurate: the same backbone and head + a DeepLabv3+ decoder that fuses the stride-4 stage-1 features
+  into two more 3x3 convs, output stride 4. Deeper and slower than fast, and finer: a stride-8 output
+  cannot draw thin objects (README, "Figures"). Its backbone and head can start from fast's weights
+  (`dvsnet train seg --init-matching`).
 """
 from __future__ import annotations
 
@@ -43,40 +45,39 @@ class ASPPLite(nn.Module):
         return self.fuse(torch.cat(outs, dim=1))
 
 
-class PyramidPooling(nn.Module):
-    """PSPNet pyramid pooling: pool to bins x bins, 1x1 conv, upsample, concat with input, 3x3 fuse."""
+class Decoder(nn.Module):
+    """DeepLabv3+ decoder: upsample the head's stride-8 output to the stride-4 features, concat, two 3x3 convs."""
 
-    def __init__(self, cin: int, branch: int, bins: tuple[int, ...], cout: int) -> None:
+    def __init__(self, low_channels: int, head_channels: int, reduced: int, cout: int) -> None:
         super().__init__()
-        self.bins = bins
-        self.branches = nn.ModuleList([conv_bn_relu(cin, branch, 1) for _ in bins])
-        self.fuse = conv_bn_relu(cin + branch * len(bins), cout, 3)
+        self.reduce = conv_bn_relu(low_channels, reduced, 1)
+        self.fuse = nn.Sequential(conv_bn_relu(head_channels + reduced, cout, 3), conv_bn_relu(cout, cout, 3))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[2:]
-        outs = [x]
-        for bins, branch in zip(self.bins, self.branches):
-            pooled = branch(F.adaptive_avg_pool2d(x, bins))
-            outs.append(F.interpolate(pooled, size=size, mode="bilinear", align_corners=False))
-        return self.fuse(torch.cat(outs, dim=1))
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        high = F.interpolate(high, size=low.shape[2:], mode="bilinear", align_corners=False)
+        return self.fuse(torch.cat([high, self.reduce(low)], dim=1))
 
 
 class SegNet(nn.Module):
-    """Normalise -> backbone (stride 8) -> head -> 1x1 classifier. forward: (B,3,h,w) -> (B,K,h/8,w/8)."""
+    """Normalise -> backbone (stride 8) -> head [-> decoder (stride 4)] -> 1x1 classifier.
 
-    output_stride = 8
+    forward: (B,3,h,w) -> (B,K,h/s,w/s), s = output_stride (8, or 4 with a decoder)."""
+
+    input_multiple = 8
 
     def __init__(self, arch: str, backbone: Backbone, head: nn.Module, head_channels: int,
-                 num_classes: int = NUM_CLASSES) -> None:
+                 num_classes: int = NUM_CLASSES, decoder: Decoder | None = None, decoder_channels: int = 0) -> None:
         super().__init__()
         self.arch = arch
         self.num_classes = num_classes
+        self.output_stride = 8 if decoder is None else 4
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
         self.backbone = backbone
         self.head = head
+        self.decoder = decoder
         self.dropout = nn.Dropout2d(0.1)
-        self.classifier = nn.Conv2d(head_channels, num_classes, 1)
+        self.classifier = nn.Conv2d(head_channels if decoder is None else decoder_channels, num_classes, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
@@ -84,7 +85,10 @@ class SegNet(nn.Module):
         if images.shape[2] % 8 or images.shape[3] % 8:
             raise ValueError(f"image height and width must be multiples of 8, got {tuple(images.shape[2:])}")
         x = (images - self.mean) / self.std
-        return self.classifier(self.dropout(self.head(self.backbone(x))))  # (B, K, h/8, w/8)
+        if self.decoder is None:
+            return self.classifier(self.dropout(self.head(self.backbone(x))))  # (B, K, h/8, w/8)
+        low, high = self.backbone.forward_with_low(x)
+        return self.classifier(self.dropout(self.decoder(low, self.head(high))))  # (B, K, h/4, w/4)
 
 
 def build_fast(num_classes: int = NUM_CLASSES) -> SegNet:
@@ -98,11 +102,12 @@ def build_fast(num_classes: int = NUM_CLASSES) -> SegNet:
 
 
 def build_accurate(num_classes: int = NUM_CLASSES) -> SegNet:
-    """PSPNet role: deeper, wider backbone + pyramid pooling head, output stride 8 (random init)."""
-    # ~2x the cost of `fast` (see build_fast for why `fast` is as large as it is).
-    backbone = Backbone(widths=(56, 112, 192, 288), depths=(2, 3, 4))
-    head = PyramidPooling(288, branch=64, bins=(1, 2, 3, 6), cout=160)
-    return SegNet("accurate", backbone, head, 160, num_classes)
+    """PSPNet role: fast's backbone and ASPP-lite + a stride-4 decoder, output stride 4 (random init)."""
+    # Backbone and head have fast's names and shapes, so training can start from fast's weights.
+    backbone = Backbone(widths=(48, 96, 160, 256), depths=(2, 2, 3))
+    head = ASPPLite(256, branch=128, rates=(6, 12), cout=160)
+    decoder = Decoder(low_channels=96, head_channels=160, reduced=48, cout=128)
+    return SegNet("accurate", backbone, head, 160, num_classes, decoder=decoder, decoder_channels=128)
 
 
 SEGMENTERS: dict[str, Callable[..., SegNet]] = {"fast": build_fast, "accurate": build_accurate}

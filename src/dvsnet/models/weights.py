@@ -92,3 +92,20 @@ def load_weights(module: nn.Module, path: str | Path, arch: str) -> nn.Module:
         state[key] = state[key].to(ref.dtype)
     module.load_state_dict(state)
     return module
+
+
+def load_matching_weights(module: nn.Module, path: str | Path) -> tuple[int, int]:
+    """Load the tensors of `path` whose names and shapes match `module`'s, whatever its recorded arch
+    (e.g. `fast`'s backbone and head into `accurate`); the rest keep their values.
+
+    Returns (tensors loaded, tensors in the module); DvsnetError when none match."""
+    path = Path(path)
+    read_metadata(path)  # one-line error for a missing or unreadable file
+    state = read_tensors(path)
+    expected = module.state_dict()
+    matching = {key: state[key].to(ref.dtype) for key, ref in expected.items()
+                if key in state and tuple(state[key].shape) == tuple(ref.shape)}
+    if not matching:
+        raise DvsnetError(f"{path}: no tensor matches the network's names and shapes")
+    module.load_state_dict(matching, strict=False)
+    return len(matching), len(expected)

@@ -36,7 +36,7 @@ from dvsnet.flow import MOTION_FEATURE_SIZE, DISFlow, key_segmentation_features
 from dvsnet.policies import confidence_score
 from dvsnet.regions import crop_regions, default_overlap, padded_size, region_grid
 from dvsnet.train.seg import read_image
-from dvsnet.warp import WARP_UPSCALE, upsample_logits, warp_logits
+from dvsnet.warp import WARP_UPSCALE, upsample_logits, warp_logits, warp_upscale
 
 # bumped when the cache gains or changes arrays, so an older cache is not mistaken for a complete one
 CACHE_FORMAT = 2
@@ -103,6 +103,7 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
     if config.max_offset < 1:
         raise DvsnetError("max_offset must be >= 1")
     segmenter = load_segmenter(config.segmenter)
+    upscale = warp_upscale(segmenter.output_stride)  # logits warped at WARP_STRIDE, as the pipeline does
     dis = DISFlow("ultrafast", with_features=True)
     flownet = None
     if config.flownet is not None:
@@ -129,7 +130,7 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
             regions = region_grid(height, width, rows, cols, default_overlap(width))
             size = padded_size(regions, 8)
             crops = {i: crop_regions(images[i], regions, size) for i in needed}  # (R, 3, h, w)
-            logits = {i: segmenter(crops[i]) for i in needed}  # (R, K, h/8, w/8)
+            logits = {i: segmenter(crops[i]) for i in needed}  # (R, K, h/s, w/s)
             seg_labels = {i: upsample_logits(logits[i], size)[1] for i in needed}  # (R, h, w)
             key_features = {int(k): key_segmentation_features(logits[int(k)]) for k in keys}
             for k in keys:
@@ -137,13 +138,13 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
                 for o in range(1, config.max_offset + 1):
                     key_crops, cur_crops = crops[k], crops[k + o]
                     flow, features = dis(key_crops, cur_crops)
-                    warped = upsample_logits(warp_logits(logits[k], flow), size)[1]
+                    warped = upsample_logits(warp_logits(logits[k], flow, upscale), size)[1]
                     add("target-dis", confidence_score(warped, seg_labels[k + o]))
                     add("features-dis", features.half())
                     add("features-keyseg", key_features[k].half())
                     if flownet is not None:
                         fflow, ffeat = flownet(key_crops, cur_crops)
-                        warped = upsample_logits(warp_logits(logits[k], fflow), size)[1]
+                        warped = upsample_logits(warp_logits(logits[k], fflow, upscale), size)[1]
                         add("target-flownet", confidence_score(warped, seg_labels[k + o]))
                         for layer in ("conv4", "conv5", "conv6"):
                             add(f"features-flownet-{layer}", ffeat[layer].half())

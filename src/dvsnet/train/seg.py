@@ -26,7 +26,7 @@ from dvsnet.data.labels import IGNORE, LABEL_TO_TRAIN, NUM_CLASSES
 from dvsnet.errors import DvsnetError
 from dvsnet.metrics import confusion_matrix, mean_iou
 from dvsnet.models.segnets import SEGMENTERS
-from dvsnet.models.weights import load_weights, save_weights
+from dvsnet.models.weights import load_matching_weights, load_weights, save_weights
 from dvsnet.train.common import (
     CsvLog,
     pick_device,
@@ -56,6 +56,7 @@ class SegTrainConfig:
     threads: int = 2
     class_weighting: str = "none"  # "none" or "enet": w_c = 1 / ln(1.02 + share_c) (ENet), rare classes count more
     init: str | None = None     # start from these weights (.safetensors of the same arch) instead of random
+    init_matching: str | None = None  # start the tensors whose names and shapes match these weights' (any arch)
     precision: str = "auto"     # autocast dtype for forward passes: auto, bf16 or fp32 (see resolve_precision)
 
 
@@ -198,8 +199,14 @@ def train_segmenter(config: SegTrainConfig, resume: bool = False, progress: bool
     val_images, val_labels = load_pairs(val_pairs)
 
     model = SEGMENTERS[config.arch]()
+    if config.init is not None and config.init_matching is not None:
+        raise DvsnetError("give --init or --init-matching, not both")
     if config.init is not None:
         load_weights(model, config.init, config.arch)
+    if config.init_matching is not None and checkpoint is None:
+        loaded, total = load_matching_weights(model, config.init_matching)
+        if progress:
+            print(f"{loaded} of {total} tensors start from {config.init_matching}; the rest are random")
     model = model.to(device).train()
     weights = class_weights(labels, config.class_weighting)
     weights = None if weights is None else weights.to(device)
