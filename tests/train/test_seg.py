@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +43,24 @@ def test_train_seg_logs_checkpoints_and_resumes(tiny_tree, tmp_path, capsys):
     assert [int(r["step"]) for r in rows if r["val_miou"]] == [5, 10]
     net = load_segmenter(str(out / "model.safetensors"))
     assert net.num_classes == 19
+
+
+def test_train_accurate_starts_from_fasts_matching_tensors(tiny_tree, tiny_fast, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "seg", "--arch", "accurate", "--data", str(tiny_tree), "--crop", "32x64", "--batch", "2",
+            "--frame-stride", "1", "--val-frames", "2", "--lr", "0", "--steps", "1", "--threads", "1", "--no-progress"]
+    assert main(args + ["--out", str(out), "--init-matching", str(tiny_fast)]) == 0
+    assert "139 of 158 tensors start from" in capsys.readouterr().out
+    fast, accurate = load_segmenter(str(tiny_fast)), load_segmenter(str(out / "model.safetensors"))
+    assert accurate.output_stride == 4
+    # lr 0: the backbone is still fast's (BatchNorm running statistics aside)
+    assert torch.equal(accurate.backbone.stem[0].weight, fast.backbone.stem[0].weight)
+    assert json.loads((out / "config.json").read_text())["init_matching"] == str(tiny_fast)
+    # both inits at once is a one-line error
+    assert main(args + ["--out", str(tmp_path / "both"), "--init", str(tiny_fast), "--init-matching",
+                        str(tiny_fast)]) == 2
+    err = capsys.readouterr().err
+    assert "not both" in err and err.count("\n") == 1
 
 
 @pytest.mark.slow
@@ -133,3 +153,21 @@ def test_auto_precision_uses_bf16_only_where_the_hardware_has_it(monkeypatch):
     assert resolve_precision("auto", cpu) == "bf16"
     with pytest.raises(DvsnetError, match="auto, bf16, fp32"):
         resolve_precision("fp8", cpu)
+
+
+def test_bench_stride_ceiling_scores_the_labels_on_each_grid(tiny_tree, tmp_path, capsys):
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_stride_ceiling.py"
+    spec = importlib.util.spec_from_file_location("bench_stride_ceiling", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    output = tmp_path / "ceiling.json"
+    assert bench.main(["--data", str(tiny_tree), "--strides", "1", "8", "--fit", "--fit-steps", "50",
+                       "--threads", "1", "--output", str(output)]) == 0
+    rows = {r["stride"]: r for r in json.loads(output.read_text())["rows"]}
+    assert rows[1]["shares"] == pytest.approx(100) and rows[1]["fitted"] == pytest.approx(100)  # the labels
+    assert rows[8]["shares"] < 100  # band edges fall inside 8x8 cells
+    assert rows[8]["fitted"] >= rows[8]["shares"] - 1  # fitting starts from the shares and improves on them
+    capsys.readouterr()
+    assert bench.main(["--data", str(tmp_path / "none"), "--output", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1

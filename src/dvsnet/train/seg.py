@@ -205,8 +205,7 @@ def train_segmenter(config: SegTrainConfig, resume: bool = False, progress: bool
         load_weights(model, config.init, config.arch)
     if config.init_matching is not None and checkpoint is None:
         loaded, total = load_matching_weights(model, config.init_matching)
-        if progress:
-            print(f"{loaded} of {total} tensors start from {config.init_matching}; the rest are random")
+        print(f"{loaded} of {total} tensors start from {config.init_matching}; the rest are random")
     model = model.to(device).train()
     weights = class_weights(labels, config.class_weighting)
     weights = None if weights is None else weights.to(device)
