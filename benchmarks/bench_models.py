@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dvsnet.atomic import write_text_atomic
 from dvsnet.errors import DvsnetError
 from dvsnet.models import SEGMENTERS, build_flownet, load_segmenter
 from dvsnet.models.decision import DecisionNet
@@ -121,7 +122,7 @@ def main() -> None:
               "cpus": __import__("os").cpu_count(), "torch": torch.__version__, "rows": rows}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     print(f"{'model':30s} {'params (M)':>10s} {'GFLOPs':>8s} {'ms/frame':>9s} {'val mIoU':>9s}")
     for r in rows:
         miou = f"{100 * r['val_miou']:.2f}%" if "val_miou" in r else "-"
