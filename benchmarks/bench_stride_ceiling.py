@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from dvsnet.atomic import write_text_atomic
-from dvsnet.data.labels import IGNORE, NUM_CLASSES
+from dvsnet.data.labels import IGNORE, NUM_CLASSES, TRAIN_CLASSES
 from dvsnet.errors import DvsnetError
-from dvsnet.metrics import confusion_matrix, mean_iou
+from dvsnet.metrics import confusion_matrix, iou_per_class, mean_iou
 
 
 def val_labels(data: str) -> np.ndarray:
@@ -58,9 +58,13 @@ def fitted_logits(labels: torch.Tensor, stride: int, steps: int) -> torch.Tensor
     return logits.detach()
 
 
-def score(logits: torch.Tensor, labels: np.ndarray) -> float:
+def score(logits: torch.Tensor, labels: np.ndarray) -> tuple[float, dict[str, float]]:
+    """(mIoU, IoU per class name) in percent; classes absent from the labels and the prediction are left out."""
     pred = F.interpolate(logits, size=labels.shape[1:], mode="bilinear", align_corners=False).argmax(1)
-    return mean_iou(confusion_matrix(labels, pred.numpy().astype(np.uint8)))
+    matrix = confusion_matrix(labels, pred.numpy().astype(np.uint8))
+    per_class = {name: 100 * float(iou) for (_, _, name, _), iou in zip(TRAIN_CLASSES, iou_per_class(matrix))
+                 if not np.isnan(iou)}
+    return 100 * mean_iou(matrix), per_class
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,11 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     tensor = torch.from_numpy(labels)
     rows = []
     for stride in args.strides:
-        row = {"stride": stride, "shares": 100 * score(share_logits(tensor, stride), labels)}
+        row = {"stride": stride}
+        row["shares"], row["shares_per_class"] = score(share_logits(tensor, stride), labels)
         if args.fit:
-            row["fitted"] = 100 * score(fitted_logits(tensor, stride, args.fit_steps), labels)
+            row["fitted"], row["fitted_per_class"] = score(fitted_logits(tensor, stride, args.fit_steps), labels)
         rows.append(row)
         print(f"stride {stride}: shares {row['shares']:.2f}%" + (f", fitted {row['fitted']:.2f}%" if args.fit else ""))
+        print("  IoU per class (shares): " + ", ".join(f"{k} {v:.1f}" for k, v in row["shares_per_class"].items()))
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output, json.dumps({"frames": len(labels), "data": args.data, "rows": rows}, indent=2) + "\n")
