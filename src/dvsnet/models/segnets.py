@@ -7,8 +7,8 @@ Both take images (B, 3, h, w) float32 RGB in [0, 1] (they normalise themselves),
   image pooling), output stride 8, about 12.5 GMAC at 256x512 (~65 ms with 2 threads on the first 2-core
   dev machine, ~350 ms with 1 thread on the AVX2-only one; README, "What it costs").
 - accurate: the same backbone and head + a DeepLabv3+ decoder that fuses the stride-4 stage-1 features
-  into two more 3x3 convs, output stride 4. Deeper and slower than fast, and finer: a stride-8 output
-  cannot draw thin objects (README, "Figures"). Its backbone and head can start from fast's weights
+  into two more 3x3 convs, output stride 4. Deeper and slower than fast, and finer: stride-8 outputs smear
+  thin objects (README, "Figures"). Its backbone and head can start from fast's weights
   (`dvsnet train seg --init-matching`).
 """
 from __future__ import annotations
@@ -65,8 +65,8 @@ class SegNet(nn.Module):
 
     input_multiple = 8
 
-    def __init__(self, arch: str, backbone: Backbone, head: nn.Module, head_channels: int,
-                 num_classes: int = NUM_CLASSES, decoder: Decoder | None = None, decoder_channels: int = 0) -> None:
+    def __init__(self, arch: str, backbone: Backbone, head: nn.Module, classifier_channels: int,
+                 num_classes: int = NUM_CLASSES, decoder: Decoder | None = None) -> None:
         super().__init__()
         self.arch = arch
         self.num_classes = num_classes
@@ -77,7 +77,7 @@ class SegNet(nn.Module):
         self.head = head
         self.decoder = decoder
         self.dropout = nn.Dropout2d(0.1)
-        self.classifier = nn.Conv2d(head_channels if decoder is None else decoder_channels, num_classes, 1)
+        self.classifier = nn.Conv2d(classifier_channels, num_classes, 1)  # the head's, or the decoder's
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
@@ -107,7 +107,7 @@ def build_accurate(num_classes: int = NUM_CLASSES) -> SegNet:
     backbone = Backbone(widths=(48, 96, 160, 256), depths=(2, 2, 3))
     head = ASPPLite(256, branch=128, rates=(6, 12), cout=160)
     decoder = Decoder(low_channels=96, head_channels=160, reduced=48, cout=128)
-    return SegNet("accurate", backbone, head, 160, num_classes, decoder=decoder, decoder_channels=128)
+    return SegNet("accurate", backbone, head, 128, num_classes, decoder=decoder)
 
 
 SEGMENTERS: dict[str, Callable[..., SegNet]] = {"fast": build_fast, "accurate": build_accurate}
