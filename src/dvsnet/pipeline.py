@@ -7,7 +7,6 @@ flow estimator called once per frame on the batch of regions that need flow.
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,15 @@ from dvsnet.flow import FlowEstimator, build_flow
 from dvsnet.models import load_decision_net, load_segmenter
 from dvsnet.models.decision import KEYSEG_SUFFIX
 from dvsnet.policies import DecisionNetwork, Policy, RegionBatch, parse_policy
-from dvsnet.regions import Region, crop_regions, default_overlap, padded_size, region_grid, stitch
+from dvsnet.regions import (
+    Region,
+    crop_multiple,
+    crop_regions,
+    default_overlap,
+    padded_size,
+    region_grid,
+    stitch,
+)
 from dvsnet.warp import upsample_logits, warp_logits, warp_upscale
 
 STAGES = ("flow", "decision", "segmentation", "warp", "stitch")
@@ -68,8 +75,7 @@ class DVSNet:
         self.segmenter = segmenter
         self.num_classes = int(segmenter.num_classes)
         self.stride = int(getattr(segmenter, "output_stride", 8))
-        # crops must suit both the logits' grid and the sizes the network accepts (SegNet: multiples of 8)
-        self._pad_multiple = math.lcm(self.stride, int(getattr(segmenter, "input_multiple", 1)))
+        self._warp_upscale = warp_upscale(self.stride)
         self.flow = build_flow(flow)
         self.policy = parse_policy(policy)
         if dn is not None and not isinstance(self.policy, DecisionNetwork):
@@ -98,7 +104,7 @@ class DVSNet:
     def _start(self, height: int, width: int) -> None:
         overlap = default_overlap(width) if self.overlap is None else self.overlap
         self.regions = region_grid(height, width, *self.grid, overlap)
-        self._crop_size = padded_size(self.regions, self._pad_multiple)
+        self._crop_size = padded_size(self.regions, crop_multiple(self.segmenter))
         self._frame_size = (height, width)
         self._key_images = self._key_logits = None
         self._key_index = np.zeros(len(self.regions), dtype=np.int64)
@@ -141,7 +147,7 @@ class DVSNet:
                 seg_logits = self._segment(images)
                 timings["segmentation"] += time.perf_counter() - t
                 t = time.perf_counter()
-                warped = warp_logits(self._key_logits, flow, warp_upscale(self.stride))
+                warped = warp_logits(self._key_logits, flow, self._warp_upscale)
                 batch.warped_labels = upsample_logits(warped, self._crop_size)[1]
                 batch.seg_labels = upsample_logits(seg_logits, self._crop_size)[1]
                 timings["warp"] += time.perf_counter() - t
@@ -174,7 +180,7 @@ class DVSNet:
             else:
                 flow_w = flow[warp_idx]
             t = time.perf_counter()
-            warped = warp_logits(self._key_logits[warp_idx], flow_w, warp_upscale(self.stride))  # at WARP_STRIDE
+            warped = warp_logits(self._key_logits[warp_idx], flow_w, self._warp_upscale)  # at WARP_STRIDE
             timings["warp"] += time.perf_counter() - t
             t = time.perf_counter()
             upsampled.append((warp_idx, *upsample_logits(warped, self._crop_size)))

@@ -73,8 +73,15 @@ def region_grid(height: int, width: int, rows: int, cols: int, overlap: int) -> 
     return regions
 
 
+def crop_multiple(segmenter: object) -> int:
+    """What crop sizes must be a multiple of: the segmenter's output stride (its logits' grid) and the sizes
+    it accepts (`input_multiple`, e.g. 8 for SegNet whatever its stride)."""
+    stride = int(getattr(segmenter, "output_stride", 8))
+    return math.lcm(stride, int(getattr(segmenter, "input_multiple", 1)))
+
+
 def padded_size(regions: list[Region], multiple: int) -> tuple[int, int]:
-    """(Hc, Wc): the largest region, rounded up to a multiple of `multiple` (the network stride)."""
+    """(Hc, Wc): the largest region, rounded up to a multiple of `multiple` (see crop_multiple)."""
     h = max(r.height for r in regions)
     w = max(r.width for r in regions)
     return math.ceil(h / multiple) * multiple, math.ceil(w / multiple) * multiple

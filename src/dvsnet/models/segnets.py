@@ -82,8 +82,9 @@ class SegNet(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images (B, 3, h, w), got {tuple(images.shape)}")
-        if images.shape[2] % 8 or images.shape[3] % 8:
-            raise ValueError(f"image height and width must be multiples of 8, got {tuple(images.shape[2:])}")
+        if images.shape[2] % self.input_multiple or images.shape[3] % self.input_multiple:
+            raise ValueError(f"image height and width must be multiples of {self.input_multiple}, "
+                             f"got {tuple(images.shape[2:])}")
         x = (images - self.mean) / self.std
         if self.decoder is None:
             return self.classifier(self.dropout(self.head(self.backbone(x))))  # (B, K, h/8, w/8)

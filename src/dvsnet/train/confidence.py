@@ -34,7 +34,7 @@ from dvsnet.atomic import atomic_path, write_text_atomic
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import MOTION_FEATURE_SIZE, DISFlow, key_segmentation_features
 from dvsnet.policies import confidence_score
-from dvsnet.regions import crop_regions, default_overlap, padded_size, region_grid
+from dvsnet.regions import crop_multiple, crop_regions, default_overlap, padded_size, region_grid
 from dvsnet.train.seg import read_image
 from dvsnet.warp import WARP_UPSCALE, upsample_logits, warp_logits, warp_upscale
 
@@ -128,7 +128,7 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
         height, width = images[needed[0]].shape[1:]
         for rows, cols in config.grids:
             regions = region_grid(height, width, rows, cols, default_overlap(width))
-            size = padded_size(regions, 8)
+            size = padded_size(regions, crop_multiple(segmenter))
             crops = {i: crop_regions(images[i], regions, size) for i in needed}  # (R, 3, h, w)
             logits = {i: segmenter(crops[i]) for i in needed}  # (R, K, h/s, w/s)
             seg_labels = {i: upsample_logits(logits[i], size)[1] for i in needed}  # (R, h, w)
