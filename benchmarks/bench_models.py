@@ -6,7 +6,7 @@ hooks on one 256x512 frame (elementwise ops, pooling and upsampling not counted)
 Also scores val mIoU per frame when --data is given (frame 19 of every val snippet unless --all-frames).
 Writes results/bench_models.json and prints a table.
 
-    PYTHONPATH=src python benchmarks/bench_models.py [--data data/synth] [--weights fast=path ...]
+    PYTHONPATH=src python benchmarks/bench_models.py [--data data/synth] [--models accurate] [--weights accurate=path]
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def val_miou(model: nn.Module, data: str, all_frames: bool) -> tuple[float, int]
     return miou, len(pairs)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="256x512", help="frame size HxW (default 256x512)")
     parser.add_argument("--threads", type=int, default=2)
@@ -85,14 +85,17 @@ def main() -> None:
     parser.add_argument("--all-frames", action="store_true", help="score every labelled val frame")
     parser.add_argument("--weights", nargs="*", default=[], metavar="NAME=PATH",
                         help="weights per segmenter (default: the shipped ones when they exist)")
+    parser.add_argument("--models", nargs="*", default=list(SEGMENTERS), choices=list(SEGMENTERS),
+                        help="segmenters to measure (default: all)")
     parser.add_argument("--out", default="results/bench_models.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     height, width = (int(v) for v in args.size.split("x"))
     weights = dict(item.split("=", 1) for item in args.weights)
     frame = torch.rand(1, 3, height, width)
     rows = []
-    for name, build in SEGMENTERS.items():
+    for name in args.models:
+        build = SEGMENTERS[name]
         model = build().eval()
         trained = None
         try:

@@ -16,6 +16,14 @@ from dvsnet.models import load_segmenter
 from dvsnet.train.seg import list_labelled_frames, read_label, resolve_precision
 
 
+def _load_benchmark(name: str):
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
 def test_list_labelled_frames_maps_label_ids_to_train_ids(tiny_tree):
     pairs = list_labelled_frames(tiny_tree, "train")
     assert len(pairs) == 20
@@ -156,10 +164,7 @@ def test_auto_precision_uses_bf16_only_where_the_hardware_has_it(monkeypatch):
 
 
 def test_bench_stride_ceiling_scores_the_labels_on_each_grid(tiny_tree, tmp_path, capsys):
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_stride_ceiling.py"
-    spec = importlib.util.spec_from_file_location("bench_stride_ceiling", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _load_benchmark("bench_stride_ceiling")
     output = tmp_path / "ceiling.json"
     assert bench.main(["--data", str(tiny_tree), "--strides", "1", "8", "--fit", "--fit-steps", "50",
                        "--threads", "1", "--output", str(output)]) == 0
@@ -171,3 +176,22 @@ def test_bench_stride_ceiling_scores_the_labels_on_each_grid(tiny_tree, tmp_path
     assert bench.main(["--data", str(tmp_path / "none"), "--output", str(output)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1
+
+
+def test_bench_models_counts_macs_and_measures_only_the_models_asked_for(tiny_tree, tiny_fast, tmp_path, capsys):
+    bench = _load_benchmark("bench_models")
+    # known answers: a 3x3 conv makes out_numel * in_channels * 9 MACs, a linear layer out_numel * in_features,
+    # a transposed conv scatters a kernel per input pixel
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    assert bench.count_macs(conv, torch.rand(1, 3, 4, 5)) == 8 * 4 * 5 * 3 * 9
+    assert bench.count_macs(torch.nn.Linear(10, 4), torch.rand(2, 10)) == 2 * 4 * 10
+    deconv = torch.nn.ConvTranspose2d(6, 2, 4, stride=2, padding=1)
+    assert bench.count_macs(deconv, torch.rand(1, 6, 3, 3)) == 6 * 3 * 3 * 2 * 16
+    out = tmp_path / "models.json"
+    bench.main(["--models", "fast", "--weights", f"fast={tiny_fast}", "--data", str(tiny_tree), "--all-frames",
+                "--size", "64x128", "--threads", "1", "--warmup", "0", "--repeats", "1", "--out", str(out)])
+    rows = {row["model"]: row for row in json.loads(out.read_text())["rows"]}
+    assert "accurate" not in rows and rows["fast"]["weights"] == str(tiny_fast)
+    assert rows["fast"]["val_frames"] == 10 and 0 < rows["fast"]["val_miou"] <= 1
+    assert rows["fast"]["GFLOPs"] > 0 and rows["fast"]["ms_per_frame"] > 0
+    capsys.readouterr()
