@@ -83,9 +83,10 @@ def test_train_dn_cli_writes_loadable_weights(tiny_tree, tiny_fast, tmp_path, ca
     code = main(["train", "dn", "--variant", "dis-keyseg", "--data", str(tiny_tree), "--segmenter", str(tiny_fast),
                  "--cache", str(tmp_path / "cache"), "--max-offset", "5", "--keys-per-snippet", "2",
                  "--steps", "40", "--batch", "16", "--out", str(tmp_path / "dn-keyseg"), "--threads", "1",
-                 "--no-progress", "--grids", "2x2", "1x1"])
+                 "--no-progress", "--grids", "2x2", "1x1", "--weight-decay", "0.01"])
     assert code == 0
     assert len(list((tmp_path / "cache").glob("scores-*.npz"))) == 2  # reused, not regenerated
+    assert json.loads((tmp_path / "dn-keyseg" / "config.json").read_text())["weight_decay"] == 0.01
     keyseg = load_decision_net("dis-keyseg", path=tmp_path / "dn-keyseg" / "model.safetensors")
     assert keyseg.in_channels == 9 and keyseg.variant == "dis-keyseg"
     with pytest.raises(DvsnetError, match="trained on 'dis-keyseg' features, not 'dis'"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from dvsnet.cli.options import parse_grid, parse_size, positive_int
+from dvsnet.cli.options import non_negative_float, parse_grid, parse_size, positive_int
 from dvsnet.models.decision import DN_VARIANTS
 
 EPILOG = """examples:
@@ -99,6 +99,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          "error is still over all offsets and printed per range (default: all of them)")
     dn.add_argument("--batch", type=positive_int, default=64, help="samples per step (default: 64)")
     dn.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    dn.add_argument("--weight-decay", type=non_negative_float, default=1e-4,
+                    help="Adam's L2 penalty on the weights (default: 1e-4)")
     dn.add_argument("--flip", action="store_true",
                     help="augment: mirror half of each batch left-right (dis and dis-keyseg only)")
     dn.set_defaults(run=run_dn)
@@ -146,7 +148,7 @@ def run_dn(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, variant=args.variant, segmenter=args.segmenter, flownet=args.flownet,
         cache=args.cache, grids=tuple(tuple(g) for g in args.grids), max_offset=args.max_offset,
         keys_per_snippet=args.keys_per_snippet, max_snippets=args.max_snippets, steps=args.steps,
-        batch=args.batch, lr=args.lr, flip=args.flip, train_snippets=args.train_snippets,
+        batch=args.batch, lr=args.lr, weight_decay=args.weight_decay, flip=args.flip, train_snippets=args.train_snippets,
         train_max_offset=args.train_max_offset,
         seed=args.seed, device=args.device, threads=args.threads)
     result = train_decision_net(config, resume=args.resume, progress=not args.no_progress)
