@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -32,7 +34,7 @@ sys.path.insert(0, str(REPO / "src"))  # run from a checkout without installing
 import itertools
 
 from dvsnet.atomic import write_text_atomic
-from dvsnet.cli.options import parse_grid
+from dvsnet.cli.options import parse_grid, parse_size
 from dvsnet.cli.sweep import draw_plots
 from dvsnet.evaluate import set_threads
 from dvsnet.regions import default_overlap
@@ -308,10 +310,37 @@ def check_section(check_rows, config: SweepConfig, check_dir: Path | None, ov: i
     return text, verdicts + claims
 
 
+def gpu_text(gpu: dict | None) -> list[str]:
+    """The report's GPU paragraph: bench_gpu.py's table when it ran on a CUDA GPU, else why there is none."""
+    if not gpu or gpu.get("device_type") != "cuda":
+        return [("**GPU.** No GPU was lent to this task, so the GPU fps at 512×1024 and 1024×2048 (issue #5 item 4) "
+                 "was not measured; every figure here is from the 2-core CPU."), ""]
+    lines = [(f"**GPU.** `benchmarks/bench_gpu.py` on {gpu['device']} ({gpu['finished_utc']}): "
+              f"`{gpu['segmenter']}` + {gpu['flow']} flow (DIS on the CPU), {gpu['clips']} synthetic clips of "
+              f"{gpu['frames']} frames rendered at each size, {gpu['warmup']} warm-up frames; fps = frames / time "
+              "in `DVSNet.step`; speed only (no labels at these sizes; the DN was trained at 256×512)."), "",
+             "| size | configuration | fps | speed-up vs per-frame | regions segmented |", "|---|---|---|---|---|"]
+    lines += [f"| {r['size']} | `{r['config']}` | {r['fps']:.1f} | {r['speedup']:.2f}× | {100 * r['seg_share']:.1f}% |"
+              for r in gpu["rows"]]
+    return [*lines, ""]
+
+
+def measure_gpu(sizes: str, out: Path) -> None:
+    """Run bench_gpu.py on the CUDA GPU at `sizes` ('512x1024,1024x2048') and write its JSON to `out`."""
+    spec = importlib.util.spec_from_file_location("bench_gpu", HERE / "bench_gpu.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.measure("cuda", tuple(parse_size(s) for s in sizes.split(",")))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out, json.dumps(result, indent=2) + "\n")
+
+
 def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path], command: str,
-                 link_dir: str = "report", check_rows=(), check_dir: Path | None = None) -> str:
+                 link_dir: str = "report", check_rows=(), check_dir: Path | None = None,
+                 gpu: dict | None = None) -> str:
     """REPORT.md text from the sweep `rows`; `check_rows`, when given, are the first segmenter and flow's dn
-    curves re-run on more snippets (from `check_dir`), whose Table 1 verdicts stand where the two differ."""
+    curves re-run on more snippets (from `check_dir`), whose Table 1 verdicts stand where the two differ;
+    `gpu`, bench_gpu.py's result, when it ran on a GPU."""
     seg0, flow0 = config.segmenters[0], config.flows[0]
     drawn = {p.name for p in figures}
     rows = [dict(r) for r in rows]
@@ -353,9 +382,7 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
          f"against the per-frame baseline row. Default regions: {grid} grid, {ov} px overlap (64 px at 2048 px "
          f"width, scaled).{parallel}"),
         "",
-        ("**GPU.** No GPU was lent to this task, so the GPU fps at 512×1024 and 1024×2048 (issue #5 item 4) "
-        "was not measured; every figure here is from the 2-core CPU."),
-        "",
+        *gpu_text(gpu),
         ("**Timing noise.** Other jobs ran on the same 2 cores during the sweep. " + reference_text(reference)
          + " A row's fps averages all its frames, so its ratio to that median does not carry the scatter of "
          "its own 10-frame reference (its ratio to that one is the `own ref` column of the last table). The "
@@ -560,6 +587,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="sweep folder of the check (default: results/sweep-check)")
     parser.add_argument("--check-thresholds", default=",".join(f"{t:g}" for t in CHECK_THRESHOLDS),
                         help="DN thresholds of the check (default: around the operating points)")
+    parser.add_argument("--gpu-sizes", default="512x1024,1024x2048",
+                        help="frame sizes of the GPU fps table, measured when torch sees a CUDA GPU "
+                             "(default: 512x1024,1024x2048)")
+    parser.add_argument("--gpu-json", default="results/bench_gpu.json",
+                        help="bench_gpu.py's result: written on a GPU, read for the report (default: "
+                             "results/bench_gpu.json)")
     parser.add_argument("--no-run", action="store_true", help="only read the existing sweep.csv (and the check's)")
     parser.add_argument("--report", default=str(HERE / "REPORT.md"), help="report file (default: benchmarks/REPORT.md)")
     parser.add_argument("--plots", default=str(HERE / "report"), help="PNG folder (default: benchmarks/report)")
@@ -582,6 +615,10 @@ def main(argv: list[str] | None = None) -> int:
         for check_config in check_configs if args.check_snippets > 0 else ():
             run_sweep(args.data, check_dir, config=check_config, max_snippets=args.check_snippets,
                       warmup_frames=args.warmup_frames, jobs=args.jobs)
+        if torch.cuda.is_available():
+            measure_gpu(args.gpu_sizes, Path(args.gpu_json))
+    gpu_json = Path(args.gpu_json)
+    gpu = json.loads(gpu_json.read_text()) if gpu_json.is_file() else None
     check_rows = read_rows(check_dir / "sweep.csv") if args.check_snippets > 0 else []
     rows = read_rows(sweep_dir / "sweep.csv")
     if not rows:
@@ -596,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Path(args.report)
     link_dir = os.path.relpath(plots_dir.resolve(), report.resolve().parent)
     write_text_atomic(report, build_report(rows, config, sweep_dir, figures, command.strip(), link_dir,
-                                           check_rows, check_dir))
+                                           check_rows, check_dir, gpu))
     print(f"wrote {report} and {len(figures)} plots in {plots_dir}")
     return 0
 

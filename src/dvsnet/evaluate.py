@@ -34,6 +34,7 @@ import torch
 from tqdm import tqdm
 
 from dvsnet.data.labels import CLASS_NAMES, NUM_CLASSES
+from dvsnet.devices import describe_device, pick_device
 from dvsnet.errors import DvsnetError
 from dvsnet.metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
 
@@ -127,8 +128,9 @@ def set_threads(threads: int) -> None:
     cv2.setNumThreads(threads)
 
 
-def describe_machine() -> dict[str, Any]:
-    """CPU model, cores usable by this process, torch/OpenCV threads, load average: a timing's conditions."""
+def describe_machine(device: torch.device | None = None) -> dict[str, Any]:
+    """CPU model, cores usable by this process, torch/OpenCV threads, load average and the device the
+    networks ran on (with the GPU's name): a timing's conditions."""
     import cv2
 
     try:
@@ -143,7 +145,7 @@ def describe_machine() -> dict[str, Any]:
         "opencv_threads": cv2.getNumThreads(),
         "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),
-        "device": "cpu",
+        "device": describe_device(device or torch.device("cpu")),
     }
 
 
@@ -231,14 +233,15 @@ def build_pipeline(
     overlap: int | None = None,
     stitch: str = "max-logit",
     dn: str | Path | None = None,
+    device: str | torch.device | None = None,
 ) -> Any:
     """A DVSNet from the evaluate() options; a segmenter name/path is loaded with dvsnet.load_segmenter."""
     import dvsnet
 
     if isinstance(segmenter, (str, Path)):
-        segmenter = dvsnet.load_segmenter(str(segmenter))
+        segmenter = dvsnet.load_segmenter(str(segmenter), pick_device(device or "cpu"))
     return dvsnet.DVSNet(segmenter=segmenter, flow=flow, policy=policy, grid=tuple(grid), overlap=overlap,
-                         stitch=stitch, dn=dn)
+                         stitch=stitch, dn=dn, device=device)
 
 
 def evaluate(
@@ -256,24 +259,23 @@ def evaluate(
     snippets: list[Snippet] | None = None,
     progress: bool = False,
     dn: str | Path | None = None,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
     """Evaluate one configuration on `root`/`split` with the §5 protocol -> result dict (JSON-ready).
 
     segmenter: name ("fast", "accurate"), .safetensors path, or a callable (B,3,h,w) -> (B,K,h',w')
-    with `num_classes`; flow / policy / grid / overlap / stitch / dn as for dvsnet.DVSNet. `snippets`, when
+    with `num_classes`; flow / policy / grid / overlap / stitch / dn / device as for dvsnet.DVSNet. `snippets`, when
     given, are used instead of loading `root` again (the sweep loads them once for every row).
     """
-    import dvsnet
     from dvsnet.regions import default_overlap
 
     segmenter_name = _describe(segmenter)
-    if isinstance(segmenter, (str, Path)):
-        segmenter = dvsnet.load_segmenter(str(segmenter))
-    pipe = build_pipeline(segmenter, flow, policy, grid, overlap, stitch, dn)
+    pipe = build_pipeline(segmenter, flow, policy, grid, overlap, stitch, dn, device)
+    segmenter = pipe.segmenter
     if snippets is None:
         snippets = load_snippets(root, split, all_frames=all_frames, max_snippets=max_snippets)
     started = datetime.datetime.now(datetime.timezone.utc)
-    machine = describe_machine()
+    machine = describe_machine(pipe.device)
     measured = run_pipeline(snippets, pipe, all_frames=all_frames, warmup_frames=warmup_frames,
                             num_classes=int(getattr(segmenter, "num_classes", NUM_CLASSES)), progress=progress)
     height, width = snippets[0].frames[0].shape[:2]

@@ -106,7 +106,8 @@ def key_segmentation_features(key_logits: torch.Tensor) -> torch.Tensor:
 
 
 class DISFlow:
-    """OpenCV DIS optical flow (CPU). One call per region pair: DIS has no batch interface."""
+    """OpenCV DIS optical flow (CPU; the flow returns to the regions' device). One call per region pair:
+    DIS has no batch interface."""
 
     def __init__(self, preset: str = "ultrafast", with_features: bool = True):
         if preset not in DIS_PRESETS:
@@ -139,18 +140,19 @@ class FlowNetFlow:
         return flow, features[self.feature_layer]
 
 
-FLOWS: dict[str, Callable[[], FlowEstimator]] = {
-    "dis": lambda: DISFlow("ultrafast"),
-    "dis-fast": lambda: DISFlow("fast"),
-    "dis-medium": lambda: DISFlow("medium"),
-    "flownet": lambda: FlowNetFlow("conv6"),
+FLOWS: dict[str, Callable[[torch.device], FlowEstimator]] = {  # DIS runs on the CPU whatever the device
+    "dis": lambda device: DISFlow("ultrafast"),
+    "dis-fast": lambda device: DISFlow("fast"),
+    "dis-medium": lambda device: DISFlow("medium"),
+    "flownet": lambda device: FlowNetFlow("conv6", device),
 }
 
 
-def build_flow(spec: str | FlowEstimator) -> FlowEstimator:
-    """A flow estimator from its name (see FLOWS) or an estimator callable (returned as is)."""
+def build_flow(spec: str | FlowEstimator, device: str | torch.device = "cpu") -> FlowEstimator:
+    """A flow estimator from its name (see FLOWS), its network on `device`, or an estimator callable
+    (returned as is)."""
     if callable(spec):
         return spec
     if spec not in FLOWS:
         raise DvsnetError(f"unknown flow estimator {spec!r}; valid: {', '.join(FLOWS)}")
-    return FLOWS[spec]()
+    return FLOWS[spec](torch.device(device))

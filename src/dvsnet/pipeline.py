@@ -7,7 +7,6 @@ flow estimator called once per frame on the batch of regions that need flow.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dvsnet.devices import clock, pick_device, same_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import FlowEstimator, build_flow
 from dvsnet.models import load_decision_net, load_segmenter
@@ -58,6 +58,8 @@ class DVSNet:
     region edges; None = 64 px at 2048 px width, scaled with the frame width. stitch: "max-logit" | "core".
     dn: the decision network of a dn:T policy: a shipped variant ("dis", "flownet-conv6") or a .safetensors
     file from `dvsnet train dn`; None = the shipped one trained for the flow estimator.
+    device: where the networks run, "auto" | "cpu" | "cuda" | a torch.device; None = the device of the
+    segmenter's weights (the CPU for a segmenter loaded by name). DIS flow runs on the CPU regardless.
     """
 
     def __init__(
@@ -69,26 +71,33 @@ class DVSNet:
         overlap: int | None = None,
         stitch: str = "max-logit",
         dn: str | Path | None = None,
+        device: str | torch.device | None = None,
     ):
+        wanted = None if device is None else pick_device(device)
         if isinstance(segmenter, str) or not callable(segmenter):
-            segmenter = load_segmenter(segmenter)
+            segmenter = load_segmenter(segmenter, wanted or "cpu")
+        params = next(iter(getattr(segmenter, "parameters", lambda: iter(()))()), None)
+        held = None if params is None else params.device
+        if wanted is not None and held is not None and not same_device(held, wanted):
+            raise DvsnetError(f"the segmenter's weights are on {held}, not on the requested device {wanted}; "
+                              "move it there first (segmenter.to(device)) or pass its name")
+        self.device = wanted or held or torch.device("cpu")
+        self._clock = clock(self.device)
         self.segmenter = segmenter
         self.num_classes = int(segmenter.num_classes)
         self.stride = int(getattr(segmenter, "output_stride", 8))
         self._warp_upscale = warp_upscale(self.stride)
-        self.flow = build_flow(flow)
+        self.flow = build_flow(flow, self.device)
         self.policy = parse_policy(policy)
         if dn is not None and not isinstance(self.policy, DecisionNetwork):
             raise DvsnetError(f"a decision network (dn={str(dn)!r}) only applies to dn:T policies, not {self.policy!r}")
         if isinstance(self.policy, DecisionNetwork) and self.policy.net is None:
-            self.policy.net = _decision_net(dn, getattr(self.flow, "name", "custom"))
+            self.policy.net = _decision_net(dn, getattr(self.flow, "name", "custom"), self.device)
         self.grid = (int(grid[0]), int(grid[1]))
         if overlap is not None and overlap < 0:
             raise DvsnetError(f"overlap must be >= 0 px, got {overlap}")
         self.overlap = overlap
         self.stitch_mode = stitch
-        params = next(iter(getattr(segmenter, "parameters", lambda: iter(()))()), None)
-        self.device = params.device if params is not None else torch.device("cpu")
         self.reset()
 
     def reset(self) -> None:
@@ -121,7 +130,7 @@ class DVSNet:
             shape = getattr(frame, "shape", None)
             raise DvsnetError(f"a frame must be an H×W×3 uint8 RGB array, got {type(frame).__name__} {shape}")
         timings = dict.fromkeys(STAGES, 0.0)
-        start = time.perf_counter()
+        start = self._clock()
         self.index += 1
         height, width = frame.shape[:2]
         restarted = self._frame_size != (height, width)
@@ -138,60 +147,60 @@ class DVSNet:
             ages = torch.from_numpy(self.index - self._key_index)
             batch = RegionBatch(ages=ages, key_images=self._key_images, images=images, key_logits=self._key_logits)
             if self.policy.needs_flow:
-                t = time.perf_counter()
+                t = self._clock()
                 flow, features = self.flow(self._key_images, images)
-                timings["flow"] += time.perf_counter() - t
+                timings["flow"] += self._clock() - t
                 batch.flow, batch.features = flow, features
             if self.policy.needs_segmentation:  # oracle: the true score needs both paths on every region
-                t = time.perf_counter()
+                t = self._clock()
                 seg_logits = self._segment(images)
-                timings["segmentation"] += time.perf_counter() - t
-                t = time.perf_counter()
+                timings["segmentation"] += self._clock() - t
+                t = self._clock()
                 warped = warp_logits(self._key_logits, flow, self._warp_upscale)
                 batch.warped_labels = upsample_logits(warped, self._crop_size)[1]
                 batch.seg_labels = upsample_logits(seg_logits, self._crop_size)[1]
-                timings["warp"] += time.perf_counter() - t
-            t = time.perf_counter()
+                timings["warp"] += self._clock() - t
+            t = self._clock()
             warp, scores = self.policy.decide(batch)
             warp = warp.to(torch.bool).cpu()
-            timings["decision"] += time.perf_counter() - t
+            timings["decision"] += self._clock() - t
 
         seg_idx = torch.nonzero(~warp).flatten()
         warp_idx = torch.nonzero(warp).flatten()
         upsampled = []  # (region indices, max-logit (r, Hc, Wc), labels (r, Hc, Wc)) per path
         if len(seg_idx):
-            t = time.perf_counter()
+            t = self._clock()
             new_logits = seg_logits[seg_idx] if seg_logits is not None else self._segment(images[seg_idx])
-            timings["segmentation"] += time.perf_counter() - t
+            timings["segmentation"] += self._clock() - t
             if self._key_logits is None:  # first frame: every region is segmented
                 self._key_images, self._key_logits = images.clone(), new_logits
             else:
                 self._key_images[seg_idx] = images[seg_idx]
                 self._key_logits[seg_idx] = new_logits
             self._key_index[seg_idx.numpy()] = self.index
-            t = time.perf_counter()
+            t = self._clock()
             upsampled.append((seg_idx, *upsample_logits(new_logits, self._crop_size)))
-            timings["stitch"] += time.perf_counter() - t
+            timings["stitch"] += self._clock() - t
         if len(warp_idx):
             if flow is None:
-                t = time.perf_counter()
+                t = self._clock()
                 flow_w, _ = self.flow(self._key_images[warp_idx], images[warp_idx])
-                timings["flow"] += time.perf_counter() - t
+                timings["flow"] += self._clock() - t
             else:
                 flow_w = flow[warp_idx]
-            t = time.perf_counter()
+            t = self._clock()
             warped = warp_logits(self._key_logits[warp_idx], flow_w, self._warp_upscale)  # at WARP_STRIDE
-            timings["warp"] += time.perf_counter() - t
-            t = time.perf_counter()
+            timings["warp"] += self._clock() - t
+            t = self._clock()
             upsampled.append((warp_idx, *upsample_logits(warped, self._crop_size)))
-            timings["stitch"] += time.perf_counter() - t
+            timings["stitch"] += self._clock() - t
 
-        t = time.perf_counter()
+        t = self._clock()
         region_scores, region_labels = _in_region_order(upsampled)
         labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions, height, width,
                         self.stitch_mode)[0]
-        timings["stitch"] += time.perf_counter() - t
-        timings["total"] = time.perf_counter() - start
+        timings["stitch"] += self._clock() - t
+        timings["total"] = self._clock() - start
 
         paths = ["warp" if w else "seg" for w in warp.tolist()]
         self.stats["frames"] += 1
@@ -204,12 +213,14 @@ class DVSNet:
         )
 
 
-def _decision_net(spec: str | Path | None, flow_name: str) -> torch.nn.Module:
-    """The DN named by `spec` (see DVSNet), checked against the features the flow estimator gives."""
+def _decision_net(spec: str | Path | None, flow_name: str, device: torch.device) -> torch.nn.Module:
+    """The DN named by `spec` (see DVSNet), on `device`, checked against the features the flow estimator
+    gives."""
     if spec is None:
-        return load_decision_net(flow_name)
+        return load_decision_net(flow_name, device)
     text = str(spec)
-    net = load_decision_net(None, path=text) if text.endswith(".safetensors") else load_decision_net(text)
+    net = (load_decision_net(None, device, path=text) if text.endswith(".safetensors")
+           else load_decision_net(text, device))
     if net.variant is not None and net.variant.removesuffix(KEYSEG_SUFFIX) != flow_name:
         raise DvsnetError(f"decision network {text} reads {net.variant!r} features, but flow estimator "
                           f"{flow_name!r} gives {flow_name!r} features; pick a matching --flow or --dn")

@@ -95,7 +95,7 @@ class FrameDifference:
     needs_segmentation = False
 
     def decide(self, batch: RegionBatch) -> tuple[torch.Tensor, list[float | None]]:
-        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        weights = batch.images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
         grey_key = (batch.key_images * weights).sum(1)
         grey_cur = (batch.images * weights).sum(1)
         d = (grey_key - grey_cur).abs().flatten(1).mean(1) * 255  # (B,)

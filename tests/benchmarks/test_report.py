@@ -1,5 +1,6 @@
 """benchmarks/report.py on hand-made sweep rows: Table 1 operating points picked across grids."""
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,27 @@ def test_the_check_also_gives_fig_9_verdicts_when_it_holds_other_policies(report
     assert fixed in section and diff in section
     glance = text[text.index("## Verdicts at a glance"):text.index("## Table 1:")].splitlines()
     assert "  " + diff in glance and any(line.startswith("  " + fixed) for line in glance)
+
+
+def test_gpu_fps_table_comes_from_bench_gpu_when_it_ran_on_a_gpu(report, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bench_gpu", REPORT.parent / "bench_gpu.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "gpu.json"
+    assert bench.main(["--device", "cpu", "--sizes", "64x128", "--clips", "1", "--frames", "4", "--warmup", "1",
+                       "--configs", "fixed:2@1x1", "fixed:2@2x2", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rows = {r["config"]: r for r in result["rows"]}
+    assert set(rows) == {"always@1x1", "fixed:2@1x1", "fixed:2@2x2"} and result["device"] == "cpu"
+    assert rows["always@1x1"]["seg_share"] == 1.0 and rows["always@1x1"]["speedup"] == 1.0
+    assert rows["fixed:2@1x1"]["seg_share"] == 0.5 and rows["fixed:2@2x2"]["seg_share"] == 0.5  # frames 0, 2
+    assert all(r["fps"] > 0 and r["size"] == "64x128" for r in rows.values())
+    assert bench.main(["--sizes", "64"]) == 2 and "size must look like HxW" in capsys.readouterr().err
+
+    config = SweepConfig(segmenters=("fast",), flows=("dis",))
+    cpu_only = report.build_report([BASE, *PAPER_GRID], config, tmp_path, [], "report", gpu=result)
+    assert "**GPU.** No GPU was lent" in cpu_only  # a CPU run of bench_gpu is not a GPU figure
+    on_gpu = {**result, "device": "cuda:0 (a GPU)", "device_type": "cuda"}  # what a GPU run records
+    text = report.build_report([BASE, *PAPER_GRID], config, tmp_path, [], "report", gpu=on_gpu)
+    assert "No GPU was lent" not in text and "on cuda:0 (a GPU)" in text
+    assert "| 64x128 | `fixed:2@1x1` |" in text and "| 50.0% |" in text

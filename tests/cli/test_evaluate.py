@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from dvsnet.cli import main
 
@@ -25,7 +26,7 @@ def _run(capsys, *argv):
 def test_evaluate_writes_a_complete_result_and_never_overwrites(tree, weights, tmp_path, capsys):
     out_dir = tmp_path / "results"
     args = [tree, "--segmenter", weights, "--policy", "fixed:5", "--grid", "2x2", "--overlap", "8",
-            "--warmup-frames", "2", "--threads", "1", "--output", out_dir, "--no-progress"]
+            "--warmup-frames", "2", "--threads", "1", "--output", out_dir, "--no-progress", "--device", "cpu"]
     code, out, err = _run(capsys, *args)
     assert code == 0, err
     files = sorted(out_dir.glob("*.json"))
@@ -42,6 +43,7 @@ def test_evaluate_writes_a_complete_result_and_never_overwrites(tree, weights, t
     assert 0.0 <= result["miou"] <= 1.0 and result["fps"] > 0
     assert len(result["iou_per_class"]) == 19
     assert result["machine"]["torch_threads"] == 1 and result["machine"]["cpu"]
+    assert result["machine"]["device"] == "cpu"
     assert {"torch", "numpy", "opencv", "dvsnet"} <= set(result["versions"])
     assert "mIoU" in out and "fps" in out and "workload saved 80.0%" in out
 
@@ -78,6 +80,14 @@ def test_user_errors_are_one_line(tree, weights, tmp_path, capsys, argv, message
     assert code == 2
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where torch sees no GPU")
+def test_device_cuda_without_a_gpu_is_one_line(tree, weights, tmp_path, capsys):
+    code, _out, err = _run(capsys, tree, "--segmenter", weights, "--device", "cuda", "--output", tmp_path / "r",
+                           "--no-progress")
+    assert code == 2 and "no CUDA GPU is visible" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
 
 

@@ -95,6 +95,7 @@ def test_video_default_outputs_and_numbered_runs(tmp_path, weights, capfd):
     assert summary["workload_saved"] == pytest.approx(32 / 48)
     assert summary["fps_pipeline"] > 0 and summary["fps_end_to_end"] > 0
     assert summary["config"]["policy"] == "fixed:3" and summary["config"]["grid"] == [2, 2]
+    assert summary["config"]["device"].startswith("cuda" if torch.cuda.is_available() else "cpu")  # --device auto
     assert summary["config"]["source_info"]["frames"] == 12 and summary["versions"]["torch"] == torch.__version__
     with open(run / "frames.csv") as f:
         rows = list(csv.DictReader(f))

@@ -24,6 +24,7 @@ from dvsnet.cli.segment import (
     source_config,
 )
 from dvsnet.data.video import expected_frames, probe, read_named_frames, resized_size
+from dvsnet.devices import pick_device
 from dvsnet.errors import DvsnetError
 from dvsnet.outputs import VideoOutput, create_run_folder
 from dvsnet.regions import default_overlap, region_grid
@@ -83,10 +84,11 @@ def render_input(path, frames: int, size: tuple[int, int], seed: int, progress: 
 def build_demo_pipeline(args: argparse.Namespace) -> dvsnet.DVSNet:
     """build_pipeline, with a way forward when the decision network's shipped weights are missing."""
     policy = dvsnet.parse_policy(policy_spec(args.policy, args.threshold))
-    segmenter = dvsnet.load_segmenter(args.segmenter)
+    device = pick_device(args.device)
+    segmenter = dvsnet.load_segmenter(args.segmenter, device)
     try:
         return dvsnet.DVSNet(segmenter=segmenter, flow=args.flow, policy=policy, grid=tuple(args.grid),
-                             overlap=args.overlap, stitch=args.stitch, dn=args.dn)
+                             overlap=args.overlap, stitch=args.stitch, dn=args.dn, device=device)
     except DvsnetError as exc:
         if repr(policy).startswith("dn:"):
             raise DvsnetError(f"{exc}; meanwhile `dvsnet demo --policy fixed:5` runs without a decision network") \

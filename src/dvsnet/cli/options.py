@@ -57,7 +57,7 @@ def positive_int(text: str) -> int:
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str = "dn:0.92") -> None:
-    """--policy --segmenter --flow --dn --grid --overlap --stitch: everything that configures a DVSNet."""
+    """--policy --segmenter --flow --dn --grid --overlap --device --stitch: everything that configures a DVSNet."""
     group = parser.add_argument_group("pipeline")
     group.add_argument(
         "--policy", default=policy,
@@ -80,6 +80,9 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str = "dn:0
     group.add_argument("--overlap", type=non_negative_int, default=None, metavar="PX",
                        help="overlap of neighbouring regions in pixels (default: 64 px at 2048 px width, "
                             "scaled with the frame width)")
+    group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                       help="where the networks run: auto (a CUDA GPU when torch sees one, else the CPU), "
+                            "cpu or cuda; DIS flow always runs on the CPU (default: auto)")
     group.add_argument("--stitch", choices=("max-logit", "core"), default="max-logit",
                        help="how overlap bands are resolved: the region with the higher max-logit wins, "
                             "or each region keeps only its core (default: max-logit)")

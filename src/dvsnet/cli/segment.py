@@ -23,6 +23,7 @@ from tqdm import tqdm
 import dvsnet
 from dvsnet.cli.options import add_pipeline_options, parse_size, positive_int
 from dvsnet.data.video import Frame, SourceInfo, expected_frames, probe, read_named_frames, resized_size
+from dvsnet.devices import describe_device, pick_device
 from dvsnet.errors import DvsnetError
 from dvsnet.outputs import OUTPUTS, RunRecorder, create_run_folder
 from dvsnet.regions import default_overlap, region_grid
@@ -138,9 +139,10 @@ def versions() -> dict[str, str]:
 def build_pipeline(args: argparse.Namespace) -> dvsnet.DVSNet:
     """DVSNet from the pipeline options; every user mistake raises DvsnetError before any output."""
     policy = dvsnet.parse_policy(policy_spec(args.policy, args.threshold))
-    segmenter = dvsnet.load_segmenter(args.segmenter)
+    device = pick_device(args.device)
+    segmenter = dvsnet.load_segmenter(args.segmenter, device)
     return dvsnet.DVSNet(segmenter=segmenter, flow=args.flow, policy=policy, grid=tuple(args.grid),
-                         overlap=args.overlap, stitch=args.stitch, dn=args.dn)
+                         overlap=args.overlap, stitch=args.stitch, dn=args.dn, device=device)
 
 
 class StopRequest:
@@ -232,7 +234,7 @@ def source_config(args: argparse.Namespace, info: SourceInfo, pipe: dvsnet.DVSNe
         "policy": repr(pipe.policy), "segmenter": str(args.segmenter), "flow": str(args.flow),
         "grid": list(args.grid), "overlap": default_overlap(width) if args.overlap is None else args.overlap,
         "stitch": args.stitch, "dn": args.dn, "resize": args.resize, "stride": args.stride, "max_frames": args.max_frames,
-        "writes": list(writes),
+        "device": describe_device(pipe.device), "writes": list(writes),
     }
 
 

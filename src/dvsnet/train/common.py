@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from dvsnet.atomic import atomic_path, write_text_atomic
+from dvsnet.devices import pick_device
 from dvsnet.errors import DvsnetError
 
 
@@ -103,17 +104,6 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     np.random.set_state(rng["numpy"])
     torch.set_rng_state(rng["torch"])
     return state
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' -> cuda when available else cpu; 'cpu' / 'cuda' as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DvsnetError("--device cuda given but no CUDA GPU is available")
-    if name not in ("cpu", "cuda"):
-        raise DvsnetError(f"unknown device {name!r}; choose auto, cpu or cuda")
-    return torch.device(name)
 
 
 def ship_weights(run: str | Path, name: str, weights_dir: str | Path | None = None) -> Path:
