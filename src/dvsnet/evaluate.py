@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from dvsnet.data.labels import CLASS_NAMES, NUM_CLASSES
-from dvsnet.devices import describe_device, pick_device
+from dvsnet.devices import describe_device
 from dvsnet.errors import DvsnetError
 from dvsnet.metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
 
@@ -235,11 +235,9 @@ def build_pipeline(
     dn: str | Path | None = None,
     device: str | torch.device | None = None,
 ) -> Any:
-    """A DVSNet from the evaluate() options; a segmenter name/path is loaded with dvsnet.load_segmenter."""
+    """A DVSNet from the evaluate() options (a segmenter name or path is loaded onto `device`)."""
     import dvsnet
 
-    if isinstance(segmenter, (str, Path)):
-        segmenter = dvsnet.load_segmenter(str(segmenter), pick_device(device or "cpu"))
     return dvsnet.DVSNet(segmenter=segmenter, flow=flow, policy=policy, grid=tuple(grid), overlap=overlap,
                          stitch=stitch, dn=dn, device=device)
 
