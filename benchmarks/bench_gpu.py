@@ -43,8 +43,7 @@ def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEF
             frames: int = 20, warmup: int = 5, segmenter: str = "fast", flow: str = "dis", seed: int = 1000) -> dict:
     """fps and share of regions segmented of each configuration at each size; speed-up against BASELINE."""
     where = pick_device(device)
-    if BASELINE not in configs:
-        configs = (BASELINE, *configs)
+    configs = tuple(dict.fromkeys((BASELINE, *configs)))  # the baseline first, each configuration once
     seg = load_segmenter(segmenter, where)
     rows = []
     for height, width in sizes:
@@ -54,7 +53,7 @@ def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEF
         seconds = dict.fromkeys(configs, 0.0)
         segmented = dict.fromkeys(configs, 0)
         regions = dict.fromkeys(configs, 0)
-        for name, pipe in pipes.items():  # warm-up: allocations, cuDNN's algorithm choice, first key frames
+        for name, pipe in pipes.items():  # warm-up: memory allocation, lazy initialisation, first key frames
             for frame in videos[0][:warmup]:
                 pipe.step(frame)
         for video in videos:

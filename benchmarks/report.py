@@ -36,6 +36,7 @@ import itertools
 from dvsnet.atomic import write_text_atomic
 from dvsnet.cli.options import parse_grid, parse_size
 from dvsnet.cli.sweep import draw_plots
+from dvsnet.errors import DvsnetError
 from dvsnet.evaluate import set_threads
 from dvsnet.regions import default_overlap
 from dvsnet.sweep import DEFAULT_GRID, SweepConfig, read_rows, region_overlap, row_file, run_sweep, select
@@ -616,7 +617,10 @@ def main(argv: list[str] | None = None) -> int:
             run_sweep(args.data, check_dir, config=check_config, max_snippets=args.check_snippets,
                       warmup_frames=args.warmup_frames, jobs=args.jobs)
         if torch.cuda.is_available():
-            measure_gpu(args.gpu_sizes, Path(args.gpu_json))
+            try:
+                measure_gpu(args.gpu_sizes, Path(args.gpu_json))
+            except DvsnetError as exc:  # the sweep's rows are saved; the report goes on without a GPU table
+                print(f"report: GPU fps not measured: {exc}", file=sys.stderr)
     gpu_json = Path(args.gpu_json)
     gpu = json.loads(gpu_json.read_text()) if gpu_json.is_file() else None
     check_rows = read_rows(check_dir / "sweep.csv") if args.check_snippets > 0 else []

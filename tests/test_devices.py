@@ -6,7 +6,8 @@ import torch
 
 from dvsnet import DVSNet, DvsnetError
 from dvsnet.devices import clock, describe_device, pick_device, same_device
-from dvsnet.models import build_segmenter
+from dvsnet.models import build_segmenter, load_decision_net
+from dvsnet.policies import DecisionNetwork
 from tests.segmenters import ColourSegmenter, panning_clip
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -28,17 +29,27 @@ def test_cuda_where_there_is_no_gpu_is_refused_before_anything_loads():
             pick_device(name)
     with pytest.raises(DvsnetError, match="no CUDA GPU is visible"):
         DVSNet(segmenter="fast", device="cuda")
+    with pytest.raises(DvsnetError, match="no CUDA GPU is visible"):
+        pick_device(torch.device("cuda"))
 
 
 def test_a_segmenter_on_another_device_than_the_requested_one_is_refused():
     with pytest.raises(DvsnetError, match="the segmenter's weights are on cpu, not on the requested device meta"):
         DVSNet(segmenter=build_segmenter("fast"), device=torch.device("meta"))
+    on_meta = load_decision_net("dis", device="meta")
+    with pytest.raises(DvsnetError, match="the policy's decision network is on meta, the segmenter on cpu"):
+        DVSNet(segmenter=build_segmenter("fast"), policy=DecisionNetwork(0.9, net=on_meta))
     assert same_device(torch.device("cpu"), torch.device("cpu"))
     assert not same_device(torch.device("cpu"), torch.device("meta"))
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_every_network_runs_on_the_requested_device_with_the_cpus_results(device):
+def test_every_network_runs_on_the_requested_device_with_the_cpus_results(device, monkeypatch, request):
+    # TF32 convolutions and matmuls (the CUDA default on recent GPUs) would move scores near the threshold
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    request.addfinalizer(lambda: torch.set_float32_matmul_precision(precision))
     frames = panning_clip(5, height=128, width=256, speed=2.0)
     reference = DVSNet(segmenter="fast", flow="flownet", policy="dn:0.5", grid=(1, 2))
     pipe = DVSNet(segmenter="fast", flow="flownet", policy="dn:0.5", grid=(1, 2), device=device)

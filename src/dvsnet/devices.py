@@ -12,17 +12,19 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def pick_device(name: str | torch.device) -> torch.device:
-    """'auto' -> cuda when available else cpu; 'cpu' / 'cuda' / 'cuda:N' as given, checked to exist."""
-    if isinstance(name, torch.device):
-        return name
+    """'auto' -> cuda when available else cpu; 'cpu' / 'cuda' / 'cuda:N' as given, a CUDA one checked to
+    exist. A torch.device is taken as it is (any type), its GPU checked the same way."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise DvsnetError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    if isinstance(name, torch.device):
+        device = name
+    else:
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            device = None
+        if device is None or device.type not in ("cpu", "cuda"):
+            raise DvsnetError(f"unknown device {name!r}; choose auto, cpu or cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DvsnetError(f"device {name!r}: no CUDA GPU is visible to this torch ({torch.__version__}); "
                           "use --device cpu or auto")
@@ -42,7 +44,9 @@ def same_device(held: torch.device, wanted: torch.device) -> bool:
 
 def clock(device: torch.device) -> Callable[[], float]:
     """time.perf_counter, after waiting for the GPU's queued work on CUDA (kernels run asynchronously, so
-    without the wait a stage's time would land on whichever later stage copies a result to the host)."""
+    without the wait a stage's time would land on whichever later stage copies a result to the host).
+    The waits keep the CPU from queueing the next stage early: a DVSNet frame, with more stages, pays
+    more of that than a per-frame one, so GPU speed-ups measured with it are, if anything, low."""
     if device.type != "cuda":
         return time.perf_counter
 

@@ -76,12 +76,11 @@ class DVSNet:
         wanted = None if device is None else pick_device(device)
         if isinstance(segmenter, str) or not callable(segmenter):
             segmenter = load_segmenter(segmenter, wanted or "cpu")
-        params = next(iter(getattr(segmenter, "parameters", lambda: iter(()))()), None)
-        held = None if params is None else params.device
+        held = _weights_device(segmenter)
         if wanted is not None and held is not None and not same_device(held, wanted):
             raise DvsnetError(f"the segmenter's weights are on {held}, not on the requested device {wanted}; "
                               "move it there first (segmenter.to(device)) or pass its name")
-        self.device = wanted or held or torch.device("cpu")
+        self.device = held or wanted or torch.device("cpu")  # held: "cuda" may mean cuda:1
         self._clock = clock(self.device)
         self.segmenter = segmenter
         self.num_classes = int(segmenter.num_classes)
@@ -93,6 +92,11 @@ class DVSNet:
             raise DvsnetError(f"a decision network (dn={str(dn)!r}) only applies to dn:T policies, not {self.policy!r}")
         if isinstance(self.policy, DecisionNetwork) and self.policy.net is None:
             self.policy.net = _decision_net(dn, getattr(self.flow, "name", "custom"), self.device)
+        elif isinstance(self.policy, DecisionNetwork):
+            dn_device = _weights_device(self.policy.net)
+            if dn_device is not None and not same_device(dn_device, self.device):
+                raise DvsnetError(f"the policy's decision network is on {dn_device}, the segmenter on "
+                                  f"{self.device}; move it there first (policy.net.to(device))")
         self.grid = (int(grid[0]), int(grid[1]))
         if overlap is not None and overlap < 0:
             raise DvsnetError(f"overlap must be >= 0 px, got {overlap}")
@@ -211,6 +215,12 @@ class DVSNet:
             timings=timings, regions=list(self.regions), index=self.index, restarted=restarted,
             key_ages=(self.index - self._key_index).tolist(),
         )
+
+
+def _weights_device(network: object) -> torch.device | None:
+    """The device of a module's first parameter; None for callables without parameters."""
+    params = next(iter(getattr(network, "parameters", lambda: iter(()))()), None)
+    return None if params is None else params.device
 
 
 def _decision_net(spec: str | Path | None, flow_name: str, device: torch.device) -> torch.nn.Module:
