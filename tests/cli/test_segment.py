@@ -373,3 +373,13 @@ def test_signal_mid_run_leaves_valid_outputs(tmp_path, weights, signum):
     assert len((run / "frames.csv").read_text().splitlines()) == 1 + 4 * summary["frames"]
     assert len(os.listdir(run / "labels")) == summary["frames"]
     assert sorted(os.listdir(run)) == ["frames.csv", "labels", "overlay.mp4", "summary.json"]
+
+
+def test_frames_twice_the_training_width_get_a_note_about_resizing(tmp_path, capsys):
+    folder = write_folder(tmp_path / "wide", moving_frames(2, height=64, width=1024))
+    for extra, noted in (([], True), (["--resize", "512"], False)):
+        assert main(["segment", str(folder), "--segmenter", "fast", "--grid", "1x1", "--write", "csv",
+                     "--output", str(tmp_path / "runs"), "--no-progress", *extra]) == 0
+        err = capsys.readouterr().err
+        note = "note: frames are 64x1024; the shipped networks were trained on 256x512 frames"
+        assert (note in err and "--resize 512 runs at that scale" in err) == noted, err

@@ -25,6 +25,7 @@ from dvsnet.cli.options import add_pipeline_options, parse_size, positive_int
 from dvsnet.data.video import Frame, SourceInfo, expected_frames, probe, read_named_frames, resized_size
 from dvsnet.devices import describe_device, pick_device
 from dvsnet.errors import DvsnetError
+from dvsnet.models import SEGMENTERS, SHIPPED_FRAME_SIZE
 from dvsnet.outputs import OUTPUTS, RunRecorder, create_run_folder
 from dvsnet.regions import default_overlap, region_grid
 
@@ -267,8 +268,22 @@ def prepare(args: argparse.Namespace) -> tuple[dvsnet.DVSNet, SourceInfo, Iterat
     return pipe, info, frames, source_config(args, info, pipe, writes)
 
 
+def training_scale_note(segmenter: str, height: int, width: int) -> str | None:
+    """A note when a shipped segmenter meets frames twice its training width or more (README: Segment your
+    own video): the networks and the decision network's thresholds were fitted at that scale."""
+    trained_height, trained_width = SHIPPED_FRAME_SIZE
+    if segmenter not in SEGMENTERS or width < 2 * trained_width:
+        return None
+    return (f"note: frames are {height}x{width}; the shipped networks were trained on {trained_height}x"
+            f"{trained_width} frames, and a dn threshold segments a different share of regions at other sizes; "
+            f"--resize {trained_width} runs at that scale")
+
+
 def run(args: argparse.Namespace) -> int:
     pipe, info, frames, config = prepare(args)
+    note = training_scale_note(str(args.segmenter), *config["frame_size"])
+    if note:
+        print(note, file=sys.stderr)
     run_dir = create_run_folder(args.output, "segment")
     summary = segment_frames(frames, pipe, run_dir, writes=tuple(config["writes"]),
                              fps=output_fps(info, args.stride),

@@ -16,6 +16,8 @@ from dvsnet.models.flownet import FlowNetS, build_flownet
 from dvsnet.models.segnets import SEGMENTERS, SegNet, build_accurate, build_fast
 from dvsnet.models.weights import load_weights, read_metadata, save_weights, shipped_path
 
+SHIPPED_FRAME_SIZE = (256, 512)  # the synthetic frames (dvsnet synth's default) every shipped network learnt on
+
 
 def build_segmenter(name: str) -> SegNet:
     """A segmenter by name with random initial weights; DvsnetError listing valid names if unknown."""
@@ -90,6 +92,7 @@ def load_decision_net(variant: str | None, device: str | torch.device = "cpu",
 __all__ = [
     "DN_VARIANTS",
     "SEGMENTERS",
+    "SHIPPED_FRAME_SIZE",
     "DecisionNet",
     "FlowNetS",
     "SegNet",
