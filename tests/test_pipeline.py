@@ -7,9 +7,9 @@ from dvsnet.policies import DecisionNetwork
 from tests.segmenters import ColourSegmenter, panning_clip
 
 
-def run(policy, frames, grid=(2, 2), seg=None, **kwargs):
+def run(policy, frames, grid=(2, 2), seg=None, flow="dis", **kwargs):
     seg = ColourSegmenter() if seg is None else seg
-    pipe = DVSNet(segmenter=seg, flow="dis", policy=policy, grid=grid, **kwargs)
+    pipe = DVSNet(segmenter=seg, flow=flow, policy=policy, grid=grid, **kwargs)
     return seg, pipe, [pipe.step(f) for f in frames]
 
 
@@ -119,3 +119,34 @@ def test_bad_frames_fail_clearly(frame):
     _, pipe, _ = run("always", [])
     with pytest.raises(DvsnetError, match="H×W×3 uint8"):
         pipe.step(frame)
+
+
+class ConstantFlow:
+    """A flow estimator that records its input size and returns the same flow (dx, dy) everywhere."""
+
+    name = "constant"
+
+    def __init__(self, dx: float):
+        self.dx, self.sizes = dx, []
+
+    def __call__(self, key, cur):
+        self.sizes.append(tuple(cur.shape[-2:]))
+        flow = torch.zeros(cur.shape[0], 2, *cur.shape[-2:])
+        flow[:, 0] = self.dx
+        return flow, None
+
+
+def test_frames_wider_than_flow_width_get_their_flow_at_that_width_and_in_its_pixels():
+    frames = panning_clip(3, height=64, width=1024)
+    scaled, full = ConstantFlow(2.0), ConstantFlow(2.0)
+    _, _, outs = run("flow:100", frames, grid=(1, 1), flow=scaled, flow_width=512)
+    assert set(scaled.sizes) == {(32, 512)}  # the 64x1024 crop at half size
+    assert outs[1].scores == [pytest.approx(4.0)]  # 2 px of the half-size grid = 4 px of the frame
+    _, _, outs = run("flow:100", frames, grid=(1, 1), flow=full, flow_width=None)
+    assert set(full.sizes) == {(64, 1024)} and outs[1].scores == [pytest.approx(2.0)]
+    narrow = ConstantFlow(2.0)
+    run("flow:100", panning_clip(3, height=64, width=512), grid=(1, 1), flow=narrow, flow_width=512)
+    assert set(narrow.sizes) == {(64, 512)}  # not wider than flow_width: as it is
+    for bad in (8, 0, 512.0):
+        with pytest.raises(DvsnetError, match="flow_width must be a whole number of pixels >= 16 or None"):
+            DVSNet(segmenter=ColourSegmenter(), flow_width=bad)

@@ -234,12 +234,13 @@ def build_pipeline(
     stitch: str = "max-logit",
     dn: str | Path | None = None,
     device: str | torch.device | None = None,
+    flow_width: int | None = None,
 ) -> Any:
     """A DVSNet from the evaluate() options (a segmenter name or path is loaded onto `device`)."""
     import dvsnet
 
     return dvsnet.DVSNet(segmenter=segmenter, flow=flow, policy=policy, grid=tuple(grid), overlap=overlap,
-                         stitch=stitch, dn=dn, device=device)
+                         stitch=stitch, dn=dn, device=device, flow_width=flow_width)
 
 
 def evaluate(
@@ -258,17 +259,18 @@ def evaluate(
     progress: bool = False,
     dn: str | Path | None = None,
     device: str | torch.device | None = None,
+    flow_width: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate one configuration on `root`/`split` with the §5 protocol -> result dict (JSON-ready).
 
     segmenter: name ("fast", "accurate"), .safetensors path, or a callable (B,3,h,w) -> (B,K,h',w')
-    with `num_classes`; flow / policy / grid / overlap / stitch / dn / device as for dvsnet.DVSNet. `snippets`, when
+    with `num_classes`; flow / policy / grid / overlap / stitch / dn / device / flow_width as for dvsnet.DVSNet. `snippets`, when
     given, are used instead of loading `root` again (the sweep loads them once for every row).
     """
     from dvsnet.regions import default_overlap
 
     segmenter_name = _describe(segmenter)
-    pipe = build_pipeline(segmenter, flow, policy, grid, overlap, stitch, dn, device)
+    pipe = build_pipeline(segmenter, flow, policy, grid, overlap, stitch, dn, device, flow_width)
     segmenter = pipe.segmenter
     if snippets is None:
         snippets = load_snippets(root, split, all_frames=all_frames, max_snippets=max_snippets)
@@ -283,7 +285,7 @@ def evaluate(
         "overlap": overlap if overlap is not None else default_overlap(width),
         "overlap_default": overlap is None, "stitch": stitch, "all_frames": all_frames,
         "max_snippets": max_snippets, "warmup_frames": warmup_frames, "frame_size": f"{height}x{width}",
-        "dn": None if dn is None else str(dn),
+        "dn": None if dn is None else str(dn), "flow_width": flow_width,
     }
     return {
         "config": config,

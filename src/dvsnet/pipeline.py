@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dvsnet.devices import clock, pick_device, same_device
 from dvsnet.errors import DvsnetError
@@ -58,6 +59,9 @@ class DVSNet:
     region edges; None = 64 px at 2048 px width, scaled with the frame width. stitch: "max-logit" | "core".
     dn: the decision network of a dn:T policy: a shipped variant ("dis", "flownet-conv6") or a .safetensors
     file from `dvsnet train dn`; None = the shipped one trained for the flow estimator.
+    flow_width: frames wider than this many pixels are scaled down to it for the flow estimator (and so
+    for the decision network's features); None (default) = flow at full resolution. Warping uses that flow
+    on the full-resolution key logits. A speed knob: cheaper flow, coarser warps (README: frame size).
     device: where the networks run, "auto" | "cpu" | "cuda" | a torch.device; None = the device of the
     segmenter's weights (the CPU for a segmenter loaded by name). DIS flow runs on the CPU regardless.
     """
@@ -72,7 +76,11 @@ class DVSNet:
         stitch: str = "max-logit",
         dn: str | Path | None = None,
         device: str | torch.device | None = None,
+        flow_width: int | None = None,
     ):
+        if flow_width is not None and (not isinstance(flow_width, int) or flow_width < 16):
+            raise DvsnetError(f"flow_width must be a whole number of pixels >= 16 or None, got {flow_width!r}")
+        self.flow_width = flow_width
         wanted = None if device is None else pick_device(device)
         if isinstance(segmenter, str) or not callable(segmenter):
             segmenter = load_segmenter(segmenter, wanted or "cpu")
@@ -118,10 +126,19 @@ class DVSNet:
         overlap = default_overlap(width) if self.overlap is None else self.overlap
         self.regions = region_grid(height, width, *self.grid, overlap)
         self._crop_size = padded_size(self.regions, crop_multiple(self.segmenter))
+        scale = 1.0 if self.flow_width is None or width <= self.flow_width else self.flow_width / width
+        self._flow_size = None if scale == 1.0 else tuple(max(8, round(side * scale)) for side in self._crop_size)
         self._frame_size = (height, width)
         self._key_images = self._key_logits = None
         self._key_index = np.zeros(len(self.regions), dtype=np.int64)
         self.stats["restarts"] += 1
+
+    def _estimate_flow(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The flow estimator on the crops, scaled to `flow_width` first when the frame is wider (the flow
+        comes back in pixels of its own grid, which warping and the policies already expect)."""
+        if self._flow_size is not None:
+            key, cur = (F.interpolate(x, size=self._flow_size, mode="area") for x in (key, cur))
+        return self.flow(key, cur)
 
     @torch.no_grad()
     def _segment(self, images: torch.Tensor) -> torch.Tensor:
@@ -152,7 +169,7 @@ class DVSNet:
             batch = RegionBatch(ages=ages, key_images=self._key_images, images=images, key_logits=self._key_logits)
             if self.policy.needs_flow:
                 t = self._clock()
-                flow, features = self.flow(self._key_images, images)
+                flow, features = self._estimate_flow(self._key_images, images)
                 timings["flow"] += self._clock() - t
                 batch.flow, batch.features = flow, features
             if self.policy.needs_segmentation:  # oracle: the true score needs both paths on every region
@@ -188,7 +205,7 @@ class DVSNet:
         if len(warp_idx):
             if flow is None:
                 t = self._clock()
-                flow_w, _ = self.flow(self._key_images[warp_idx], images[warp_idx])
+                flow_w, _ = self._estimate_flow(self._key_images[warp_idx], images[warp_idx])
                 timings["flow"] += self._clock() - t
             else:
                 flow_w = flow[warp_idx]

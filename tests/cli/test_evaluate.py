@@ -44,6 +44,7 @@ def test_evaluate_writes_a_complete_result_and_never_overwrites(tree, weights, t
     assert len(result["iou_per_class"]) == 19
     assert result["machine"]["torch_threads"] == 1 and result["machine"]["cpu"]
     assert result["machine"]["device"] == "cpu"
+    assert result["config"]["flow_width"] is None  # flow at full resolution unless --flow-width says otherwise
     assert {"torch", "numpy", "opencv", "dvsnet"} <= set(result["versions"])
     assert "mIoU" in out and "fps" in out and "workload saved 80.0%" in out
 

@@ -57,7 +57,8 @@ def positive_int(text: str) -> int:
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str = "dn:0.92") -> None:
-    """--policy --segmenter --flow --dn --grid --overlap --device --stitch: everything that configures a DVSNet."""
+    """--policy --segmenter --flow --dn --grid --overlap --flow-width --device --stitch: everything that
+    configures a DVSNet."""
     group = parser.add_argument_group("pipeline")
     group.add_argument(
         "--policy", default=policy,
@@ -80,6 +81,9 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str = "dn:0
     group.add_argument("--overlap", type=non_negative_int, default=None, metavar="PX",
                        help="overlap of neighbouring regions in pixels (default: 64 px at 2048 px width, "
                             "scaled with the frame width)")
+    group.add_argument("--flow-width", type=non_negative_int, default=0, metavar="PX",
+                       help="frames wider than PX are scaled to PX wide for the flow and the decision network's "
+                            "features: cheaper flow, coarser warps; 0 = full resolution (default: 0)")
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="where the networks run: auto (a CUDA GPU when torch sees one, else the CPU), "
                             "cpu or cuda; DIS flow always runs on the CPU (default: auto)")
