@@ -48,8 +48,8 @@ def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEF
     rows = []
     for height, width in sizes:
         videos = [render_clip(seed + i, frames, (height, width)) for i in range(clips)]
-        pipes = {c: DVSNet(seg, flow=flow, policy=parse_config(c)[0], grid=parse_config(c)[1], device=where)
-                 for c in configs}
+        pipes = {c: DVSNet(seg, flow=flow, policy=policy, grid=grid, device=where)
+                 for c, (policy, grid) in zip(configs, map(parse_config, configs))}
         seconds = dict.fromkeys(configs, 0.0)
         segmented = dict.fromkeys(configs, 0)
         regions = dict.fromkeys(configs, 0)

@@ -264,8 +264,9 @@ def evaluate(
     """Evaluate one configuration on `root`/`split` with the §5 protocol -> result dict (JSON-ready).
 
     segmenter: name ("fast", "accurate"), .safetensors path, or a callable (B,3,h,w) -> (B,K,h',w')
-    with `num_classes`; flow / policy / grid / overlap / stitch / dn / device / flow_width as for dvsnet.DVSNet. `snippets`, when
-    given, are used instead of loading `root` again (the sweep loads them once for every row).
+    with `num_classes`; flow / policy / grid / overlap / stitch / dn / device / flow_width as for
+    dvsnet.DVSNet. `snippets`, when given, are used instead of loading `root` again (the sweep loads them
+    once for every row).
     """
     from dvsnet.regions import default_overlap
 

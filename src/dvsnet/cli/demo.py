@@ -89,7 +89,7 @@ def build_demo_pipeline(args: argparse.Namespace) -> dvsnet.DVSNet:
     try:
         return dvsnet.DVSNet(segmenter=segmenter, flow=args.flow, policy=policy, grid=tuple(args.grid),
                              overlap=args.overlap, stitch=args.stitch, dn=args.dn, device=device,
-                             flow_width=args.flow_width or None)
+                             flow_width=args.flow_width)
     except DvsnetError as exc:
         if repr(policy).startswith("dn:"):
             raise DvsnetError(f"{exc}; meanwhile `dvsnet demo --policy fixed:5` runs without a decision network") \

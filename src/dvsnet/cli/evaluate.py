@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         args.data, args.split, segmenter=args.segmenter, flow=args.flow, policy=args.policy,
         grid=args.grid, overlap=args.overlap, all_frames=args.all_frames, max_snippets=args.max_snippets,
         warmup_frames=args.warmup_frames, stitch=args.stitch, progress=not args.no_progress, dn=args.dn,
-        device=args.device, flow_width=args.flow_width or None,
+        device=args.device, flow_width=args.flow_width,
     )
     c = result["config"]
     stem = _slug(f"evaluate-{Path(c['segmenter']).stem}-{c['flow']}-{c['policy']}-{c['grid']}")

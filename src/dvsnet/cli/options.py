@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from dvsnet.devices import DEVICES
 from dvsnet.errors import DvsnetError
 
 
@@ -56,6 +57,11 @@ def positive_int(text: str) -> int:
     return value
 
 
+def width_or_full(text: str) -> int | None:
+    """--flow-width: a width in pixels, or 0 for full resolution (None)."""
+    return non_negative_int(text) or None
+
+
 def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str = "dn:0.92") -> None:
     """--policy --segmenter --flow --dn --grid --overlap --flow-width --device --stitch: everything that
     configures a DVSNet."""
@@ -81,10 +87,10 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str = "dn:0
     group.add_argument("--overlap", type=non_negative_int, default=None, metavar="PX",
                        help="overlap of neighbouring regions in pixels (default: 64 px at 2048 px width, "
                             "scaled with the frame width)")
-    group.add_argument("--flow-width", type=non_negative_int, default=0, metavar="PX",
+    group.add_argument("--flow-width", type=width_or_full, default=None, metavar="PX",
                        help="frames wider than PX are scaled to PX wide for the flow and the decision network's "
-                            "features: cheaper flow, coarser warps; 0 = full resolution (default: 0)")
-    group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                            "features: cheaper flow, coarser warps; 0 = full resolution (default: full resolution)")
+    group.add_argument("--device", choices=DEVICES, default="auto",
                        help="where the networks run: auto (a CUDA GPU when torch sees one, else the CPU), "
                             "cpu or cuda; DIS flow always runs on the CPU (default: auto)")
     group.add_argument("--stitch", choices=("max-logit", "core"), default="max-logit",

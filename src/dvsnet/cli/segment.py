@@ -144,7 +144,7 @@ def build_pipeline(args: argparse.Namespace) -> dvsnet.DVSNet:
     segmenter = dvsnet.load_segmenter(args.segmenter, device)
     return dvsnet.DVSNet(segmenter=segmenter, flow=args.flow, policy=policy, grid=tuple(args.grid),
                          overlap=args.overlap, stitch=args.stitch, dn=args.dn, device=device,
-                         flow_width=args.flow_width or None)
+                         flow_width=args.flow_width)
 
 
 class StopRequest:
@@ -235,8 +235,8 @@ def source_config(args: argparse.Namespace, info: SourceInfo, pipe: dvsnet.DVSNe
         "frame_size": [height, width],
         "policy": repr(pipe.policy), "segmenter": str(args.segmenter), "flow": str(args.flow),
         "grid": list(args.grid), "overlap": default_overlap(width) if args.overlap is None else args.overlap,
-        "stitch": args.stitch, "dn": args.dn, "flow_width": args.flow_width or None, "resize": args.resize, "stride": args.stride, "max_frames": args.max_frames,
-        "device": describe_device(pipe.device), "writes": list(writes),
+        "stitch": args.stitch, "dn": args.dn, "flow_width": args.flow_width, "device": describe_device(pipe.device),
+        "resize": args.resize, "stride": args.stride, "max_frames": args.max_frames, "writes": list(writes),
     }
 
 

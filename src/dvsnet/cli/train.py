@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from dvsnet.cli.options import non_negative_float, parse_grid, parse_size, positive_int
+from dvsnet.devices import DEVICES
 from dvsnet.models.decision import DN_VARIANTS
 
 EPILOG = """examples:
@@ -20,7 +21,7 @@ def _common(parser: argparse.ArgumentParser, out: str, steps: int) -> None:
     parser.add_argument("--out", default=out, help=f"run folder for logs, checkpoints, weights (default: {out})")
     parser.add_argument("--steps", type=positive_int, default=steps, help=f"optimiser steps (default: {steps})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="auto uses a CUDA GPU when there is one (default: auto)")
     parser.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default: 2)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
