@@ -1,3 +1,4 @@
+"""`python -m dvsnet ...` runs the `dvsnet` command (dvsnet.cli.main)."""
 import sys
 
 from dvsnet.cli import main

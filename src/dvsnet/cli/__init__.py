@@ -7,19 +7,21 @@ line on stderr with exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from types import ModuleType
 
+from dvsnet import __version__
+from dvsnet.cli import demo, evaluate, segment, sweep, synth, train
 from dvsnet.errors import DvsnetError
 
 # subcommand name -> module that registers it (one line per command; order is the --help order)
-COMMANDS: dict[str, str] = {
-    "demo": "dvsnet.cli.demo",
-    "segment": "dvsnet.cli.segment",
-    "synth": "dvsnet.cli.synth",
-    "train": "dvsnet.cli.train",
-    "evaluate": "dvsnet.cli.evaluate",
-    "sweep": "dvsnet.cli.sweep",
+COMMANDS: dict[str, ModuleType] = {
+    "demo": demo,
+    "segment": segment,
+    "synth": synth,
+    "train": train,
+    "evaluate": evaluate,
+    "sweep": sweep,
 }
 
 
@@ -28,14 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dvsnet",
         description="Dynamic Video Segmentation Network: fast semantic segmentation of video.",
     )
+    parser.add_argument("--version", action="version", version=f"dvsnet {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMANDS.values():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # command not built yet
+    for module in COMMANDS.values():
         module.add_parser(subparsers)
     return parser
 
