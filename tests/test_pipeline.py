@@ -4,20 +4,26 @@ import torch
 
 from dvsnet import DVSNet, DvsnetError
 from dvsnet.policies import DecisionNetwork
+from dvsnet.stats import RunStats
 from tests.segmenters import ColourSegmenter, panning_clip
 
 
 def run(policy, frames, grid=(2, 2), seg=None, flow="dis", **kwargs):
     seg = ColourSegmenter() if seg is None else seg
     pipe = DVSNet(segmenter=seg, flow=flow, policy=policy, grid=grid, **kwargs)
-    return seg, pipe, [pipe.step(f) for f in frames]
+    outs = [pipe.step(f) for f in frames]
+    pipe.stats = RunStats()  # the run's bookkeeping, as every caller keeps it
+    for out in outs:
+        pipe.stats.add(out)
+    return seg, pipe, outs
 
 
 def test_always_segments_every_region_of_every_frame_in_one_batch():
     seg, pipe, outs = run("always", panning_clip(6))
     assert seg.calls == [4] * 6  # one batched call of 4 regions per frame
     assert all(o.paths == ["seg"] * 4 for o in outs)
-    assert pipe.stats == {"frames": 6, "regions_seg": 24, "regions_warp": 0, "restarts": 1}
+    assert (pipe.stats.frames, pipe.stats.regions_seg, pipe.stats.regions_warp) == (6, 24, 0)
+    assert [r["frame"] for r in pipe.stats.restarts] == [0]
 
 
 def test_fixed_5_segments_exactly_on_frames_0_5_10():
@@ -34,7 +40,7 @@ def test_permissive_policies_warp_most_regions_and_agree_with_per_frame_labels(p
     frames = panning_clip(12)
     _, _, reference = run("always", frames)
     _, pipe, outs = run(policy, frames)
-    assert pipe.stats["regions_warp"] >= 0.8 * 4 * len(frames)
+    assert pipe.stats.regions_warp >= 0.8 * 4 * len(frames)
     agreement = np.mean([(o.labels == r.labels).mean() for o, r in zip(outs, reference)])
     assert agreement >= 0.95
 
@@ -46,7 +52,7 @@ def test_a_stride_4_segmenter_gets_crops_it_accepts_and_warps_as_well():
     _, _, reference = run("always", frames, seg=stride_4)
     assert all(h % 8 == 0 and w % 8 == 0 for h, w in stride_4.sizes)
     _, pipe, outs = run("flow:100", frames, seg=ColourSegmenter(stride=4, input_multiple=8))
-    assert pipe.stats["regions_warp"] >= 0.8 * 4 * len(frames)
+    assert pipe.stats.regions_warp >= 0.8 * 4 * len(frames)
     assert all(o.labels.shape == (100, 236) for o in outs)
     agreement = np.mean([(o.labels == r.labels).mean() for o, r in zip(outs, reference)])
     assert agreement >= 0.95
@@ -55,11 +61,8 @@ def test_a_stride_4_segmenter_gets_crops_it_accepts_and_warps_as_well():
 class WarpDiagonal:
     """Warp regions 1 and 2 of a 2x2 grid, segment 0 and 3: both paths in one frame, interleaved."""
 
-    needs_flow = True
-    needs_segmentation = False
-
     def decide(self, batch):
-        return torch.tensor([False, True, True, False]), [None] * 4
+        return torch.tensor([False, True, True, False]), torch.full((4,), float("nan"))
 
 
 def test_a_frame_with_both_paths_puts_each_region_where_it_belongs():
@@ -94,11 +97,29 @@ def test_a_new_frame_size_restarts_the_key_frames_and_reset_forgets_them():
 
 
 def test_oracle_scores_are_true_confidence_scores():
+    """Eq. (1) recomputed from the pieces: the share of each region's pixels where the key logits warped by
+    DIS flow agree with the segmenter's labels of the current crop."""
+    from dvsnet.flow import DISFlow
+    from dvsnet.policies import confidence_score
+    from dvsnet.regions import crop_regions, padded_size
+    from dvsnet.warp import upsample_logits, warp_labels
+
     frames = panning_clip(4)
-    _, _, outs = run("oracle:0.5", frames)
-    scores = [s for o in outs[1:] for s in o.scores]
-    assert all(0.9 <= s <= 1.0 for s in scores)
-    assert all(o.paths == ["warp"] * 4 for o in outs[1:])
+    seg, pipe, outs = run("oracle:0.5", frames)
+    assert all(o.paths == ["warp"] * 4 for o in outs[1:])  # so frame 0 stays every region's key
+    size = padded_size(pipe.regions, 8)
+
+    def crops(frame):
+        return crop_regions(torch.from_numpy(frame).permute(2, 0, 1).float() / 255, pipe.regions, size)
+
+    key = crops(frames[0])
+    for index in (1, 3):
+        cur = crops(frames[index])
+        flow, _ = DISFlow()(key, cur)
+        warped = warp_labels(seg(key), flow, size, upscale=2)[1]
+        expected = confidence_score(warped, upsample_logits(seg(cur), size)[1])
+        assert outs[index].scores == pytest.approx(expected.tolist(), abs=1e-6)
+        assert min(outs[index].scores) < 1.0  # the clip pans: warping is not trivially exact
 
 
 def test_dn_policy_with_a_given_network():

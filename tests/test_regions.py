@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from dvsnet.errors import DvsnetError
-from dvsnet.regions import crop_regions, default_overlap, padded_size, region_grid, stitch
+from dvsnet.config import default_overlap
+from dvsnet.regions import crop_regions, padded_size, region_grid, stitch
 
 GRIDS = [(1, 1), (1, 2), (2, 2), (3, 3), (4, 4)]
 SIZES = [(64, 128), (67, 131), (101, 77)]

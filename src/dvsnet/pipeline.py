@@ -7,7 +7,8 @@ flow estimator called once per frame on the batch of regions that need flow.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,22 +16,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dvsnet.config import PipelineConfig
 from dvsnet.devices import clock, pick_device, same_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import FlowEstimator, build_flow
 from dvsnet.models import load_decision_net, load_segmenter
 from dvsnet.models.decision import KEYSEG_SUFFIX
 from dvsnet.policies import DecisionNetwork, Policy, RegionBatch, parse_policy
-from dvsnet.regions import (
-    Region,
-    crop_multiple,
-    crop_regions,
-    default_overlap,
-    padded_size,
-    region_grid,
-    stitch,
-)
-from dvsnet.warp import upsample_logits, warp_logits, warp_upscale
+from dvsnet.regions import Region, check_grid, crop_multiple, crop_regions, padded_size, region_grid, stitch
+from dvsnet.warp import estimate_flow, upsample_logits, warp_labels, warp_upscale
 
 STAGES = ("flow", "decision", "segmentation", "warp", "stitch")
 Segmenter = Callable[[torch.Tensor], torch.Tensor]
@@ -50,9 +44,46 @@ class FrameResult:
     key_ages: list[int] = field(default_factory=list)  # per region: frames since its key frame
 
 
+class StageClock:
+    """Seconds per stage of one frame, exclusive: a stage entered inside another (the flow a policy asks
+    for while deciding) pauses the outer one, so the stages add up to the frame's time."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self._clock = clock
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self._stack: list[str] = []
+        self._start = self._mark = clock()
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        self._switch()
+        self._stack.append(stage)
+        try:
+            yield
+        finally:
+            self._switch()
+            self._stack.pop()
+
+    def _switch(self) -> None:
+        now = self._clock()
+        if self._stack:
+            self.seconds[self._stack[-1]] += now - self._mark
+        self._mark = now
+
+    def timed(self, stage: str, function: Callable) -> Callable:
+        def run(*args):
+            with self(stage):
+                return function(*args)
+        return run
+
+    def timings(self) -> dict[str, float]:
+        return {**self.seconds, "total": self._clock() - self._start}
+
+
 class DVSNet:
     """Dynamic video segmentation: segment some regions, warp the rest from their key frames.
 
+    Built from a PipelineConfig (`DVSNet.from_config(config)`), or from its fields as keywords:
     segmenter: "fast" | "accurate" | weights path | callable (B,3,h,w) [0,1] -> (B,K,h',w') logits.
     flow: "dis" | "dis-fast" | "dis-medium" | "flownet" | estimator callable (see flow.py).
     policy: a policy string (see policies.py) or object. grid: (rows, cols). overlap: px grown on inner
@@ -61,7 +92,7 @@ class DVSNet:
     file from `dvsnet train dn`; None = the shipped one trained for the flow estimator.
     flow_width: frames wider than this many pixels are scaled down to it for the flow estimator (and so
     for the decision network's features); None (default) = flow at full resolution. Warping uses that flow
-    on the full-resolution key logits. A speed knob: cheaper flow, coarser warps (README: frame size).
+    on the full-resolution key logits. A speed knob: cheaper flow, coarser warps (docs: frame size).
     device: where the networks run, "auto" | "cpu" | "cuda" | a torch.device; None = the device of the
     segmenter's weights (the CPU for a segmenter loaded by name). DIS flow runs on the CPU regardless.
     """
@@ -78,11 +109,21 @@ class DVSNet:
         device: str | torch.device | None = None,
         flow_width: int | None = None,
     ):
-        if flow_width is not None and (not isinstance(flow_width, int) or flow_width < 16):
-            raise DvsnetError(f"flow_width must be a whole number of pixels >= 16 or None, got {flow_width!r}")
-        self.flow_width = flow_width
-        wanted = None if device is None else pick_device(device)
-        if isinstance(segmenter, str) or not callable(segmenter):
+        self._build(PipelineConfig(segmenter=segmenter, flow=flow, policy=policy, grid=grid, overlap=overlap,
+                                   stitch=stitch, dn=dn, device=device, flow_width=flow_width))
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> DVSNet:
+        """The pipeline `config` describes (every user mistake a DvsnetError before any frame)."""
+        pipe = cls.__new__(cls)
+        pipe._build(config)
+        return pipe
+
+    def _build(self, config: PipelineConfig) -> None:
+        self.config = config
+        wanted = None if config.device is None else pick_device(config.device)
+        segmenter = config.segmenter
+        if isinstance(segmenter, (str, Path)) or not callable(segmenter):
             segmenter = load_segmenter(segmenter, wanted or "cpu")
         held = _weights_device(segmenter)
         if wanted is not None and held is not None and not same_device(held, wanted):
@@ -92,24 +133,11 @@ class DVSNet:
         self._clock = clock(self.device)
         self.segmenter = segmenter
         self.num_classes = int(segmenter.num_classes)
-        self.stride = int(getattr(segmenter, "output_stride", 8))
-        self._warp_upscale = warp_upscale(self.stride)
-        self.flow = build_flow(flow, self.device)
-        self.policy = parse_policy(policy)
-        if dn is not None and not isinstance(self.policy, DecisionNetwork):
-            raise DvsnetError(f"a decision network (dn={str(dn)!r}) only applies to dn:T policies, not {self.policy!r}")
-        if isinstance(self.policy, DecisionNetwork) and self.policy.net is None:
-            self.policy.net = _decision_net(dn, getattr(self.flow, "name", "custom"), self.device)
-        elif isinstance(self.policy, DecisionNetwork):
-            dn_device = _weights_device(self.policy.net)
-            if dn_device is not None and not same_device(dn_device, self.device):
-                raise DvsnetError(f"the policy's decision network is on {dn_device}, the segmenter on "
-                                  f"{self.device}; move it there first (policy.net.to(device))")
-        self.grid = (int(grid[0]), int(grid[1]))
-        if overlap is not None and overlap < 0:
-            raise DvsnetError(f"overlap must be >= 0 px, got {overlap}")
-        self.overlap = overlap
-        self.stitch_mode = stitch
+        self._warp_upscale = warp_upscale(int(getattr(segmenter, "output_stride", 8)))
+        self.flow = build_flow(config.flow, self.device)
+        self.policy = _with_decision_net(parse_policy(config.policy), config.dn,
+                                         getattr(self.flow, "name", "custom"), self.device)
+        self.grid, self.stitch_mode, self.flow_width = config.grid, config.stitch, config.flow_width
         self.reset()
 
     def reset(self) -> None:
@@ -120,10 +148,10 @@ class DVSNet:
         self._key_logits: torch.Tensor | None = None  # (R, K, Hc/s, Wc/s)
         self._key_index = np.zeros(0, dtype=np.int64)  # (R,) frame index of each region's key
         self.index = -1
-        self.stats = {"frames": 0, "regions_seg": 0, "regions_warp": 0, "restarts": 0}
 
     def _start(self, height: int, width: int) -> None:
-        overlap = default_overlap(width) if self.overlap is None else self.overlap
+        overlap = self.config.overlap_px(width)
+        check_grid(height, width, *self.grid, overlap)
         self.regions = region_grid(height, width, *self.grid, overlap)
         self._crop_size = padded_size(self.regions, crop_multiple(self.segmenter))
         scale = 1.0 if self.flow_width is None or width <= self.flow_width else self.flow_width / width
@@ -131,107 +159,100 @@ class DVSNet:
         self._frame_size = (height, width)
         self._key_images = self._key_logits = None
         self._key_index = np.zeros(len(self.regions), dtype=np.int64)
-        self.stats["restarts"] += 1
-
-    def _estimate_flow(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The flow estimator on the crops, scaled to `flow_width` first when the frame is wider (the flow
-        comes back in pixels of its own grid, which warping and the policies already expect)."""
-        if self._flow_size is not None:
-            key, cur = (F.interpolate(x, size=self._flow_size, mode="area") for x in (key, cur))
-        return self.flow(key, cur)
-
-    @torch.no_grad()
-    def _segment(self, images: torch.Tensor) -> torch.Tensor:
-        return self.segmenter(images)
 
     @torch.no_grad()
     def step(self, frame: np.ndarray) -> FrameResult:
         """Segment one H×W×3 uint8 RGB frame."""
-        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            shape = getattr(frame, "shape", None)
-            raise DvsnetError(f"a frame must be an H×W×3 uint8 RGB array, got {type(frame).__name__} {shape}")
-        timings = dict.fromkeys(STAGES, 0.0)
-        start = self._clock()
+        _check_frame(frame)
+        clock = StageClock(self._clock)
         self.index += 1
-        height, width = frame.shape[:2]
-        restarted = self._frame_size != (height, width)
+        restarted = self._frame_size != frame.shape[:2]
         if restarted:
-            self._start(height, width)
-        n = len(self.regions)
+            self._start(*frame.shape[:2])
         image = torch.from_numpy(frame).to(self.device).permute(2, 0, 1).float().div_(255)  # (3, H, W)
-        images = crop_regions(image, self.regions, self._crop_size)  # (R, 3, Hc, Wc)
-
-        warp = torch.zeros(n, dtype=torch.bool)
-        scores: list[float | None] = [None] * n
-        flow = features = seg_logits = None
-        if self._key_logits is not None:
-            ages = torch.from_numpy(self.index - self._key_index)
-            batch = RegionBatch(ages=ages, key_images=self._key_images, images=images, key_logits=self._key_logits)
-            if self.policy.needs_flow:
-                t = self._clock()
-                flow, features = self._estimate_flow(self._key_images, images)
-                timings["flow"] += self._clock() - t
-                batch.flow, batch.features = flow, features
-            if self.policy.needs_segmentation:  # oracle: the true score needs both paths on every region
-                t = self._clock()
-                seg_logits = self._segment(images)
-                timings["segmentation"] += self._clock() - t
-                t = self._clock()
-                warped = warp_logits(self._key_logits, flow, self._warp_upscale)
-                batch.warped_labels = upsample_logits(warped, self._crop_size)[1]
-                batch.seg_labels = upsample_logits(seg_logits, self._crop_size)[1]
-                timings["warp"] += self._clock() - t
-            t = self._clock()
-            warp, scores = self.policy.decide(batch)
-            warp = warp.to(torch.bool).cpu()
-            timings["decision"] += self._clock() - t
-
-        seg_idx = torch.nonzero(~warp).flatten()
-        warp_idx = torch.nonzero(warp).flatten()
-        upsampled = []  # (region indices, max-logit (r, Hc, Wc), labels (r, Hc, Wc)) per path
+        batch = self._region_batch(crop_regions(image, self.regions, self._crop_size), clock)  # (R, 3, Hc, Wc)
+        warp, scores = self._decide(batch, clock)  # (R,) bool, (R,) float (NaN: no score)
+        seg_idx, warp_idx = torch.nonzero(~warp).flatten(), torch.nonzero(warp).flatten()
+        parts = []  # (region indices, max-logit (r, Hc, Wc), labels (r, Hc, Wc)) per path
         if len(seg_idx):
-            t = self._clock()
-            new_logits = seg_logits[seg_idx] if seg_logits is not None else self._segment(images[seg_idx])
-            timings["segmentation"] += self._clock() - t
-            if self._key_logits is None:  # first frame: every region is segmented
-                self._key_images, self._key_logits = images.clone(), new_logits
-            else:
-                self._key_images[seg_idx] = images[seg_idx]
-                self._key_logits[seg_idx] = new_logits
-            self._key_index[seg_idx.numpy()] = self.index
-            t = self._clock()
-            upsampled.append((seg_idx, *upsample_logits(new_logits, self._crop_size)))
-            timings["stitch"] += self._clock() - t
+            parts.append(self._segment_regions(batch, seg_idx, clock))
         if len(warp_idx):
-            if flow is None:
-                t = self._clock()
-                flow_w, _ = self._estimate_flow(self._key_images[warp_idx], images[warp_idx])
-                timings["flow"] += self._clock() - t
-            else:
-                flow_w = flow[warp_idx]
-            t = self._clock()
-            warped = warp_logits(self._key_logits[warp_idx], flow_w, self._warp_upscale)  # at WARP_STRIDE
-            timings["warp"] += self._clock() - t
-            t = self._clock()
-            upsampled.append((warp_idx, *upsample_logits(warped, self._crop_size)))
-            timings["stitch"] += self._clock() - t
-
-        t = self._clock()
-        region_scores, region_labels = _in_region_order(upsampled)
-        labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions, height, width,
-                        self.stitch_mode)[0]
-        timings["stitch"] += self._clock() - t
-        timings["total"] = self._clock() - start
-
-        paths = ["warp" if w else "seg" for w in warp.tolist()]
-        self.stats["frames"] += 1
-        self.stats["regions_seg"] += len(seg_idx)
-        self.stats["regions_warp"] += len(warp_idx)
+            parts.append(self._warp_regions(batch, warp_idx, clock))
+        with clock("stitch"):
+            region_scores, region_labels = _in_region_order(parts)
+            labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions, *frame.shape[:2],
+                            self.stitch_mode)[0]
         return FrameResult(
-            labels=labels, paths=paths, scores=[None if s is None else float(s) for s in scores],
-            timings=timings, regions=list(self.regions), index=self.index, restarted=restarted,
+            labels=labels, paths=["warp" if w else "seg" for w in warp.tolist()],
+            scores=[None if np.isnan(s) else s for s in scores.tolist()], timings=clock.timings(),
+            regions=list(self.regions), index=self.index, restarted=restarted,
             key_ages=(self.index - self._key_index).tolist(),
         )
+
+    def _region_batch(self, images: torch.Tensor, clock: StageClock) -> RegionBatch:
+        """The regions of this frame with their keys, the flow, segmentation and warp at hand (timed)."""
+        def labels(logits: torch.Tensor) -> torch.Tensor:
+            return upsample_logits(logits, self._crop_size)[1]
+
+        return RegionBatch(
+            ages=torch.from_numpy(self.index - self._key_index), key_images=self._key_images, images=images,
+            key_logits=self._key_logits,
+            estimate_flow=clock.timed("flow", lambda key, cur: estimate_flow(self.flow, key, cur, self._flow_size)),
+            segment=clock.timed("segmentation", self.segmenter),
+            to_labels=clock.timed("warp", labels),
+            warp=clock.timed("warp", lambda key_logits, flow: self._warp(key_logits, flow)[1]),
+        )
+
+    def _decide(self, batch: RegionBatch, clock: StageClock) -> tuple[torch.Tensor, torch.Tensor]:
+        """The policy's decision per region; every region is segmented when there are no key frames yet."""
+        if batch.key_logits is None:
+            return torch.zeros(len(batch), dtype=torch.bool), torch.full((len(batch),), float("nan"))
+        with clock("decision"):
+            warp, scores = self.policy.decide(batch)
+        return warp.to(torch.bool).cpu(), scores.float().cpu()
+
+    def _segment_regions(self, batch: RegionBatch, index: torch.Tensor, clock: StageClock) -> tuple:
+        """Segment the regions `index`; they become key frames."""
+        logits = batch.segmentation_of(index)
+        if self._key_logits is None:  # first frame: every region is segmented
+            self._key_images, self._key_logits = batch.images.clone(), logits
+        else:
+            self._key_images[index] = batch.images[index]
+            self._key_logits[index] = logits
+        self._key_index[index.numpy()] = self.index
+        with clock("stitch"):
+            return (index, *upsample_logits(logits, self._crop_size))
+
+    def _warp_regions(self, batch: RegionBatch, index: torch.Tensor, clock: StageClock) -> tuple:
+        """Warp the key logits of the regions `index` to this frame."""
+        flow = batch.flow_of(index)
+        with clock("warp"):
+            return (index, *self._warp(batch.key_logits[index], flow))
+
+    def _warp(self, key_logits: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return warp_labels(key_logits, flow, self._crop_size, self._warp_upscale)
+
+
+def _check_frame(frame: object) -> None:
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        shape = getattr(frame, "shape", None)
+        raise DvsnetError(f"a frame must be an H×W×3 uint8 RGB array, got {type(frame).__name__} {shape}")
+
+
+def _with_decision_net(policy: Policy, dn: str | Path | None, flow_name: str, device: torch.device) -> Policy:
+    """The pipeline's own policy: a dn:T policy without a network gets the DN named by `dn` (a new
+    DecisionNetwork; the caller's object is left as it was); one with a network is checked for its device."""
+    if dn is not None and not isinstance(policy, DecisionNetwork):
+        raise DvsnetError(f"a decision network (dn={str(dn)!r}) only applies to dn:T policies, not {policy!r}")
+    if not isinstance(policy, DecisionNetwork):
+        return policy
+    if policy.net is None:
+        return DecisionNetwork(policy.threshold, _decision_net(dn, flow_name, device))
+    dn_device = _weights_device(policy.net)
+    if dn_device is not None and not same_device(dn_device, device):
+        raise DvsnetError(f"the policy's decision network is on {dn_device}, the segmenter on "
+                          f"{device}; move it there first (policy.net.to(device))")
+    return policy
 
 
 def _weights_device(network: object) -> torch.device | None:

@@ -11,6 +11,7 @@ warp and the score it decided on. Policy strings (DESIGN.md §3):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,33 +25,86 @@ from dvsnet.flow import key_segmentation_features
 POLICY_FORMS = "dn:T, fixed:L, diff:D, flow:F, oracle:T, always"
 
 
-@dataclass
 class RegionBatch:
     """What a policy may look at, for the B regions that have a key frame (row-major order).
 
     ages: (B,) int64 frames since each region's key frame; key_images, images: (B, 3, h, w) in [0, 1];
-    flow: (B, 2, h', w') current -> key, features: decision-network input, both None unless the policy
-    `needs_flow`; seg_labels, warped_labels: (B, h, w) int64, only for policies that `need_segmentation`;
-    key_logits: (B, K, h', w') the segmenter's logits of each region's key crop.
+    key_logits: (B, K, h', w') the segmenter's logits of each region's key crop, or None.
+    The expensive views are methods, computed on first use and kept, so the pipeline reuses what a policy
+    asked for (the oracle's segmentation of every region, any policy's flow):
+        flow()           -> (flow (B, 2, h', w') current -> key, decision-network features or None)
+        segmentation()   -> (B, K, h', w') segmenter logits of the current crops
+        seg_labels(), warped_labels() -> (B, h, w) int64 labels of the segmenter's and the warped output
+    The pipeline gives the functions behind them (`warp`: key logits and flow -> warped labels at the
+    crops' size; `to_labels`: logits -> labels at the crops' size); a test may give plain tensors instead
+    (`flow=`, `features=`, `seg_labels=`, `warped_labels=`).
     """
 
-    ages: torch.Tensor
-    key_images: torch.Tensor
-    images: torch.Tensor
-    flow: torch.Tensor | None = None
-    features: torch.Tensor | None = None
-    seg_labels: torch.Tensor | None = None
-    warped_labels: torch.Tensor | None = None
-    key_logits: torch.Tensor | None = None
+    def __init__(self, ages: torch.Tensor, key_images: torch.Tensor, images: torch.Tensor,
+                 key_logits: torch.Tensor | None = None, *,
+                 estimate_flow: Callable[[torch.Tensor, torch.Tensor], FlowOutput] | None = None,
+                 segment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 to_labels: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 warp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 flow: torch.Tensor | None = None, features: torch.Tensor | None = None,
+                 seg_labels: torch.Tensor | None = None, warped_labels: torch.Tensor | None = None):
+        self.ages, self.key_images, self.images, self.key_logits = ages, key_images, images, key_logits
+        self._estimate_flow, self._segment, self._to_labels, self._warp = estimate_flow, segment, to_labels, warp
+        self._flow: FlowOutput | None = None if flow is None else (flow, features)
+        self._seg_logits: torch.Tensor | None = None
+        self._seg_labels, self._warped_labels = seg_labels, warped_labels
+
+    def __len__(self) -> int:
+        return len(self.ages)
+
+    def flow(self) -> FlowOutput:
+        if self._flow is None:
+            if self._estimate_flow is None:
+                raise DvsnetError("this policy needs flow, but no flow estimator was given")
+            self._flow = self._estimate_flow(self.key_images, self.images)
+        return self._flow
+
+    def flow_of(self, index: torch.Tensor) -> torch.Tensor:
+        """The flow of the regions `index`: from the flow of every region when a policy computed it, else
+        estimated for those regions only (the common case: a policy that needs no flow)."""
+        if self._flow is not None:
+            return self._flow[0][index]
+        return self._estimate_flow(self.key_images[index], self.images[index])[0]
+
+    def segmentation(self) -> torch.Tensor:
+        if self._seg_logits is None:
+            self._seg_logits = self._segment(self.images)
+        return self._seg_logits
+
+    def segmentation_of(self, index: torch.Tensor) -> torch.Tensor:
+        """The segmenter's logits of the regions `index`, reusing those of every region when computed."""
+        if self._seg_logits is not None:
+            return self._seg_logits[index]
+        return self._segment(self.images[index])
+
+    def seg_labels(self) -> torch.Tensor:
+        if self._seg_labels is None:
+            self._seg_labels = self._to_labels(self.segmentation())
+        return self._seg_labels
+
+    def warped_labels(self) -> torch.Tensor:
+        if self._warped_labels is None:
+            self._warped_labels = self._warp(self.key_logits, self.flow()[0])
+        return self._warped_labels
+
+
+FlowOutput = tuple[torch.Tensor, "torch.Tensor | None"]
+Decision = tuple[torch.Tensor, torch.Tensor]  # (warp (B,) bool, score (B,) float32, NaN where none)
 
 
 class Policy(Protocol):
-    needs_flow: bool
-    needs_segmentation: bool
-
-    def decide(self, batch: RegionBatch) -> tuple[torch.Tensor, list[float | None]]:
-        """-> (warp (B,) bool, score per region or None)."""
+    def decide(self, batch: RegionBatch) -> Decision:
+        """-> (warp (B,) bool, score (B,) float32 with NaN where the policy computes no score)."""
         ...
+
+
+def no_scores(batch: RegionBatch) -> torch.Tensor:
+    return torch.full((len(batch),), float("nan"))
 
 
 def confidence_score(warped_labels: torch.Tensor, seg_labels: torch.Tensor) -> torch.Tensor:
@@ -61,11 +115,9 @@ def confidence_score(warped_labels: torch.Tensor, seg_labels: torch.Tensor) -> t
 class AlwaysSegment:
     """Per-frame segmentation: every region is a key frame on every frame."""
 
-    needs_flow = False
-    needs_segmentation = False
 
-    def decide(self, batch: RegionBatch) -> tuple[torch.Tensor, list[float | None]]:
-        return torch.zeros(len(batch.ages), dtype=torch.bool), [None] * len(batch.ages)
+    def decide(self, batch: RegionBatch) -> Decision:
+        return torch.zeros(len(batch), dtype=torch.bool), no_scores(batch)
 
     def __repr__(self) -> str:
         return "always"
@@ -76,11 +128,9 @@ class FixedInterval:
     """DFF: a region is re-segmented every `interval` frames after its key frame."""
 
     interval: int
-    needs_flow = False
-    needs_segmentation = False
 
-    def decide(self, batch: RegionBatch) -> tuple[torch.Tensor, list[float | None]]:
-        return batch.ages < self.interval, [None] * len(batch.ages)
+    def decide(self, batch: RegionBatch) -> Decision:
+        return batch.ages < self.interval, no_scores(batch)
 
     def __repr__(self) -> str:
         return f"fixed:{self.interval}"
@@ -91,15 +141,13 @@ class FrameDifference:
     """Paper Eq. (2): d = mean |G(I_k) - G(I_c)| over the region, grey in 0..255; d <= max_difference warps."""
 
     max_difference: float
-    needs_flow = False
-    needs_segmentation = False
 
-    def decide(self, batch: RegionBatch) -> tuple[torch.Tensor, list[float | None]]:
+    def decide(self, batch: RegionBatch) -> Decision:
         weights = batch.images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
         grey_key = (batch.key_images * weights).sum(1)
         grey_cur = (batch.images * weights).sum(1)
         d = (grey_key - grey_cur).abs().flatten(1).mean(1) * 255  # (B,)
-        return d <= self.max_difference, d.tolist()
+        return d <= self.max_difference, d.float().cpu()
 
     def __repr__(self) -> str:
         return f"diff:{self.max_difference:g}"
@@ -110,14 +158,13 @@ class FlowMagnitude:
     """Paper Eq. (3): f = mean sqrt(u² + v²) over the region in px; f <= max_magnitude warps."""
 
     max_magnitude: float
-    needs_flow = True
-    needs_segmentation = False
 
-    def decide(self, batch: RegionBatch) -> tuple[torch.Tensor, list[float | None]]:
-        f = (batch.flow * batch.flow).sum(1).sqrt().flatten(1).mean(1)  # (B,) in pixels of the flow grid
-        scale = batch.images.shape[-1] / batch.flow.shape[-1]  # back to image pixels
+    def decide(self, batch: RegionBatch) -> Decision:
+        flow = batch.flow()[0]
+        f = (flow * flow).sum(1).sqrt().flatten(1).mean(1)  # (B,) in pixels of the flow grid
+        scale = batch.images.shape[-1] / flow.shape[-1]  # back to image pixels
         f = f * scale
-        return f <= self.max_magnitude, f.tolist()
+        return f <= self.max_magnitude, f.float().cpu()
 
     def __repr__(self) -> str:
         return f"flow:{self.max_magnitude:g}"
@@ -127,21 +174,20 @@ class DecisionNetwork:
     """DVSNet's adaptive policy (paper §3.2, §3.4): warp where the DN's expected confidence score >= T.
 
     `net` maps (B, C, h, w) features to (B,) scores in [0, 1]; features are average-pooled to its
-    `in_size` first. When `net` is None the pipeline loads the shipped DN trained for its flow estimator.
+    `in_size` first. A policy parsed from "dn:T" has no net yet: the pipeline builds its own
+    DecisionNetwork(T, net) with the DN it loads (the shipped one for its flow estimator, or `dn`).
     """
 
-    needs_flow = True
-    needs_segmentation = False
 
     def __init__(self, threshold: float, net: nn.Module | None = None):
         self.threshold = threshold
         self.net = net
 
     @torch.no_grad()
-    def decide(self, batch: RegionBatch) -> tuple[torch.Tensor, list[float | None]]:
-        if batch.features is None:
+    def decide(self, batch: RegionBatch) -> Decision:
+        features = batch.flow()[1]
+        if features is None:
             raise DvsnetError("the dn policy needs a flow estimator that returns features")
-        features = batch.features
         if getattr(self.net, "reads_key_segmentation", False):
             key_features = key_segmentation_features(batch.key_logits)
             key_features = F.adaptive_avg_pool2d(key_features, tuple(features.shape[-2:]))
@@ -154,7 +200,7 @@ class DecisionNetwork:
         if in_size is not None and tuple(features.shape[-2:]) != tuple(in_size):
             features = F.adaptive_avg_pool2d(features, in_size)
         scores = self.net(features).float().cpu()  # (B,): one host sync per frame, not per region
-        return scores >= self.threshold, scores.tolist()
+        return scores >= self.threshold, scores
 
     def __repr__(self) -> str:
         return f"dn:{self.threshold:g}"
@@ -165,12 +211,10 @@ class Oracle:
     """The true confidence score (Eq. 1) as the decision: an upper bound for any DN, for analysis only."""
 
     threshold: float
-    needs_flow = True
-    needs_segmentation = True
 
-    def decide(self, batch: RegionBatch) -> tuple[torch.Tensor, list[float | None]]:
-        scores = confidence_score(batch.warped_labels, batch.seg_labels).cpu()
-        return scores >= self.threshold, scores.tolist()
+    def decide(self, batch: RegionBatch) -> Decision:
+        scores = confidence_score(batch.warped_labels(), batch.seg_labels()).cpu()
+        return scores >= self.threshold, scores
 
     def __repr__(self) -> str:
         return f"oracle:{self.threshold:g}"
@@ -211,3 +255,8 @@ def parse_policy(spec: str | Policy) -> Policy:
             raise DvsnetError(f"policy {spec!r}: limit must be >= 0, got {limit:g}")
         return FrameDifference(limit) if name == "diff" else FlowMagnitude(limit)
     raise DvsnetError(f"unknown policy {spec!r}; valid forms: {POLICY_FORMS}")
+
+
+def describe_policy(spec: str | Policy) -> str:
+    """The canonical policy string ('DN:0.920' -> 'dn:0.92'); objects by their repr."""
+    return repr(parse_policy(spec)) if isinstance(spec, str) else repr(spec)

@@ -17,9 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dvsnet.config import STITCH_MODES, default_overlap  # noqa: F401 (callers move to dvsnet.config)
 from dvsnet.errors import DvsnetError
-
-STITCH_MODES = ("max-logit", "core")
 
 
 @dataclass(frozen=True)
@@ -46,9 +45,42 @@ class Region:
         return self.right - self.left
 
 
-def default_overlap(width: int) -> int:
-    """The paper's 64 px of overlap at 2048 px frame width, scaled to `width` (16 px at 512)."""
-    return round(64 * width / 2048)
+MIN_CORE_PX = 16  # a region's cell must be at least this tall and wide: two cells of a stride-8 segmenter
+MAX_CROP_SHARE = 4.0  # the regions' crops may hold at most this many times the frame's pixels
+
+
+def _grid_fits(height: int, width: int, rows: int, cols: int, overlap: int) -> bool:
+    return (height // rows >= MIN_CORE_PX and width // cols >= MIN_CORE_PX
+            and crop_pixels(height, width, rows, cols, overlap) <= MAX_CROP_SHARE * height * width)
+
+
+def crop_pixels(height: int, width: int, rows: int, cols: int, overlap: int) -> int:
+    """Pixels held by the crops of a rows x cols grid (each cell grown by `overlap` on inner edges)."""
+    tall = height / rows + 2 * overlap * (rows - 1) / rows  # the mean crop height
+    wide = width / cols + 2 * overlap * (cols - 1) / cols
+    return round(rows * cols * tall * wide)
+
+
+def check_grid(height: int, width: int, rows: int, cols: int, overlap: int) -> None:
+    """DvsnetError, before anything is allocated, for a grid whose regions are too small to segment (cells
+    under MIN_CORE_PX) or too many to hold (crops over MAX_CROP_SHARE times the frame), naming the
+    largest grid of the same shape that fits."""
+    if _grid_fits(height, width, rows, cols, overlap):
+        return
+    if height // rows < MIN_CORE_PX or width // cols < MIN_CORE_PX:
+        why = f"its cells would be {height // rows}x{width // cols} px, under the {MIN_CORE_PX} px a region needs"
+    else:
+        share = crop_pixels(height, width, rows, cols, overlap) / (height * width)
+        why = (f"its {rows * cols} regions with {overlap} px of overlap would hold {share:.1f}x the frame's "
+               f"pixels (at most {MAX_CROP_SHARE:g}x)")
+    fits = "none"
+    for step in range(max(rows, cols), 0, -1):  # the same rows:cols shape, scaled down
+        r, c = max(1, round(rows * step / max(rows, cols))), max(1, round(cols * step / max(rows, cols)))
+        if _grid_fits(height, width, r, c, overlap):
+            fits = f"{r}x{c}"
+            break
+    raise DvsnetError(f"grid {rows}x{cols} does not suit {height}x{width} frames: {why}; "
+                      f"the largest {rows}:{cols} grid that fits is {fits}")
 
 
 def region_grid(height: int, width: int, rows: int, cols: int, overlap: int) -> list[Region]:

@@ -128,3 +128,21 @@ def _upsample_max_by_cells(logits: torch.Tensor, scale: int) -> tuple[torch.Tens
 def logits_to_labels(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """(B, K, h, w) logits -> (B, H, W) int64 labels (bilinear upsample to `size`, argmax)."""
     return upsample_logits(logits, size)[1]
+
+
+def estimate_flow(estimator, key: torch.Tensor, cur: torch.Tensor,
+                  flow_size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The flow path's first half, shared by the pipeline and the confidence-score generator: `estimator`
+    (see dvsnet.flow) on key and current crops (B, 3, h, w) in [0, 1], both scaled to `flow_size` first when
+    given. Returns (flow (B, 2, h', w') current -> key in pixels of its own grid, features or None)."""
+    if flow_size is not None and tuple(flow_size) != tuple(key.shape[-2:]):
+        key, cur = (F.interpolate(x, size=tuple(flow_size), mode="area") for x in (key, cur))
+    return estimator(key, cur)
+
+
+def warp_labels(key_logits: torch.Tensor, flow: torch.Tensor, crop_size: tuple[int, int],
+                upscale: int = WARP_UPSCALE) -> tuple[torch.Tensor, torch.Tensor]:
+    """The flow path's second half: W(S_k, F) at `upscale` x the logits' grid, then bilinear upsampling to
+    the crops' size and argmax. (B, K, h, w) key logits, (B, 2, h', w') flow -> (max-logit (B, Hc, Wc),
+    labels (B, Hc, Wc) int64)."""
+    return upsample_logits(warp_logits(key_logits, flow, upscale), crop_size)

@@ -1,0 +1,127 @@
+"""The pipeline's configuration as one frozen value: what every caller builds a DVSNet from, and what every
+result file (summary.json, the evaluate JSON, the sweep CSV) records, in one format (`to_record`).
+
+A field holds a name (str) for the usual case; the Python API may also put an object there (a segmenter
+module, a flow estimator, a policy object). Such an object is described by its name or repr in records.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dvsnet.errors import DvsnetError
+
+STITCH_MODES = ("max-logit", "core")
+# overlap of neighbouring regions (paper §4.5): 64 px at 2048 px frame width, scaled with the width
+PAPER_OVERLAP_PX, PAPER_WIDTH_PX = 64, 2048
+
+
+def default_overlap(width: int) -> int:
+    """The paper's 64 px of overlap at 2048 px frame width, scaled to `width` (16 px at 512)."""
+    return round(PAPER_OVERLAP_PX * width / PAPER_WIDTH_PX)
+
+
+def format_grid(grid: tuple[int, int]) -> str:
+    """(2, 2) -> '2x2': how every result file writes a grid."""
+    return f"{grid[0]}x{grid[1]}"
+
+
+def parse_grid(text: str) -> tuple[int, int]:
+    """'2x2' (or '2×2') -> (2, 2): rows x columns, each >= 1; DvsnetError otherwise."""
+    parts = str(text).lower().replace("×", "x").split("x")
+    try:
+        rows, cols = (int(p) for p in parts)
+    except ValueError:
+        raise DvsnetError(f"grid must look like RxC (e.g. 2x2), got {text!r}") from None
+    if rows < 1 or cols < 1:
+        raise DvsnetError(f"grid rows and columns must be >= 1, got {text!r}")
+    return rows, cols
+
+
+def describe(part: Any) -> str | None:
+    """A record entry for a name, a path, or an object (policy objects print as their policy string)."""
+    if part is None:
+        return None
+    if isinstance(part, (str, int, float, Path)):
+        return str(part)
+    name = getattr(part, "name", None)
+    if isinstance(name, str):
+        return name
+    if type(part).__repr__ is not object.__repr__:
+        return repr(part)
+    return type(part).__name__
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that configures a DVSNet (the meaning of each field: dvsnet.pipeline.DVSNet).
+
+    segmenter: "fast" | "accurate" | weights path | a segmenter callable.
+    flow: a flow estimator name (dvsnet.flow.FLOWS) or estimator callable.
+    policy: a policy string (dvsnet.policies) or policy object.
+    grid: (rows, cols). overlap: px grown on inner region edges; None = default_overlap(frame width),
+    resolved by `overlap_px` (the one place that does). stitch: "max-logit" | "core".
+    dn: decision network of a dn:T policy (shipped variant name or .safetensors path); None = the one
+    shipped for the flow estimator. device: "auto" | "cpu" | "cuda[:N]" | torch.device; None = where the
+    segmenter's weights are (the CPU for a name). flow_width: px the flow runs at (None: full width).
+    """
+
+    segmenter: Any = "fast"
+    flow: Any = "dis"
+    policy: Any = "dn:0.92"
+    grid: tuple[int, int] = (2, 2)
+    overlap: int | None = None
+    stitch: str = "max-logit"
+    dn: str | Path | None = None
+    device: Any = None
+    flow_width: int | None = None
+
+    def __post_init__(self) -> None:
+        grid = parse_grid(self.grid) if isinstance(self.grid, str) else tuple(int(n) for n in self.grid)
+        if len(grid) != 2 or min(grid) < 1:
+            raise DvsnetError(f"grid must be (rows, cols), each >= 1, got {self.grid!r}")
+        object.__setattr__(self, "grid", grid)
+        if self.overlap is not None and (not isinstance(self.overlap, int) or self.overlap < 0):
+            raise DvsnetError(f"overlap must be a whole number of pixels >= 0 or None, got {self.overlap!r}")
+        if self.stitch not in STITCH_MODES:
+            raise DvsnetError(f"unknown stitch mode {self.stitch!r}; valid: {', '.join(STITCH_MODES)}")
+        if self.flow_width is not None and (not isinstance(self.flow_width, int) or self.flow_width < 16):
+            raise DvsnetError(f"flow_width must be a whole number of pixels >= 16 or None, got {self.flow_width!r}")
+
+    def overlap_px(self, width: int) -> int:
+        """The overlap in px for frames `width` wide; 0 on a 1x1 grid, which has no inner edge to grow."""
+        if self.grid == (1, 1):
+            return 0
+        return default_overlap(width) if self.overlap is None else self.overlap
+
+    def replace(self, **changes: Any) -> PipelineConfig:
+        """A copy with some fields changed (dataclasses.replace)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_record(self, width: int | None = None) -> dict[str, Any]:
+        """The config as result files record it: names, grid as 'RxC', overlap in px when the frame
+        width is known (with overlap_default saying whether it came from the default)."""
+        from dvsnet.policies import describe_policy
+
+        return {
+            "segmenter": describe(self.segmenter), "flow": describe(self.flow),
+            "policy": describe_policy(self.policy), "grid": format_grid(self.grid),
+            "overlap": self.overlap if width is None else self.overlap_px(width),
+            "overlap_default": self.overlap is None, "stitch": self.stitch,
+            "dn": describe(self.dn), "device": describe(self.device), "flow_width": self.flow_width,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> PipelineConfig:
+        """The config back from `to_record`'s dict (extra keys are ignored; an overlap the default
+        resolved is read as the default again)."""
+        overlap = None if record.get("overlap_default") else record.get("overlap")
+        return cls(
+            segmenter=record.get("segmenter", "fast"), flow=record.get("flow", "dis"),
+            policy=record.get("policy", "dn:0.92"), grid=record.get("grid", (2, 2)),
+            overlap=None if overlap is None else int(overlap), stitch=record.get("stitch", "max-logit"),
+            dn=record.get("dn"), device=record.get("device"),
+            flow_width=None if record.get("flow_width") in (None, "") else int(record["flow_width"]),
+        )
