@@ -9,7 +9,8 @@ mean of the two baseline fps (both are printed, so a change of load during the r
     PYTHONPATH=src python benchmarks/bench_dn_variants.py --data data/synth --max-snippets 50 --threads 1 \
         --dn dis runs/dn-dis-keyseg/model.safetensors --thresholds 0.9 0.92 0.94 0.96
 
-`--dn` takes shipped variant names or weights files (as `dvsnet segment --dn`). Writes
+`--dn` takes shipped variant names or weights files (as `dvsnet segment --dn`), each trained on the features
+of `--flow` (default dis; e.g. `--flow flownet-conv4 --dn runs/dn-flownet-conv4/model.safetensors`). Writes
 results/bench_dn_variants.json and prints one row per (threshold, DN).
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from dvsnet.atomic import write_text_atomic
 from dvsnet.cli.options import parse_grid
 from dvsnet.evaluate import describe_machine, evaluate, load_snippets, set_threads
+from dvsnet.flow import FLOWS
 
 
 def main() -> None:
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--segmenter", default="fast")
     parser.add_argument("--grid", type=parse_grid, default=(2, 2), metavar="RxC")
+    parser.add_argument("--flow", default="dis", choices=list(FLOWS), help="the flow estimator the DNs read")
     parser.add_argument("--dn", nargs="+", default=["dis"])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.9, 0.92, 0.94, 0.96])
     parser.add_argument("--output", default="results/bench_dn_variants.json")
@@ -39,7 +42,7 @@ def main() -> None:
     grid = tuple(args.grid)
 
     snippets = load_snippets(args.data, "val", max_snippets=args.max_snippets)
-    common = {"segmenter": args.segmenter, "flow": "dis", "snippets": snippets}
+    common = {"segmenter": args.segmenter, "flow": args.flow, "snippets": snippets}
     started = time.time()
     baseline = evaluate(args.data, policy="always", grid=(1, 1), overlap=0, **common)
     rows = [{"policy": "always", "grid": "1x1", "dn": None, "miou": baseline["miou"], "fps": baseline["fps"],
@@ -62,7 +65,7 @@ def main() -> None:
         rows.append(row)
         print(f"| {row['policy']} | {dn} | {100 * row['miou']:.2f} | {100 * (baseline['miou'] - row['miou']):+.2f} "
               f"| {row['fps']:.2f} | {row['speedup']:.2f}x | {100 * row['workload_saved']:.1f} % |")
-    report = {"rows": rows, "snippets": len(snippets), "segmenter": args.segmenter,
+    report = {"rows": rows, "snippets": len(snippets), "segmenter": args.segmenter, "flow": args.flow,
               "seconds": round(time.time() - started, 1), "machine": describe_machine()}
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

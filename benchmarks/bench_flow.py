@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dvsnet.data.cityscapes import CityscapesSequences, load_image
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import DISFlow
 from dvsnet.models import load_flownet
-from dvsnet.train.confidence import list_snippets
-from dvsnet.train.flow import compose_backward, flow_epe, read_backward_flow
-from dvsnet.train.seg import read_image
+from dvsnet.train.flow import compose_backward, flow_epe
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -51,14 +50,15 @@ def main() -> None:
         print(f"flownet skipped: {exc}")
 
     pairs = []
-    for frames in list_snippets(args.data, "val")[: args.snippets]:
-        t = min(19, len(frames) - 1)
-        cur = to_tensor(read_image(frames[t]))
+    data = CityscapesSequences(args.data, "val", with_flow=True)
+    for s in range(min(args.snippets, len(data))):
+        frames, t = data[s].frame_paths, data[s].annotated_offset
+        cur = to_tensor(load_image(frames[t]))
         for o in args.offsets:
             if t - o < 0:
                 continue
-            flows = [torch.from_numpy(read_backward_flow(frames[t - j])).permute(2, 0, 1)[None] for j in range(o)]
-            pairs.append((o, to_tensor(read_image(frames[t - o])), cur, compose_backward(flows)))
+            flows = [torch.from_numpy(data.load_flow(s, t - j, "backward")[0]).permute(2, 0, 1)[None] for j in range(o)]
+            pairs.append((o, to_tensor(load_image(frames[t - o])), cur, compose_backward(flows)))
     if not pairs:
         raise SystemExit(f"no val pairs under {args.data}")
 

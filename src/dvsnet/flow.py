@@ -127,17 +127,34 @@ class DISFlow:
 
 
 class FlowNetFlow:
-    """Our learned FlowNet2-s style network (dvsnet.models); features from one of its layers."""
+    """Our learned FlowNet2-s style network (dvsnet.models) and the decision-network input `features` names
+    (paper Table 2): "conv4" | "conv5" | "conv6", its encoder's features after that layer ((B, 96 | 128 | 192,
+    ·, ·), strides in dvsnet.models.flownet); "image-flow", the key crop and the flow / 8 average-pooled to
+    16x16 ((B, 5, 16, 16)). Its name "flownet-<features>" is the decision-network variant it feeds."""
 
-    def __init__(self, feature_layer: str = "conv6", device: str | torch.device = "cpu"):
+    FEATURES = ("conv4", "conv5", "conv6", "image-flow")
+
+    def __init__(self, features: str = "conv6", device: str | torch.device = "cpu"):
+        if features not in self.FEATURES:
+            raise DvsnetError(f"unknown flownet features {features!r}; valid: {', '.join(self.FEATURES)}")
         self.net = load_flownet(device=device)
-        self.feature_layer = feature_layer
-        self.name = f"flownet-{feature_layer}"
+        self.features = features
+        self.name = f"flownet-{features}"
 
     @torch.no_grad()
-    def __call__(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        flow, features = self.net(key, cur)
-        return flow, features[self.feature_layer]
+    def __call__(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flow, layers = self.net(key, cur)
+        return flow, self.decision_features(self.features, key, flow, layers)
+
+    @staticmethod
+    def decision_features(features: str, key: torch.Tensor, flow: torch.Tensor,
+                          layers: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The `features` input (see the class docstring) from the network's outputs on key crops (B, 3, h, w):
+        flow (B, 2, h', w') in pixels of its grid and the encoder `layers` ({"conv4": ..., ...})."""
+        if features == "image-flow":
+            return torch.cat([F.adaptive_avg_pool2d(key, MOTION_FEATURE_SIZE),
+                              F.adaptive_avg_pool2d(flow / 8, MOTION_FEATURE_SIZE)], 1)  # (B, 5, 16, 16)
+        return layers[features]
 
 
 FLOWS: dict[str, Callable[[torch.device], FlowEstimator]] = {  # DIS runs on the CPU whatever the device
@@ -145,6 +162,9 @@ FLOWS: dict[str, Callable[[torch.device], FlowEstimator]] = {  # DIS runs on the
     "dis-fast": lambda device: DISFlow("fast"),
     "dis-medium": lambda device: DISFlow("medium"),
     "flownet": lambda device: FlowNetFlow("conv6", device),
+    "flownet-conv4": lambda device: FlowNetFlow("conv4", device),
+    "flownet-conv5": lambda device: FlowNetFlow("conv5", device),
+    "flownet-image-flow": lambda device: FlowNetFlow("image-flow", device),
 }
 
 

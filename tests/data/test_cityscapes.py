@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from dvsnet.data.cityscapes import CityscapesFrames, CityscapesSequences, Snippet, load_labels
+from dvsnet.data.cityscapes import (
+    CityscapesFrames,
+    CityscapesSequences,
+    SnippetFiles,
+    labelled_frames,
+    load_labels,
+)
 from dvsnet.data.flowio import write_png_atomic
 from dvsnet.data.labels import LABEL_TO_TRAIN
 from dvsnet.data.synthetic import write_dataset
@@ -54,7 +60,7 @@ def test_real_naming_groups_snippets_by_their_annotated_frame(real_root):
     ds = CityscapesSequences(real_root, "val")
     assert len(ds) == 2  # two annotated frames in one sequence -> two snippets
     first, second = ds[0], ds.snippet(1)
-    assert isinstance(first, Snippet)
+    assert isinstance(first, SnippetFiles)
     assert (first.city, first.sequence, first.first_frame, first.annotated_offset) == ("aachen", 3, 100, 19)
     assert [p.name for p in first.frame_paths[:2]] == ["aachen_000003_000100_leftImg8bit.png",
                                                        "aachen_000003_000101_leftImg8bit.png"]
@@ -84,7 +90,7 @@ def test_synthetic_tree_gives_the_same_structures_with_every_frame_labelled(synt
     assert snip.annotated_frame.name == "synth_000001_000019_leftImg8bit.png"
     image, labels = ds.load_image(snip.annotated_frame), ds.load_labels(snip.annotated_labels)
     assert image.shape == (H, W, 3) and labels.shape == (H, W) and labels.max() < 19
-    # the labelIds file and its trainIds twin agree
+    # the labelIds file and its labelTrainIds twin agree
     raw = cv2.imread(str(snip.annotated_labels), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(LABEL_TO_TRAIN[raw], labels)
     flow, valid = ds.load_flow(1, 19, "backward")
@@ -151,3 +157,39 @@ def test_middlebury_flow_tree_reads_with_its_occlusion_masks(tmp_path):
 
 def _seed_of(root):
     return json.loads((root / "manifest_train.json").read_text())["sequence_params"][0]["seed"]
+
+
+def test_train_id_twins_are_read_by_either_name(synth_root, tmp_path):
+    """The writer names train-id twins _gtFine_labelTrainIds.png (as the Cityscapes scripts do); trees written
+    before keep _gtFine_trainIds.png, and the loader reads the twin under either name instead of mapping."""
+    city = synth_root / "gtFine/val/synth"
+    assert (city / "synth_000000_000019_gtFine_labelTrainIds.png").is_file()
+    assert not list(city.glob("*_gtFine_trainIds.png"))
+    labels = load_labels(city / "synth_000000_000019_gtFine_labelIds.png")
+    for name in ("labelTrainIds", "trainIds"):  # a twin that differs from the mapped label ids is the one read
+        folder = tmp_path / name
+        folder.mkdir()
+        label_ids = folder / "x_000000_000000_gtFine_labelIds.png"
+        write_png_atomic(label_ids, np.full((H, W), 7, np.uint8))  # road -> 0 when mapped
+        write_png_atomic(folder / f"x_000000_000000_gtFine_{name}.png", labels)
+        np.testing.assert_array_equal(load_labels(label_ids), labels)
+        np.testing.assert_array_equal(load_labels(folder / f"x_000000_000000_gtFine_{name}.png"), labels)
+    (tmp_path / "trainIds" / "x_000000_000000_gtFine_trainIds.png").unlink()
+    assert (load_labels(tmp_path / "trainIds" / "x_000000_000000_gtFine_labelIds.png") == 0).all()
+
+
+def test_labelled_frames_are_the_snippets_labelled_frames_in_order(synth_root, real_root):
+    pairs = labelled_frames(synth_root, "val")
+    assert len(pairs) == 60 and [p.name for p, _ in pairs[29:31]] == ["synth_000000_000029_leftImg8bit.png",
+                                                                      "synth_000001_000000_leftImg8bit.png"]
+    assert all(label.name == image.name.replace("leftImg8bit", "gtFine_labelIds") for image, label in pairs)
+    assert [p.name for p, _ in labelled_frames(real_root, "val")] == ["aachen_000003_000119_leftImg8bit.png",
+                                                                      "aachen_000003_000219_leftImg8bit.png"]
+
+
+def test_a_long_sequence_is_cut_into_30_frame_snippets(tmp_path):
+    """Every frame labelled, 65 frames: two snippets (0..29, 30..59); the last 5 frames belong to none."""
+    write_dataset(tmp_path, "train", sequences=1, frames=65, size=(H, W), seed=3, progress=False)
+    ds = CityscapesSequences(tmp_path, "train")
+    assert [(s.sequence, s.first_frame, len(s.frame_paths)) for s in ds] == [(0, 0, 30), (0, 30, 30)]
+    assert ds[1].annotated_frame.name == "synth_000000_000049_leftImg8bit.png"

@@ -125,7 +125,7 @@ def test_writer_files_match_the_rendered_frames(tiny_tree):
         stem = f"synth_000000_{f.index:06d}"
         image = cv2.imread(str(root / "leftImg8bit_sequence/val/synth" / f"{stem}_leftImg8bit.png"))[..., ::-1]
         np.testing.assert_array_equal(image, f.image)
-        train = cv2.imread(str(city / f"{stem}_gtFine_trainIds.png"), cv2.IMREAD_UNCHANGED)
+        train = cv2.imread(str(city / f"{stem}_gtFine_labelTrainIds.png"), cv2.IMREAD_UNCHANGED)
         label_ids = cv2.imread(str(city / f"{stem}_gtFine_labelIds.png"), cv2.IMREAD_UNCHANGED)
         np.testing.assert_array_equal(train, f.labels)
         np.testing.assert_array_equal(LABEL_TO_TRAIN[label_ids], f.labels)

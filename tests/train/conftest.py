@@ -48,7 +48,7 @@ def write_tree(root: Path, snippets: dict[str, int], frames: int) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tree(tmp_path_factory) -> Path:
-    return write_tree(tmp_path_factory.mktemp("synth"), {"train": 2, "val": 1}, frames=10)
+    return write_tree(tmp_path_factory.mktemp("synth"), {"train": 2, "val": 1}, frames=30)  # one snippet each
 
 
 @pytest.fixture(scope="session")

@@ -100,6 +100,27 @@ def test_train_dn_cli_writes_loadable_weights(tiny_tree, tiny_fast, tmp_path, ca
     assert all(s is not None and 0 <= s <= 1 for r in results[1:] for s in r.scores)
 
 
+def test_a_flownet_variant_runs_with_its_flow_estimator_and_dn_file(tiny_tree, tiny_fast, tmp_path):
+    """No DN ships for flownet-image-flow: `train dn --variant flownet-image-flow` makes one, and the pipeline
+    runs it with --flow flownet-image-flow --dn FILE; without the file, or with another flow, it says so."""
+    out = tmp_path / "dn"
+    assert main(["train", "dn", "--variant", "flownet-image-flow", "--data", str(tiny_tree), "--segmenter",
+                 str(tiny_fast), "--cache", str(tmp_path / "cache"), "--max-offset", "2", "--keys-per-snippet", "1",
+                 "--steps", "5", "--batch", "4", "--out", str(out), "--threads", "1", "--no-progress"]) == 0
+    weights = out / "model.safetensors"
+    pipe = dvsnet.DVSNet(segmenter=str(tiny_fast), flow="flownet-image-flow", policy="dn:0.5", dn=weights)
+    assert pipe.policy.net.variant == "flownet-image-flow" and pipe.policy.net.in_channels == 5
+    frame = np.full((64, 128, 3), 90, np.uint8)
+    results = [pipe.step(np.roll(frame + np.arange(128, dtype=np.uint8)[None, :, None], 2 * i, axis=1))
+               for i in range(3)]
+    assert all(s is not None and 0 <= s <= 1 for r in results[1:] for s in r.scores)
+    with pytest.raises(DvsnetError, match="train dn --variant flownet-image-flow") as missing:
+        dvsnet.DVSNet(segmenter=str(tiny_fast), flow="flownet-image-flow", policy="dn:0.5")
+    assert "\n" not in str(missing.value)
+    with pytest.raises(DvsnetError, match="reads 'flownet-image-flow' features"):
+        dvsnet.DVSNet(segmenter=str(tiny_fast), flow="flownet-conv4", policy="dn:0.5", dn=weights)
+
+
 def test_unknown_or_unshipped_variant_fails_clearly(tmp_path):
     with pytest.raises(DvsnetError, match="valid: dis"):
         load_decision_net("sift")

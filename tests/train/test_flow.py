@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from dvsnet.cli import main
+from dvsnet.data.flowio import read_kitti_flow
 from dvsnet.models import FlowNetS, load_flownet
-from dvsnet.train.confidence import list_snippets
-from dvsnet.train.flow import compose_backward, flow_epe, multiscale_epe, read_backward_flow
+from dvsnet.train.flow import FlowPairs, compose_backward, flow_epe, multiscale_epe
 
 
 def test_composing_constant_flows_adds_them():
@@ -63,15 +63,21 @@ def rendered_tree(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("render")
     for split, seed in (("train", 1), ("val", 2)):
-        write_dataset(root, split, sequences=1, frames=6, size=(64, 128), seed=seed, progress=False)
+        write_dataset(root, split, sequences=1, frames=30, size=(64, 128), seed=seed, progress=False)
     return root
 
 
-def test_ground_truth_backward_flow_is_read_in_pixels(rendered_tree):
-    frames = list_snippets(rendered_tree, "train")[0]
-    flow = read_backward_flow(frames[3])
-    assert flow.shape == (64, 128, 2) and flow.dtype == np.float32
-    assert np.isfinite(flow).all() and np.abs(flow).max() > 0
+def test_pairs_hold_the_snippets_frames_and_backward_flows(rendered_tree):
+    """FlowPairs reads the tree through dvsnet.data: 30-frame snippets and each frame's backward flow in
+    pixels; offset 1's target is that flow itself."""
+    pairs = FlowPairs(str(rendered_tree), "train", None)
+    assert pairs.frames.shape == (1, 30, 64, 128, 3) and pairs.flows.shape == (1, 30, 2, 64, 128)
+    stored, _ = read_kitti_flow(rendered_tree / "flow/train/synth/synth_000000_000003_flow_backward.png")
+    np.testing.assert_allclose(pairs.flows[0, 3].float().permute(1, 2, 0).numpy(), stored, atol=2e-2)  # fp16
+    assert np.abs(stored).max() > 0
+    key, _, target = pairs.pair(0, 3, 1)
+    assert torch.equal(target, pairs.flows[0, 3].float())
+    assert torch.equal(key, torch.from_numpy(pairs.frames[0, 2]).permute(2, 0, 1).float() / 255)
 
 
 def test_train_flow_cli_runs_logs_and_writes_loadable_weights(rendered_tree, tmp_path):

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from dvsnet.cli import main
+from dvsnet.data.cityscapes import labelled_frames
 from dvsnet.errors import DvsnetError
 from dvsnet.models import load_segmenter
-from dvsnet.train.seg import list_labelled_frames, read_label, resolve_precision
+from dvsnet.train.seg import load_pairs, resolve_precision
 
 
 def _load_benchmark(name: str):
@@ -24,11 +25,13 @@ def _load_benchmark(name: str):
     return bench
 
 
-def test_list_labelled_frames_maps_label_ids_to_train_ids(tiny_tree):
-    pairs = list_labelled_frames(tiny_tree, "train")
-    assert len(pairs) == 20
-    label = read_label(pairs[0][1])
-    assert set(np.unique(label)) == {0, 2, 10, 13}
+def test_training_frames_come_from_the_snippets_with_train_ids(tiny_tree):
+    """The trainer reads dvsnet.data's labelled frames: 2 snippets x 30 frames, label ids mapped to train ids."""
+    pairs = labelled_frames(tiny_tree, "train")
+    assert len(pairs) == 60 and pairs[0][0].name == "tiny_000000_000000_leftImg8bit.png"
+    images, labels = load_pairs(pairs[::2])
+    assert images.shape == (30, 64, 128, 3) and images.dtype == np.uint8
+    assert labels.shape == (30, 64, 128) and set(np.unique(labels[0])) == {0, 2, 10, 13}
 
 
 def test_train_seg_logs_checkpoints_and_resumes(tiny_tree, tmp_path, capsys):
@@ -86,7 +89,7 @@ def test_train_seg_missing_data_is_one_line_error(tmp_path, capsys):
     assert main(["train", "seg", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r"), "--steps", "1",
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "no train images" in err and err.count("\n") == 1
+    assert "no such folder" in err and err.count("\n") == 1
 
 
 def test_ship_writes_fp16_weights_and_config_that_load(tiny_fast, tmp_path):
@@ -192,6 +195,6 @@ def test_bench_models_counts_macs_and_measures_only_the_models_asked_for(tiny_tr
                 "--size", "64x128", "--threads", "1", "--warmup", "0", "--repeats", "1", "--out", str(out)])
     rows = {row["model"]: row for row in json.loads(out.read_text())["rows"]}
     assert "accurate" not in rows and rows["fast"]["weights"] == str(tiny_fast)
-    assert rows["fast"]["val_frames"] == 10 and 0 < rows["fast"]["val_miou"] <= 1
+    assert rows["fast"]["val_frames"] == 30 and 0 < rows["fast"]["val_miou"] <= 1
     assert rows["fast"]["GFLOPs"] > 0 and rows["fast"]["ms_per_frame"] > 0
     capsys.readouterr()

@@ -4,7 +4,8 @@ Layout (DESIGN.md §4), for split S and city C:
 
     ROOT/leftImg8bit_sequence/S/C/C_{seq:06d}_{frame:06d}_leftImg8bit.png   every frame, RGB
     ROOT/gtFine/S/C/C_{seq:06d}_{frame:06d}_gtFine_labelIds.png            labelled frames (label ids)
-    ROOT/gtFine/S/C/..._gtFine_trainIds.png or ..._gtFine_labelTrainIds.png optional train-id twins
+    ROOT/gtFine/S/C/..._gtFine_labelTrainIds.png                           optional train-id twins (older
+                                                                          synthetic trees: _gtFine_trainIds.png)
     ROOT/flow/S/C/..._flow_forward.png|.flo, ..._flow_backward.png|.flo     optional (synthetic tree)
 
 A snippet is 30 consecutive frames whose 20th (offset 19) is annotated. Real Cityscapes labels one
@@ -40,12 +41,12 @@ LABELS = "gtFine"
 FLOW = "flow"
 _LABEL_NAME = re.compile(r"^(?P<city>.+)_(?P<seq>\d{6})_(?P<frame>\d{6})_gtFine_labelIds\.png$")
 _IMAGE_NAME = re.compile(r"^(?P<city>.+)_(?P<seq>\d{6})_(?P<frame>\d{6})_leftImg8bit\.png$")
-_TRAIN_ID_SUFFIXES = ("_gtFine_trainIds.png", "_gtFine_labelTrainIds.png")
+_TRAIN_ID_SUFFIXES = ("_gtFine_labelTrainIds.png", "_gtFine_trainIds.png")  # Cityscapes scripts' name first
 
 
 @dataclass(frozen=True)
-class Snippet:
-    """One 30-frame snippet: paths only (load with CityscapesSequences.load_*)."""
+class SnippetFiles:
+    """The files of one 30-frame snippet (load them with load_image, load_labels, CityscapesSequences.load_flow)."""
 
     city: str
     sequence: int
@@ -81,7 +82,7 @@ def load_labels(path: str | os.PathLike) -> np.ndarray:
     """Read a gtFine label map -> H×W uint8 train ids.
 
     A `_gtFine_labelIds.png` path is read from its train-id twin when one exists beside it, else mapped
-    through LABEL_TO_TRAIN; a `_trainIds.png` / `_labelTrainIds.png` path is read as it is."""
+    through LABEL_TO_TRAIN; a `_labelTrainIds.png` / `_trainIds.png` path is read as it is."""
     path = Path(path)
     name = path.name
     source, is_train = path, not name.endswith("_gtFine_labelIds.png")
@@ -106,7 +107,7 @@ def _require_dir(path: Path, expected: str) -> None:
 
 
 class CityscapesSequences(Dataset):
-    """Snippets of a Cityscapes-layout split. `ds[i]` (or `ds.snippet(i)`) is a Snippet of paths.
+    """Snippets of a Cityscapes-layout split. `ds[i]` (or `ds.snippet(i)`) is a SnippetFiles.
 
     Every snippet's 30 frames (and, with_flow, its flow files) are checked to exist when the dataset
     is opened; a missing or misnamed file raises DvsnetError naming the file and what was expected."""
@@ -135,7 +136,7 @@ class CityscapesSequences(Dataset):
             raise DvsnetError(f"{label_dir}: no label files; expected "
                               f"{LABELS}/{split}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png")
         images: dict[str, set[str]] = {}
-        snippets: list[Snippet] = []
+        snippets: list[SnippetFiles] = []
         for (city, seq), frames in sorted(labelled.items()):
             if city not in images:
                 folder = image_dir / city
@@ -154,7 +155,7 @@ class CityscapesSequences(Dataset):
                 snippets.append(self._snippet(city, seq, start, frames, images[city]))
         self.snippets = snippets
 
-    def _snippet(self, city: str, seq: int, start: int, frames: dict[int, Path], names: set[str]) -> Snippet:
+    def _snippet(self, city: str, seq: int, start: int, frames: dict[int, Path], names: set[str]) -> SnippetFiles:
         annotated = start + ANNOTATED_OFFSET
         paths = []
         for frame in range(start, start + SNIPPET_LENGTH):
@@ -169,7 +170,7 @@ class CityscapesSequences(Dataset):
         if self.with_flow:
             forward = tuple(self._flow_path(city, seq, f, "forward") for f in range(start, start + SNIPPET_LENGTH))
             backward = tuple(self._flow_path(city, seq, f, "backward") for f in range(start, start + SNIPPET_LENGTH))
-        return Snippet(city=city, sequence=seq, first_frame=start, frame_paths=tuple(paths), label_paths=labels,
+        return SnippetFiles(city=city, sequence=seq, first_frame=start, frame_paths=tuple(paths), label_paths=labels,
                        flow_forward_paths=forward, flow_backward_paths=backward)
 
     def _flow_path(self, city: str, seq: int, frame: int, direction: str) -> Path:
@@ -183,10 +184,10 @@ class CityscapesSequences(Dataset):
     def __len__(self) -> int:
         return len(self.snippets)
 
-    def __getitem__(self, index: int) -> Snippet:
+    def __getitem__(self, index: int) -> SnippetFiles:
         return self.snippets[index]
 
-    def snippet(self, index: int) -> Snippet:
+    def snippet(self, index: int) -> SnippetFiles:
         return self.snippets[index]
 
     load_image = staticmethod(load_image)
@@ -231,18 +232,23 @@ def load_occlusion(path: str | os.PathLike) -> np.ndarray:
     return raw
 
 
+def labelled_frames(root: str | os.PathLike, split: str) -> list[tuple[Path, Path]]:
+    """(leftImg8bit path, labelIds path) of every labelled frame in the snippets of `split`, in order of
+    city, sequence and frame, each frame once."""
+    pairs: dict[Path, Path] = {}
+    for snip in CityscapesSequences(root, split).snippets:
+        for offset, label in sorted(snip.label_paths.items()):
+            pairs[snip.frame_paths[offset]] = label
+    return list(pairs.items())
+
+
 class CityscapesFrames(Dataset):
     """Every labelled frame of a split for segmentation training: item i is (image (3, H, W) float32 in
     [0, 1], labels (H, W) int64 train ids with 255 = ignore), resized to `size` = (H, W) if given
     (bilinear/area for the image, nearest for the labels)."""
 
     def __init__(self, root: str | os.PathLike, split: str, size: tuple[int, int] | None = None) -> None:
-        sequences = CityscapesSequences(root, split)
-        pairs: dict[Path, Path] = {}
-        for snip in sequences.snippets:
-            for offset, label in sorted(snip.label_paths.items()):
-                pairs[snip.frame_paths[offset]] = label
-        self.items: list[tuple[Path, Path]] = list(pairs.items())
+        self.items = labelled_frames(root, split)
         self.size = size
 
     def __len__(self) -> int:

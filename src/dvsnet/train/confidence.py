@@ -1,11 +1,12 @@
 """Confidence-score generation (paper Eq. 1) for decision-network training, cached to disk once.
 
-For every snippet of a split, `keys_per_snippet` key frames k are drawn (seeded), and for every offset
-o in 1..K (K = `max_offset`, frames k+o) and every region of every grid, exactly what the pipeline does
-at inference is repeated with the engine's own pieces:
+For every 30-frame snippet of a split (dvsnet.data.cityscapes.CityscapesSequences), `keys_per_snippet` key
+frames k are drawn (seeded), and for every offset o in 1..K (K = `max_offset`, frames k+o) and every
+region of every grid, exactly what the pipeline does at inference is repeated with the engine's own pieces:
   crops    = regions.crop_regions(frame, region_grid(H, W, rows, cols, default_overlap(W)), padded size)
+  flow     = warp.estimate_flow(estimator, key crops, current crops)    (and the estimator's features)
   S^r      = labels of segmenter(current crops)             (warp.upsample_logits, bilinear + argmax)
-  O^r      = labels of warp_logits(segmenter(key crops), flow(key crops, current crops))
+  O^r      = warp.warp_labels(segmenter(key crops), flow)   (warp at WARP_STRIDE, bilinear + argmax)
   target   = policies.confidence_score(O^r, S^r)            # Eq. (1): share of pixels where O^r == S^r
 Per (snippet, key, offset, grid, region) the cache stores the target for each flow estimator and the
 features of each decision-network variant:
@@ -13,6 +14,7 @@ features of each decision-network variant:
   dis-keyseg          dis + dvsnet.flow.key_segmentation_features of the key    (9, 16, 16)
   flownet-conv4/5/6   FlowNetS encoder features                                   (C, h, w) of the crop
   flownet-image-flow  key crop (3 ch) + flownet flow (2 ch), both average-pooled  (5, 16, 16)
+(the flownet variants as dvsnet.flow.FlowNetFlow gives them at inference, flow names "flownet-<features>")
 Targets: "target-dis" (warped with DIS flow) and "target-flownet" (warped with flownet flow).
 The cache is one .npz per (split, settings) under `cache_dir`, named by a hash of the settings and the
 segmenter's weights file, written atomically; later calls load it instead of recomputing.
@@ -31,12 +33,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from dvsnet.atomic import atomic_path, write_text_atomic
+from dvsnet.config import default_overlap
+from dvsnet.data.cityscapes import CityscapesSequences, load_image
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import MOTION_FEATURE_SIZE, DISFlow, key_segmentation_features
+from dvsnet.flow import DISFlow, FlowNetFlow, key_segmentation_features
 from dvsnet.policies import confidence_score
-from dvsnet.regions import crop_multiple, crop_regions, default_overlap, padded_size, region_grid
-from dvsnet.train.seg import read_image
-from dvsnet.warp import WARP_UPSCALE, upsample_logits, warp_logits, warp_upscale
+from dvsnet.regions import crop_multiple, crop_regions, padded_size, region_grid
+from dvsnet.warp import WARP_UPSCALE, estimate_flow, upsample_logits, warp_labels, warp_upscale
 
 # bumped when the cache gains or changes arrays, so an older cache is not mistaken for a complete one
 CACHE_FORMAT = 2
@@ -53,20 +56,6 @@ class ScoreConfig:
     keys_per_snippet: int = 2
     max_snippets: int | None = None
     seed: int = 0
-
-
-def list_snippets(root: str | Path, split: str) -> list[list[Path]]:
-    """Frames of every snippet of `split`, in order: [[frame paths of snippet 0], ...]."""
-    image_dir = Path(root) / "leftImg8bit_sequence" / split
-    if not image_dir.is_dir():
-        raise DvsnetError(f"no {split} images under {image_dir} (expected the Cityscapes sequence layout)")
-    snippets: dict[str, list[Path]] = {}
-    for path in sorted(image_dir.glob("*/*_leftImg8bit.png")):
-        city, seq, _frame = path.name.split("_")[:3]
-        snippets.setdefault(f"{city}_{seq}", []).append(path)
-    if not snippets:
-        raise DvsnetError(f"no frames found under {image_dir}")
-    return [snippets[k] for k in sorted(snippets)]
 
 
 def _file_digest(path: Path) -> str:
@@ -108,7 +97,7 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
     flownet = None
     if config.flownet is not None:
         flownet = load_flownet(path=None if config.flownet == "shipped" else config.flownet)
-    snippets = list_snippets(config.data, config.split)[: config.max_snippets]
+    snippets = CityscapesSequences(config.data, config.split).snippets[: config.max_snippets]
     rng = np.random.default_rng(config.seed)
     columns: dict[str, list] = {k: [] for k in ("snippet", "key", "offset", "grid_rows", "grid_cols", "region")}
     arrays: dict[str, list] = {}
@@ -117,14 +106,15 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
         arrays.setdefault(name, []).append(value.cpu().numpy())
 
     bar = tqdm(total=len(snippets), desc=f"confidence scores ({config.split})", disable=not progress)
-    for s, frames in enumerate(snippets):
+    for s, snippet in enumerate(snippets):
+        frames = snippet.frame_paths
         last_key = len(frames) - 1 - config.max_offset
         if last_key < 0:
             raise DvsnetError(f"snippet {frames[0].parent.name}/{frames[0].name} has {len(frames)} frames; "
                               f"max_offset {config.max_offset} needs at least {config.max_offset + 1}")
         keys = np.sort(rng.choice(last_key + 1, size=min(config.keys_per_snippet, last_key + 1), replace=False))
         needed = sorted({int(k) + o for k in keys for o in range(config.max_offset + 1)})
-        images = {i: _to_tensor(read_image(frames[i])) for i in needed}
+        images = {i: _to_tensor(load_image(frames[i])) for i in needed}
         height, width = images[needed[0]].shape[1:]
         for rows, cols in config.grids:
             regions = region_grid(height, width, rows, cols, default_overlap(width))
@@ -137,20 +127,18 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
                 k = int(k)
                 for o in range(1, config.max_offset + 1):
                     key_crops, cur_crops = crops[k], crops[k + o]
-                    flow, features = dis(key_crops, cur_crops)
-                    warped = upsample_logits(warp_logits(logits[k], flow, upscale), size)[1]
+                    flow, features = estimate_flow(dis, key_crops, cur_crops)
+                    warped = warp_labels(logits[k], flow, size, upscale)[1]
                     add("target-dis", confidence_score(warped, seg_labels[k + o]))
                     add("features-dis", features.half())
                     add("features-keyseg", key_features[k].half())
-                    if flownet is not None:
-                        fflow, ffeat = flownet(key_crops, cur_crops)
-                        warped = upsample_logits(warp_logits(logits[k], fflow, upscale), size)[1]
+                    if flownet is not None:  # one flownet run gives every flownet variant's features
+                        flow, layers = estimate_flow(flownet, key_crops, cur_crops)
+                        warped = warp_labels(logits[k], flow, size, upscale)[1]
                         add("target-flownet", confidence_score(warped, seg_labels[k + o]))
-                        for layer in ("conv4", "conv5", "conv6"):
-                            add(f"features-flownet-{layer}", ffeat[layer].half())
-                        image_flow = torch.cat([F.adaptive_avg_pool2d(key_crops, MOTION_FEATURE_SIZE),
-                                                F.adaptive_avg_pool2d(fflow / 8, MOTION_FEATURE_SIZE)], 1)
-                        add("features-flownet-image-flow", image_flow.half())
+                        for name in FlowNetFlow.FEATURES:
+                            features = FlowNetFlow.decision_features(name, key_crops, flow, layers)
+                            add(f"features-flownet-{name}", features.half())
                     n = len(regions)
                     for name, value in (("snippet", s), ("key", k), ("offset", o), ("grid_rows", rows),
                                         ("grid_cols", cols)):

@@ -1,9 +1,10 @@
 """Train the FlowNetS flow network on the synthetic ground-truth flow (multi-scale end-point error).
 
-Pairs: a current frame t and a key frame t - o of one snippet, o uniform in 1..`max_offset`. The target
-is the ground-truth flow mapping CURRENT pixels to KEY positions (the engine's convention): the
-synthetic tree stores each frame's backward flow (pixel of frame t -> its position in frame t-1), and
-offsets > 1 are composed: F_{t->t-o}(p) = F_{t->t-1}(p) + F_{t-1->t-o}(p + F_{t->t-1}(p)) (bilinear).
+Pairs: a current frame t and a key frame t - o of one 30-frame snippet (dvsnet.data.cityscapes), o uniform
+in 1..`max_offset`. The target is the ground-truth flow mapping CURRENT pixels to KEY positions (the
+engine's convention): the synthetic tree stores each frame's backward flow (pixel of frame t -> its
+position in frame t-1), and offsets > 1 are composed:
+F_{t->t-o}(p) = F_{t->t-1}(p) + F_{t-1->t-o}(p + F_{t->t-1}(p)) (bilinear).
 Loss (FlowNet's multi-scale EPE): for each decoder level, mean end-point error against the target
 average-pooled to that level's grid, measured in full-resolution pixels, weighted (flow6..flow2)
 = (0.1, 0.1, 0.2, 0.5, 1.0). Validation EPE: flownet's stride-4 flow resized to the full grid
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dvsnet.data.cityscapes import CityscapesSequences, load_image
 from dvsnet.errors import DvsnetError
 from dvsnet.models.flownet import build_flownet
 from dvsnet.models.weights import save_weights
@@ -30,8 +32,6 @@ from dvsnet.train.common import (
     save_checkpoint,
     start_run,
 )
-from dvsnet.train.confidence import list_snippets
-from dvsnet.train.seg import read_image
 from dvsnet.warp import backward_warp, resize_flow
 
 LEVEL_WEIGHTS = (0.1, 0.1, 0.2, 0.5, 1.0)  # flow6, flow5, flow4, flow3, flow2
@@ -57,27 +57,6 @@ class FlowTrainConfig:
     threads: int = 2
 
 
-def backward_flow_path(frame: Path) -> Path:
-    """Where the synthetic tree keeps frame `frame`'s backward flow (t -> t-1): see data/synthetic/writer.py.
-
-    {root}/leftImg8bit_sequence/S/C/X_leftImg8bit.png -> {root}/flow/S/C/X_flow_backward.png (or .flo)."""
-    stem = frame.name[: -len("_leftImg8bit.png")]
-    folder = frame.parents[3] / "flow" / frame.parent.parent.name / frame.parent.name
-    png = folder / f"{stem}_flow_backward.png"
-    return png if png.is_file() else folder / f"{stem}_flow_backward.flo"
-
-
-def read_backward_flow(frame: Path) -> np.ndarray:
-    """(H, W, 2) float32 backward flow of `frame` in pixels (0 where the writer marked it invalid)."""
-    from dvsnet.data.flowio import read_flow
-
-    path = backward_flow_path(frame)
-    if not path.is_file():
-        raise DvsnetError(f"no ground-truth flow for {frame.name} (expected {path}); flownet trains on the synthetic tree")
-    flow, _valid = read_flow(path)
-    return np.asarray(flow, dtype=np.float32)
-
-
 def compose_backward(flows: torch.Tensor) -> torch.Tensor:
     """Chain backward flows [F_t->t-1, F_t-1->t-2, ...] (each (B,2,H,W)) into F_t->t-o (B,2,H,W)."""
     total = flows[0]
@@ -87,13 +66,16 @@ def compose_backward(flows: torch.Tensor) -> torch.Tensor:
 
 
 class FlowPairs:
-    """All frames and backward flows of a split in memory: frames (S,T,H,W,3) uint8, flows (S,T,2,H,W) fp16."""
+    """The frames and backward flows of a split's first `max_snippets` snippets (dvsnet.data.cityscapes) in
+    memory: frames (S, T, H, W, 3) uint8, flows (S, T, 2, H, W) fp16 px, T = 30. Occluded pixels keep the
+    flow the renderer gave them (their valid mask is not used)."""
 
     def __init__(self, root: str, split: str, max_snippets: int | None) -> None:
-        snippets = list_snippets(root, split)[:max_snippets]
-        self.frames = np.stack([np.stack([read_image(f) for f in s]) for s in snippets])
-        self.flows = torch.from_numpy(np.stack([np.stack([read_backward_flow(f) for f in s]) for s in snippets])
-                                      ).permute(0, 1, 4, 2, 3).half()
+        data = CityscapesSequences(root, split, with_flow=True)
+        snippets = range(len(data))[:max_snippets]
+        self.frames = np.stack([np.stack([load_image(p) for p in data[s].frame_paths]) for s in snippets])
+        flows = [[data.load_flow(s, t, "backward")[0] for t in range(len(data[s].frame_paths))] for s in snippets]
+        self.flows = torch.from_numpy(np.stack([np.stack(f) for f in flows])).permute(0, 1, 4, 2, 3).half()
 
     def pair(self, s: int, t: int, offset: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(key (3,H,W), cur (3,H,W) float [0,1], target flow (2,H,W) cur -> key) for frames t-offset, t."""

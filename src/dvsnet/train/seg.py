@@ -1,8 +1,7 @@
 """Train a segmentation network (`fast` or `accurate`) on a Cityscapes-layout tree.
 
-Data: `{root}/leftImg8bit_sequence/{split}/{city}/{city}_{seq}_{frame}_leftImg8bit.png` with labels in
-`{root}/gtFine/{split}/{city}/{city}_{seq}_{frame}_gtFine_labelIds.png` (label ids, mapped to train
-ids; `_trainIds.png` / `_labelTrainIds.png` are used instead when present). Only frames that have labels are used.
+Data: the labelled frames of the snippets of a Cityscapes-layout tree, read through dvsnet.data.cityscapes
+(`labelled_frames`, `load_image`, `load_labels`: label ids mapped to train ids, or their train-id twins).
 Training: random crops (`crop` h x w) with horizontal flips and mild brightness/contrast jitter,
 cross-entropy on logits upsampled bilinearly to the crop (255 ignored), AdamW with linear warm-up then
 cosine decay, optional ENet class weighting (rare classes count more), optional initial weights
@@ -16,13 +15,13 @@ import math
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dvsnet.data.labels import IGNORE, LABEL_TO_TRAIN, NUM_CLASSES
+from dvsnet.data.cityscapes import labelled_frames, load_image, load_labels
+from dvsnet.data.labels import IGNORE, NUM_CLASSES
 from dvsnet.errors import DvsnetError
 from dvsnet.metrics import confusion_matrix, mean_iou
 from dvsnet.models.segnets import SEGMENTERS
@@ -60,46 +59,11 @@ class SegTrainConfig:
     precision: str = "auto"     # autocast dtype for forward passes: auto, bf16 or fp32 (see resolve_precision)
 
 
-def list_labelled_frames(root: str | Path, split: str) -> list[tuple[Path, Path]]:
-    """(image, label) pairs of every labelled frame of `split`, sorted by name."""
-    root = Path(root)
-    image_dir = root / "leftImg8bit_sequence" / split
-    if not image_dir.is_dir():
-        raise DvsnetError(f"no {split} images under {image_dir} (expected the Cityscapes sequence layout)")
-    pairs = []
-    for image in sorted(image_dir.glob("*/*_leftImg8bit.png")):
-        stem = image.name[: -len("_leftImg8bit.png")]
-        label_dir = root / "gtFine" / split / image.parent.name
-        for suffix in ("_gtFine_trainIds.png", "_gtFine_labelTrainIds.png", "_gtFine_labelIds.png"):
-            label = label_dir / f"{stem}{suffix}"
-            if label.is_file():
-                pairs.append((image, label))
-                break
-    if not pairs:
-        raise DvsnetError(f"no labelled frames found under {root} for split {split!r}")
-    return pairs
-
-
-def read_image(path: Path) -> np.ndarray:
-    """H x W x 3 uint8 RGB."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DvsnetError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def read_label(path: Path) -> np.ndarray:
-    """H x W uint8 train ids (255 = ignore), from a labelIds or labelTrainIds PNG."""
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise DvsnetError(f"cannot read label {path}")
-    return label if path.name.endswith("rainIds.png") else LABEL_TO_TRAIN[label]
-
-
 def load_pairs(pairs: list[tuple[Path, Path]]) -> tuple[np.ndarray, np.ndarray]:
-    """Stack images (N, H, W, 3) uint8 and labels (N, H, W) uint8; all frames must share one size."""
-    images = np.stack([read_image(i) for i, _ in pairs])
-    labels = np.stack([read_label(lb) for _, lb in pairs])
+    """Stack the images (N, H, W, 3) uint8 RGB and labels (N, H, W) uint8 train ids of (image, label) paths
+    (see dvsnet.data.cityscapes.labelled_frames); all frames must share one size."""
+    images = np.stack([load_image(image) for image, _ in pairs])
+    labels = np.stack([load_labels(label) for _, label in pairs])
     return images, labels
 
 
@@ -192,8 +156,8 @@ def train_segmenter(config: SegTrainConfig, resume: bool = False, progress: bool
         raise DvsnetError(f"unknown segmenter {config.arch!r}; valid: {', '.join(SEGMENTERS)}")
     out = Path(config.out)
     checkpoint, device = start_run(out, config, resume)
-    train_pairs = list_labelled_frames(config.data, "train")[:: config.frame_stride]
-    val_pairs = list_labelled_frames(config.data, "val")
+    train_pairs = labelled_frames(config.data, "train")[:: config.frame_stride]
+    val_pairs = labelled_frames(config.data, "val")
     val_pairs = val_pairs[:: max(1, len(val_pairs) // config.val_frames)][: config.val_frames]
     images, labels = load_pairs(train_pairs)
     val_images, val_labels = load_pairs(val_pairs)

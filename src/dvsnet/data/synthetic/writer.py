@@ -4,7 +4,7 @@ Under `root`, for split S, city C ("synth"), sequence q (000000..) and frame f (
 
     leftImg8bit_sequence/S/C/C_qqqqqq_ffffff_leftImg8bit.png    RGB uint8
     gtFine/S/C/C_qqqqqq_ffffff_gtFine_labelIds.png              Cityscapes label ids, uint8 (every frame)
-    gtFine/S/C/C_qqqqqq_ffffff_gtFine_trainIds.png              train ids, uint8 (no 255: all pixels labelled)
+    gtFine/S/C/C_qqqqqq_ffffff_gtFine_labelTrainIds.png         train ids, uint8 (no 255: all pixels labelled)
     flow/S/C/C_qqqqqq_ffffff_flow_forward.png                   KITTI 16-bit flow f -> f+1, valid = not occluded
     flow/S/C/C_qqqqqq_ffffff_flow_backward.png                  KITTI 16-bit flow f -> f-1 (the engine's
                                                                 current -> key direction for key f-1)
@@ -63,7 +63,7 @@ def _write_sequence(job: tuple) -> dict:
         stem = frame_stem(index, fr.index)
         write_png_atomic(dirs["leftImg8bit_sequence"] / f"{stem}_leftImg8bit.png", fr.image, compression)
         write_png_atomic(dirs["gtFine"] / f"{stem}_gtFine_labelIds.png", train_ids_to_label_ids(fr.labels), compression)
-        write_png_atomic(dirs["gtFine"] / f"{stem}_gtFine_trainIds.png", fr.labels, compression)
+        write_png_atomic(dirs["gtFine"] / f"{stem}_gtFine_labelTrainIds.png", fr.labels, compression)
         for name, flow, occ in (("forward", fr.flow_forward, fr.occlusion_forward),
                                 ("backward", fr.flow_backward, fr.occlusion_backward)):
             if flow_format == "png":
