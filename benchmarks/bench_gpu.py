@@ -27,7 +27,7 @@ from dvsnet.cli.options import parse_grid, parse_size
 from dvsnet.data.synthetic import render_clip
 from dvsnet.devices import describe_device, pick_device
 from dvsnet.errors import DvsnetError
-from dvsnet.evaluate import describe_machine, set_threads
+from dvsnet.provenance import describe_machine, set_threads
 
 BASELINE = "always@1x1"
 DEFAULT_CONFIGS = (BASELINE, "dn:0.95@1x1", "dn:0.93@1x1", "dn:0.8@1x1", "dn:0.92@2x2")

@@ -37,7 +37,7 @@ from dvsnet.atomic import write_text_atomic
 from dvsnet.cli.options import parse_grid, parse_size
 from dvsnet.cli.sweep import draw_plots
 from dvsnet.errors import DvsnetError
-from dvsnet.evaluate import set_threads
+from dvsnet.provenance import set_threads
 from dvsnet.regions import default_overlap
 from dvsnet.sweep import DEFAULT_GRID, SweepConfig, read_rows, region_overlap, row_file, run_sweep, select
 

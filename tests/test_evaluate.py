@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import dvsnet
+from dvsnet.config import PipelineConfig
 from dvsnet.errors import DvsnetError
 from dvsnet.evaluate import Snippet, run_pipeline
 
@@ -92,9 +93,9 @@ def test_path_shares_and_workload_saved(policy, grid, seg_share):
     regions = grid[0] * grid[1]
     assert result["frames"] == 40 and result["regions_per_frame"] == regions
     assert result["region_frames"] == 40 * regions
-    assert result["seg_calls"] == round(seg_share * 40 * regions)
-    assert result["paths"]["seg"] == pytest.approx(seg_share)
-    assert result["paths"]["warp"] == pytest.approx(1 - seg_share)
+    assert result["regions_seg"] == round(seg_share * 40 * regions)
+    assert result["seg_share"] == pytest.approx(seg_share)
+    assert result["warp_share"] == pytest.approx(1 - seg_share)
     assert result["workload_saved"] == pytest.approx(1 - seg_share)
     # a constant segmenter warped by any flow is still constant: accuracy does not depend on the policy
     assert result["iou_per_class"]["road"] == pytest.approx(0.5)
@@ -159,15 +160,14 @@ def test_constant_prediction_on_a_generated_tree_matches_a_hand_count(synth_tree
     present = set(np.unique(truth[valid]).tolist()) | {cls}
     expected = (truth[valid] == cls).mean() / len(present)  # IoU of cls; every other present class 0
 
-    result = evaluate(synth_tree, "val", segmenter=ConstantSegmenter(cls), flow="dis", policy="fixed:5",
-                      grid=(2, 2), warmup_frames=0)
+    config = PipelineConfig(segmenter=ConstantSegmenter(cls), flow="dis", policy="fixed:5", grid=(2, 2))
+    result = evaluate(synth_tree, config, warmup_frames=0)
     assert result["miou"] == pytest.approx(expected)
     assert result["classes_present"] == len(present)
     assert result["snippets"] == 2 and result["frames"] == 40 and result["scored_frames"] == 2
     assert result["config"]["overlap"] == 4 and result["config"]["overlap_default"]  # 64 px at 2048 -> 4 at 128
 
-    every = evaluate(synth_tree, "val", segmenter=ConstantSegmenter(cls), flow="dis", policy="fixed:5",
-                     grid=(2, 2), warmup_frames=0, all_frames=True, max_snippets=1)
+    every = evaluate(synth_tree, config, warmup_frames=0, all_frames=True, max_snippets=1)
     assert every["scored_frames"] == 20 and every["snippets"] == 1
 
 
@@ -178,11 +178,11 @@ def test_real_cityscapes_naming_gives_the_same_result(synth_tree, tmp_path):
     torch.manual_seed(0)
     seg = ConstantSegmenter(0)
     nn.init.normal_(seg.conv.weight, std=0.05)  # a varied prediction, so equal matrices mean something
-    kwargs = {"segmenter": seg, "flow": "dis", "policy": "fixed:4", "grid": (1, 2), "warmup_frames": 0}
-    ours = evaluate(synth_tree, "val", **kwargs)
-    theirs = evaluate(real, "val", **kwargs)
+    config = PipelineConfig(segmenter=seg, flow="dis", policy="fixed:4", grid=(1, 2))
+    ours = evaluate(synth_tree, config, warmup_frames=0)
+    theirs = evaluate(real, config, warmup_frames=0)
     assert theirs["confusion_matrix"] == ours["confusion_matrix"]
     assert (np.array(ours["confusion_matrix"]).sum(0) > 0).sum() >= 2  # at least two classes predicted
-    assert theirs["seg_calls"] == ours["seg_calls"] == 2 * 5 * 2
+    assert theirs["regions_seg"] == ours["regions_seg"] == 2 * 5 * 2
     with pytest.raises(DvsnetError, match="no labels for offsets"):
-        evaluate(real, "val", all_frames=True, **kwargs)
+        evaluate(real, config, warmup_frames=0, all_frames=True)

@@ -7,7 +7,9 @@ mkstemp's 0600.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,3 +48,38 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     write_bytes_atomic(path, text.encode())
+
+
+def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
+    """Write `obj` as indented JSON (UTF-8, trailing newline) to `path` atomically."""
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_json_new(folder: str | os.PathLike, stem: str, obj: object) -> Path:
+    """Write `obj` as JSON to folder/stem.json, or stem-2.json, ...: never replaces an existing file.
+
+    Written to a temporary file in the same folder first, then linked to the first free name (atomic, and
+    a name taken meanwhile by another process is not overwritten). Returns the path written.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(obj, indent=2) + "\n")
+        os.chmod(tmp, 0o666 & ~_umask())
+        for n in range(1, 10_000):
+            target = folder / (f"{stem}.json" if n == 1 else f"{stem}-{n}.json")
+            try:
+                os.link(tmp, target)
+                return target
+            except FileExistsError:
+                continue
+        raise OSError(f"no free file name for {stem} in {folder}")
+    finally:
+        os.unlink(tmp)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of `text`: runs of anything but letters, digits and '.' become one '-'."""
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")

@@ -30,7 +30,6 @@ Interrupted runs (the promise): every file is complete or carries `.partial` in 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 from collections import deque
@@ -44,6 +43,7 @@ from dvsnet import atomic
 from dvsnet.data.labels import colorize, train_ids_to_label_ids
 from dvsnet.data.video import quiet_opencv
 from dvsnet.errors import DvsnetError
+from dvsnet.stats import RunStats
 
 # RGB colours of the region paths on the overlay
 PATH_COLORS: dict[str, tuple[int, int, int]] = {"seg": (255, 60, 60), "warp": (60, 230, 60)}
@@ -103,8 +103,11 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
-    """Write `obj` as indented JSON, atomically."""
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    """Write `obj` as indented JSON, atomically (dvsnet.atomic); a failure is one DvsnetError line."""
+    try:
+        atomic.write_json_atomic(path, obj)
+    except OSError as exc:
+        raise DvsnetError(f"cannot write {path}: {_describe(exc)}") from None
 
 
 def write_png_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
@@ -283,15 +286,8 @@ class RunRecorder:
         for kind in LABEL_KINDS:
             if kind in self.writes:
                 (self.run_dir / LABEL_KINDS[kind][0]).mkdir(exist_ok=True)
-        self.frames = 0
+        self.stats = RunStats()
         self._recent = deque(maxlen=FPS_WINDOW)  # wall seconds of the latest frames, for the running fps
-        self.pipeline_seconds = 0.0
-        self.first_frame_seconds = 0.0  # pipeline time of the first frame (warm-up: allocations, kernels)
-        self.wall_seconds = 0.0
-        self.stage_seconds: dict[str, float] = {}
-        self.regions_seg = 0
-        self.regions_warp = 0
-        self.restarts: list[dict[str, object]] = []
 
     def record(self, name: str, frame: np.ndarray, result, wall_seconds: float) -> None:
         """Write one frame's outputs, then count it.
@@ -330,40 +326,15 @@ class RunRecorder:
                  _ms(t.get("stitch")), _ms(t.get("total")), _ms(wall_seconds))
                 for r, (region, path, score, age) in enumerate(zip(result.regions, result.paths, result.scores, ages))
             ])
-        self.frames += 1
-        self.pipeline_seconds += result.timings["total"]
-        if self.frames == 1:
-            self.first_frame_seconds = result.timings["total"]
-        self.wall_seconds += wall_seconds
-        for stage, seconds in result.timings.items():
-            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
-        self.regions_seg += result.paths.count("seg")
-        self.regions_warp += result.paths.count("warp")
-        if result.restarted:
-            self.restarts.append({"frame": result.index, "name": name, "height": height, "width": width})
+        self.stats.add(result, wall_seconds, name)
+
+    @property
+    def frames(self) -> int:
+        return self.stats.frames
 
     def figures(self) -> dict[str, object]:
-        """The run's figures so far: fps (pipeline only, and end to end), path shares, workload saved."""
-        regions = self.regions_seg + self.regions_warp
-        warm_seconds = self.pipeline_seconds - self.first_frame_seconds
-        return {
-            "frames": self.frames,
-            "fps_pipeline": self.frames / self.pipeline_seconds if self.pipeline_seconds > 0 else None,
-            # warm-up excluded (DESIGN.md §5): the frames after the first over their pipeline time
-            "fps_pipeline_warm": (self.frames - 1) / warm_seconds if self.frames > 1 and warm_seconds > 0 else None,
-            "fps_end_to_end": self.frames / self.wall_seconds if self.wall_seconds > 0 else None,
-            "seconds_pipeline": self.pipeline_seconds,
-            "seconds_end_to_end": self.wall_seconds,
-            "ms_per_frame_by_stage": {k: 1000 * v / self.frames for k, v in self.stage_seconds.items()}
-            if self.frames else {},
-            "regions_seg": self.regions_seg,
-            "regions_warp": self.regions_warp,
-            "share_seg": self.regions_seg / regions if regions else None,
-            "share_warp": self.regions_warp / regions if regions else None,
-            # share of segmentation-network region passes avoided relative to the `always` policy
-            "workload_saved": self.regions_warp / regions if regions else None,
-            "restarts": self.restarts,
-        }
+        """The run's figures so far (dvsnet.stats.RunStats.figures)."""
+        return self.stats.figures()
 
     def close(self, *, complete: bool, reason: str | None = None,
               extra: dict[str, object] | None = None) -> dict[str, object]:

@@ -250,7 +250,7 @@ def result_to_row(spec: RowSpec, result: dict[str, Any], ref_fps: float, *, data
         "grid": f"{spec.grid[0]}x{spec.grid[1]}", "overlap": spec.overlap,
         "miou": result["miou"], "pixel_accuracy": result["pixel_accuracy"], "fps": result["fps"],
         "ms_per_frame": result["ms_per_frame"], "ref_fps": ref_fps, "speedup": result["fps"] / ref_fps,
-        "seg_share": result["paths"]["seg"], "warp_share": result["paths"]["warp"],
+        "seg_share": result["seg_share"], "warp_share": result["warp_share"],
         "workload_saved": result["workload_saved"], "warp_seg_ratio": result["warp_seg_ratio"],
         **{f"{s}_ms": stage.get(s) for s in ("flow", "decision", "segmentation", "warp", "stitch")},
         "snippets": result["snippets"], "frames": result["frames"], "frame_size": frame_size, "data": data,
@@ -315,7 +315,8 @@ class _RowRunner:
 
     def run(self, spec: RowSpec) -> RowOutcome:
         import dvsnet
-        from dvsnet.evaluate import describe_machine, run_pipeline
+        from dvsnet.evaluate import run_pipeline
+        from dvsnet.provenance import describe_machine
 
         try:
             if spec.segmenter in self.failed:

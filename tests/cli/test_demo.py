@@ -44,7 +44,7 @@ def test_demo_renders_segments_and_writes_run_folder(tmp_path, weights, capfd):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["complete"] is True and summary["frames"] == 6
     assert summary["config"]["synthetic"] == {"seed": 3, "frames": 6, "size": [64, 128]}
-    assert summary["versions"]["torch_threads"] == "1"  # the demo's default
+    assert summary["machine"]["torch_threads"] == 1  # the demo's default
     assert (summary["regions_seg"], summary["regions_warp"]) == (8, 16)  # fixed:3: frames 0 and 3 segment
     assert main(argv) == 0  # a second demo gets its own folder
     assert sorted(os.listdir(out)) == ["demo-0001", "demo-0002"]

@@ -36,8 +36,8 @@ def test_evaluate_writes_a_complete_result_and_never_overwrites(tree, weights, t
     assert result["config"]["overlap"] == 8 and result["config"]["frame_size"] == "64x128"
     assert result["snippets"] == 2 and result["frames"] == 40 and result["scored_frames"] == 2
     # fixed:5 over frames 0..19: key frames at 0, 5, 10, 15 in each of the 4 regions
-    assert result["seg_calls"] == 2 * 4 * 4 and result["workload_saved"] == pytest.approx(0.8)
-    assert result["paths"] == {"seg": pytest.approx(0.2), "warp": pytest.approx(0.8)}
+    assert result["regions_seg"] == 2 * 4 * 4 and result["workload_saved"] == pytest.approx(0.8)
+    assert (result["seg_share"], result["warp_share"]) == (pytest.approx(0.2), pytest.approx(0.8))
     matrix = np.array(result["confusion_matrix"])
     assert 0 < matrix.sum() <= 2 * 64 * 128  # two scored frames, void pixels left out
     assert 0.0 <= result["miou"] <= 1.0 and result["fps"] > 0
@@ -64,7 +64,7 @@ def test_all_frames_scores_every_frame(tree, weights, tmp_path, capsys):
     assert code == 0, err
     result = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert result["snippets"] == 1 and result["scored_frames"] == 20
-    assert result["workload_saved"] == 0.0 and result["paths"]["seg"] == 1.0
+    assert result["workload_saved"] == 0.0 and result["seg_share"] == 1.0
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -11,23 +11,24 @@ import sys
 
 from tqdm import tqdm
 
-import dvsnet
-from dvsnet.cli.options import add_pipeline_options, non_negative_int, parse_size, positive_int
-from dvsnet.cli.segment import (
+from dvsnet.cli.options import (
     add_io_options,
+    add_pipeline_options,
     add_threshold_option,
-    apply_threads,
-    output_fps,
-    policy_spec,
+    non_negative_int,
+    parse_size,
+    pipeline_config,
+    positive_int,
     print_summary,
-    segment_frames,
-    source_config,
+    writes_of,
 )
-from dvsnet.data.video import expected_frames, probe, read_named_frames, resized_size
-from dvsnet.devices import pick_device
+from dvsnet.config import PipelineConfig
+from dvsnet.data.video import SourceInfo, expected_frames, probe, read_named_frames
 from dvsnet.errors import DvsnetError
 from dvsnet.outputs import VideoOutput, create_run_folder
-from dvsnet.regions import default_overlap, region_grid
+from dvsnet.pipeline import DVSNet
+from dvsnet.provenance import set_threads
+from dvsnet.run import check_source_and_grid, output_fps, run_record, segment_frames
 
 EPILOG = """\
 examples:
@@ -81,17 +82,12 @@ def render_input(path, frames: int, size: tuple[int, int], seed: int, progress: 
     video.close()
 
 
-def build_demo_pipeline(args: argparse.Namespace) -> dvsnet.DVSNet:
-    """build_pipeline, with a way forward when the decision network's shipped weights are missing."""
-    policy = dvsnet.parse_policy(policy_spec(args.policy, args.threshold))
-    device = pick_device(args.device)
-    segmenter = dvsnet.load_segmenter(args.segmenter, device)
+def build_demo_pipeline(config: PipelineConfig) -> DVSNet:
+    """DVSNet.from_config, with a way forward when the decision network's shipped weights are missing."""
     try:
-        return dvsnet.DVSNet(segmenter=segmenter, flow=args.flow, policy=policy, grid=tuple(args.grid),
-                             overlap=args.overlap, stitch=args.stitch, dn=args.dn, device=device,
-                             flow_width=args.flow_width)
+        return DVSNet.from_config(config)
     except DvsnetError as exc:
-        if repr(policy).startswith("dn:"):
+        if "decision network" in str(exc):
             raise DvsnetError(f"{exc}; meanwhile `dvsnet demo --policy fixed:5` runs without a decision network") \
                 from None
         raise
@@ -100,21 +96,22 @@ def build_demo_pipeline(args: argparse.Namespace) -> dvsnet.DVSNet:
 def run(args: argparse.Namespace) -> int:
     # Weights, policy, grid: all checked before the run folder exists, so a missing shipped file
     # (e.g. the decision network for dn:T) is one line and leaves nothing behind.
-    apply_threads(args.threads)
-    pipe = build_demo_pipeline(args)
-    height, width = resized_size(*args.size, args.resize)  # the frames the pipeline will see
-    region_grid(height, width, *args.grid, default_overlap(width) if args.overlap is None else args.overlap)
-    writes = tuple(dict.fromkeys(args.write or ("overlay", "csv")))
+    set_threads(args.threads)
+    config = pipeline_config(args)
+    height, width = args.size
+    check_source_and_grid(config, SourceInfo("video", "", args.frames, None, height, width), args.resize)
+    pipe = build_demo_pipeline(config)
+    writes = writes_of(args.write)
     run_dir = create_run_folder(args.output, "demo")
     source = run_dir / "input.mp4"
     render_input(source, args.frames, args.size, args.seed, not args.no_progress)
-    args.source = str(source)
     info = probe(source)
     frames = read_named_frames(source, resize=args.resize, stride=args.stride, max_frames=args.max_frames)
-    config = source_config(args, info, pipe, writes)
-    config["synthetic"] = {"seed": args.seed, "frames": args.frames, "size": list(args.size)}
+    record = run_record(config, pipe, source, info, resize=args.resize, stride=args.stride,
+                        max_frames=args.max_frames, writes=writes)
+    record["config"]["synthetic"] = {"seed": args.seed, "frames": args.frames, "size": list(args.size)}
     summary = segment_frames(frames, pipe, run_dir, writes=writes, fps=output_fps(info, args.stride),
                              total=expected_frames(info, stride=args.stride, max_frames=args.max_frames),
-                             progress=not args.no_progress, config=config)
+                             progress=not args.no_progress, record=record)
     print_summary(summary, run_dir, "demo: segmented")
     return 0

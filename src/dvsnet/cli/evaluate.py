@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from dvsnet.cli.options import add_pipeline_options, non_negative_int, positive_int, require
+from dvsnet.atomic import slug, write_json_new
+from dvsnet.cli.options import add_pipeline_options, non_negative_int, pipeline_config, positive_int, require
 
 EPILOG = """examples:
   dvsnet evaluate data/synth                                   # dn:0.92, fast + DIS, 2x2 regions
@@ -22,7 +20,7 @@ EPILOG = """examples:
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="accuracy (mIoU) and speed (fps) of a configuration on a Cityscapes-layout split",
-        description="Evaluate with the paper's protocol (DESIGN.md §5): per snippet, frame 0 is the key "
+        description="Evaluate with the paper's protocol (docs/design.md §5): per snippet, frame 0 is the key "
                     "frame, frames 0..19 run in order, frame 19 is scored against its labels. fps counts "
                     "pipeline time only (frames are decoded before timing; warm-up excluded). Writes a "
                     "JSON result (mIoU, per-class IoU, fps, path shares, workload saved, config, versions, "
@@ -51,34 +49,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
-
-
-def write_json_new(folder: Path, stem: str, payload: dict) -> Path:
-    """Write `payload` to folder/stem.json, or stem-2.json, ... : never replaces an existing file.
-
-    Written to a temp file in the same folder first, then linked to the first free name (atomic, and a
-    name taken meanwhile by someone else is not overwritten).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
-        for n in range(1, 10_000):
-            target = folder / (f"{stem}.json" if n == 1 else f"{stem}-{n}.json")
-            try:
-                os.link(tmp, target)
-                return target
-            except FileExistsError:
-                continue
-        raise OSError(f"no free file name for {stem} in {folder}")
-    finally:
-        os.unlink(tmp)
-
-
 def format_summary(result: dict) -> str:
     """A few lines: the headline figures of an evaluate() result."""
     c = result["config"]
@@ -89,30 +59,27 @@ def format_summary(result: dict) -> str:
         f"mIoU {100 * miou:.2f}%" if miou is not None else "mIoU n/a (no class present)",
         (f"fps {result['fps']:.2f} ({result['ms_per_frame']:.1f} ms/frame, pipeline time only, "
         f"{result['machine']['torch_threads']} torch threads)"),
-        (f"regions: {100 * result['paths']['seg']:.1f}% seg, {100 * result['paths']['warp']:.1f}% warp; "
+        (f"regions: {100 * result['seg_share']:.1f}% seg, {100 * result['warp_share']:.1f}% warp; "
         f"workload saved {100 * result['workload_saved']:.1f}%"),
     ]
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dvsnet.evaluate import evaluate, set_threads
+    from dvsnet.evaluate import evaluate
+    from dvsnet.provenance import set_threads
 
     require(Path(args.data).is_dir(), f"data folder {args.data} does not exist")
     output = Path(args.output)
     blocker = next((p for p in (output, *output.parents) if p.exists()), None)
     require(blocker is None or (blocker.is_dir() and os.access(blocker, os.W_OK)),
             f"cannot write the result into {args.output}: {blocker} is not a writable folder")
-    if args.threads:
-        set_threads(args.threads)
-    result = evaluate(
-        args.data, args.split, segmenter=args.segmenter, flow=args.flow, policy=args.policy,
-        grid=args.grid, overlap=args.overlap, all_frames=args.all_frames, max_snippets=args.max_snippets,
-        warmup_frames=args.warmup_frames, stitch=args.stitch, progress=not args.no_progress, dn=args.dn,
-        device=args.device, flow_width=args.flow_width,
-    )
+    set_threads(args.threads)
+    result = evaluate(args.data, pipeline_config(args), split=args.split, all_frames=args.all_frames,
+                      max_snippets=args.max_snippets, warmup_frames=args.warmup_frames,
+                      progress=not args.no_progress)
     c = result["config"]
-    stem = _slug(f"evaluate-{Path(c['segmenter']).stem}-{c['flow']}-{c['policy']}-{c['grid']}")
+    stem = slug(f"evaluate-{Path(c['segmenter']).stem}-{c['flow']}-{c['policy']}-{c['grid']}")
     try:
         path = write_json_new(Path(args.output), stem, result)
     except OSError as exc:

@@ -1,22 +1,23 @@
-"""Option names shared across subcommands, and their parsers (DESIGN.md §3)."""
+"""Option names shared across subcommands, and their parsers (docs/design.md §3)."""
 from __future__ import annotations
 
 import argparse
 
+from dvsnet.config import PipelineConfig
 from dvsnet.devices import DEVICES
 from dvsnet.errors import DvsnetError
+from dvsnet.outputs import OUTPUTS
+from dvsnet.run import DEFAULT_WRITES
 
 
 def parse_grid(text: str) -> tuple[int, int]:
     """'2x2' -> (2, 2): rows x columns, each >= 1."""
-    parts = text.lower().replace("×", "x").split("x")
+    from dvsnet.config import parse_grid as parse
+
     try:
-        rows, cols = (int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"grid must look like RxC (e.g. 2x2), got {text!r}") from None
-    if rows < 1 or cols < 1:
-        raise argparse.ArgumentTypeError(f"grid rows and columns must be >= 1, got {text!r}")
-    return rows, cols
+        return parse(text)
+    except DvsnetError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -102,3 +103,110 @@ def require(condition: bool, message: str) -> None:
     """Raise a one-line user error unless `condition` holds."""
     if not condition:
         raise DvsnetError(message)
+
+
+def parse_resize(text: str) -> tuple[int, int] | int:
+    """'256x512' -> (256, 512) (height x width); '512' -> 512 (width, height keeps the aspect ratio)."""
+    if text.isdigit():
+        width = int(text)
+        if width < 16:
+            raise argparse.ArgumentTypeError(f"resize width must be >= 16 px, got {width}")
+        return width
+    return parse_size(text)
+
+
+def parse_threshold(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threshold must be a number in [0, 1], got {text!r}") from None
+
+
+def add_threshold_option(parser: argparse.ArgumentParser) -> None:
+    """--threshold T: shorthand that sets the threshold of the dn/oracle policy (`--threshold 0.85`)."""
+    parser.add_argument("--threshold", type=parse_threshold, default=None, metavar="T",
+                        help="confidence threshold in [0, 1] for the dn (or oracle) policy: lower warps more "
+                             "regions (faster), higher segments more (more accurate); overrides the T of "
+                             "--policy (default: the policy's own, 0.92 for the default dn:0.92)")
+
+
+def policy_spec(policy: str, threshold: float | None) -> str:
+    """The policy string with --threshold applied: ('dn:0.92', 0.8) -> 'dn:0.8'."""
+    if threshold is None:
+        return policy
+    name = policy.strip().lower().partition(":")[0]
+    if name not in ("dn", "oracle"):
+        raise DvsnetError(f"--threshold applies to the dn and oracle policies, not {policy!r}")
+    return f"{name}:{threshold:g}"
+
+
+def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    """The PipelineConfig of the pipeline options (and --threshold where the command has it); the policy
+    string is checked here, the cheapest check, before anything is loaded."""
+    from dvsnet.policies import parse_policy
+
+    policy = policy_spec(args.policy, getattr(args, "threshold", None))
+    parse_policy(policy)
+    return PipelineConfig(segmenter=args.segmenter, flow=args.flow, policy=policy, grid=args.grid,
+                          overlap=args.overlap, stitch=args.stitch, dn=args.dn, device=args.device,
+                          flow_width=args.flow_width)
+
+
+def parse_write(text: str) -> str:
+    """One --write value: an output name, or +name to add it to the defaults."""
+    name = text.removeprefix("+")
+    if name not in OUTPUTS:
+        raise argparse.ArgumentTypeError(f"unknown output {text!r}; valid: {', '.join(OUTPUTS)} (or +NAME to "
+                                         "add one to the defaults)")
+    return text
+
+
+def writes_of(values: list[str] | None) -> tuple[str, ...]:
+    """The outputs --write asks for: the defaults, replaced by the plain names given and extended by the
+    +names (`--write color` writes colour PNGs only; `--write +color` the defaults and colour PNGs)."""
+    values = values or []
+    plain = [v for v in values if not v.startswith("+")]
+    added = [v[1:] for v in values if v.startswith("+")]
+    return tuple(dict.fromkeys((plain or (list(DEFAULT_WRITES) if added or not values else [])) + added))
+
+
+def add_io_options(parser: argparse.ArgumentParser, *, threads: int | None = None) -> None:
+    """--resize --stride --max-frames --output --write --no-progress --threads (segment and demo)."""
+    group = parser.add_argument_group("input and output")
+    group.add_argument("--resize", type=parse_resize, default=None, metavar="HxW|W",
+                       help="resize frames before segmenting: HxW, or a width keeping the aspect ratio "
+                            "(default: keep the source size)")
+    group.add_argument("--stride", type=positive_int, default=1, metavar="N",
+                       help="keep every N-th frame of the source (default: 1, every frame)")
+    group.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
+                       help="stop after N frames (default: all)")
+    group.add_argument("--output", default="runs", metavar="DIR",
+                       help="where run folders are created; each run gets a new DIR/<command>-NNNN "
+                            "(default: runs)")
+    group.add_argument("--write", action="append", type=parse_write, default=None, metavar="WHAT",
+                       help="outputs to write, repeatable: overlay (video), labels (train-id PNGs), label-ids "
+                            "(Cityscapes label-id PNGs and naming), color (colour PNGs), csv (frames.csv). "
+                            f"Names given REPLACE the defaults ({' and '.join(DEFAULT_WRITES)}); +NAME adds to "
+                            "them (--write +color: overlay, csv and colour PNGs). summary.json is always written")
+    group.add_argument("--no-progress", action="store_true",
+                       help="no progress bar (default: shown on stderr when it is a terminal)")
+    group.add_argument("--threads", type=positive_int, default=threads, metavar="N",
+                       help="CPU threads for torch and OpenCV; 1 is often faster on a machine busy with other "
+                            "work (default: " + ("their own choice, usually the core count)" if threads is None
+                                                 else f"{threads})"))
+
+
+def frames_phrase(count: int) -> str:
+    return f"{count} frame" if count == 1 else f"{count} frames"
+
+
+def print_summary(summary: dict, run_dir: object, what: str) -> None:
+    """The one line at the end of a run, on stdout."""
+    def fps(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1f}"
+
+    saved = summary["workload_saved"]
+    print(f"{what} {frames_phrase(summary['frames'])}: {fps(summary['fps'])} fps pipeline "
+          f"({fps(summary['fps_warm'])} after the first frame), "
+          f"{fps(summary['fps_end_to_end'])} fps end to end, "
+          f"{'n/a' if saved is None else f'{saved:.0%}'} of region segmentations saved -> {run_dir}")

@@ -129,7 +129,7 @@ def draw_plots(rows: list[dict], folder: Path, *, default_overlap: int | None, s
 
 
 def run(args: argparse.Namespace) -> int:
-    from dvsnet.evaluate import set_threads
+    from dvsnet.provenance import set_threads
     from dvsnet.regions import default_overlap
     from dvsnet.sweep import CSV_NAME, SweepConfig, read_rows, run_sweep
 

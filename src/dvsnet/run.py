@@ -1,0 +1,176 @@
+"""The run loop: segment a video, a folder of frames or a glob into a numbered run folder.
+
+`segment_video` is what `dvsnet segment` does, for Python callers:
+
+    run_dir, summary = dvsnet.segment_video("clip.mp4", PipelineConfig(policy="dn:0.9"), output="runs")
+
+It checks everything the caller gave (source, pipeline, grid) before the run folder exists, so a mistake
+leaves nothing behind, then runs the pipeline frame by frame into dvsnet.outputs.RunRecorder (see its
+docstring for the files and what an interrupted run leaves) and returns the summary written to
+summary.json.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dvsnet.config import PipelineConfig
+from dvsnet.data.video import Frame, SourceInfo, expected_frames, probe, read_named_frames, resized_size
+from dvsnet.devices import describe_device
+from dvsnet.errors import DvsnetError
+from dvsnet.models import SEGMENTERS, SHIPPED_FRAME_SIZE
+from dvsnet.outputs import RunRecorder, create_run_folder
+from dvsnet.pipeline import DVSNet
+from dvsnet.provenance import describe_machine, versions
+from dvsnet.regions import check_grid
+
+DEFAULT_WRITES: tuple[str, ...] = ("overlay", "csv")
+Resize = tuple[int, int] | int | None
+
+
+def _stderr(line: str) -> None:
+    tqdm.write(line, file=sys.stderr)
+
+
+class StopRequest:
+    """SIGINT/SIGTERM handler: the first signal asks the loop to stop after the frame in progress (so
+    every output ends on a whole frame); a second one stops at once (KeyboardInterrupt)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self)
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def segment_frames(frames: Iterator[Frame], pipe: DVSNet, run_dir: Path, *, writes: tuple[str, ...] = DEFAULT_WRITES,
+                   fps: float | None = None, total: int | None = None, progress: bool = False,
+                   record: dict[str, object] | None = None, note: Callable[[str], None] = _stderr) -> dict:
+    """Run `pipe` over `frames`, recording into `run_dir`; returns the summary (also in summary.json).
+
+    record: what summary.json holds besides the figures (the config). On a DvsnetError from the source
+    (truncated video, unreadable frame) or Ctrl-C/SIGTERM (honoured after the frame in progress; a second
+    one stops at once), the outputs of the finished frames are closed and kept, summary.json says
+    "complete": false, and the error is raised again (naming the run folder) for the caller to report.
+    """
+    recorder = RunRecorder(run_dir, writes, fps=fps)
+    # disable=None: a bar only when stderr is a terminal, so logs and pipes get no carriage-return noise
+    bar = tqdm(total=total, unit="frame", disable=None if progress else True, file=sys.stderr,
+               dynamic_ncols=True, desc=run_dir.name)
+    complete, reason, error = False, None, None
+    stop = StopRequest()
+    try:
+        with stop:
+            last = time.perf_counter()
+            for frame in frames:
+                out = pipe.step(frame.image)
+                now = time.perf_counter()
+                if out.restarted and out.index > 0:
+                    height, width = frame.image.shape[:2]
+                    note(f"note: frame {out.index} ({frame.name}) is {height}x{width}, a new size: key frames restarted")
+                recorder.record(frame.name, frame.image, out, now - last)
+                last = now
+                bar.update()
+                if bar.n % 10 == 1:
+                    bar.set_postfix_str(f"{recorder.stats.figures()['warp_share']:.0%} warped", refresh=False)
+                if stop.requested:
+                    raise KeyboardInterrupt
+            complete = True
+    except DvsnetError as exc:
+        reason, error = str(exc), exc
+    except KeyboardInterrupt as exc:
+        reason, error = "interrupted", exc
+    except Exception as exc:  # noqa: BLE001 (a bug: close what was written, then re-raise for the traceback)
+        reason, error = f"internal error: {type(exc).__name__}: {exc}", exc
+    finally:
+        bar.close()
+        summary = recorder.close(complete=complete, reason=reason,
+                                 extra={**(record or {}), "versions": versions(), "machine": describe_machine(pipe.device)})
+    if isinstance(error, DvsnetError):
+        raise DvsnetError(f"{error} (the {recorder.frames} frames before it are saved in {run_dir})") from None
+    if isinstance(error, KeyboardInterrupt):
+        note(f"stopped after {recorder.frames} frames; their outputs are in {run_dir}")
+    if error is not None:
+        raise error
+    return summary
+
+
+def run_record(config: PipelineConfig, pipe: DVSNet, source: str | Path, info: SourceInfo, *, resize: Resize,
+               stride: int, max_frames: int | None, writes: tuple[str, ...]) -> dict[str, object]:
+    """summary.json's "config": the pipeline (PipelineConfig.to_record) and the source options."""
+    height, width = resized_size(info.height, info.width, resize)
+    return {"config": {
+        **config.to_record(width), "device": describe_device(pipe.device), "policy": repr(pipe.policy),
+        "source": str(source), "source_info": {"kind": info.kind, "frames": info.frames, "fps": info.fps,
+                                               "height": info.height, "width": info.width},
+        "frame_size": f"{height}x{width}", "resize": resize, "stride": stride, "max_frames": max_frames,
+        "writes": list(writes),
+    }}
+
+
+def training_scale_note(segmenter: object, height: int, width: int) -> str | None:
+    """A note when a shipped segmenter meets frames twice its training width or more (docs: frame size): at
+    twice the scale the same scenes score ~11 points lower per frame."""
+    trained_height, trained_width = SHIPPED_FRAME_SIZE
+    if not isinstance(segmenter, str) or segmenter not in SEGMENTERS or width < 2 * trained_width:
+        return None
+    return (f"note: frames are {height}x{width}; the shipped networks were trained on {trained_height}x"
+            f"{trained_width} frames and segment larger ones worse; --resize {trained_width} runs at that scale")
+
+
+def check_source_and_grid(config: PipelineConfig, info: SourceInfo, resize: Resize) -> tuple[int, int]:
+    """The frame size the pipeline will see; DvsnetError when the grid does not suit it."""
+    height, width = resized_size(info.height, info.width, resize)
+    check_grid(height, width, *config.grid, config.overlap_px(width))
+    return height, width
+
+
+def segment_video(source: str | Path, config: PipelineConfig = PipelineConfig(), *, output: str | Path = "runs",
+                  writes: tuple[str, ...] = DEFAULT_WRITES, resize: Resize = None, stride: int = 1,
+                  max_frames: int | None = None, progress: bool = False, prefix: str = "segment",
+                  note: Callable[[str], None] = _stderr) -> tuple[Path, dict]:
+    """Segment every frame of `source` (video file, frame folder or glob) with the pipeline `config`
+    describes, into a new run folder `output/<prefix>-NNNN`; returns (run folder, summary).
+
+    resize: (H, W) or a width keeping the aspect ratio; stride: keep every N-th frame; max_frames: stop
+    after N. writes: any of dvsnet.outputs.OUTPUTS. Every mistake is a DvsnetError before the folder exists.
+    """
+    info = probe(source)
+    frames = read_named_frames(source, resize=resize, stride=stride, max_frames=max_frames)
+    height, width = check_source_and_grid(config, info, resize)
+    pipe = DVSNet.from_config(config)
+    scale_note = training_scale_note(config.segmenter, height, width)
+    if scale_note:
+        note(scale_note)
+    run_dir = create_run_folder(output, prefix)
+    record = run_record(config, pipe, source, info, resize=resize, stride=stride, max_frames=max_frames,
+                        writes=writes)
+    summary = segment_frames(frames, pipe, run_dir, writes=writes, fps=output_fps(info, stride),
+                             total=expected_frames(info, stride=stride, max_frames=max_frames),
+                             progress=progress, record=record, note=note)
+    return run_dir, summary
+
+
+def output_fps(info: SourceInfo, stride: int) -> float | None:
+    """Overlay video frame rate: the source's divided by the stride, so playback keeps real time."""
+    return None if info.fps is None else info.fps / stride
