@@ -22,8 +22,10 @@ from pathlib import Path
 
 from dvsnet.atomic import write_text_atomic
 from dvsnet.cli.options import parse_grid
-from dvsnet.evaluate import describe_machine, evaluate, load_snippets, set_threads
+from dvsnet.config import PipelineConfig
+from dvsnet.evaluate import evaluate, load_snippets
 from dvsnet.flow import FLOWS
+from dvsnet.provenance import describe_machine, set_threads
 
 
 def main() -> None:
@@ -42,17 +44,18 @@ def main() -> None:
     grid = tuple(args.grid)
 
     snippets = load_snippets(args.data, "val", max_snippets=args.max_snippets)
-    common = {"segmenter": args.segmenter, "flow": args.flow, "snippets": snippets}
+    per_frame = PipelineConfig(segmenter=args.segmenter, flow=args.flow, policy="always", grid=(1, 1), overlap=0)
     started = time.time()
-    baseline = evaluate(args.data, policy="always", grid=(1, 1), overlap=0, **common)
+    baseline = evaluate(args.data, per_frame, snippets=snippets)
     rows = [{"policy": "always", "grid": "1x1", "dn": None, "miou": baseline["miou"], "fps": baseline["fps"],
              "speedup": 1.0, "workload_saved": 0.0}]
     print(f"per-frame: mIoU {100 * baseline['miou']:.2f} %, {baseline['fps']:.2f} fps (before)")
     results = []
     for threshold in args.thresholds:
         for dn in args.dn:
-            results.append((threshold, dn, evaluate(args.data, policy=f"dn:{threshold:g}", grid=grid, dn=dn, **common)))
-    after = evaluate(args.data, policy="always", grid=(1, 1), overlap=0, **common)
+            config = per_frame.replace(policy=f"dn:{threshold:g}", grid=grid, overlap=None, dn=dn)
+            results.append((threshold, dn, evaluate(args.data, config, snippets=snippets)))
+    after = evaluate(args.data, per_frame, snippets=snippets)
     reference_fps = (baseline["fps"] + after["fps"]) / 2
     print(f"per-frame: {after['fps']:.2f} fps (after); speed-ups against the mean, {reference_fps:.2f} fps")
     rows[0].update(fps=reference_fps, fps_before=baseline["fps"], fps_after=after["fps"])
