@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from dvsnet import DVSNet, DvsnetError
-from dvsnet.policies import DecisionNetwork
+from dvsnet.policies import POLICIES, DecisionNetwork
 from dvsnet.stats import RunStats
 from tests.segmenters import ColourSegmenter, panning_clip
 
@@ -171,3 +171,19 @@ def test_frames_wider_than_flow_width_get_their_flow_at_that_width_and_in_its_pi
     for bad in (8, 0, 512.0):
         with pytest.raises(DvsnetError, match="flow_width must be a whole number of pixels >= 16 or None"):
             DVSNet(segmenter=ColourSegmenter(), flow_width=bad)
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_every_policy_kind_runs_the_pipeline(name):
+    """Each policy form with its example value: frame 0 segments every region, later frames take either
+    path, and a policy that computes scores gives one per region once there are key frames."""
+    kind = POLICIES[name]
+    policy = f"{name}:{kind.example}" if kind.value_type else name
+    frames = panning_clip(6)
+    _, pipe, outs = run(policy, frames)
+    assert outs[0].paths == ["seg"] * 4 and outs[0].scores == [None] * 4
+    for out in outs:
+        assert out.labels.shape == frames[0].shape[:2] and set(out.paths) <= {"seg", "warp"}
+    scored = [s is not None for out in outs[1:] for s in out.scores]
+    assert all(scored) if name in ("dn", "diff", "flow", "oracle") else not any(scored)
+    assert repr(pipe.policy) == policy

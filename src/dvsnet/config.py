@@ -46,9 +46,12 @@ def describe(part: Any) -> str | None:
         return None
     if isinstance(part, (str, int, float, Path)):
         return str(part)
-    name = getattr(part, "name", None)
-    if isinstance(name, str):
-        return name
+    for attribute in ("name", "arch"):  # flow estimators have a name, our segmenters an arch
+        name = getattr(part, attribute, None)
+        if isinstance(name, str):
+            return name
+    if hasattr(part, "parameters"):  # a torch module's repr is its whole layer list
+        return type(part).__name__
     if type(part).__repr__ is not object.__repr__:
         return repr(part)
     return type(part).__name__

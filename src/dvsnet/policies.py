@@ -22,9 +22,6 @@ from torch import nn
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import key_segmentation_features
 
-POLICY_FORMS = "dn:T, fixed:L, diff:D, flow:F, oracle:T, always"
-
-
 class RegionBatch:
     """What a policy may look at, for the B regions that have a key frame (row-major order).
 
@@ -220,41 +217,62 @@ class Oracle:
         return f"oracle:{self.threshold:g}"
 
 
-def _number(text: str, kind: type, policy: str):
-    try:
-        return kind(text)
-    except ValueError:
-        raise DvsnetError(f"policy {policy!r}: {text!r} is not a {'whole ' if kind is int else ''}number") \
-            from None
+def _threshold(value: float) -> str | None:
+    return None if 0.0 <= value <= 1.0 else f"threshold must be in [0, 1], got {value:g}"
+
+
+def _interval(value: int) -> str | None:
+    return None if value >= 1 else f"key-frame interval must be >= 1 frame, got {value}"
+
+
+def _limit(value: float) -> str | None:
+    return None if value >= 0 else f"limit must be >= 0, got {value:g}"
+
+
+@dataclass(frozen=True)
+class PolicyKind:
+    """A policy string's form `name:value`: the class it builds, the value's type, its check, an example
+    value and the letter the docs use for it (value_type None: the kind takes no value)."""
+
+    build: Callable
+    value_type: type | None = None
+    check: Callable[[object], str | None] | None = None
+    example: str = ""
+    letter: str = ""
+
+
+POLICIES: dict[str, PolicyKind] = {
+    "dn": PolicyKind(DecisionNetwork, float, _threshold, "0.92", "T"),
+    "fixed": PolicyKind(FixedInterval, int, _interval, "5", "L"),
+    "diff": PolicyKind(FrameDifference, float, _limit, "16", "D"),
+    "flow": PolicyKind(FlowMagnitude, float, _limit, "8", "F"),
+    "oracle": PolicyKind(Oracle, float, _threshold, "0.9", "T"),
+    "always": PolicyKind(AlwaysSegment),
+}
+POLICY_FORMS = ", ".join(f"{name}:{kind.letter}" if kind.value_type else name for name, kind in POLICIES.items())
 
 
 def parse_policy(spec: str | Policy) -> Policy:
     """'dn:0.92' -> DecisionNetwork(0.92), etc. Policy objects pass through. Bad strings -> DvsnetError."""
     if not isinstance(spec, str):
         return spec
-    text = spec.strip().lower()
-    name, _, arg = text.partition(":")
-    if name == "always" and not arg:
-        return AlwaysSegment()
-    if name in ("dn", "oracle", "fixed", "diff", "flow") and not arg:
-        example = "5" if name == "fixed" else "0.9"
-        raise DvsnetError(f"policy {spec!r} needs a value, e.g. {name}:{example}")
-    if name in ("dn", "oracle"):
-        threshold = _number(arg, float, spec)
-        if not 0.0 <= threshold <= 1.0:
-            raise DvsnetError(f"policy {spec!r}: threshold must be in [0, 1], got {threshold:g}")
-        return DecisionNetwork(threshold) if name == "dn" else Oracle(threshold)
-    if name == "fixed":
-        interval = _number(arg, int, spec)
-        if interval < 1:
-            raise DvsnetError(f"policy {spec!r}: key-frame interval must be >= 1 frame, got {interval}")
-        return FixedInterval(interval)
-    if name in ("diff", "flow"):
-        limit = _number(arg, float, spec)
-        if limit < 0:
-            raise DvsnetError(f"policy {spec!r}: limit must be >= 0, got {limit:g}")
-        return FrameDifference(limit) if name == "diff" else FlowMagnitude(limit)
-    raise DvsnetError(f"unknown policy {spec!r}; valid forms: {POLICY_FORMS}")
+    name, colon, arg = spec.strip().lower().partition(":")
+    kind = POLICIES.get(name)
+    if kind is None or (kind.value_type is None and colon):
+        raise DvsnetError(f"unknown policy {spec!r}; valid forms: {POLICY_FORMS}")
+    if kind.value_type is None:
+        return kind.build()
+    if not arg:
+        raise DvsnetError(f"policy {spec!r} needs a value, e.g. {name}:{kind.example}")
+    try:
+        value = kind.value_type(arg)
+    except ValueError:
+        whole = "whole " if kind.value_type is int else ""
+        raise DvsnetError(f"policy {spec!r}: {arg!r} is not a {whole}number") from None
+    problem = kind.check(value)
+    if problem:
+        raise DvsnetError(f"policy {spec!r}: {problem}")
+    return kind.build(value)
 
 
 def describe_policy(spec: str | Policy) -> str:

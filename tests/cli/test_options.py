@@ -1,0 +1,44 @@
+"""Shared CLI options: --write's replace-or-add rule, --threshold, and the pipeline config they build."""
+import argparse
+
+import pytest
+
+from dvsnet.cli import build_parser
+from dvsnet.cli.options import parse_write, pipeline_config, policy_spec, writes_of
+from dvsnet.errors import DvsnetError
+
+
+@pytest.mark.parametrize("values, expected", [
+    (None, ("overlay", "csv")),
+    (["color"], ("color",)),                                  # names given replace the defaults
+    (["+color"], ("overlay", "csv", "color")),                # +names add to them
+    (["labels", "+color"], ("labels", "color")),
+    (["+csv", "+labels"], ("overlay", "csv", "labels")),
+])
+def test_write_replaces_or_adds_to_the_defaults(values, expected):
+    assert writes_of(values) == expected
+
+
+def test_unknown_write_names_are_refused_with_the_valid_ones():
+    with pytest.raises(argparse.ArgumentTypeError, match="valid: overlay, labels"):
+        parse_write("+colour")
+
+
+def test_help_says_that_names_replace_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["segment", "--help"])
+    assert "REPLACE the defaults" in " ".join(capsys.readouterr().out.split())
+
+
+def test_segment_options_build_one_pipeline_config():
+    args = build_parser().parse_args(["segment", "clip.mp4", "--threshold", "0.8", "--grid", "1x3",
+                                      "--flow-width", "0", "--stitch", "core"])
+    config = pipeline_config(args)
+    assert config.policy == "dn:0.8" and config.grid == (1, 3) and config.flow_width is None
+    assert config.stitch == "core" and config.device == "auto" and config.overlap is None
+
+
+def test_threshold_applies_to_dn_and_oracle_only():
+    assert policy_spec("oracle:0.5", 0.7) == "oracle:0.7"
+    with pytest.raises(DvsnetError, match="--threshold applies"):
+        policy_spec("fixed:5", 0.7)

@@ -1,0 +1,66 @@
+"""PipelineConfig: one value, validated once, recorded in one format."""
+import pytest
+
+from dvsnet import DVSNet, DvsnetError
+from dvsnet.config import PipelineConfig, default_overlap, format_grid, parse_grid
+from tests.segmenters import ColourSegmenter
+
+
+def test_overlap_is_resolved_in_one_place():
+    config = PipelineConfig()
+    assert config.overlap_px(512) == default_overlap(512) == 16
+    assert config.replace(overlap=5).overlap_px(512) == 5
+    assert config.replace(grid=(1, 1)).overlap_px(512) == 0  # one region has no inner edge to grow
+
+
+@pytest.mark.parametrize("grid", [(2, 3), "2x3", "2×3", [2, 3]])
+def test_grid_is_a_tuple_whatever_it_came_as(grid):
+    assert PipelineConfig(grid=grid).grid == (2, 3)
+    assert format_grid(PipelineConfig(grid=grid).grid) == "2x3"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"grid": "0x2"}, ">= 1"), ({"grid": "2by2"}, "RxC"), ({"overlap": -1}, "overlap"),
+    ({"stitch": "mean"}, "stitch mode"), ({"flow_width": 8}, "flow_width"),
+])
+def test_bad_values_are_refused_when_the_config_is_made(changes, message):
+    with pytest.raises(DvsnetError, match=message):
+        PipelineConfig(**changes)
+
+
+def test_record_round_trip_and_canonical_names():
+    config = PipelineConfig(policy="DN:0.900", grid=(1, 2), flow_width=256)
+    record = config.to_record(width=512)
+    assert record["policy"] == "dn:0.9" and record["grid"] == "1x2" and record["overlap"] == 16
+    assert record["overlap_default"] is True and record["flow_width"] == 256
+    again = PipelineConfig.from_record(record)
+    assert again.to_record(width=512) == record and again.overlap is None
+    assert PipelineConfig.from_record(PipelineConfig(overlap=4).to_record(512)).overlap == 4
+
+
+def test_objects_are_recorded_by_name():
+    seg = ColourSegmenter()
+    record = PipelineConfig(segmenter=seg, policy="fixed:3").to_record()
+    assert record["segmenter"] == "ColourSegmenter" and record["policy"] == "fixed:3"
+
+
+def test_the_pipeline_is_built_from_the_config_and_keeps_it():
+    config = PipelineConfig(segmenter=ColourSegmenter(), policy="fixed:2", grid="1x2", overlap=4, stitch="core")
+    pipe = DVSNet.from_config(config)
+    assert pipe.config is config and pipe.grid == (1, 2) and pipe.stitch_mode == "core"
+    keywords = DVSNet(segmenter=config.segmenter, policy="fixed:2", grid=(1, 2), overlap=4, stitch="core")
+    assert keywords.config == config
+
+
+def test_the_callers_dn_policy_object_is_not_changed():
+    from dvsnet.policies import DecisionNetwork
+
+    policy = DecisionNetwork(0.9)
+    pipe = DVSNet(segmenter=ColourSegmenter(), policy=policy)
+    assert policy.net is None and pipe.policy is not policy and pipe.policy.net is not None
+
+
+def test_parse_grid_refuses_nonsense():
+    assert parse_grid("3x4") == (3, 4)
+    with pytest.raises(DvsnetError):
+        parse_grid("3")
