@@ -58,3 +58,16 @@ def test_default_overlap_follows_the_paper_scaled_to_width():
 def test_bad_grids_fail_clearly(grid, overlap):
     with pytest.raises(DvsnetError):
         region_grid(64, 128, *grid, overlap)
+
+
+def test_grids_too_fine_for_the_frame_are_refused_with_the_largest_that_fits():
+    from dvsnet.regions import check_grid, crop_pixels
+
+    check_grid(576, 768, 14, 14, 24)  # fits: cells of 41x54 px, crops 3.8x the frame
+    assert crop_pixels(576, 768, 14, 14, 24) <= 4 * 576 * 768 < crop_pixels(576, 768, 15, 15, 24)
+    with pytest.raises(DvsnetError, match=r"cells would be 2x3 px.*largest grid of that shape that fits is 14x14"):
+        check_grid(576, 768, 200, 200, 24)
+    with pytest.raises(DvsnetError, match=r"would hold 4.1x the frame's pixels.*fits is 14x14"):
+        check_grid(576, 768, 15, 15, 24)
+    with pytest.raises(DvsnetError, match="fits is 1x8"):
+        check_grid(64, 128, 2, 16, 4)  # 32x8 px cells; the same 1:8 shape at 1x8 has 64x16 px cells

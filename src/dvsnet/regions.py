@@ -80,7 +80,7 @@ def check_grid(height: int, width: int, rows: int, cols: int, overlap: int) -> N
             fits = f"{r}x{c}"
             break
     raise DvsnetError(f"grid {rows}x{cols} does not suit {height}x{width} frames: {why}; "
-                      f"the largest {rows}:{cols} grid that fits is {fits}")
+                      f"the largest grid of that shape that fits is {fits}")
 
 
 def region_grid(height: int, width: int, rows: int, cols: int, overlap: int) -> list[Region]:

@@ -283,7 +283,7 @@ def test_corrupt_frame_mid_folder_stops_with_partial_run(tmp_path, weights, capf
     (["--policy", "fixed:3", "--threshold", "0.5"], "--threshold applies to the dn and oracle policies"),
     (["--flow", "raft"], "unknown flow estimator"),
     (["--segmenter", "huge"], "unknown segmenter"),
-    (["--grid", "100x2"], "the largest 100:2 grid that fits is 4x1"),
+    (["--grid", "100x2"], "the largest grid of that shape that fits is 4x1"),
     (["--policy", "fixed:3", "--dn", "dis"], "only applies to dn:T policies"),
     (["--policy", "dn:0.9", "--dn", "missing.safetensors"], "not found"),
     (["--policy", "dn:0.9", "--dn", "sift"], "no decision network for flow features 'sift'"),
