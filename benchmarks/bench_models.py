@@ -63,13 +63,13 @@ def time_ms(model: nn.Module, *inputs: torch.Tensor, warmup: int, repeats: int) 
 
 
 def val_miou(model: nn.Module, data: str, all_frames: bool) -> tuple[float, int]:
-    from dvsnet.train.confidence import list_snippets
-    from dvsnet.train.seg import evaluate_segmenter, list_labelled_frames, load_pairs
+    from dvsnet.data.cityscapes import CityscapesSequences, labelled_frames
+    from dvsnet.train.seg import evaluate_segmenter, load_pairs
 
-    pairs = list_labelled_frames(data, "val")
-    if not all_frames:
-        wanted = {snippet[min(19, len(snippet) - 1)] for snippet in list_snippets(data, "val")}
-        pairs = [p for p in pairs if p[0] in wanted]
+    if all_frames:
+        pairs = labelled_frames(data, "val")
+    else:
+        pairs = [(snippet.annotated_frame, snippet.annotated_labels) for snippet in CityscapesSequences(data, "val")]
     images, labels = load_pairs(pairs)
     miou, _ = evaluate_segmenter(model, images, labels, torch.device("cpu"))
     return miou, len(pairs)

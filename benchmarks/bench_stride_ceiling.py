@@ -27,13 +27,10 @@ from dvsnet.metrics import confusion_matrix, iou_per_class, mean_iou
 
 
 def val_labels(data: str) -> np.ndarray:
-    """(N, H, W) uint8 train-id labels of frame 19 of every val snippet."""
-    from dvsnet.train.confidence import list_snippets
-    from dvsnet.train.seg import list_labelled_frames, load_pairs
+    """(N, H, W) uint8 train-id labels of the annotated frame (offset 19) of every val snippet."""
+    from dvsnet.data.cityscapes import CityscapesSequences, load_labels
 
-    wanted = {snippet[min(19, len(snippet) - 1)] for snippet in list_snippets(data, "val")}
-    pairs = [p for p in list_labelled_frames(data, "val") if p[0] in wanted]
-    return load_pairs(pairs)[1]
+    return np.stack([load_labels(snippet.annotated_labels) for snippet in CityscapesSequences(data, "val")])
 
 
 def share_logits(labels: torch.Tensor, stride: int) -> torch.Tensor:

@@ -212,3 +212,40 @@ def test_recorder_numbers_repeated_frame_names_instead_of_overwriting(tmp_path):
 def test_recorder_rejects_unknown_output(tmp_path):
     with pytest.raises(DvsnetError, match="unknown output 'png'"):
         RunRecorder(tmp_path, ["png"])
+
+
+def test_overlay_legend_names_the_classes_in_the_frame():
+    from dvsnet.data.labels import class_set
+
+    classes = class_set(3, names=["sky", "grass", "road"], palette=[[0, 0, 255], [0, 255, 0], [255, 0, 0]])
+    labels = np.zeros((120, 240), np.uint8)
+    labels[60:] = 2  # sky and road present, grass absent
+    frame = np.full((120, 240, 3), 128, np.uint8)
+    with_legend = draw_overlay(frame, labels, [], [], classes=classes)
+    without = draw_overlay(frame, labels, [], [], classes=classes, legend=False)
+    changed = np.argwhere((with_legend != without).any(-1))
+    assert changed[:, 1].min() > 240 // 2 and changed[:, 0].max() < 60  # top-right corner only
+    corner = with_legend[: changed[:, 0].max() + 1, changed[:, 1].min():]
+    colours = {tuple(c) for c in corner.reshape(-1, 3).tolist()}
+    assert (0, 0, 255) in colours and (255, 0, 0) in colours and (0, 255, 0) not in colours
+
+
+def test_running_fps_is_drawn_only_after_warm_up_frames(tmp_path):
+    from dvsnet.outputs import FPS_SHOWN_AFTER
+
+    recorder = RunRecorder(tmp_path, ["csv"])
+    recorder.record("f0", np.zeros((32, 64, 3), np.uint8), make_result(0, ["seg"]), 5.0)  # warm-up: left out
+    for i in range(1, FPS_SHOWN_AFTER):
+        recorder.record(f"f{i}", np.zeros((32, 64, 3), np.uint8), make_result(i, ["seg"]), 0.1)
+        assert recorder.running_fps() is None
+    recorder.record("last", np.zeros((32, 64, 3), np.uint8), make_result(FPS_SHOWN_AFTER, ["seg"]), 0.1)
+    assert recorder.running_fps() == pytest.approx(10.0)
+
+
+def test_label_ids_are_refused_for_classes_that_are_not_cityscapes(tmp_path):
+    from dvsnet.data.labels import class_set
+    from dvsnet.outputs import check_writes
+
+    check_writes(["label-ids"])  # Cityscapes: fine
+    with pytest.raises(DvsnetError, match="label-ids are Cityscapes label ids; this segmenter predicts 2"):
+        check_writes(["labels", "label-ids"], class_set(2))

@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from dvsnet import atomic
-from dvsnet.data.labels import colorize, train_ids_to_label_ids
+from dvsnet.data.labels import CITYSCAPES, ClassSet, train_ids_to_label_ids
 from dvsnet.data.video import quiet_opencv
 from dvsnet.errors import DvsnetError
 from dvsnet.stats import RunStats
@@ -57,6 +57,7 @@ LABEL_KINDS: dict[str, tuple[str, str]] = {
 OUTPUTS: tuple[str, ...] = ("overlay", *LABEL_KINDS, "csv")
 
 FPS_WINDOW = 30  # frames averaged for the running fps drawn on the overlay
+FPS_SHOWN_AFTER = 10  # frames after the first (warm-up) before the running fps is drawn: fewer say little
 
 CSV_COLUMNS: tuple[str, ...] = (
     "frame", "name", "region", "row", "col", "path", "score", "key_age", "restarted",
@@ -128,37 +129,77 @@ def label_file_name(frame_name: str, kind: str) -> str:
     return base + LABEL_KINDS[kind][1]
 
 
-def label_image(labels: np.ndarray, kind: str) -> np.ndarray:
-    """(H, W) uint8 train ids -> what the `kind` PNG holds: train ids, label ids, or H×W×3 RGB colours."""
+def label_image(labels: np.ndarray, kind: str, classes: ClassSet = CITYSCAPES) -> np.ndarray:
+    """(H, W) uint8 labels -> what the `kind` PNG holds: the labels, Cityscapes label ids (Cityscapes
+    classes only), or H×W×3 RGB colours of `classes`."""
     if kind == "labels":
         return labels
     if kind == "label-ids":
         return train_ids_to_label_ids(labels)
     if kind == "color":
-        return colorize(labels)
+        return classes.colorize(labels)
     raise DvsnetError(f"unknown label output {kind!r}; valid: {', '.join(LABEL_KINDS)}")
 
 
 def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, color: tuple[int, int, int]) -> None:
-    """Text with a dark outline, readable on any colour."""
+    """Text on a dark backing box, readable on any colour at any frame size; origin: its bottom-left."""
     thickness = 1 if scale < 0.8 else 2
-    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    x, y = origin
+    pad = max(1, round(2 * scale))
+    top, bottom = max(0, y - h - pad), min(image.shape[0], y + base)
+    left, right = max(0, x - pad), min(image.shape[1], x + w + pad)
+    image[top:bottom, left:right] = image[top:bottom, left:right] // 3  # darkened, the picture still shows
     cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
+
+
+def text_scale(width: int) -> float:
+    """Font scale for frames `width` px wide: about 1/60 of the width per character line, never unreadable."""
+    return max(0.3, min(1.2, width / 1100))
+
+
+def draw_legend(image: np.ndarray, labels: np.ndarray, classes: ClassSet, scale: float) -> None:
+    """A legend in the top-right corner: a colour swatch and the name of each class in the frame, largest
+    area first, as many as fit in the frame's height (a `+N more` line says how many did not)."""
+    counts = np.bincount(labels.ravel(), minlength=256)[: len(classes.names)]
+    present = [int(k) for k in np.argsort(-counts, kind="stable") if counts[k] > 0]
+    if not present:
+        return
+    thickness = 1 if scale < 0.8 else 2
+    line_height = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][1] + max(3, round(8 * scale))
+    room = max(1, (image.shape[0] - line_height) // line_height)
+    shown = present if len(present) <= room else present[: room - 1]
+    lines = [classes.names[k] for k in shown] + ([f"+{len(present) - len(shown)} more"] if len(shown) < len(present) else [])
+    swatch = line_height - max(2, round(4 * scale))
+    text_width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] for t in lines)
+    left = max(0, image.shape[1] - text_width - swatch - 3 * max(2, round(4 * scale)))
+    bottom = min(image.shape[0], line_height * len(lines) + max(2, round(4 * scale)))
+    image[:bottom, left:] = image[:bottom, left:] // 3
+    for n, text in enumerate(lines):
+        y = line_height * (n + 1)
+        x = left + max(2, round(4 * scale))
+        if n < len(shown):
+            color = tuple(int(c) for c in classes.colors[shown[n]])
+            cv2.rectangle(image, (x, y - swatch), (x + swatch, y), color, -1)
+        cv2.putText(image, text, (x + swatch + max(2, round(4 * scale)), y), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), thickness, cv2.LINE_AA)
 
 
 def draw_overlay(frame: np.ndarray, labels: np.ndarray, regions: Sequence, paths: Sequence[str],
                  scores: Sequence[float | None] | None = None, *, fps: float | None = None,
-                 alpha: float = 0.5, note: str | None = None) -> np.ndarray:
+                 alpha: float = 0.5, note: str | None = None, classes: ClassSet = CITYSCAPES,
+                 legend: bool = True) -> np.ndarray:
     """The overlay video's picture of one frame; returns a new H×W×3 uint8 RGB image.
 
-    frame: H×W×3 uint8 RGB. labels: (H, W) uint8 train ids (255 drawn black). regions: objects with
-    core_top/core_bottom/core_left/core_right (each region's grid cell, without overlap); paths:
+    frame: H×W×3 uint8 RGB. labels: (H, W) uint8 labels of `classes` (255 drawn black). regions: objects
+    with core_top/core_bottom/core_left/core_right (each region's grid cell, without overlap); paths:
     "seg" | "warp" per region, drawn as the cell's border colour (PATH_COLORS) with the path and score
-    written in its corner. fps: shown top-left when given. alpha: weight of the label colours.
+    written in its corner. fps: shown top-left when given. alpha: weight of the label colours. legend:
+    the classes in the frame with their colours, top-right.
     """
     width = labels.shape[1]
-    image = cv2.addWeighted(frame, 1.0 - alpha, colorize(labels), alpha, 0.0)
-    scale = max(0.35, min(1.2, width / 1100))
+    image = cv2.addWeighted(frame, 1.0 - alpha, classes.colorize(labels), alpha, 0.0)
+    scale = text_scale(width)
     line = max(1, round(width / 400))
     for i, (region, path) in enumerate(zip(regions, paths)):
         color = PATH_COLORS.get(path, (255, 255, 255))
@@ -169,6 +210,8 @@ def draw_overlay(frame: np.ndarray, labels: np.ndarray, regions: Sequence, paths
         score = None if scores is None else scores[i]
         tag = path if score is None else f"{path} {score:.2f}"
         _text(image, tag, (left + 3 * line + 2, bottom - 3 * line - 2), scale, color)
+    if legend:
+        draw_legend(image, labels, classes, max(0.3, 0.75 * scale))
     header = []
     if fps is not None:
         header.append(f"{fps:.1f} fps")
@@ -264,6 +307,17 @@ class CsvOutput:
         return self.path
 
 
+def check_writes(writes: Sequence[str], classes: ClassSet = CITYSCAPES) -> None:
+    """DvsnetError for an unknown output, or label-id PNGs of a segmenter whose classes are not
+    Cityscapes' (label ids only exist for those)."""
+    unknown = sorted(set(writes) - set(OUTPUTS))
+    if unknown:
+        raise DvsnetError(f"unknown output {unknown[0]!r}; valid: {', '.join(OUTPUTS)}")
+    if "label-ids" in writes and not classes.cityscapes:
+        raise DvsnetError(f"label-ids are Cityscapes label ids; this segmenter predicts {len(classes.names)} other "
+                          "classes: write labels (its class indices) or color instead")
+
+
 def _ms(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * 1000:.3f}"
 
@@ -275,10 +329,10 @@ class RunRecorder:
     of the overlay video (the source's, when known). Call `record` per frame, then `close` once.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, writes: Sequence[str], *, fps: float | None = None):
-        unknown = sorted(set(writes) - set(OUTPUTS))
-        if unknown:
-            raise DvsnetError(f"unknown output {unknown[0]!r}; valid: {', '.join(OUTPUTS)}")
+    def __init__(self, run_dir: str | os.PathLike, writes: Sequence[str], *, fps: float | None = None,
+                 classes: ClassSet = CITYSCAPES):
+        check_writes(writes, classes)
+        self.classes = classes
         self.run_dir = Path(run_dir)
         self.writes = tuple(w for w in OUTPUTS if w in writes)
         self.video = VideoOutput(self.run_dir / "overlay.mp4", fps or 0.0) if "overlay" in self.writes else None
@@ -308,14 +362,14 @@ class RunRecorder:
             name = f"{name}_{self.frames:06d}"
         for kind in label_kinds:
             folder = self.run_dir / LABEL_KINDS[kind][0]
-            write_png_atomic(folder / label_file_name(name, kind), label_image(result.labels, kind))
-        self._recent.append(wall_seconds)
+            write_png_atomic(folder / label_file_name(name, kind), label_image(result.labels, kind, self.classes))
+        if self.frames:  # the first frame's time is warm-up (allocations, first kernel calls)
+            self._recent.append(wall_seconds)
         if self.video is not None:
-            recent = sum(self._recent)
-            fps = len(self._recent) / recent if recent > 0 else None
+            fps = self.running_fps()
             note = f"new size {height}x{width}: key frames restarted" if result.restarted and result.index > 0 else None
             self.video.write(draw_overlay(frame, result.labels, result.regions, result.paths, result.scores,
-                                          fps=fps, note=note))
+                                          fps=fps, note=note, classes=self.classes))
         if self.csv is not None:
             ages = getattr(result, "key_ages", None) or [None] * len(result.paths)
             t = result.timings
@@ -327,6 +381,12 @@ class RunRecorder:
                 for r, (region, path, score, age) in enumerate(zip(result.regions, result.paths, result.scores, ages))
             ])
         self.stats.add(result, wall_seconds, name)
+
+    def running_fps(self) -> float | None:
+        """End-to-end fps over the last FPS_WINDOW frames; None until FPS_SHOWN_AFTER frames after the
+        first (a figure over fewer frames says little)."""
+        recent = sum(self._recent)
+        return len(self._recent) / recent if len(self._recent) >= FPS_SHOWN_AFTER and recent > 0 else None
 
     @property
     def frames(self) -> int:

@@ -25,7 +25,8 @@ from dvsnet.data.video import Frame, SourceInfo, expected_frames, probe, read_na
 from dvsnet.devices import describe_device
 from dvsnet.errors import DvsnetError
 from dvsnet.models import SEGMENTERS, SHIPPED_FRAME_SIZE
-from dvsnet.outputs import RunRecorder, create_run_folder
+from dvsnet.data.labels import classes_of
+from dvsnet.outputs import RunRecorder, check_writes, create_run_folder
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, versions
 from dvsnet.regions import check_grid
@@ -73,7 +74,7 @@ def segment_frames(frames: Iterator[Frame], pipe: DVSNet, run_dir: Path, *, writ
     one stops at once), the outputs of the finished frames are closed and kept, summary.json says
     "complete": false, and the error is raised again (naming the run folder) for the caller to report.
     """
-    recorder = RunRecorder(run_dir, writes, fps=fps)
+    recorder = RunRecorder(run_dir, writes, fps=fps, classes=classes_of(pipe.segmenter))
     # disable=None: a bar only when stderr is a terminal, so logs and pipes get no carriage-return noise
     bar = tqdm(total=total, unit="frame", disable=None if progress else True, file=sys.stderr,
                dynamic_ncols=True, desc=run_dir.name)
@@ -159,6 +160,7 @@ def segment_video(source: str | Path, config: PipelineConfig = PipelineConfig(),
     frames = read_named_frames(source, resize=resize, stride=stride, max_frames=max_frames)
     height, width = check_source_and_grid(config, info, resize)
     pipe = DVSNet.from_config(config)
+    check_writes(writes, classes_of(pipe.segmenter))
     scale_note = training_scale_note(config.segmenter, height, width)
     if scale_note:
         note(scale_note)

@@ -25,7 +25,8 @@ from dvsnet.cli.options import (
 from dvsnet.config import PipelineConfig
 from dvsnet.data.video import SourceInfo, expected_frames, probe, read_named_frames
 from dvsnet.errors import DvsnetError
-from dvsnet.outputs import VideoOutput, create_run_folder
+from dvsnet.data.labels import classes_of
+from dvsnet.outputs import VideoOutput, check_writes, create_run_folder
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import set_threads
 from dvsnet.run import check_source_and_grid, output_fps, run_record, segment_frames
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     check_source_and_grid(config, SourceInfo("video", "", args.frames, None, height, width), args.resize)
     pipe = build_demo_pipeline(config)
     writes = writes_of(args.write)
+    check_writes(writes, classes_of(pipe.segmenter))
     run_dir = create_run_folder(args.output, "demo")
     source = run_dir / "input.mp4"
     render_input(source, args.frames, args.size, args.seed, not args.no_progress)
