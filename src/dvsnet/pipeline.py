@@ -85,7 +85,8 @@ class DVSNet:
 
     Built from a PipelineConfig (`DVSNet.from_config(config)`), or from its fields as keywords:
     segmenter: "fast" | "accurate" | weights path | callable (B,3,h,w) [0,1] -> (B,K,h',w') logits.
-    flow: "dis" | "dis-fast" | "dis-medium" | "flownet" | estimator callable (see flow.py).
+    flow: a name in dvsnet.flow.FLOWS ("dis", "dis-fast", "dis-medium", "flownet", "flownet-conv4",
+    "flownet-conv5", "flownet-image-flow") or an estimator callable (see flow.py).
     policy: a policy string (see policies.py) or object. grid: (rows, cols). overlap: px grown on inner
     region edges; None = 64 px at 2048 px width, scaled with the frame width. stitch: "max-logit" | "core".
     dn: the decision network of a dn:T policy: a shipped variant ("dis", "flownet-conv6") or a .safetensors

@@ -78,8 +78,9 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str = "dn:0
                        help="segmentation network: 'fast', 'accurate', or a .safetensors weights file "
                             "(default: fast)")
     group.add_argument("--flow", default="dis",
-                       help="flow estimator: dis (OpenCV DIS, ultrafast), dis-fast, dis-medium, or flownet "
-                            "(default: dis)")
+                       help="flow estimator: dis (OpenCV DIS, ultrafast), dis-fast, dis-medium, flownet (its DN reads "
+                            "conv6 features), or flownet-conv4, flownet-conv5, flownet-image-flow (no DN ships "
+                            "for these: dn:T needs --dn FILE from `dvsnet train dn --variant NAME`) (default: dis)")
     group.add_argument("--dn", default=None, metavar="NAME|FILE",
                        help="decision network of a dn:T policy: a shipped variant (dis, flownet-conv6) or "
                             "a .safetensors file from `dvsnet train dn` (default: the one shipped for --flow)")
