@@ -165,31 +165,51 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
     out = Path(config.out)
     checkpoint, device = start_run(out, config, resume)
     train, val = dataset(config, "train", progress), dataset(config, "val", progress)
-    x_train, y_train, x_val, y_val = train.features, train.targets, val.features, val.targets
+    net, best = fit_decision_net(
+        train.features, train.targets, val.features, val.targets, variant=config.variant, out=out,
+        steps=config.steps, batch=config.batch, lr=config.lr, weight_decay=config.weight_decay,
+        val_every=config.val_every, seed=config.seed, device=device, flip=config.flip, checkpoint=checkpoint,
+        progress=progress)
+    breakdown = error_breakdown(predict(net, val.features, device), val)
+    return {"steps": config.steps, "val_error_points": best, "val_error_points_by": breakdown,
+            "baseline_points": baseline_points(train, val), "train_samples": len(train.features),
+            "val_samples": len(val.features)}
+
+
+def fit_decision_net(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, *,
+                     variant: str, out: Path, steps: int, batch: int = 64, lr: float = 1e-3,
+                     weight_decay: float = 1e-4, val_every: int = 250, seed: int = 0,
+                     device: torch.device = torch.device("cpu"), flip: bool = False,
+                     checkpoint: Path | None = None, metadata: dict[str, str] | None = None,
+                     progress: bool = True) -> tuple[DecisionNet, float]:
+    """Fit a DecisionNet to features (N, C, h, w) -> confidence scores (N,) with MSE and Adam (lr decaying
+    exponentially to 1 %), validating every `val_every` steps; writes out/model.safetensors (with
+    `metadata`), out/checkpoint.pt and out/log.csv there, resuming from `checkpoint` when given. Returns the
+    net and its last val error in points. Used by `dvsnet train dn` and `dvsnet calibrate`."""
     channels, height, width = x_train.shape[1:]
-    net = DecisionNet(channels, (height, width), variant=config.variant).to(device)
+    net = DecisionNet(channels, (height, width), variant=variant).to(device)
     dims = (0, 2, 3)
     net.feature_mean.copy_(x_train.mean(dims, keepdim=True))
     net.feature_std.copy_(x_train.std(dims, keepdim=True).clamp_min(1e-3))
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler_gamma = 0.01 ** (1 / max(1, config.steps))  # exponential decay to 1% of lr
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler_gamma = 0.01 ** (1 / max(1, steps))  # exponential decay to 1% of lr
     step, best = 0, float("inf")
     if checkpoint is not None:
         state = restore(checkpoint, net, optimizer)
         step, best = state["step"], state["best"]
-    generator = torch.Generator().manual_seed(config.seed + step)
+    generator = torch.Generator().manual_seed(seed + step)
     log = CsvLog(out / "log.csv", ["step", "time_s", "lr", "loss", "val_error_points"])
-    meta = {"arch": "decision", "variant": config.variant, "in_channels": str(channels),
-            "in_height": str(height), "in_width": str(width)}
+    meta = {"arch": "decision", "variant": variant, "in_channels": str(channels),
+            "in_height": str(height), "in_width": str(width), **(metadata or {})}
     start, running = time.time(), []
-    bar = tqdm(total=config.steps, initial=step, desc=f"train dn {config.variant}", disable=not progress)
-    while step < config.steps:
-        lr = config.lr * scheduler_gamma ** step
+    bar = tqdm(total=steps, initial=step, desc=f"train dn {variant}", disable=not progress)
+    while step < steps:
+        lr_now = lr * scheduler_gamma ** step
         for group in optimizer.param_groups:
-            group["lr"] = lr
-        idx = torch.randint(len(x_train), (config.batch,), generator=generator)
+            group["lr"] = lr_now
+        idx = torch.randint(len(x_train), (batch,), generator=generator)
         x = x_train[idx]
-        if config.flip:
+        if flip:
             flipped = torch.rand(len(idx), generator=generator) < 0.5
             x = torch.where(flipped[:, None, None, None], mirror_features(x), x)
         pred = net(x.to(device))
@@ -200,9 +220,10 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
         step += 1
         running.append(loss.item())
         bar.update(1)
-        if step % config.val_every == 0 or step == config.steps:
+        if step % val_every == 0 or step == steps:
             err = error_points(net, x_val, y_val, device)
-            log.write(step=step, time_s=time.time() - start, lr=lr, loss=float(np.mean(running)), val_error_points=err)
+            log.write(step=step, time_s=time.time() - start, lr=lr_now, loss=float(np.mean(running)),
+                      val_error_points=err)
             bar.set_postfix(val_err=f"{err:.2f}")
             running = []
             best = err  # the latest weights are kept (no selection on the reported val set)
@@ -210,6 +231,4 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
             save_checkpoint(out / "checkpoint.pt", model=net.state_dict(), optimizer=optimizer.state_dict(),
                             step=step, best=best)
     bar.close()
-    breakdown = error_breakdown(predict(net, x_val, device), val)
-    return {"steps": step, "val_error_points": best, "val_error_points_by": breakdown,
-            "baseline_points": baseline_points(train, val), "train_samples": len(x_train), "val_samples": len(x_val)}
+    return net, best
