@@ -7,6 +7,7 @@ module, a flow estimator, a policy object). Such an object is described by its n
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,33 @@ def describe(part: Any) -> str | None:
     if type(part).__repr__ is not object.__repr__:
         return repr(part)
     return type(part).__name__
+
+
+def segmenter_identity(spec: Any) -> str:
+    """What a calibrated decision network records of its segmenter: a shipped name or a file with the hash
+    of its contents ("fast:1a2b3c4d5e6f", "model.onnx:..."), or an object's class name."""
+    if not isinstance(spec, (str, Path)):
+        return type(spec).__name__
+    from dvsnet.models import SEGMENTERS
+    from dvsnet.models.weights import shipped_path
+
+    text = str(spec)
+    path = shipped_path(text) if text in SEGMENTERS else Path(text)
+    if not path.is_file():
+        return text
+    name = text if text in SEGMENTERS else path.name
+    return f"{name}:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+
+
+def same_segmenter(recorded: str, spec: Any) -> bool:
+    """Whether a DN calibrated for `recorded` (segmenter_identity) suits the segmenter `spec`: the same
+    weights (hash) when both are files; objects from the Python API are taken on trust."""
+    if not isinstance(spec, (str, Path)):
+        return True
+    current = segmenter_identity(spec)
+    if ":" in recorded and ":" in current:
+        return recorded.rsplit(":", 1)[1] == current.rsplit(":", 1)[1]
+    return recorded == current
 
 
 @dataclass(frozen=True)
@@ -128,3 +156,6 @@ class PipelineConfig:
             dn=record.get("dn"), device=record.get("device"),
             flow_width=None if record.get("flow_width") in (None, "") else int(record["flow_width"]),
         )
+
+
+DEFAULT_CONFIG = PipelineConfig()

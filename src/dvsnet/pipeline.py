@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from dvsnet.config import PipelineConfig
+from dvsnet.config import PipelineConfig, same_segmenter
 from dvsnet.devices import clock, pick_device, same_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import FlowEstimator, build_flow
 from dvsnet.models import load_decision_net, load_segmenter
 from dvsnet.models.decision import KEYSEG_SUFFIX
+from dvsnet.models.weights import read_metadata
 from dvsnet.policies import DecisionNetwork, Policy, RegionBatch, parse_policy
 from dvsnet.regions import Region, check_grid, crop_multiple, crop_regions, padded_size, region_grid, stitch
 from dvsnet.warp import estimate_flow, upsample_logits, warp_labels, warp_upscale
@@ -136,8 +136,8 @@ class DVSNet:
         self.num_classes = int(segmenter.num_classes)
         self._warp_upscale = warp_upscale(int(getattr(segmenter, "output_stride", 8)))
         self.flow = build_flow(config.flow, self.device)
-        self.policy = _with_decision_net(parse_policy(config.policy), config.dn,
-                                         getattr(self.flow, "name", "custom"), self.device)
+        self.policy = _with_decision_net(parse_policy(config.policy), config, getattr(self.flow, "name", "custom"),
+                                         self.device)
         self.grid, self.stitch_mode, self.flow_width = config.grid, config.stitch, config.flow_width
         self.reset()
 
@@ -240,15 +240,16 @@ def _check_frame(frame: object) -> None:
         raise DvsnetError(f"a frame must be an H×W×3 uint8 RGB array, got {type(frame).__name__} {shape}")
 
 
-def _with_decision_net(policy: Policy, dn: str | Path | None, flow_name: str, device: torch.device) -> Policy:
-    """The pipeline's own policy: a dn:T policy without a network gets the DN named by `dn` (a new
+def _with_decision_net(policy: Policy, config: PipelineConfig, flow_name: str, device: torch.device) -> Policy:
+    """The pipeline's own policy: a dn:T policy without a network gets the DN named by `config.dn` (a new
     DecisionNetwork; the caller's object is left as it was); one with a network is checked for its device."""
+    dn = config.dn
     if dn is not None and not isinstance(policy, DecisionNetwork):
         raise DvsnetError(f"a decision network (dn={str(dn)!r}) only applies to dn:T policies, not {policy!r}")
     if not isinstance(policy, DecisionNetwork):
         return policy
     if policy.net is None:
-        return DecisionNetwork(policy.threshold, _decision_net(dn, flow_name, device))
+        return DecisionNetwork(policy.threshold, _decision_net(config, flow_name, device))
     dn_device = _weights_device(policy.net)
     if dn_device is not None and not same_device(dn_device, device):
         raise DvsnetError(f"the policy's decision network is on {dn_device}, the segmenter on "
@@ -262,17 +263,25 @@ def _weights_device(network: object) -> torch.device | None:
     return None if params is None else params.device
 
 
-def _decision_net(spec: str | Path | None, flow_name: str, device: torch.device) -> torch.nn.Module:
-    """The DN named by `spec` (see DVSNet), on `device`, checked against the features the flow estimator
-    gives."""
-    if spec is None:
+def _decision_net(config: PipelineConfig, flow_name: str, device: torch.device) -> torch.nn.Module:
+    """The DN named by `config.dn` (see DVSNet), on `device`, checked against the features the flow
+    estimator gives and, for a DN from `dvsnet calibrate`, against the segmenter and flow it was made for."""
+    if config.dn is None:
         return load_decision_net(flow_name, device)
-    text = str(spec)
-    net = (load_decision_net(None, device, path=text) if text.endswith(".safetensors")
-           else load_decision_net(text, device))
+    text = str(config.dn)
+    is_file = text.endswith(".safetensors")
+    net = load_decision_net(None, device, path=text) if is_file else load_decision_net(text, device)
     if net.variant is not None and net.variant.removesuffix(KEYSEG_SUFFIX) != flow_name:
         raise DvsnetError(f"decision network {text} reads {net.variant!r} features, but flow estimator "
                           f"{flow_name!r} gives {flow_name!r} features; pick a matching --flow or --dn")
+    meta = read_metadata(text) if is_file else {}
+    if meta.get("calibrated"):
+        if isinstance(config.flow, str) and meta.get("flow") not in (None, config.flow):
+            raise DvsnetError(f"decision network {text} was calibrated for flow {meta['flow']!r}, not "
+                              f"{config.flow!r}; pass --flow {meta['flow']} or calibrate one for this flow")
+        if meta.get("segmenter") and not same_segmenter(meta["segmenter"], config.segmenter):
+            raise DvsnetError(f"decision network {text} was calibrated for segmenter {meta['segmenter']}, not "
+                              f"{config.segmenter}; calibrate one for this segmenter (dvsnet calibrate)")
     return net
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import key_segmentation_features
 
+
 class RegionBatch:
     """What a policy may look at, for the B regions that have a key frame (row-major order).
 

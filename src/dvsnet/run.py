@@ -20,12 +20,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dvsnet.config import PipelineConfig
+from dvsnet.config import DEFAULT_CONFIG, PipelineConfig
+from dvsnet.data.labels import classes_of
 from dvsnet.data.video import Frame, SourceInfo, expected_frames, probe, read_named_frames, resized_size
 from dvsnet.devices import describe_device
 from dvsnet.errors import DvsnetError
 from dvsnet.models import SEGMENTERS, SHIPPED_FRAME_SIZE
-from dvsnet.data.labels import classes_of
 from dvsnet.outputs import RunRecorder, check_writes, create_run_folder
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, versions
@@ -146,7 +146,7 @@ def check_source_and_grid(config: PipelineConfig, info: SourceInfo, resize: Resi
     return height, width
 
 
-def segment_video(source: str | Path, config: PipelineConfig = PipelineConfig(), *, output: str | Path = "runs",
+def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *, output: str | Path = "runs",
                   writes: tuple[str, ...] = DEFAULT_WRITES, resize: Resize = None, stride: int = 1,
                   max_frames: int | None = None, progress: bool = False, prefix: str = "segment",
                   note: Callable[[str], None] = _stderr) -> tuple[Path, dict]:

@@ -23,9 +23,9 @@ from dvsnet.cli.options import (
     writes_of,
 )
 from dvsnet.config import PipelineConfig
+from dvsnet.data.labels import classes_of
 from dvsnet.data.video import SourceInfo, expected_frames, probe, read_named_frames
 from dvsnet.errors import DvsnetError
-from dvsnet.data.labels import classes_of
 from dvsnet.outputs import VideoOutput, check_writes, create_run_folder
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import set_threads
