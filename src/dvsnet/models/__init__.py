@@ -1,4 +1,5 @@
-"""The networks: segmenters (`fast`, `accurate`), the FlowNetS flow network and the decision network.
+"""The networks: segmenters (`fast`, `accurate`, or any model from a file: external.py), the FlowNetS flow
+network and the decision network.
 
 Weights ship in `dvsnet/weights/` as fp16 .safetensors with their architecture in the metadata and a
 JSON of the config and validation figures beside each file.
@@ -12,6 +13,7 @@ import torch
 
 from dvsnet.errors import DvsnetError
 from dvsnet.models.decision import DN_VARIANTS, DecisionNet
+from dvsnet.models.external import ExternalSegmenter, Sidecar, adapt_callable, load_onnx, load_program
 from dvsnet.models.flownet import FlowNetS, build_flownet
 from dvsnet.models.segnets import SEGMENTERS, SegNet, build_accurate, build_fast
 from dvsnet.models.weights import load_weights, read_metadata, save_weights, shipped_path
@@ -27,16 +29,29 @@ def build_segmenter(name: str) -> SegNet:
 
 
 def load_segmenter(spec: Any, device: str | torch.device = "cpu") -> Any:
-    """A trained segmenter: "fast" | "accurate" (shipped weights), a .safetensors path, or a callable.
+    """A trained segmenter: "fast" | "accurate" (shipped weights), a .safetensors file of ours, an ONNX file
+    (.onnx, run with ONNX Runtime), a torch.export program (.pt2), or a callable / torch module.
 
-    Returns an eval-mode module: (B,3,h,w) float RGB [0,1], h and w multiples of 8 -> (B,19,h/8,w/8)
-    logits, with attributes num_classes and output_stride. A callable is returned as is.
+    Returns a callable in eval mode: (B,3,h,w) float RGB [0,1], h and w multiples of `input_multiple` ->
+    (B,K,h/s,w/s) logits, s = `output_stride`, with attributes num_classes, output_stride and
+    input_multiple. Our SegNet modules (names, .safetensors, or passed in) come as they are; everything else
+    is wrapped in an ExternalSegmenter (models/external.py: sidecar JSON, dry run, class names and palette).
+    Every mistake is a one-line DvsnetError.
     """
-    if callable(spec) and not isinstance(spec, (str, Path)):
+    if isinstance(spec, (SegNet, ExternalSegmenter)):
         return spec
+    if callable(spec) and not isinstance(spec, (str, Path)):
+        return adapt_callable(spec)
     if not isinstance(spec, (str, Path)):
-        raise DvsnetError(f"segmenter must be a name, a .safetensors path or a callable, got {type(spec).__name__}")
+        raise DvsnetError(f"segmenter must be a name, a .safetensors, .onnx or .pt2 file, or a callable, "
+                          f"got {type(spec).__name__}")
     text = str(spec)
+    suffix = Path(text).suffix.lower()
+    if suffix in (".onnx", ".pt2"):
+        path = Path(text)
+        if not path.is_file():
+            raise DvsnetError(f"segmenter file not found: {path}")
+        return (load_onnx if suffix == ".onnx" else load_program)(path, device)
     if text in SEGMENTERS:
         path = shipped_path(text)
         if not path.is_file():
@@ -45,8 +60,9 @@ def load_segmenter(spec: Any, device: str | torch.device = "cpu") -> Any:
         arch = text
     else:
         path = Path(text)
-        if path.suffix != ".safetensors":
-            raise DvsnetError(f"unknown segmenter {text!r}; valid: {', '.join(SEGMENTERS)} or a .safetensors file")
+        if suffix != ".safetensors":
+            raise DvsnetError(f"unknown segmenter {text!r}; valid: {', '.join(SEGMENTERS)}, "
+                              "or a .safetensors, .onnx or .pt2 file")
         arch = read_metadata(path).get("arch")
         if arch not in SEGMENTERS:
             raise DvsnetError(f"{path}: metadata names architecture {arch!r}; expected one of {', '.join(SEGMENTERS)}")
@@ -94,8 +110,10 @@ __all__ = [
     "SEGMENTERS",
     "SHIPPED_FRAME_SIZE",
     "DecisionNet",
+    "ExternalSegmenter",
     "FlowNetS",
     "SegNet",
+    "Sidecar",
     "build_accurate",
     "build_fast",
     "build_flownet",
