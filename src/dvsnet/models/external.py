@@ -234,7 +234,7 @@ class ExternalSegmenter(nn.Module):
             raise DvsnetError(f"{self.name}: output_stride is {declared['output_stride']}, but a {size[0]}x"
                               f"{size[1]} image gives {out.shape[-2]}x{out.shape[-1]} scores (stride "
                               f"{self.output_stride})")
-        self.class_names, self.palette = _names_and_palette(count, classes, self.sidecar.palette)
+        self.class_names, self.palette = class_names_and_palette(count, classes, self.sidecar.palette)
 
     def _stride(self, size: tuple[int, int], out: tuple[int, int]) -> int:
         if self.input_size:  # scores are resized back anyway: the coarsest whole stride the output carries
@@ -319,7 +319,7 @@ def _module_device(model: object) -> torch.device | None:
     return None if first is None else first.device
 
 
-def _names_and_palette(count: int, classes: tuple[str, ...] | None,
+def class_names_and_palette(count: int, classes: tuple[str, ...] | None,
                        palette: tuple[tuple[int, int, int], ...] | None) -> tuple[tuple[str, ...], np.ndarray]:
     """Class names and (K, 3) uint8 colours: the sidecar's; Cityscapes' for 19 undeclared classes; else
     "class k" and a generated palette."""
@@ -387,7 +387,8 @@ def load_program(path: str | Path, device: str | torch.device = "cpu", sidecar: 
     path = Path(path)
     sidecar = read_sidecar(path) if sidecar is None else sidecar
     try:
-        program = torch.export.load(str(path))
+        with open(path, "rb") as f:  # a file object: torch.export.load warns about names not ending in .pt2
+            program = torch.export.load(f)
     except Exception as exc:  # noqa: BLE001 (another zip, a truncated file, another torch's format)
         raise DvsnetError(f"{path} is not a readable torch.export program ({_first_line(exc)})") from None
     names = set(program.graph_signature.user_inputs)
