@@ -200,7 +200,7 @@ class ExternalSegmenter(nn.Module):
         images = torch.rand((1, 3, *size), generator=torch.Generator().manual_seed(0)).to(self.gain.device)
         try:
             with torch.no_grad():
-                out = _pick_output(self.model(self._prepare(images)), self.name)
+                out = self._run(self._prepare(images))
         except DvsnetError:
             raise
         except Exception as exc:  # noqa: BLE001 (the model's own error, whatever its type: one line)
