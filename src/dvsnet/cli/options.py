@@ -63,17 +63,18 @@ def width_or_full(text: str) -> int | None:
     return non_negative_int(text) or None
 
 
-def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str = "dn:0.92") -> None:
+def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str | None = "dn:0.92") -> None:
     """--policy --segmenter --flow --dn --grid --overlap --flow-width --device --stitch: everything that
-    configures a DVSNet."""
+    configures a DVSNet (policy None: no --policy and --dn, for a command that makes its own DN)."""
     group = parser.add_argument_group("pipeline")
-    group.add_argument(
-        "--policy", default=policy,
-        help="which regions get segmented: dn:T (decision network, T in [0,1]), fixed:L (key frame "
-             "every L frames), diff:D (mean grey difference <= D warps), flow:F (mean flow magnitude "
-             "<= F px warps), oracle:T (true confidence score, analysis only), always (per-frame "
-             f"segmentation). Default: {policy}",
-    )
+    if policy is not None:
+        group.add_argument(
+            "--policy", default=policy,
+            help="which regions get segmented: dn:T (decision network, T in [0,1]), fixed:L (key frame "
+                 "every L frames), diff:D (mean grey difference <= D warps), flow:F (mean flow magnitude "
+                 "<= F px warps), oracle:T (true confidence score, analysis only), always (per-frame "
+                 f"segmentation). Default: {policy}",
+        )
     group.add_argument("--segmenter", default="fast",
                        help="segmentation network: 'fast', 'accurate', or a .safetensors weights file "
                             "(default: fast)")
@@ -81,9 +82,11 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str = "dn:0
                        help="flow estimator: dis (OpenCV DIS, ultrafast), dis-fast, dis-medium, flownet (its DN reads "
                             "conv6 features), or flownet-conv4, flownet-conv5, flownet-image-flow (no DN ships "
                             "for these: dn:T needs --dn FILE from `dvsnet train dn --variant NAME`) (default: dis)")
-    group.add_argument("--dn", default=None, metavar="NAME|FILE",
-                       help="decision network of a dn:T policy: a shipped variant (dis, flownet-conv6) or "
-                            "a .safetensors file from `dvsnet train dn` (default: the one shipped for --flow)")
+    if policy is not None:
+        group.add_argument("--dn", default=None, metavar="NAME|FILE",
+                           help="decision network of a dn:T policy: a shipped variant (dis, flownet-conv6) or a "
+                                ".safetensors file from `dvsnet calibrate` or `dvsnet train dn` (default: the one "
+                                "shipped for --flow)")
     group.add_argument("--grid", type=parse_grid, default=(2, 2), metavar="RxC",
                        help="frame regions as rows x columns (default: 2x2)")
     group.add_argument("--overlap", type=non_negative_int, default=None, metavar="PX",
@@ -146,11 +149,11 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     string is checked here, the cheapest check, before anything is loaded."""
     from dvsnet.policies import parse_policy
 
-    policy = policy_spec(args.policy, getattr(args, "threshold", None))
+    policy = policy_spec(getattr(args, "policy", "dn:0.92"), getattr(args, "threshold", None))
     parse_policy(policy)
     return PipelineConfig(segmenter=args.segmenter, flow=args.flow, policy=policy, grid=args.grid,
-                          overlap=args.overlap, stitch=args.stitch, dn=args.dn, device=args.device,
-                          flow_width=args.flow_width)
+                          overlap=args.overlap, stitch=args.stitch, dn=getattr(args, "dn", None),
+                          device=args.device, flow_width=args.flow_width)
 
 
 def parse_write(text: str) -> str:
