@@ -11,7 +11,7 @@ import sys
 from types import ModuleType
 
 from dvsnet import __version__
-from dvsnet.cli import demo, evaluate, export, segment, sweep, synth, train
+from dvsnet.cli import calibrate, demo, evaluate, export, segment, sweep, synth, train
 from dvsnet.errors import DvsnetError
 
 # subcommand name -> module that registers it (one line per command; order is the --help order)
@@ -20,6 +20,7 @@ COMMANDS: dict[str, ModuleType] = {
     "segment": segment,
     "synth": synth,
     "train": train,
+    "calibrate": calibrate,
     "evaluate": evaluate,
     "sweep": sweep,
     "export": export,
