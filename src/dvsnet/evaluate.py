@@ -15,11 +15,20 @@ relative to per-frame segmentation of every region (frame 0's key regions count 
 
 Units in the result dict: mIoU and IoU as fractions in [0, 1] (None for absent classes), fps in
 frames/s, times in ms per frame.
+
+Without labels (`evaluate_video`, for a video file, a folder of frames or a glob): the reference is the
+same segmenter run on every frame (policy `always`, grid 1x1). The source is decoded into memory first;
+after the warm-up frames (run through every pipeline once, then a reset), the reference and each
+configuration step through the frames interleaved frame by frame, so load from other processes falls on
+all alike, and speedup = fps / fps_per_frame compares two timings of the same run. The measures
+(pixel agreement, mIoU against the reference, temporal consistency, flicker ceiling) are
+dvsnet.agreement's, computed after the timed run.
 """
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +36,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from dvsnet.agreement import CONSISTENCY_FLOW, measure_against_reference
 from dvsnet.config import PipelineConfig
 from dvsnet.data.labels import CLASS_NAMES, NUM_CLASSES
 from dvsnet.errors import DvsnetError
@@ -36,6 +46,8 @@ from dvsnet.provenance import describe_machine, versions
 from dvsnet.stats import RunStats
 
 ANNOTATED_OFFSET = 19  # paper §4.1: the 20th frame of each 30-frame snippet is annotated
+DEFAULT_CONFIG = PipelineConfig()
+MAX_DECODED_BYTES = 8 * 2**30  # evaluate_video holds every decoded frame; beyond this, ask for --max-frames
 
 
 @dataclass(frozen=True)
@@ -148,7 +160,7 @@ def run_pipeline(
 
 def evaluate(
     root: str | Path,
-    config: PipelineConfig = PipelineConfig(),
+    config: PipelineConfig = DEFAULT_CONFIG,
     *,
     split: str = "val",
     all_frames: bool = False,
@@ -182,3 +194,163 @@ def evaluate(
         "started_utc": started.isoformat(timespec="seconds"),
         "elapsed_s": (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(),
     }
+
+
+def is_cityscapes_tree(path: str | os.PathLike) -> bool:
+    """Whether `path` is the root of a Cityscapes-layout tree (it holds leftImg8bit_sequence/)."""
+    return (Path(path) / "leftImg8bit_sequence").is_dir()
+
+
+def load_frames(
+    source: str | os.PathLike,
+    *,
+    resize: tuple[int, int] | int | None = None,
+    stride: int = 1,
+    max_frames: int | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """Decode a video, folder of frames or glob into memory (H×W×3 uint8 RGB frames, dvsnet.data.video's
+    options); DvsnetError beyond MAX_DECODED_BYTES, or for fewer than 2 frames (nothing to measure over time)."""
+    from dvsnet.data.video import read_named_frames
+
+    frames, held = [], 0
+    for frame in tqdm(read_named_frames(source, resize=resize, stride=stride, max_frames=max_frames),
+                      desc="decode", unit="frame", disable=not progress, leave=False):
+        held += frame.image.nbytes
+        if held > MAX_DECODED_BYTES:
+            raise DvsnetError(f"{source}: the decoded frames would take more than {MAX_DECODED_BYTES / 2**30:.0f} "
+                              f"GiB of memory after {len(frames)} frames; evaluate fewer (--max-frames) or "
+                              "smaller ones (--resize)")
+        frames.append(frame.image)
+    if len(frames) < 2:
+        raise DvsnetError(f"{source} has {len(frames)} frame{'s' * (len(frames) != 1)} after --stride and "
+                          "--max-frames; evaluating without labels needs at least 2")
+    return tuple(frames)
+
+
+def run_interleaved(
+    frames: Sequence[np.ndarray],
+    pipes: Sequence[DVSNet],
+    *,
+    warmup_frames: int = 5,
+    progress: bool = False,
+) -> list[tuple[list[np.ndarray], RunStats]]:
+    """Step every pipeline through `frames`, one frame at a time for all of them in turn, after
+    `warmup_frames` untimed frames (then a reset). Returns per pipeline its label maps and RunStats."""
+    if warmup_frames > 0:
+        for frame in frames[:warmup_frames]:
+            for pipe in pipes:
+                pipe.step(frame)
+    for pipe in pipes:
+        pipe.reset()
+    runs: list[tuple[list[np.ndarray], RunStats]] = [([], RunStats()) for _ in pipes]
+    for frame in tqdm(frames, desc="evaluate", unit="frame", disable=not progress, leave=False):
+        for pipe, (labels, stats) in zip(pipes, runs):
+            out = pipe.step(frame)
+            stats.add(out)
+            labels.append(np.asarray(out.labels))
+    return runs
+
+
+def _format_resize(resize: tuple[int, int] | int | None) -> str | int | None:
+    return f"{resize[0]}x{resize[1]}" if isinstance(resize, tuple) else resize
+
+
+def evaluate_video_configs(
+    source: str | os.PathLike,
+    configs: Sequence[PipelineConfig],
+    *,
+    resize: tuple[int, int] | int | None = None,
+    stride: int = 1,
+    max_frames: int | None = None,
+    warmup_frames: int = 5,
+    frames: Sequence[np.ndarray] | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Evaluate several configurations of ONE segmenter on a label-free source in one run: one per-frame
+    reference, every pipeline interleaved with it, one flow per frame pair for the measures. One result
+    dict (JSON-ready, as evaluate_video's) per config. `frames`, when given, are used instead of decoding
+    `source` (which is then only recorded)."""
+    if not configs:
+        raise DvsnetError("nothing to evaluate: no configuration")
+    first = configs[0]
+    if any(c.segmenter != first.segmenter or c.device != first.device for c in configs):
+        raise DvsnetError("the configurations evaluated together must share the segmenter and device (one "
+                          "per-frame reference serves them all)")
+    pipes = [DVSNet.from_config(c) for c in configs]
+    reference_config = first.replace(policy="always", grid=(1, 1), overlap=None, dn=None)
+    # the same segmenter object: no second copy of the weights, and outputs equal where the crops are
+    reference = DVSNet.from_config(reference_config.replace(segmenter=pipes[0].segmenter))
+    if frames is None:
+        frames = load_frames(source, resize=resize, stride=stride, max_frames=max_frames, progress=progress)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    machine = describe_machine(reference.device)
+    runs = run_interleaved(frames, [reference, *pipes], warmup_frames=warmup_frames, progress=progress)
+    (ref_labels, ref_stats), runs = runs[0], runs[1:]
+    measures, ref_measures = measure_against_reference(frames, [labels for labels, _ in runs], ref_labels,
+                                                       num_classes=reference.num_classes, progress=progress)
+    height, width = frames[0].shape[:2]
+    ref_figures = ref_stats.figures()
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    results = []
+    for config, (_, stats), measured in zip(configs, runs, measures):
+        figures = stats.figures()
+        del figures["restarts"]  # one clip, one start
+        record = {
+            **config.to_record(width), "data": os.fspath(source), "resize": _format_resize(resize),
+            "stride": stride, "max_frames": max_frames, "warmup_frames": warmup_frames,
+            "frame_size": f"{height}x{width}", "reference": reference_config.to_record(width),
+            "consistency_flow": CONSISTENCY_FLOW,
+        }
+        results.append({
+            "config": record,
+            "pixel_agreement": measured["pixel_agreement"],
+            "pixel_agreement_min": measured["pixel_agreement_min"],
+            "miou_vs_per_frame": measured["miou_vs_per_frame"],
+            "temporal_consistency": {"dvsnet": measured["temporal_consistency"],
+                                     "per_frame": ref_measures["temporal_consistency"]},
+            "flicker_ceiling": ref_measures["flicker_ceiling"],
+            "fps": figures["fps"],
+            "fps_per_frame": ref_figures["fps"],
+            "speedup": ref_stats.pipeline_seconds / stats.pipeline_seconds,
+            "regions_segmented": figures["seg_share"],
+            **figures,
+            "regions_per_frame": figures["region_frames"] / figures["frames"],
+            "per_frame": {k: ref_figures[k] for k in ("fps", "ms_per_frame", "stage_ms")},
+            "protocol": ("label-free: reference = the same segmenter on every frame (policy always, grid 1x1), "
+                         f"interleaved frame by frame with {len(configs)} configuration(s) on the same decoded "
+                         "frames; fps = frames / pipeline time (decoding excluded), warm-up excluded; temporal "
+                         f"consistency = mIoU of frame t's labels and frame t+1's warped back by {CONSISTENCY_FLOW} "
+                         "flow (nearest neighbour, out-of-frame pixels unscored), Liu et al. 2020"),
+            "versions": versions(),
+            "machine": machine,
+            "started_utc": started.isoformat(timespec="seconds"),
+            "elapsed_s": (finished - started).total_seconds(),
+        })
+    return results
+
+
+def evaluate_video(
+    source: str | os.PathLike,
+    config: PipelineConfig = DEFAULT_CONFIG,
+    *,
+    resize: tuple[int, int] | int | None = None,
+    stride: int = 1,
+    max_frames: int | None = None,
+    warmup_frames: int = 5,
+    frames: Sequence[np.ndarray] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate the pipeline `config` describes on a video file, folder of frames or glob, without labels:
+    against the same segmenter run on every frame, in the same run -> result dict (JSON-ready).
+
+    Keys: config (config.to_record plus data, resize, stride, max_frames, warmup_frames, frame_size, the
+    reference's record and consistency_flow); pixel_agreement (mean over frames of the share of pixels
+    equal to the per-frame labels) and pixel_agreement_min (the worst frame); miou_vs_per_frame;
+    temporal_consistency {dvsnet, per_frame}; flicker_ceiling (dvsnet.agreement); fps, fps_per_frame,
+    speedup (= fps / fps_per_frame, timed in the same run); regions_segmented (= seg_share); the RunStats
+    figures; per_frame (the reference's fps, ms_per_frame, stage_ms); protocol, versions, machine,
+    started_utc, elapsed_s. Fractions in [0, 1]; None where nothing was scored.
+    """
+    return evaluate_video_configs(source, [config], resize=resize, stride=stride, max_frames=max_frames,
+                                  warmup_frames=warmup_frames, frames=frames, progress=progress)[0]
