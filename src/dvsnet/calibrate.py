@@ -7,8 +7,8 @@ with inference): a DVSNet with the `oracle:0` policy warps every region from the
 flow estimator's features for that frame (the DN's input) are recorded beside it. Chunks follow each other
 without overlap, so every frame is segmented once.
 
-Held out: with two sources or more, the last quarter of the sources (`holdout`, at least one); with one, the
-last quarter of its frames. The held-out frames give the DN's error, and a table per threshold T: the
+Held out: the `held_out` sources when given; else, with two sources or more, the last quarter of the sources
+(`holdout`, at least one); with one, the last quarter of its frames. The held-out frames give the DN's error, and a table per threshold T: the
 predicted agreement with per-frame output (each frame: segmented regions count 1, warped ones their DN
 score, weighted by their cell's area), the measured one (share of pixels equal to the labels of the same
 segmenter run on every frame, in the same run), the share of regions segmented and the speed-up over that
@@ -56,6 +56,7 @@ class CalibrationConfig:
     of the one source's frames) held out. steps, lr: DN training. thresholds: rows of the table."""
 
     sources: tuple[str, ...]
+    held_out: tuple[str, ...] = ()  # sources held out, when given: then every one of `sources` is trained on
     pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
     max_offset: int = MAX_OFFSET
     holdout: float = 0.25
@@ -93,31 +94,34 @@ class RecordingFlow:
         return flow, features
 
 
+def _clip(source: str, config: CalibrationConfig, need: int) -> Clip:
+    """The whole of `source` as a Clip; DvsnetError when it has fewer than `need` frames."""
+    info = probe(source)
+    count = expected_frames(info, stride=config.stride, max_frames=config.max_frames)
+    if count is None:
+        count = sum(1 for _ in _frames(source, config))
+    if count < need:
+        raise DvsnetError(f"{source} has {count} frames; key offsets up to {config.max_offset} need at least "
+                          f"{need} (lower --max-offset or give longer clips)")
+    return Clip(str(source), info, 0, count)
+
+
 def split_clips(config: CalibrationConfig) -> tuple[list[Clip], list[Clip]]:
     """(training clips, held-out clips); DvsnetError for sources too short for the key offsets."""
     if not config.sources:
         raise DvsnetError("calibrate needs at least one video, frame folder or glob")
     if not 0.0 < config.holdout < 1.0:
         raise DvsnetError(f"holdout must be in (0, 1), got {config.holdout:g}")
-    need = 2 * (config.max_offset + 1)
-    clips = []
-    for source in config.sources:
-        info = probe(source)
-        count = expected_frames(info, stride=config.stride, max_frames=config.max_frames)
-        if count is None:
-            count = sum(1 for _ in _frames(source, config))
-        if count < need if len(config.sources) == 1 else count < config.max_offset + 1:
-            wanted = need if len(config.sources) == 1 else config.max_offset + 1
-            raise DvsnetError(f"{source} has {count} frames; key offsets up to {config.max_offset} need at least "
-                              f"{wanted} (lower --max-offset or give longer clips)")
-        clips.append((Clip(str(source), info, 0, count), count))
-    if len(clips) == 1:
-        (clip, count), = clips
-        cut = max(config.max_offset + 1, round(count * (1 - config.holdout)))
-        cut = min(cut, count - (config.max_offset + 1))
-        return [Clip(clip.source, clip.info, 0, cut)], [Clip(clip.source, clip.info, cut, count)]
+    chunk = config.max_offset + 1
+    if config.held_out:
+        return ([_clip(s, config, chunk) for s in config.sources], [_clip(s, config, chunk) for s in config.held_out])
+    if len(config.sources) == 1:  # a training part and a held-out part, each at least one chunk
+        clip = _clip(config.sources[0], config, 2 * chunk)
+        cut = min(max(chunk, round(clip.stop * (1 - config.holdout))), clip.stop - chunk)
+        return [Clip(clip.source, clip.info, 0, cut)], [Clip(clip.source, clip.info, cut, clip.stop)]
+    clips = [_clip(s, config, chunk) for s in config.sources]
     held = max(1, round(len(clips) * config.holdout))
-    return [c for c, _ in clips[:-held]], [c for c, _ in clips[-held:]]
+    return clips[:-held], clips[-held:]
 
 
 def _frames(source: str, config: CalibrationConfig) -> Iterator[Frame]:

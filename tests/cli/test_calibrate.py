@@ -66,3 +66,12 @@ def test_calibrate_refuses_short_clips_and_existing_files(clip, weights, tmp_pat
     out.write_bytes(b"mine")
     assert calibrate(clip, weights, out, tmp_path / "cache") == 2
     assert "calibrate never overwrites" in capsys.readouterr().err and out.read_bytes() == b"mine"
+
+
+def test_held_out_sources_are_not_trained_on(clip, weights, tmp_path, capsys):
+    out = tmp_path / "dn.safetensors"
+    assert calibrate(clip, weights, out, tmp_path / "cache", "--held-out", str(clip)) == 0
+    record = json.loads((tmp_path / "calibration.json").read_text())
+    assert [c["frames"] for c in record["training_clips"]] == [[0, 14]]
+    assert [c["frames"] for c in record["held_out_clips"]] == [[0, 14]]
+    assert record["samples"]["held_out"] == record["samples"]["training"] == 4 * 2 * 2 + 1 * 2  # 4 chunks of 3, 1 of 2

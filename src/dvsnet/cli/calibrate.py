@@ -62,6 +62,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help=f"key ages sampled: 1..N frames (default: {MAX_OFFSET}, the paper's)")
     group.add_argument("--holdout", type=_fraction, default=0.25, metavar="F",
                        help="share of the sources (or of a single source's frames) held out (default: 0.25)")
+    group.add_argument("--held-out", nargs="+", default=(), metavar="SOURCE",
+                       help="hold out these sources instead (then every SOURCE is trained on)")
     group.add_argument("--steps", type=positive_int, default=1500, metavar="N",
                        help="training steps of the decision network (default: 1500)")
     group.add_argument("--thresholds", type=_thresholds, default=THRESHOLDS, metavar="LIST",
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     config = CalibrationConfig(
-        sources=tuple(args.sources), pipeline=pipeline_config(args), max_offset=args.max_offset,
+        sources=tuple(args.sources), held_out=tuple(args.held_out), pipeline=pipeline_config(args), max_offset=args.max_offset,
         holdout=args.holdout, steps=args.steps, thresholds=args.thresholds, resize=args.resize,
         stride=args.stride, max_frames=args.max_frames, cache=args.cache)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
