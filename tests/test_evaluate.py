@@ -186,3 +186,63 @@ def test_real_cityscapes_naming_gives_the_same_result(synth_tree, tmp_path):
     assert theirs["regions_seg"] == ours["regions_seg"] == 2 * 5 * 2
     with pytest.raises(DvsnetError, match="no labels for offsets"):
         evaluate(real, config, warmup_frames=0, all_frames=True)
+
+
+# --- without labels: evaluate_video against per-frame output -------------------------------------------
+
+def test_a_segmenter_that_follows_a_panning_pattern_is_consistent_over_time():
+    from dvsnet.evaluate import evaluate_video_configs
+    from tests.segmenters import ColourSegmenter, panning_clip
+
+    frames = panning_clip(12, height=64, width=128, speed=2.0)  # a pure horizontal shift, 2 px a frame
+    seg = ColourSegmenter(stride=1)  # labels a pure function of each pixel: they shift exactly with the image
+    configs = [PipelineConfig(segmenter=seg, flow="dis", policy=policy, grid=grid)
+               for policy, grid in (("always", (1, 1)), ("fixed:4", (1, 2)))]
+    same, fixed = evaluate_video_configs("panning", configs, frames=frames, warmup_frames=2)
+    # `always` on 1x1 IS the reference: it agrees everywhere, on every frame
+    assert same["pixel_agreement"] == same["pixel_agreement_min"] == same["miou_vs_per_frame"] == 1.0
+    assert same["regions_segmented"] == 1.0 and same["frames"] == 12
+    consistency = same["temporal_consistency"]
+    assert consistency["dvsnet"] == consistency["per_frame"] > 0.9  # labels move with the pattern
+    assert same["flicker_ceiling"] > 0.95
+    assert fixed["temporal_consistency"]["per_frame"] == consistency["per_frame"]  # one reference for both
+    assert fixed["temporal_consistency"]["dvsnet"] > 0.9 and 0.8 < fixed["pixel_agreement"] < 1.0
+    assert fixed["regions_segmented"] == pytest.approx(3 / 12)  # key frames 0, 4, 8
+    assert fixed["speedup"] == pytest.approx(fixed["fps"] / fixed["fps_per_frame"])
+    assert fixed["config"]["reference"]["policy"] == "always" and fixed["config"]["grid"] == "1x2"
+    assert fixed["config"]["data"] == "panning" and fixed["config"]["consistency_flow"] == "dis-medium"
+
+
+def test_warm_up_frames_run_through_every_pipeline_and_are_not_counted():
+    from dvsnet.evaluate import run_interleaved
+
+    segmenters = [ConstantSegmenter(0), ConstantSegmenter(2)]
+    pipes = [dvsnet.DVSNet(segmenter=s, flow="dis", policy="always", grid=(1, 1)) for s in segmenters]
+    runs = run_interleaved(_frames(8), pipes, warmup_frames=3)
+    assert [s.calls for s in segmenters] == [3 + 8, 3 + 8]
+    assert [stats.frames for _, stats in runs] == [8, 8]
+    assert [int(labels[0].max()) for labels, _ in runs] == [0, 2]
+
+
+def test_configurations_evaluated_together_share_one_segmenter():
+    from dvsnet.evaluate import evaluate_video_configs
+
+    configs = [PipelineConfig(segmenter=ConstantSegmenter(0)), PipelineConfig(segmenter=ConstantSegmenter(1))]
+    with pytest.raises(DvsnetError, match="must share the segmenter"):
+        evaluate_video_configs("x", configs, frames=_frames(3))
+
+
+def test_a_source_must_have_two_frames_and_fit_in_memory(tmp_path, monkeypatch):
+    import cv2
+
+    import dvsnet.evaluate
+    from dvsnet.evaluate import load_frames
+
+    for i, frame in enumerate(_frames(3)):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), frame)
+    assert len(load_frames(tmp_path)) == 3 and load_frames(tmp_path, resize=64)[0].shape == (32, 64, 3)
+    with pytest.raises(DvsnetError, match="at least 2"):
+        load_frames(tmp_path, max_frames=1)
+    monkeypatch.setattr(dvsnet.evaluate, "MAX_DECODED_BYTES", 2 * H * W * 3)
+    with pytest.raises(DvsnetError, match="--max-frames"):
+        load_frames(tmp_path)
