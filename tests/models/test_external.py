@@ -220,6 +220,8 @@ def test_a_label_model_runs_through_the_pipeline(tmp_path):
     ({"std": 0}, "bad 'std'.*> 0"),
     ({"channels": "rgba"}, "bad 'channels'"),
     ({"scale": -1}, "bad 'scale'"),
+    ({"scale": True}, "bad 'scale'"),
+    ({"mean": "0.5"}, "bad 'mean'"),
     ({"input_size": [64]}, "bad 'input_size'"),
     ({"input_multiple": 0}, "bad 'input_multiple'"),
     ({"classes": ["a", "b"], "palette": [[0, 0, 0]]}, "2 classes but 1 palette colours"),

@@ -82,9 +82,13 @@ class Sidecar:
                 for key, value in asdict(self).items() if value is not None}
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _triple(value: Any) -> tuple[float, float, float]:
-    values = [value] * 3 if isinstance(value, (int, float)) else list(value)
-    if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+    values = [value] * 3 if _is_number(value) else value
+    if not isinstance(values, list) or len(values) != 3 or not all(_is_number(v) for v in values):
         raise ValueError("expected a number or 3 numbers")
     return tuple(float(v) for v in values)
 
@@ -119,7 +123,7 @@ def _channels(value: Any) -> str:
 
 
 def _scale(value: Any) -> float:
-    if not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+    if not _is_number(value) or value <= 0:
         raise ValueError("expected a number > 0")
     return float(value)
 
@@ -179,8 +183,8 @@ class ExternalSegmenter(nn.Module):
         self.fixed_batch = fixed_batch
         declared = dict(declared or {})
         # input = (pixel / scale - mean) / std with pixel = 255 * image: image * gain - offset per channel
-        order = [0, 1, 2] if sidecar.channels == "rgb" else [2, 1, 0]
-        self.register_buffer("order", torch.tensor(order), persistent=False)
+        self.bgr = sidecar.channels == "bgr"
+        self.identity = sidecar.scale == 255 and sidecar.mean == (0, 0, 0) and sidecar.std == (1, 1, 1)
         self.register_buffer("gain", (255.0 / sidecar.scale / torch.tensor(sidecar.std)).view(1, 3, 1, 1),
                              persistent=False)
         self.register_buffer("offset", (torch.tensor(sidecar.mean) / torch.tensor(sidecar.std)).view(1, 3, 1, 1),
@@ -246,8 +250,9 @@ class ExternalSegmenter(nn.Module):
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) RGB [0, 1] -> the network's input (B, 3, H, W): normalised, channel order, size."""
-        gain, offset = self.gain.to(images.device), self.offset.to(images.device)  # no-ops on its own device
-        x = images[:, self.order.to(images.device)] * gain - offset
+        x = images.flip(1) if self.bgr else images
+        if not self.identity:  # .to: a no-op on the adapter's own device
+            x = x * self.gain.to(images.device) - self.offset.to(images.device)
         if self.input_size and tuple(x.shape[-2:]) != tuple(self.input_size):
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
         return x
