@@ -2,11 +2,12 @@
 import matplotlib.pyplot as plt
 
 from dvsnet import plots
+from dvsnet.experiments import SweepRow
 
 
-def _dn(grid: str, overlap: int, t: float, miou: float, fps: float, flow: str = "dis") -> dict:
-    return {"segmenter": "fast", "flow": flow, "policy": f"dn:{t:g}", "policy_kind": "dn", "policy_value": t,
-            "grid": grid, "overlap": float(overlap), "miou": miou, "fps": fps}
+def _dn(grid: str, overlap: int, t: float, miou: float, fps: float, flow: str = "dis") -> SweepRow:
+    return SweepRow(segmenter="fast", flow=flow, policy=f"dn:{t:g}", grid=grid, overlap=overlap, miou=miou, fps=fps,
+                    snippets=1, frame_size="256x512", data="d")
 
 
 def test_fig8_draws_the_curve_grids_beside_the_2x2_curve(tmp_path, monkeypatch):
@@ -14,8 +15,8 @@ def test_fig8_draws_the_curve_grids_beside_the_2x2_curve(tmp_path, monkeypatch):
             _dn("1x1", 0, 0.8, 0.58, 70.0), _dn("1x1", 0, 0.92, 0.623, 40.0),
             _dn("1x2", 16, 0.92, 0.60, 30.0),  # one row: no curve
             _dn("1x1", 0, 0.92, 0.61, 30.0, flow="flownet"),  # one row: no curve
-            {"segmenter": "fast", "flow": "-", "policy": "always", "policy_kind": "always",
-             "policy_value": None, "grid": "1x1", "overlap": 0.0, "miou": 0.64, "fps": 10.0}]
+            SweepRow(segmenter="fast", flow="-", policy="always", grid="1x1", overlap=0, miou=0.64, fps=10.0,
+                     snippets=1, frame_size="256x512", data="d")]
     drawn = {}
 
     def keep(fig, path):

@@ -1,13 +1,14 @@
-"""The paper's figures from sweep rows (dvsnet.sweep.read_rows): matplotlib, Agg backend, PNG files.
+"""The paper's figures from sweep rows (dvsnet.experiments.read_rows): matplotlib, Agg backend, PNG files.
 
 Each function takes the rows of a sweep CSV and a PNG path, draws what the rows hold (missing
 configurations are simply absent from the figure), writes the file atomically and returns its path, or
 returns None when the rows hold nothing for that figure. mIoU is drawn in percent, fps in frames/s.
+Rows are chosen by dvsnet.experiments' selections, the report's. `default_overlap`: px of the default
+overlap; None = the default at the rows' frame width.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -15,9 +16,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from dvsnet.atomic import atomic_path
-from dvsnet.sweep import DEFAULT_GRID, region_overlap, select
+from dvsnet.config import default_overlap as overlap_at
+from dvsnet.config import format_grid
+from dvsnet.experiments import (
+    DEFAULT_GRID,
+    POLICY_KINDS,
+    SweepRow,
+    baseline,
+    division_rows,
+    dn_curves,
+    overlap_rows,
+    policy_curves,
+    scored,
+    select,
+)
 
-Rows = list[dict[str, Any]]
+Rows = list[SweepRow]
 POLICY_STYLE = {  # paper Fig. 9 colours: dn red, DFF blue, diff green, flow orange
     "dn": ("tab:red", "o", "DVSNet dn:t (expected confidence)"),
     "fixed": ("tab:blue", "s", "DFF fixed:l (key every l frames)"),
@@ -38,43 +52,51 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
-def _grid_text(grid: tuple[int, int]) -> str:
-    return f"{grid[0]}x{grid[1]}"
+def _pct(row: SweepRow) -> float:
+    return 100.0 * row.miou
 
 
-def _pct(row: dict[str, Any]) -> float:
-    return 100.0 * float(row["miou"])
+def _overlap(rows: Rows, default_overlap: int | None) -> int:
+    return overlap_at(rows[0].width) if default_overlap is None else default_overlap
 
 
-def _curve(rows: Rows) -> Rows:
-    return sorted((r for r in rows if r.get("miou") is not None), key=lambda r: float(r["policy_value"]))
-
-
-def baseline(rows: Rows, segmenter: str) -> dict[str, Any] | None:
-    """The per-frame row of `segmenter` (policy always, 1x1), or None."""
-    found = select(rows, segmenter=segmenter, policy="always", grid="1x1")
-    return found[0] if found else None
+def draw_figures(rows: Rows, folder: str | Path, *, segmenter: str, flow: str, threshold: float,
+                 curve_grids: tuple[tuple[int, int], ...] = ((1, 1),), default_overlap: int | None = None) -> list[Path]:
+    """Every figure the rows allow, as PNGs in `folder`: Fig. 8 (every segmenter and flow), Fig. 9,
+    Table 3 and Fig. 10 for (segmenter, flow) at dn:`threshold`; returns the paths written."""
+    if not rows:
+        return []
+    folder = Path(folder)
+    policy = f"dn:{threshold:g}"
+    ov = _overlap(rows, default_overlap)
+    written = [
+        plot_tradeoff(rows, folder / "fig8_tradeoff.png", default_overlap=ov, curve_grids=curve_grids),
+        plot_policies(rows, folder / "fig9_policies.png", segmenter=segmenter, flow=flow, default_overlap=ov),
+        plot_division(rows, folder / "table3_division.png", segmenter=segmenter, flow=flow, policy=policy,
+                      default_overlap=ov),
+        plot_overlap(rows, folder / "fig10_overlap.png", segmenter=segmenter, flow=flow, policy=policy),
+    ]
+    return [p for p in written if p is not None]
 
 
 def plot_tradeoff(rows: Rows, path: str | Path, *, default_overlap: int | None = None,
                   curve_grids: tuple[tuple[int, int], ...] = ((1, 1),)) -> Path | None:
-    """Fig. 8: mIoU vs fps over DN thresholds, one curve per segmenter × flow × grid; stars = per-frame.
+    """Fig. 8: mIoU vs fps over DN thresholds, one curve per segmenter × flow × grid (experiments.dn_curves);
+    stars = per-frame.
 
     Curves on the default 2x2 grid are solid (DIS) or dashed (FlowNet); those on `curve_grids` (drawn for
     the segmenter/flow pairs with at least two dn rows there) are dotted / dash-dotted with square markers.
     """
-    def dn_at(grid: tuple[int, int]) -> Rows:
-        overlap = None if default_overlap is None else region_overlap(grid, default_overlap)
-        return [r for r in select(rows, policy_kind="dn", grid=_grid_text(grid))
-                if overlap is None or float(r["overlap"]) == overlap]
-
-    curves = []  # (segmenter, flow, grid, rows sorted by threshold)
-    for grid in (DEFAULT_GRID, *(g for g in curve_grids if tuple(g) != DEFAULT_GRID)):
-        dn = dn_at(tuple(grid))
-        for seg, flow in sorted({(r["segmenter"], r["flow"]) for r in dn}):
-            curve = _curve(select(dn, segmenter=seg, flow=flow))
-            if curve and (tuple(grid) == DEFAULT_GRID or len(curve) >= 2):
-                curves.append((seg, flow, tuple(grid), curve))
+    pairs = sorted({(r.segmenter, r.flow) for r in select(rows, policy_kind="dn")})
+    if not pairs:
+        return None
+    by_pair = {(seg, flow): dn_curves(rows, seg, flow, curve_grids, _overlap(rows, default_overlap))
+               for seg, flow in pairs}
+    curves = []  # (segmenter, flow, grid name, scored rows by threshold), grid by grid
+    for grid in dict.fromkeys(format_grid(g) for g in (DEFAULT_GRID, *curve_grids)):
+        for (seg, flow), found in by_pair.items():
+            if scored(found.get(grid, [])):
+                curves.append((seg, flow, grid, scored(found[grid])))
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -83,19 +105,19 @@ def plot_tradeoff(rows: Rows, path: str | Path, *, default_overlap: int | None =
     for seg, flow, grid, curve in curves:
         colour = colours[segs.index(seg) % len(colours)]
         dis = flow.startswith("dis")
-        if grid == DEFAULT_GRID:
+        if grid == format_grid(DEFAULT_GRID):
             style, marker = ("-" if dis else "--"), "o"
         else:
             style, marker = (":" if dis else "-."), "s"
-        ax.plot([float(r["fps"]) for r in curve], [_pct(r) for r in curve], style, marker=marker,
-                color=colour, label=f"({seg}, {flow}) {_grid_text(grid)}")
+        ax.plot([r.fps for r in curve], [_pct(r) for r in curve], style, marker=marker,
+                color=colour, label=f"({seg}, {flow}) {grid}")
         for r in curve:
-            ax.annotate(f"{float(r['policy_value']):g}", (float(r["fps"]), _pct(r)), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
+            ax.annotate(f"{r.policy_value:g}", (r.fps, _pct(r)), fontsize=7, textcoords="offset points",
+                        xytext=(3, 3))
     for i, seg in enumerate(segs):
         base = baseline(rows, seg)
-        if base is not None and base.get("miou") is not None:
-            ax.plot(float(base["fps"]), _pct(base), "*", markersize=14, color=colours[i % len(colours)],
+        if base is not None and base.miou is not None:
+            ax.plot(base.fps, _pct(base), "*", markersize=14, color=colours[i % len(colours)],
                     label=f"{seg} per-frame")
     ax.set_xlabel("frames per second (pipeline time)")
     ax.set_ylabel("mIoU (%)")
@@ -107,33 +129,33 @@ def plot_tradeoff(rows: Rows, path: str | Path, *, default_overlap: int | None =
 
 def plot_policies(rows: Rows, path: str | Path, *, segmenter: str, flow: str,
                   default_overlap: int | None = None) -> Path | None:
-    """Fig. 9: key-frame policies compared; left mIoU vs fps, right mIoU vs share of regions segmented.
+    """Fig. 9: key-frame policies compared (experiments.policy_curves); left mIoU vs fps, right mIoU vs
+    share of regions segmented.
 
     The oracle runs the segmenter on every region to know the true score, so its fps says nothing about
     the policy; it appears on the right panel only, where the x axis is the segmentation workload.
     """
-    grid = _grid_text(DEFAULT_GRID)
-    chosen = [r for r in select(rows, segmenter=segmenter, flow=flow, grid=grid)
-              if r["policy_kind"] in POLICY_STYLE
-              and (default_overlap is None or float(r["overlap"]) == default_overlap)]
-    if not chosen:
+    if not rows:
+        return None
+    chosen = policy_curves(rows, segmenter, flow, _overlap(rows, default_overlap))
+    if not any(chosen.values()):
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    for kind, (colour, marker, label) in POLICY_STYLE.items():
-        curve = _curve(select(chosen, policy_kind=kind))
+    for kind in POLICY_KINDS:
+        colour, marker, label = POLICY_STYLE[kind]
+        curve = scored(chosen[kind])
         if not curve:
             continue
         y = [_pct(r) for r in curve]
         if kind != "oracle":
-            left.plot([float(r["fps"]) for r in curve], y, "-", marker=marker, color=colour, label=label)
+            left.plot([r.fps for r in curve], y, "-", marker=marker, color=colour, label=label)
             for r in curve:
-                left.annotate(f"{float(r['policy_value']):g}", (float(r["fps"]), _pct(r)), fontsize=7,
+                left.annotate(f"{r.policy_value:g}", (r.fps, _pct(r)), fontsize=7,
                               textcoords="offset points", xytext=(3, 3), color=colour)
-        right.plot([100 * float(r["seg_share"]) for r in curve], y, "-", marker=marker, color=colour,
-                   label=label)
+        right.plot([100 * r.seg_share for r in curve], y, "-", marker=marker, color=colour, label=label)
     base = baseline(rows, segmenter)
-    if base is not None and base.get("miou") is not None:
-        left.plot(float(base["fps"]), _pct(base), "k*", markersize=12, label=f"{segmenter} per-frame")
+    if base is not None and base.miou is not None:
+        left.plot(base.fps, _pct(base), "k*", markersize=12, label=f"{segmenter} per-frame")
         right.plot(100.0, _pct(base), "k*", markersize=12, label=f"{segmenter} per-frame")
     left.set_xlabel("frames per second (pipeline time)")
     right.set_xlabel("regions segmented (%) = 100 - workload saved")
@@ -148,15 +170,17 @@ def plot_policies(rows: Rows, path: str | Path, *, segmenter: str, flow: str,
 
 def plot_division(rows: Rows, path: str | Path, *, segmenter: str, flow: str, policy: str,
                   default_overlap: int | None = None) -> Path | None:
-    """Table 3: warp/seg region ratio and mIoU for each division scheme at one policy."""
-    chosen = [r for r in select(rows, segmenter=segmenter, flow=flow, policy=policy)
-              if r["grid"] == "1x1" or default_overlap is None or float(r["overlap"]) == default_overlap]
-    by_grid = {r["grid"]: r for r in chosen if r.get("miou") is not None}
+    """Table 3: warp/seg region ratio and mIoU for each division scheme at one policy
+    (experiments.division_rows)."""
+    if not rows:
+        return None
+    found = division_rows(rows, segmenter, flow, policy, _overlap(rows, default_overlap))
+    by_grid = {g: r for g, r in found.items() if r.miou is not None}
     if not by_grid:
         return None
-    order = sorted(by_grid, key=lambda g: tuple(int(x) for x in g.split("x")))
+    order = list(by_grid)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    ratios = [float(by_grid[g]["warp_seg_ratio"] or 0.0) for g in order]
+    ratios = [by_grid[g].warp_seg_ratio or 0.0 for g in order]
     left.bar(order, ratios, color="tab:blue")
     for x, v in zip(order, ratios):
         left.annotate(f"{v:.2f}", (x, v), ha="center", va="bottom", fontsize=8)
@@ -176,20 +200,19 @@ def plot_division(rows: Rows, path: str | Path, *, segmenter: str, flow: str, po
 
 
 def plot_overlap(rows: Rows, path: str | Path, *, segmenter: str, flow: str, policy: str) -> Path | None:
-    """Fig. 10: mIoU vs overlap depth on the 2x2 grid; dashed line = the same policy on one region."""
-    curve = sorted(select(rows, segmenter=segmenter, flow=flow, policy=policy, grid=_grid_text(DEFAULT_GRID)),
-                   key=lambda r: float(r["overlap"]))
-    curve = [r for r in curve if r.get("miou") is not None]
+    """Fig. 10: mIoU vs overlap depth on the 2x2 grid (experiments.overlap_rows); dashed line = the same
+    policy on one region."""
+    curve = overlap_rows(rows, segmenter, flow, policy)
     if not curve:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot([float(r["overlap"]) for r in curve], [_pct(r) for r in curve], "-o", color="tab:blue",
+    ax.plot([r.overlap for r in curve], [_pct(r) for r in curve], "-o", color="tab:blue",
             label=f"2x2 regions, {policy}")
     whole = select(rows, segmenter=segmenter, flow=flow, policy=policy, grid="1x1")
-    if whole and whole[0].get("miou") is not None:
+    if whole and whole[0].miou is not None:
         ax.axhline(_pct(whole[0]), color="tab:red", linestyle=":", label="one region (no division)")
     base = baseline(rows, segmenter)
-    if base is not None and base.get("miou") is not None:
+    if base is not None and base.miou is not None:
         ax.axhline(_pct(base), color="k", linestyle="--", alpha=0.5, label=f"{segmenter} per-frame")
     ax.set_xlabel("overlap between neighbouring regions (px)")
     ax.set_ylabel("mIoU (%)")

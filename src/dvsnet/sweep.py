@@ -20,34 +20,31 @@ the same segmenter (policy always, 1×1) timed on the first `ref_frames` frames 
 right before the row, and
 `speedup` = fps / ref_fps; so a row's speed-up compares two timings taken under the same load.
 Overlap in the row key is the effective value in pixels (the default is resolved from the frame width).
+
+Each row's configuration is a PipelineConfig (`PlannedRow.config`), built with DVSNet.from_config; its CSV
+columns come from PipelineConfig.to_record. The CSV's rows (dvsnet.experiments.SweepRow), its I/O and
+the analysis the report and the figures share live in dvsnet.experiments.
 """
 from __future__ import annotations
 
-import csv
 import datetime
 import hashlib
-import json
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dvsnet.atomic import atomic_path, write_text_atomic
+from dvsnet.atomic import write_json_atomic
+from dvsnet.config import PipelineConfig, format_grid
 from dvsnet.errors import DvsnetError
+from dvsnet.experiments import DEFAULT_GRID, SweepRow, read_rows, row_key, write_rows
 
 EXPERIMENTS = "abcde"
-DEFAULT_GRID = (2, 2)
 CSV_NAME = "sweep.csv"
-
-FIELDS = (
-    "key", "segmenter", "flow", "policy", "policy_kind", "policy_value", "grid", "overlap",
-    "miou", "pixel_accuracy", "fps", "ms_per_frame", "ref_fps", "speedup",
-    "seg_share", "warp_share", "workload_saved", "warp_seg_ratio",
-    "flow_ms", "decision_ms", "segmentation_ms", "warp_ms", "stitch_ms",
-    "snippets", "frames", "frame_size", "data", "weights_id", "load_1m", "torch_threads", "jobs", "finished_utc",
-)
+# per-frame rows (policy always) warp nothing: they are built with the cheapest estimator, and their flow
+# column and key say "-"
+NO_FLOW, PER_FRAME_FLOW = "-", "dis"
 
 
 @dataclass(frozen=True)
@@ -72,55 +69,60 @@ class SweepConfig:
     threshold: float = 0.92  # the one DN threshold of experiments c and d
     experiments: str = EXPERIMENTS
 
+    def to_record(self) -> dict[str, Any]:
+        """config.json: the fields, grids written "RxC" as in every result file."""
+        return {**asdict(self), "grids": [format_grid(g) for g in self.grids],
+                "curve_grids": [format_grid(g) for g in self.curve_grids]}
+
 
 @dataclass(frozen=True)
-class RowSpec:
-    """One configuration to evaluate; `overlap` is in pixels (already resolved from the default)."""
+class PlannedRow:
+    """One configuration to evaluate on frames `width` px wide, and the experiments it serves."""
 
-    segmenter: str
-    flow: str
-    policy: str
-    grid: tuple[int, int]
-    overlap: int
+    config: PipelineConfig
+    width: int
     experiments: tuple[str, ...] = field(default=(), compare=False)
+
+    def record(self) -> dict[str, Any]:
+        """The row's configuration columns: PipelineConfig.to_record, flow "-" on a per-frame row."""
+        record = self.config.to_record(self.width)
+        return {**record, "flow": NO_FLOW} if record["policy"] == "always" else record
 
     @property
     def key(self) -> str:
-        return f"{self.segmenter}|{self.flow}|{self.policy}|{self.grid[0]}x{self.grid[1]}|{self.overlap}"
+        r = self.record()
+        return row_key(r["segmenter"], r["flow"], r["policy"], r["grid"], r["overlap"])
 
 
 def _policy(kind: str, value: float) -> str:
     return f"{kind}:{value:g}"
 
 
-def region_overlap(grid: tuple[int, int], overlap: int) -> int:
-    """Overlap in px of a row on `grid`: 0 on one region (it has no inner edge to grow), else `overlap`."""
-    return 0 if tuple(grid) == (1, 1) else int(overlap)
-
-
-def plan_rows(config: SweepConfig, default_overlap: int) -> list[RowSpec]:
-    """The configurations of the requested experiments, unique, in priority order (see module doc)."""
+def plan_rows(config: SweepConfig, width: int) -> list[PlannedRow]:
+    """The configurations of the requested experiments on frames `width` px wide, unique, in priority
+    order (see module doc). A row at the default overlap has overlap None (PipelineConfig.overlap_px)."""
     unknown = set(config.experiments) - set(EXPERIMENTS)
     if unknown:
         raise DvsnetError(f"unknown experiment(s) {''.join(sorted(unknown))}; valid: {EXPERIMENTS}")
     if not config.segmenters or not config.flows:
         raise DvsnetError("the sweep needs at least one segmenter and one flow estimator")
     seg0, flow0 = config.segmenters[0], config.flows[0]
-    wanted: list[tuple[str, RowSpec]] = []
+    wanted: list[tuple[str, PlannedRow]] = []
 
-    def add(exp: str, seg: str, flow: str, policy: str, grid=DEFAULT_GRID, overlap=default_overlap):
-        wanted.append((exp, RowSpec(seg, flow, policy, tuple(grid), region_overlap(grid, overlap))))
+    def add(exp: str, seg: str, flow: str, policy: str, grid=DEFAULT_GRID, overlap: int | None = None):
+        row = PipelineConfig(segmenter=seg, flow=flow, policy=policy, grid=grid, overlap=overlap)
+        wanted.append((exp, PlannedRow(row, width)))
 
     exps = config.experiments
     if "e" in exps:
         for seg in config.segmenters:
-            add("e", seg, "-", "always", (1, 1), 0)
+            add("e", seg, PER_FRAME_FLOW, "always", (1, 1))
     for exp in "ab":
         if exp in exps:
             for t in config.thresholds:
                 add(exp, seg0, flow0, _policy("dn", t))
     if "b" in exps:
-        add("b", seg0, "-", "always", (1, 1), 0)
+        add("b", seg0, PER_FRAME_FLOW, "always", (1, 1))
     if "a" in exps:  # right after the 2x2 curve: Table 1 picks its operating points across these grids
         for grid in config.curve_grids:
             for t in config.thresholds:
@@ -140,123 +142,35 @@ def plan_rows(config: SweepConfig, default_overlap: int) -> list[RowSpec]:
     if "d" in exps:
         for px in config.overlaps:
             add("d", seg0, flow0, _policy("dn", config.threshold), DEFAULT_GRID, px)
-        add("d", seg0, flow0, _policy("dn", config.threshold), (1, 1), 0)  # Fig. 10's "no division" line
+        add("d", seg0, flow0, _policy("dn", config.threshold), (1, 1))  # Fig. 10's "no division" line
     if "a" in exps:
         for seg in config.segmenters:
-            add("e", seg, "-", "always", (1, 1), 0)
+            add("e", seg, PER_FRAME_FLOW, "always", (1, 1))
             for flow in config.flows:
                 for t in config.thresholds:
                     add("a", seg, flow, _policy("dn", t))
-    rows: dict[str, RowSpec] = {}
-    for exp, spec in wanted:
-        if spec.key in rows:
-            old = rows[spec.key]
-            if exp not in old.experiments:
-                rows[spec.key] = RowSpec(old.segmenter, old.flow, old.policy, old.grid, old.overlap,
-                                         old.experiments + (exp,))
-        else:
-            rows[spec.key] = RowSpec(spec.segmenter, spec.flow, spec.policy, spec.grid, spec.overlap, (exp,))
+    rows: dict[str, PlannedRow] = {}
+    for exp, row in wanted:
+        old = rows.setdefault(row.key, row)
+        if exp not in old.experiments:
+            rows[row.key] = PlannedRow(old.config, width, old.experiments + (exp,))
     return list(rows.values())
 
 
-TEXT_FIELDS = frozenset({"key", "segmenter", "flow", "policy", "policy_kind", "grid", "frame_size", "data",
-                         "weights_id", "finished_utc"})
-
-
-# what resuming and drawing cannot do without; a CSV lacking one is not a sweep's, or was cut by hand
-REQUIRED_FIELDS = ("key", "segmenter", "flow", "policy", "grid", "miou", "fps", "snippets", "frame_size", "data")
-
-
-def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a sweep CSV, numeric columns parsed as float (empty cells -> None). Missing file -> [].
-
-    DvsnetError when a column or cell of REQUIRED_FIELDS is missing (miou may be empty: no class present).
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    rows = []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [name for name in REQUIRED_FIELDS if name not in (reader.fieldnames or REQUIRED_FIELDS)]
-        if missing:
-            raise DvsnetError(f"{path} is not a dvsnet sweep CSV: no {', '.join(missing)} column; "
-                              f"move it away or use another --output")
-        for line, raw in enumerate(reader, 2):
-            empty = [name for name in REQUIRED_FIELDS if name != "miou" and raw.get(name) in ("", None)]
-            if empty:
-                raise DvsnetError(f"{path}, line {line}: no {', '.join(empty)}; fix or delete that row to resume")
-            row: dict[str, Any] = {}
-            for name, value in raw.items():
-                if value in ("", None):
-                    row[name] = None
-                    continue
-                if name in TEXT_FIELDS:
-                    row[name] = value
-                    continue
-                try:
-                    row[name] = float(value)
-                except ValueError:
-                    row[name] = value
-            rows.append(row)
-    return rows
-
-
-def write_rows(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    """Write all rows to `path` atomically (temp file in the same folder, then os.replace)."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else _cell(row.get(k))) for k in FIELDS})
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return str(value)
-
-
-def select(rows: list[dict[str, Any]], **criteria: Any) -> list[dict[str, Any]]:
-    """Rows whose fields equal every criterion (numbers compared as floats); policy_kind etc. welcome."""
-    out = []
-    for row in rows:
-        ok = True
-        for name, value in criteria.items():
-            have = row.get(name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                ok = have is not None and float(have) == float(value)
-            else:
-                ok = have == value
-            if not ok:
-                break
-        if ok:
-            out.append(row)
-    return out
-
-
-def result_to_row(spec: RowSpec, result: dict[str, Any], ref_fps: float, *, data: str, frame_size: str,
-                  machine: dict[str, Any]) -> dict[str, Any]:
-    """Flatten a run_pipeline() result into one CSV row."""
-    kind, _, value = spec.policy.partition(":")
+def result_to_row(row: PlannedRow, result: dict[str, Any], ref_fps: float, *, data: str, frame_size: str,
+                  machine: dict[str, Any]) -> SweepRow:
+    """One CSV row: the planned row's configuration record and a run_pipeline() result."""
     stage = result["stage_ms"]
-    return {
-        "key": spec.key, "segmenter": spec.segmenter, "flow": spec.flow, "policy": spec.policy,
-        "policy_kind": kind, "policy_value": float(value) if value else None,
-        "grid": f"{spec.grid[0]}x{spec.grid[1]}", "overlap": spec.overlap,
-        "miou": result["miou"], "pixel_accuracy": result["pixel_accuracy"], "fps": result["fps"],
-        "ms_per_frame": result["ms_per_frame"], "ref_fps": ref_fps, "speedup": result["fps"] / ref_fps,
-        "seg_share": result["seg_share"], "warp_share": result["warp_share"],
-        "workload_saved": result["workload_saved"], "warp_seg_ratio": result["warp_seg_ratio"],
+    return SweepRow(
+        **row.record(),
+        **{name: result[name] for name in ("miou", "pixel_accuracy", "fps", "ms_per_frame", "seg_share",
+                                           "warp_share", "workload_saved", "warp_seg_ratio", "snippets",
+                                           "frames")},
         **{f"{s}_ms": stage.get(s) for s in ("flow", "decision", "segmentation", "warp", "stitch")},
-        "snippets": result["snippets"], "frames": result["frames"], "frame_size": frame_size, "data": data,
-        "load_1m": machine["load_average_1m"], "torch_threads": machine["torch_threads"],
-        "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+        ref_fps=ref_fps, speedup=result["fps"] / ref_fps, frame_size=frame_size, data=data,
+        load_1m=machine["load_average_1m"], torch_threads=machine["torch_threads"],
+        finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
 def _file_id(path: Path) -> str:
@@ -288,12 +202,12 @@ def row_file(output: str | Path, key: str) -> Path:
     return Path(output) / "rows" / f"{_slug(key)}.json"
 
 
-def _slug(key: str) -> str:
+def _slug(key: str) -> str:  # not atomic.slug: the names of rows/*.json already on disk
     return "".join(c if c.isalnum() or c in ".-" else "_" for c in key)
 
 
-# (spec, result, ref fps, machine, "") for a measured row; (spec, None, 0, {}, why) for a skipped one
-RowOutcome = tuple[RowSpec, dict[str, Any] | None, float, dict[str, Any], str]
+# (row, result, ref fps, machine, "") for a measured row; (row, None, 0, {}, why) for a skipped one
+RowOutcome = tuple[PlannedRow, dict[str, Any] | None, float, dict[str, Any], str]
 
 
 class _RowRunner:
@@ -313,29 +227,29 @@ class _RowRunner:
         self.segmenters: dict[str, Any] = {}
         self.failed: dict[str, str] = {}
 
-    def run(self, spec: RowSpec) -> RowOutcome:
-        import dvsnet
+    def run(self, row: PlannedRow) -> RowOutcome:
         from dvsnet.evaluate import run_pipeline
+        from dvsnet.pipeline import DVSNet
         from dvsnet.provenance import describe_machine
 
+        name = row.config.segmenter
         try:
-            if spec.segmenter in self.failed:
-                raise DvsnetError(self.failed[spec.segmenter])
-            if spec.segmenter not in self.segmenters:
+            if name in self.failed:
+                raise DvsnetError(self.failed[name])
+            if name not in self.segmenters:
                 try:
-                    self.segmenters[spec.segmenter] = self.load(spec.segmenter)
+                    self.segmenters[name] = self.load(name)
                 except DvsnetError as exc:
-                    self.failed[spec.segmenter] = str(exc)
+                    self.failed[name] = str(exc)
                     raise
-            seg = self.segmenters[spec.segmenter]
-            pipe = dvsnet.DVSNet(segmenter=seg, flow="dis" if spec.flow == "-" else spec.flow,
-                                 policy=spec.policy, grid=spec.grid, overlap=spec.overlap)  # fails fast
-            reference = dvsnet.DVSNet(segmenter=seg, flow="dis", policy="always", grid=(1, 1), overlap=0)
+            config = row.config.replace(segmenter=self.segmenters[name])
+            pipe = DVSNet.from_config(config)  # fails fast
+            reference = DVSNet.from_config(config.replace(policy="always", grid=(1, 1), overlap=None, dn=None))
             ref = run_pipeline(self.ref_clip, reference, warmup_frames=self.warmup_frames)
             result = run_pipeline(self.snippets, pipe, warmup_frames=self.warmup_frames, progress=self.progress)
         except DvsnetError as exc:
-            return spec, None, 0.0, {}, str(exc)
-        return spec, result, ref["fps"], describe_machine(), ""
+            return row, None, 0.0, {}, str(exc)
+        return row, result, ref["fps"], describe_machine(), ""
 
 
 _worker: _RowRunner | None = None
@@ -363,9 +277,9 @@ def _start_worker(root: str, split: str, max_snippets: int | None, threads: tupl
     _worker = _RowRunner(load_snippets(root, split, max_snippets=max_snippets), **options)
 
 
-def _run_in_worker(spec: RowSpec) -> RowOutcome:
+def _run_in_worker(row: PlannedRow) -> RowOutcome:
     assert _worker is not None, "pool worker was not initialised"
-    return _worker.run(spec)
+    return _worker.run(row)
 
 
 def run_sweep(
@@ -393,7 +307,6 @@ def run_sweep(
     output/rows/<key>.json.
     """
     from dvsnet.evaluate import load_snippets
-    from dvsnet.regions import default_overlap
 
     if jobs < 1:
         raise DvsnetError(f"jobs must be >= 1, got {jobs}")
@@ -408,11 +321,11 @@ def run_sweep(
     frame_size = f"{height}x{width}"
     done = read_rows(csv_path)
     for row in done:
-        if int(row["snippets"]) != len(snippets) or row["frame_size"] != frame_size or row["data"] != str(root):
-            raise DvsnetError(f"{csv_path} holds rows for {int(row['snippets'])} snippets of {row['data']} at "
-                              f"{row['frame_size']}, not {len(snippets)} of {root} at {frame_size}; resume with "
+        if row.snippets != len(snippets) or row.frame_size != frame_size or row.data != str(root):
+            raise DvsnetError(f"{csv_path} holds rows for {row.snippets} snippets of {row.data} at "
+                              f"{row.frame_size}, not {len(snippets)} of {root} at {frame_size}; resume with "
                               f"the same data and --max-snippets, or use another --output")
-    stale = [row for row in done if row.get("weights_id") != weights_id(row["segmenter"], row["flow"], row["policy"])]
+    stale = [row for row in done if row.weights_id != weights_id(row.segmenter, row.flow, row.policy)]
     if stale:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
         write_rows(output / f"sweep-stale-{stamp}.csv", stale)
@@ -420,37 +333,37 @@ def run_sweep(
         write_rows(csv_path, done)
         log(f"sweep: {len(stale)} rows were measured with other weights; moved to sweep-stale-{stamp}.csv "
             f"and measured again")
-    done_keys = {row["key"] for row in done}
-    specs = plan_rows(config, default_overlap(width))
-    todo = [spec for spec in specs if spec.key not in done_keys]
+    done_keys = {row.key for row in done}
+    planned = plan_rows(config, width)
+    todo = [row for row in planned if row.key not in done_keys]
     jobs = min(jobs, max(1, len(todo)))
-    log(f"sweep: {len(specs)} rows planned, {len(specs) - len(todo)} already in {csv_path}, "
+    log(f"sweep: {len(planned)} rows planned, {len(planned) - len(todo)} already in {csv_path}, "
         f"{len(todo)} to run on {len(snippets)} snippets at {frame_size}"
         + (f", {jobs} at a time" if jobs > 1 else ""))
-    _write_json(output / "config.json", asdict(config))
+    write_json_atomic(output / "config.json", config.to_record())
 
     def record(n: int, outcome: RowOutcome) -> None:
-        spec, result, ref_fps, machine, skipped = outcome
+        plan, result, ref_fps, machine, skipped = outcome
         if result is None:
-            log(f"sweep: [{n}/{len(todo)}] {spec.key}: skipped: {skipped}")
+            log(f"sweep: [{n}/{len(todo)}] {plan.key}: skipped: {skipped}")
             return
-        row = result_to_row(spec, result, ref_fps, data=str(root), frame_size=frame_size, machine=machine)
-        row["weights_id"] = weights_id(spec.segmenter, spec.flow, spec.policy)
-        row["jobs"] = jobs  # rows measured at the same time as this one, this one included
-        full = {"key": spec.key, "experiments": list(spec.experiments), "ref_fps": ref_fps, **result,
-                "machine": machine, "jobs": jobs}
-        _write_json(row_file(output, spec.key), full)
+        row = result_to_row(plan, result, ref_fps, data=str(root), frame_size=frame_size, machine=machine)
+        # jobs: rows measured at the same time as this one, this one included
+        row = row.replace(weights_id=weights_id(row.segmenter, row.flow, row.policy), jobs=jobs)
+        full = {"key": plan.key, "experiments": list(plan.experiments), "config": plan.record(),
+                "ref_fps": ref_fps, **result, "machine": machine, "jobs": jobs}
+        write_json_atomic(row_file(output, plan.key), full)
         done.append(row)
         write_rows(csv_path, done)
-        miou = "n/a" if row["miou"] is None else f"{100 * row['miou']:.2f}%"
-        log(f"sweep: [{n}/{len(todo)}] {spec.key}: mIoU {miou}, {row['fps']:.2f} fps "
-            f"({row['speedup']:.2f}x per-frame), {100 * row['seg_share']:.1f}% regions segmented")
+        miou = "n/a" if row.miou is None else f"{100 * row.miou:.2f}%"
+        log(f"sweep: [{n}/{len(todo)}] {plan.key}: mIoU {miou}, {row.fps:.2f} fps "
+            f"({row.speedup:.2f}x per-frame), {100 * row.seg_share:.1f}% regions segmented")
 
     options = {"ref_frames": ref_frames, "warmup_frames": warmup_frames, "segmenter_loader": segmenter_loader}
     if jobs == 1:
         runner = _RowRunner(snippets, **options, progress=progress)
-        for n, spec in enumerate(todo, 1):
-            record(n, runner.run(spec))
+        for n, row in enumerate(todo, 1):
+            record(n, runner.run(row))
         return csv_path
 
     import multiprocessing
@@ -471,7 +384,3 @@ def run_sweep(
         pool.terminate()  # on Ctrl-C or an error: rows already recorded stay in sweep.csv
         pool.join()
     return csv_path
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")

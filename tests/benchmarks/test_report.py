@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from dvsnet import experiments
+from dvsnet.experiments import SweepRow
 from dvsnet.sweep import SweepConfig
 
 REPORT = Path(__file__).resolve().parents[2] / "benchmarks" / "report.py"
@@ -19,21 +21,17 @@ def report():
     return module
 
 
-def row(policy: str, grid: str, miou: float, speedup: float, *, segmenter="fast", flow="dis") -> dict:
+def row(policy: str, grid: str, miou: float, speedup: float, *, segmenter="fast", flow="dis") -> SweepRow:
     """A sweep.csv row as read_rows returns it; fps = speedup x 10 (ref_fps 10)."""
-    kind, _, value = policy.partition(":")
-    overlap = 0 if grid == "1x1" else OVERLAP
     saved = 1 - 1 / speedup
-    return {
-        "key": f"{segmenter}|{flow}|{policy}|{grid}|{overlap}", "segmenter": segmenter, "flow": flow,
-        "policy": policy, "policy_kind": kind, "policy_value": float(value) if value else None, "grid": grid,
-        "overlap": float(overlap), "miou": miou, "pixel_accuracy": 0.9, "fps": 10.0 * speedup,
-        "ms_per_frame": 100.0 / speedup, "ref_fps": 10.0, "speedup": speedup, "seg_share": 1 - saved,
-        "warp_share": saved, "workload_saved": saved, "warp_seg_ratio": None if saved == 0 else 1.0,
-        "flow_ms": 1.0, "decision_ms": 0.1, "segmentation_ms": 50.0, "warp_ms": 1.0, "stitch_ms": 0.1,
-        "snippets": 1.0, "frames": 20.0, "frame_size": "256x512", "data": "data/synth", "weights_id": "w",
-        "load_1m": 1.0, "torch_threads": 1.0, "finished_utc": "2026-01-01T00:00:00+00:00",
-    }
+    return SweepRow(
+        segmenter=segmenter, flow=flow, policy=policy, grid=grid, overlap=0 if grid == "1x1" else OVERLAP,
+        miou=miou, pixel_accuracy=0.9, fps=10.0 * speedup, ms_per_frame=100.0 / speedup, ref_fps=10.0,
+        speedup=speedup, seg_share=1 - saved, warp_share=saved, workload_saved=saved,
+        warp_seg_ratio=None if saved == 0 else 1.0, flow_ms=1.0, decision_ms=0.1, segmentation_ms=50.0,
+        warp_ms=1.0, stitch_ms=0.1, snippets=1, frames=20, frame_size="256x512", data="data/synth",
+        weights_id="w", load_1m=1.0, torch_threads=1, finished_utc="2026-01-01T00:00:00+00:00",
+    )
 
 
 BASE = row("always", "1x1", 0.640, 1.0, flow="-")
@@ -48,11 +46,11 @@ def render(report, rows, tmp_path) -> str:
 
 
 def test_operating_points_come_from_the_better_grid_and_the_2x2_pick_stays_visible(report, tmp_path):
-    curves = report.dn_curves([BASE, *PAPER_GRID, *ONE_REGION], "fast", "dis", ((1, 1),), OVERLAP)
+    curves = experiments.dn_curves([BASE, *PAPER_GRID, *ONE_REGION], "fast", "dis", ((1, 1),), OVERLAP)
     assert list(curves) == ["2x2", "1x1"]
-    across = report.operating_points([r for rs in curves.values() for r in rs], BASE)
-    assert across["balanced"][0]["key"] == "fast|dis|dn:0.92|1x1|0" and across["balanced"][2]
-    assert across["high-speed"][0]["key"] == "fast|dis|dn:0.8|1x1|0" and across["high-speed"][2]
+    across = experiments.operating_points([r for rs in curves.values() for r in rs], BASE)
+    assert across["balanced"][0].key == "fast|dis|dn:0.92|1x1|0" and across["balanced"][2]
+    assert across["high-speed"][0].key == "fast|dis|dn:0.8|1x1|0" and across["high-speed"][2]
 
     text = render(report, [BASE, *PAPER_GRID, *ONE_REGION], tmp_path)
     lines = text.splitlines()
@@ -90,21 +88,21 @@ def test_without_a_curve_on_another_grid_the_report_picks_on_2x2_as_before(repor
 def test_the_setup_says_when_rows_ran_in_parallel(report, tmp_path):
     rows = [BASE, *PAPER_GRID]  # rows of an older CSV have no jobs column: one at a time
     assert "at a time" not in render(report, rows, tmp_path)
-    parallel = [{**r, "jobs": 2.0} for r in rows]
+    parallel = [r.replace(jobs=2) for r in rows]
     assert "Rows ran up to 2 at a time (`--jobs`)" in render(report, parallel, tmp_path)
 
 
 def test_speed_ups_use_the_runs_median_reference_not_each_rows_own(report, tmp_path):
     # the same rows, their 10-frame reference timings scattered around 10 fps as on a busy machine
     scatter = [7.0, 10.0, 13.0, 10.0]
-    rows = [{**r, "ref_fps": ref, "speedup": r["fps"] / ref, "finished_utc": f"2026-01-01T00:0{i}:00+00:00"}
+    rows = [r.replace(ref_fps=ref, speedup=r.fps / ref, finished_utc=f"2026-01-01T00:0{i}:00+00:00")
             for i, (r, ref) in enumerate(zip([BASE, *PAPER_GRID], scatter))]
-    stats = report.pool_reference(rows)
+    rows, stats = experiments.pool_reference(rows)
     assert stats["fast"] == {"median": 10.0, "min": 7.0, "max": 13.0, "count": 4, "first_half": 8.5,
                              "second_half": 11.5}
-    assert [r["speedup"] for r in rows] == pytest.approx([1.0, 6.5, 3.0, 2.0])  # fps / 10
-    assert rows[1]["speedup_own_ref"] == pytest.approx(65 / 10) and rows[0]["speedup_own_ref"] == pytest.approx(10 / 7)
-    text = render(report, [{**r, "speedup": r["speedup_own_ref"]} for r in rows], tmp_path)
+    assert [r.speedup for r in rows] == pytest.approx([1.0, 6.5, 3.0, 2.0])  # fps / 10
+    assert rows[1].speedup_own_ref == pytest.approx(65 / 10) and rows[0].speedup_own_ref == pytest.approx(10 / 7)
+    text = render(report, [r.replace(speedup=r.speedup_own_ref) for r in rows], tmp_path)
     assert "median 10.00 fps over 4 timings (range 7.00–13.00, ±30% around it" in text
     assert "| `fast / dis / dn:0.8 / 2x2 / 16` | 57.00 | 30.00 | 13.00 | 3.00× | 2.31× |" in text
 
@@ -113,7 +111,7 @@ def test_a_check_on_more_snippets_gives_its_own_table_1_and_its_verdicts_stand(r
     # 20 snippets: dn:0.92 on 1x1 meets the balanced target; on 50 snippets the same threshold drops 4
     # points, and the balanced pick moves to a slower row
     main_rows = [BASE, *PAPER_GRID, *ONE_REGION]
-    check = [{**r, "snippets": 50.0} for r in (
+    check = [r.replace(snippets=50) for r in (
         row("always", "1x1", 0.650, 1.0, flow="-"), row("dn:0.8", "2x2", 0.560, 3.0),
         row("dn:0.9", "2x2", 0.625, 2.0), row("dn:0.8", "1x1", 0.570, 7.0), row("dn:0.92", "1x1", 0.610, 4.0))]
     config = SweepConfig(segmenters=("fast",), flows=("dis",))
@@ -138,7 +136,7 @@ def test_a_check_on_more_snippets_gives_its_own_table_1_and_its_verdicts_stand(r
 
 
 def test_the_check_also_gives_fig_9_verdicts_when_it_holds_other_policies(report, tmp_path):
-    check = [{**r, "snippets": 50.0} for r in (
+    check = [r.replace(snippets=50) for r in (
         row("always", "1x1", 0.650, 1.0, flow="-"), row("dn:0.8", "2x2", 0.560, 3.0),
         row("dn:0.9", "2x2", 0.625, 2.0), row("fixed:2", "2x2", 0.600, 2.0), row("fixed:5", "2x2", 0.500, 3.0),
         row("diff:16", "2x2", 0.630, 2.0))]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from dvsnet.cli import main
-from dvsnet.sweep import SweepConfig, plan_rows, read_rows
+from dvsnet.experiments import read_rows
+from dvsnet.sweep import SweepConfig, plan_rows
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def test_plan_has_each_configuration_once_in_priority_order():
     config = SweepConfig(segmenters=("fast", "accurate"), flows=("dis", "flownet"), thresholds=(0.9, 0.92),
                          fixed=(5,), diff=(8.0,), flow_limits=(2.0,), oracle=(0.9,), grids=((1, 1), (2, 2)),
                          overlaps=(0, 16), threshold=0.92)
-    rows = plan_rows(config, default_overlap=16)
+    rows = plan_rows(config, width=512)  # default overlap 16 px
     keys = [r.key for r in rows]
     assert len(keys) == len(set(keys))
     assert keys[:2] == ["fast|-|always|1x1|0", "accurate|-|always|1x1|0"]  # e first: the baselines
@@ -46,7 +47,7 @@ def test_plan_puts_the_curve_grids_right_after_the_2x2_dn_curve():
     config = SweepConfig(segmenters=("fast", "accurate"), flows=("dis", "flownet"), thresholds=(0.9, 0.92),
                          fixed=(5,), diff=(8.0,), flow_limits=(2.0,), oracle=(0.9,), grids=((1, 1), (2, 2)),
                          overlaps=(0, 16), threshold=0.92, curve_grids=((1, 1), (1, 2)))
-    rows = plan_rows(config, default_overlap=16)
+    rows = plan_rows(config, width=512)  # default overlap 16 px
     keys = [r.key for r in rows]
     assert keys[2:8] == ["fast|dis|dn:0.9|2x2|16", "fast|dis|dn:0.92|2x2|16",
                          "fast|dis|dn:0.9|1x1|0", "fast|dis|dn:0.92|1x1|0",     # 1x1: no overlap
@@ -56,10 +57,12 @@ def test_plan_puts_the_curve_grids_right_after_the_2x2_dn_curve():
     shared = next(r for r in rows if r.key == "fast|dis|dn:0.92|1x1|0")
     assert shared.experiments == ("a", "c", "d")  # one row for the curve, Table 3 and Fig. 10
     # only (first segmenter, first flow) gets the extra curves
-    assert {r.grid for r in rows if (r.segmenter, r.flow) != ("fast", "dis") and r.flow != "-"} == {(2, 2)}
+    others = [r.config for r in rows if r.config.policy.startswith("dn:")
+              and (r.config.segmenter, r.config.flow) != ("fast", "dis")]
+    assert {c.grid for c in others} == {(2, 2)} and len(others) == 6
     # without experiment a there is no curve on other grids; with no curve grids only c's 1x1 row is left
-    assert "fast|dis|dn:0.9|1x1|0" not in [r.key for r in plan_rows(replace(config, experiments="bcde"), 16)]
-    none = [r.key for r in plan_rows(replace(config, curve_grids=()), 16) if "|dn:" in r.key]
+    assert "fast|dis|dn:0.9|1x1|0" not in [r.key for r in plan_rows(replace(config, experiments="bcde"), 512)]
+    none = [r.key for r in plan_rows(replace(config, curve_grids=()), 512) if "|dn:" in r.key]
     assert [k for k in none if "|2x2|" not in k] == ["fast|dis|dn:0.92|1x1|0"]
 
 
@@ -90,16 +93,16 @@ def test_sweep_writes_rows_resumes_and_plots(tree, weights, tmp_path, capsys):
     code, text, err = _sweep(capsys, tree, weights, out)
     assert code == 0, err
     rows = read_rows(out / "sweep.csv")
-    assert [r["policy"] for r in rows] == ["always", "fixed:2", "fixed:20", "flow:1", "diff:4", "oracle:0.9"]
-    by_policy = {r["policy"]: r for r in rows}
-    assert by_policy["always"]["seg_share"] == 1.0 and by_policy["always"]["grid"] == "1x1"
-    assert by_policy["fixed:2"]["seg_share"] == pytest.approx(0.5)   # frames 0, 2, ..., 18
-    assert by_policy["fixed:20"]["seg_share"] == pytest.approx(0.05)  # frame 0 only
+    assert [r.policy for r in rows] == ["always", "fixed:2", "fixed:20", "flow:1", "diff:4", "oracle:0.9"]
+    by_policy = {r.policy: r for r in rows}
+    assert by_policy["always"].seg_share == 1.0 and by_policy["always"].grid == "1x1"
+    assert by_policy["fixed:2"].seg_share == pytest.approx(0.5)   # frames 0, 2, ..., 18
+    assert by_policy["fixed:20"].seg_share == pytest.approx(0.05)  # frame 0 only
     for row in rows:
-        assert row["frames"] == 20 and row["snippets"] == 1 and row["frame_size"] == "64x128"
-        assert row["fps"] > 0 and row["ref_fps"] > 0
-        assert row["speedup"] == pytest.approx(row["fps"] / row["ref_fps"], rel=1e-4)
-        assert 0 <= row["miou"] <= 1
+        assert row.frames == 20 and row.snippets == 1 and row.frame_size == "64x128"
+        assert row.fps > 0 and row.ref_fps > 0
+        assert row.speedup == pytest.approx(row.fps / row.ref_fps, rel=1e-4)
+        assert 0 <= row.miou <= 1
         assert (out / "rows").is_dir()
     assert len(list((out / "rows").glob("*.json"))) == 6
     assert (out / "fig9_policies.png").stat().st_size > 1000
@@ -114,16 +117,16 @@ def test_sweep_writes_rows_resumes_and_plots(tree, weights, tmp_path, capsys):
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
-    before = {r["key"]: r["finished_utc"] for r in read_rows(out / "sweep.csv")}
+    before = {r.key: r.finished_utc for r in read_rows(out / "sweep.csv")}
     code, text, err = _sweep(capsys, tree, weights, out)
     assert code == 0, err
     assert "3 already in" in err and "3 to run" in err and "1 rows were measured with other weights" in err
     stale = list(out.glob("sweep-stale-*.csv"))
-    assert len(stale) == 1 and [r["weights_id"] for r in read_rows(stale[0])] == ["0123456789"]
+    assert len(stale) == 1 and [r.weights_id for r in read_rows(stale[0])] == ["0123456789"]
     after = read_rows(out / "sweep.csv")
-    assert len(after) == 6 and len({r["weights_id"] for r in after}) == 1
-    kept = [r for r in after if r["key"] in before and r["key"] != table[0]["key"]]
-    assert len(kept) == 3 and all(before[r["key"]] == r["finished_utc"] for r in kept)
+    assert len(after) == 6 and len({r.weights_id for r in after}) == 1
+    kept = [r for r in after if r.key in before and r.key != table[0]["key"]]
+    assert len(kept) == 3 and all(before[r.key] == r.finished_utc for r in kept)
 
     # rows made on another subset are refused instead of mixed: mark them as from 3 snippets
     with open(out / "sweep.csv", newline="") as f:
@@ -169,13 +172,13 @@ def test_jobs_run_rows_in_parallel_with_the_results_of_one_process(tree, weights
     code, _, err = _sweep(capsys, tree, weights, tmp_path / "parallel", "--jobs", "2")
     assert code == 0, err
     assert "6 to run on 1 snippets at 64x128, 2 at a time" in err and "Traceback" not in err
-    serial = {r["key"]: r for r in read_rows(tmp_path / "serial" / "sweep.csv")}
-    parallel = {r["key"]: r for r in read_rows(tmp_path / "parallel" / "sweep.csv")}
+    serial = {r.key: r for r in read_rows(tmp_path / "serial" / "sweep.csv")}
+    parallel = {r.key: r for r in read_rows(tmp_path / "parallel" / "sweep.csv")}
     assert serial.keys() == parallel.keys()
     for key, row in parallel.items():  # same frames, same networks: identical scores and paths
-        assert row["miou"] == serial[key]["miou"] and row["seg_share"] == serial[key]["seg_share"], key
-        assert row["torch_threads"] == 1 and row["fps"] > 0 and row["ref_fps"] > 0
-        assert row["jobs"] == 2 and serial[key]["jobs"] == 1
+        assert row.miou == serial[key].miou and row.seg_share == serial[key].seg_share, key
+        assert row.torch_threads == 1 and row.fps > 0 and row.ref_fps > 0
+        assert row.jobs == 2 and serial[key].jobs == 1
     assert len(list((tmp_path / "parallel" / "rows").glob("*.json"))) == 6
     with pytest.raises(SystemExit):
         main(["sweep", str(tree), "--jobs", "0", "--output", str(tmp_path / "o")])

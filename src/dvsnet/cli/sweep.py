@@ -45,7 +45,9 @@ def _grids(text: str) -> tuple[tuple[int, int], ...]:
 
 def _show(values: tuple) -> str:
     """Defaults for --help: 0.9,0.92 or 2x2,3x3."""
-    return ",".join(f"{v[0]}x{v[1]}" if isinstance(v, tuple) else f"{v:g}" for v in values)
+    from dvsnet.config import format_grid
+
+    return ",".join(format_grid(v) if isinstance(v, tuple) else f"{v:g}" for v in values)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -110,32 +112,13 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def draw_plots(rows: list[dict], folder: Path, *, default_overlap: int | None, segmenter: str, flow: str,
-               threshold: float, curve_grids: tuple[tuple[int, int], ...] = ((1, 1),)) -> list[Path]:
-    """Every figure the rows allow, as PNGs in `folder`; returns the paths written."""
-    from dvsnet import plots
-
-    policy = f"dn:{threshold:g}"
-    written = [
-        plots.plot_tradeoff(rows, folder / "fig8_tradeoff.png", default_overlap=default_overlap,
-                            curve_grids=curve_grids),
-        plots.plot_policies(rows, folder / "fig9_policies.png", segmenter=segmenter, flow=flow,
-                            default_overlap=default_overlap),
-        plots.plot_division(rows, folder / "table3_division.png", segmenter=segmenter, flow=flow, policy=policy,
-                            default_overlap=default_overlap),
-        plots.plot_overlap(rows, folder / "fig10_overlap.png", segmenter=segmenter, flow=flow, policy=policy),
-    ]
-    return [p for p in written if p is not None]
-
-
 def run(args: argparse.Namespace) -> int:
+    from dvsnet.experiments import read_rows
+    from dvsnet.plots import draw_figures
     from dvsnet.provenance import set_threads
-    from dvsnet.regions import default_overlap
-    from dvsnet.sweep import CSV_NAME, SweepConfig, read_rows, run_sweep
+    from dvsnet.sweep import CSV_NAME, EXPERIMENTS, SweepConfig, run_sweep
 
     output = Path(args.output)
-    from dvsnet.sweep import EXPERIMENTS
-
     unknown = sorted(set(args.experiments) - set(EXPERIMENTS))
     require(not unknown, f"unknown experiment(s) {''.join(unknown)}; valid: {EXPERIMENTS}")
     require(0.0 <= args.threshold <= 1.0, f"--threshold must be in [0, 1], got {args.threshold:g}")
@@ -158,11 +141,7 @@ def run(args: argparse.Namespace) -> int:
         run_sweep(args.data, output, split=args.split, config=config, max_snippets=args.max_snippets,
                   warmup_frames=args.warmup_frames, jobs=args.jobs, progress=not args.no_progress)
     rows = read_rows(output / CSV_NAME)
-    width = None
-    if rows and rows[0].get("frame_size"):
-        width = int(str(rows[0]["frame_size"]).split("x")[1])
-    written = draw_plots(rows, output, default_overlap=default_overlap(width) if width else None,
-                         segmenter=config.segmenters[0], flow=config.flows[0], threshold=config.threshold,
-                         curve_grids=config.curve_grids)
+    written = draw_figures(rows, output, segmenter=config.segmenters[0], flow=config.flows[0],
+                           threshold=config.threshold, curve_grids=config.curve_grids)
     print(f"sweep: {len(rows)} rows in {output / CSV_NAME}; plots: {', '.join(p.name for p in written) or 'none'}")
     return 0
