@@ -5,8 +5,9 @@ configurations, in one run (issue #5 item 4 asks for GPU fps at 512×1024 and 10
 
 Synthetic street clips are rendered at each size (the val set is 256×512; rendering keeps the scenes and
 their motion, scaled), and every configuration runs over the same clips, configurations interleaved clip
-by clip so that load falls on all alike. fps = frames / time in `DVSNet.step` (each step ends by copying
-the labels to the host, so GPU work is included), warm-up frames excluded. No labels: this measures speed
+by clip so that load falls on all alike. fps, stage_ms and seg_share are RunStats figures (dvsnet.stats):
+fps = frames / pipeline time of `DVSNet.step` (each step ends by copying the labels to the host, so GPU
+work is included), warm-up frames excluded. No labels: this measures speed
 and the share of regions segmented, not accuracy (the decision network was trained at 256×512, so its
 choices at other sizes are not those of the val runs). `benchmarks/report.py` runs it when torch sees a GPU.
 """
@@ -14,29 +15,30 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from dvsnet import DVSNet, load_segmenter
-from dvsnet.atomic import write_text_atomic
-from dvsnet.cli.options import parse_grid, parse_size
+from dvsnet import load_segmenter
+from dvsnet.atomic import write_json_atomic
+from dvsnet.cli.options import parse_size
+from dvsnet.config import PipelineConfig
 from dvsnet.data.synthetic import render_clip
 from dvsnet.devices import describe_device, pick_device
 from dvsnet.errors import DvsnetError
+from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, set_threads
+from dvsnet.stats import RunStats
 
 BASELINE = "always@1x1"
 DEFAULT_CONFIGS = (BASELINE, "dn:0.95@1x1", "dn:0.93@1x1", "dn:0.8@1x1", "dn:0.92@2x2")
 
 
-def parse_config(text: str) -> tuple[str, tuple[int, int]]:
-    """'dn:0.92@2x2' -> ('dn:0.92', (2, 2))."""
+def parse_config(text: str, base: PipelineConfig) -> PipelineConfig:
+    """'dn:0.92@2x2' -> `base` with policy dn:0.92 on the 2x2 grid (the grid defaults to 2x2)."""
     policy, _, grid = text.partition("@")
-    return policy, parse_grid(grid or "2x2")
+    return base.replace(policy=policy, grid=grid or "2x2")
 
 
 def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEFAULT_CONFIGS, clips: int = 3,
@@ -44,32 +46,26 @@ def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEF
     """fps and share of regions segmented of each configuration at each size; speed-up against BASELINE."""
     where = pick_device(device)
     configs = tuple(dict.fromkeys((BASELINE, *configs)))  # the baseline first, each configuration once
-    seg = load_segmenter(segmenter, where)
+    base = PipelineConfig(segmenter=load_segmenter(segmenter, where), flow=flow, device=where)
     rows = []
     for height, width in sizes:
         videos = [render_clip(seed + i, frames, (height, width)) for i in range(clips)]
-        pipes = {c: DVSNet(seg, flow=flow, policy=policy, grid=grid, device=where)
-                 for c, (policy, grid) in zip(configs, map(parse_config, configs))}
-        seconds = dict.fromkeys(configs, 0.0)
-        segmented = dict.fromkeys(configs, 0)
-        regions = dict.fromkeys(configs, 0)
-        for name, pipe in pipes.items():  # warm-up: memory allocation, lazy initialisation, first key frames
+        pipes = {name: DVSNet.from_config(parse_config(name, base)) for name in configs}
+        stats = {name: RunStats() for name in configs}
+        for pipe in pipes.values():  # warm-up: memory allocation, lazy initialisation, first key frames
             for frame in videos[0][:warmup]:
                 pipe.step(frame)
         for video in videos:
             for name, pipe in pipes.items():
                 pipe.reset()
                 for frame in video:
-                    start = time.perf_counter()
-                    out = pipe.step(frame)
-                    seconds[name] += time.perf_counter() - start
-                    segmented[name] += out.paths.count("seg")
-                    regions[name] += len(out.paths)
-        base_fps = clips * frames / seconds[BASELINE]
+                    stats[name].add(pipe.step(frame))
+        figures = {name: s.figures() for name, s in stats.items()}
         for name in configs:
-            fps = clips * frames / seconds[name]
-            rows.append({"size": f"{height}x{width}", "config": name, "fps": fps, "speedup": fps / base_fps,
-                         "seg_share": segmented[name] / regions[name]})
+            fps = figures[name]["fps"]
+            rows.append({"size": f"{height}x{width}", "config": name, "fps": fps,
+                         "speedup": fps / figures[BASELINE]["fps"], "seg_share": figures[name]["seg_share"],
+                         "stage_ms": figures[name]["stage_ms"]})
     return {"device": describe_device(where), "device_type": where.type, "segmenter": segmenter, "flow": flow,
             "clips": clips, "frames": frames, "warmup": warmup, "rows": rows, "machine": describe_machine(where),
             "torch": torch.__version__, "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -104,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * row['seg_share']:5.1f}% regions segmented")
     print(f"({result['device']}; -> {args.out})")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(Path(args.out), json.dumps(result, indent=2) + "\n")
+    write_json_atomic(Path(args.out), result)
     return 0
 
 
