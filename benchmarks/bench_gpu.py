@@ -47,6 +47,7 @@ def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEF
     where = pick_device(device)
     configs = tuple(dict.fromkeys((BASELINE, *configs)))  # the baseline first, each configuration once
     base = PipelineConfig(segmenter=load_segmenter(segmenter, where), flow=flow, device=where)
+    named = PipelineConfig(segmenter=segmenter, flow=flow, device=where)  # what the records say
     rows = []
     for height, width in sizes:
         videos = [render_clip(seed + i, frames, (height, width)) for i in range(clips)]
@@ -65,7 +66,8 @@ def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEF
             fps = figures[name]["fps"]
             rows.append({"size": f"{height}x{width}", "config": name, "fps": fps,
                          "speedup": fps / figures[BASELINE]["fps"], "seg_share": figures[name]["seg_share"],
-                         "stage_ms": figures[name]["stage_ms"]})
+                         "stage_ms": figures[name]["stage_ms"],
+                         "pipeline": parse_config(name, named).to_record(width)})
     return {"device": describe_device(where), "device_type": where.type, "segmenter": segmenter, "flow": flow,
             "clips": clips, "frames": frames, "warmup": warmup, "rows": rows, "machine": describe_machine(where),
             "torch": torch.__version__, "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
