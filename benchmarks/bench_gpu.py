@@ -47,7 +47,7 @@ def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEF
     where = pick_device(device)
     configs = tuple(dict.fromkeys((BASELINE, *configs)))  # the baseline first, each configuration once
     base = PipelineConfig(segmenter=load_segmenter(segmenter, where), flow=flow, device=where)
-    named = PipelineConfig(segmenter=segmenter, flow=flow, device=where)  # what the records say
+    named = PipelineConfig(segmenter=segmenter, flow=flow, device=str(where))  # what the records say
     rows = []
     for height, width in sizes:
         videos = [render_clip(seed + i, frames, (height, width)) for i in range(clips)]
