@@ -123,9 +123,8 @@ class DVSNet:
     def _build(self, config: PipelineConfig) -> None:
         self.config = config
         wanted = None if config.device is None else pick_device(config.device)
-        segmenter = config.segmenter
-        if isinstance(segmenter, (str, Path)) or not callable(segmenter):
-            segmenter = load_segmenter(segmenter, wanted or "cpu")
+        # names and files load onto the device; callables get the adapter's dry run (class count, stride)
+        segmenter = load_segmenter(config.segmenter, wanted or "cpu")
         held = _weights_device(segmenter)
         if wanted is not None and held is not None and not same_device(held, wanted):
             raise DvsnetError(f"the segmenter's weights are on {held}, not on the requested device {wanted}; "

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from dvsnet.errors import DvsnetError
-from dvsnet.models import SEGMENTERS, build_segmenter, load_segmenter, save_weights
+from dvsnet.models import SEGMENTERS, ExternalSegmenter, build_segmenter, load_segmenter, save_weights
 from dvsnet.models.segnets import build_fast
 from dvsnet.models.weights import load_matching_weights
 
@@ -118,7 +118,7 @@ def test_weights_with_missing_tensors_fail(tmp_path):
 
 def test_load_segmenter_passes_callables_through_and_rejects_bad_specs(tmp_path):
     fn = lambda x: x
-    assert load_segmenter(fn) is fn
+    assert isinstance(load_segmenter(fn), ExternalSegmenter)  # the adapter: dry run, class count, stride
     with pytest.raises(DvsnetError, match="not found"):
         load_segmenter(str(tmp_path / "nope.safetensors"))
     with pytest.raises(DvsnetError, match="unknown segmenter"):

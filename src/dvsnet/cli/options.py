@@ -76,8 +76,9 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str | None 
                  f"segmentation). Default: {policy}",
         )
     group.add_argument("--segmenter", default="fast",
-                       help="segmentation network: 'fast', 'accurate', or a .safetensors weights file "
-                            "(default: fast)")
+                       help="segmentation network: 'fast', 'accurate', a .safetensors file of ours, an ONNX model "
+                            "(.onnx) or a torch.export program (.pt2), with an optional JSON sidecar beside it "
+                            "(docs/models.md) (default: fast)")
     group.add_argument("--flow", default="dis",
                        help="flow estimator: dis (OpenCV DIS, ultrafast), dis-fast, dis-medium, flownet (its DN reads "
                             "conv6 features), or flownet-conv4, flownet-conv5, flownet-image-flow (no DN ships "

@@ -190,8 +190,11 @@ class ExternalSegmenter(nn.Module):
         self.register_buffer("offset", (torch.tensor(sidecar.mean) / torch.tensor(sidecar.std)).view(1, 3, 1, 1),
                              persistent=False)
         self.input_size = sidecar.input_size
+        # a callable that declares its output stride but no input_multiple takes multiples of that stride
+        # (the segmenter contract before the adapter existed)
         self.input_multiple = 1 if self.input_size else (
-            sidecar.input_multiple or declared.get("input_multiple") or DEFAULT_INPUT_MULTIPLE)
+            sidecar.input_multiple or declared.get("input_multiple") or declared.get("output_stride")
+            or DEFAULT_INPUT_MULTIPLE)
         device = device if device is not None else _module_device(run)
         if device is not None:
             self.to(device)
