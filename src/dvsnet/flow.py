@@ -20,7 +20,6 @@ from dvsnet.models import load_flownet
 from dvsnet.warp import backward_warp
 
 MOTION_FEATURE_SIZE = (16, 16)
-MOTION_FEATURE_CHANNELS = 7
 
 DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,

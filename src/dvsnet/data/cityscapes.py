@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dvsnet.data.flowio import read_flow
-from dvsnet.data.labels import LABEL_TO_TRAIN
+from dvsnet.data.labels import label_ids_to_train_ids
 from dvsnet.errors import DvsnetError
 
 SNIPPET_LENGTH = 30
@@ -82,7 +82,7 @@ def load_labels(path: str | os.PathLike) -> np.ndarray:
     """Read a gtFine label map -> H×W uint8 train ids.
 
     A `_gtFine_labelIds.png` path is read from its train-id twin when one exists beside it, else mapped
-    through LABEL_TO_TRAIN; a `_labelTrainIds.png` / `_trainIds.png` path is read as it is."""
+    through label_ids_to_train_ids; a `_labelTrainIds.png` / `_trainIds.png` path is read as it is."""
     path = Path(path)
     name = path.name
     source, is_train = path, not name.endswith("_gtFine_labelIds.png")
@@ -98,7 +98,7 @@ def load_labels(path: str | os.PathLike) -> np.ndarray:
         raise DvsnetError(f"{source}: cannot read label map (missing or not an image file)")
     if raw.ndim != 2 or raw.dtype != np.uint8:
         raise DvsnetError(f"{source}: expected a single-channel 8-bit label PNG, got {raw.dtype} {raw.shape}")
-    return raw if is_train else LABEL_TO_TRAIN[raw]
+    return raw if is_train else label_ids_to_train_ids(raw)
 
 
 def _require_dir(path: Path, expected: str) -> None:
