@@ -173,10 +173,12 @@ def test_always_on_one_region_is_the_reference_and_several_sources_get_one_resul
     (["{tree}", "{video}", "--max-frames", "5"], "--max-frames applies to videos"),
     (["{video}", "--max-frames", "1"], "needs at least 2"),
     (["{tmp}/*.png"], "matches no image files"),
+    (["{tmp}"], "holds no image files (.png"),  # neither frames nor a tree: both said
 ])
 def test_label_free_user_errors_are_one_line(sample_clips, tree, tmp_path, capsys, argv, message):
     argv = [a.format(video=sample_clips["carphone"], tree=tree, tmp=tmp_path) for a in argv]
     code, _out, err = _run(capsys, *argv, "--output", tmp_path / "r", "--no-progress", "--device", "cpu")
     assert code == 2, err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert argv[0] != str(tmp_path) or "nor is it a Cityscapes-layout tree" in err
     assert not (tmp_path / "r").exists()

@@ -20,6 +20,7 @@ from dvsnet.cli.options import (
     positive_int,
     require,
 )
+from dvsnet.errors import DvsnetError
 
 EPILOG = """examples:
   dvsnet evaluate data/synth                                   # dn:0.92, fast + DIS, 2x2 regions
@@ -163,8 +164,14 @@ def run(args: argparse.Namespace) -> int:
             f"cannot write the result into {args.output}: {blocker} is not a writable folder")
     config = pipeline_config(args)
     for source, tree in zip(args.data, trees):
-        if not tree:
+        if tree:
+            continue
+        try:
             probe(source)  # every source checked (exists, decodes) before the first one is evaluated
+        except DvsnetError as exc:
+            if not os.path.isdir(source):
+                raise
+            raise DvsnetError(f"{exc}; nor is it a Cityscapes-layout tree (no leftImg8bit_sequence/)") from None
     set_threads(args.threads)
     for source, tree in zip(args.data, trees):
         if tree:
