@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvsnet.config import STITCH_MODES, default_overlap  # noqa: F401 (callers move to dvsnet.config)
+from dvsnet.config import STITCH_MODES
 from dvsnet.errors import DvsnetError
 
 
