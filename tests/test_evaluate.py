@@ -107,7 +107,7 @@ def test_fps_counts_pipeline_steps_only_and_excludes_warm_up():
     pipe = dvsnet.DVSNet(segmenter=seg, flow="dis", policy="always", grid=(1, 1))
     snippet = Snippet("s0", _frames(20), {19: _halves()})
     result = run_pipeline([snippet], pipe, warmup_frames=5)
-    assert seg.calls == 5 + 20  # the warm-up ran, and then the 20 timed frames
+    assert seg.calls == 1 + 5 + 20  # the adapter's dry run, the warm-up, then the 20 timed frames
     assert result["frames"] == 20
     # every timed frame cost at least one segmenter call; only 20 frames are in the denominator
     assert result["ms_per_frame"] >= 1000 * delay
@@ -219,7 +219,7 @@ def test_warm_up_frames_run_through_every_pipeline_and_are_not_counted():
     segmenters = [ConstantSegmenter(0), ConstantSegmenter(2)]
     pipes = [dvsnet.DVSNet(segmenter=s, flow="dis", policy="always", grid=(1, 1)) for s in segmenters]
     runs = run_interleaved(_frames(8), pipes, warmup_frames=3)
-    assert [s.calls for s in segmenters] == [3 + 8, 3 + 8]
+    assert [s.calls for s in segmenters] == [1 + 3 + 8] * 2  # dry run, warm-up, frames
     assert [stats.frames for _, stats in runs] == [8, 8]
     assert [int(labels[0].max()) for labels, _ in runs] == [0, 2]
 
