@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from dvsnet.atomic import write_text_atomic
+from dvsnet.atomic import write_json_atomic
 from dvsnet.errors import DvsnetError
 from dvsnet.models import load_decision_net
 from dvsnet.train.dn import DNTrainConfig, baseline_points, dataset, error_breakdown, predict
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['weights']} | {errors} | {base['mean']:.2f} | {base['mean per grid and offset']:.2f} |")
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(output, json.dumps(results, indent=2) + "\n")
+    write_json_atomic(output, results)
     print(f"wrote {output}")
     return 0
 

@@ -16,11 +16,10 @@ results/bench_dn_variants.json and prints one row per (threshold, DN).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from dvsnet.atomic import write_text_atomic
+from dvsnet.atomic import write_json_atomic
 from dvsnet.cli.options import parse_grid
 from dvsnet.config import PipelineConfig
 from dvsnet.evaluate import evaluate, load_snippets
@@ -72,7 +71,7 @@ def main() -> None:
               "seconds": round(time.time() - started, 1), "machine": describe_machine()}
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(output, json.dumps(report, indent=2) + "\n")
+    write_json_atomic(output, report)
     print(f"wrote {output}")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from dvsnet import DVSNet, load_segmenter
-from dvsnet.atomic import write_text_atomic
+from dvsnet.atomic import write_json_atomic
 from dvsnet.cli.options import parse_size
 from dvsnet.data.synthetic import render_sequence
 from dvsnet.models.export import export_segmenter
@@ -58,7 +57,7 @@ def main() -> None:
               "onnxruntime": __import__("onnxruntime").__version__, "machine": describe_machine(),
               "exports": exports, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
+    write_json_atomic(args.out, result)
     print(f"fast at {args.size[0]}x{args.size[1]}, {args.threads} thread(s), {args.frames} frames "
           f"(+{args.warmup} warm-up), {result['machine']['cpu']}")
     print(f"{'what':<22}" + "".join(f"{form + ' ms':>12}" for form in FORMS) + "   agreement onnx / pt2")

@@ -11,7 +11,6 @@ Writes results/bench_models.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dvsnet.atomic import write_text_atomic
+from dvsnet.atomic import write_json_atomic
 from dvsnet.errors import DvsnetError
 from dvsnet.models import SEGMENTERS, build_flownet, load_segmenter
 from dvsnet.models.decision import DecisionNet
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
               "cpus": __import__("os").cpu_count(), "torch": torch.__version__, "rows": rows}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out, json.dumps(result, indent=2) + "\n")
+    write_json_atomic(out, result)
     print(f"{'model':30s} {'params (M)':>10s} {'GFLOPs':>8s} {'ms/frame':>9s} {'val mIoU':>9s}")
     for r in rows:
         miou = f"{100 * r['val_miou']:.2f}%" if "val_miou" in r else "-"

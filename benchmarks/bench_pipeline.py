@@ -11,7 +11,6 @@ when none ship. Writes results/bench_pipeline.json and prints per-stage medians 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from dvsnet import DVSNet
-from dvsnet.atomic import write_text_atomic
+from dvsnet.atomic import write_json_atomic
 from dvsnet.data.synthetic import render_clip
 from dvsnet.models import build_segmenter
 from dvsnet.policies import FlowMagnitude
@@ -71,7 +70,7 @@ def main() -> None:
           f"(upper bound on speed-up {base / warp:.1f}x)")
     out_dir = Path("results")
     out_dir.mkdir(exist_ok=True)
-    write_text_atomic(out_dir / "bench_pipeline.json", json.dumps(result, indent=2) + "\n")
+    write_json_atomic(out_dir / "bench_pipeline.json", result)
 
 
 if __name__ == "__main__":

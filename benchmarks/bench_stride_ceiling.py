@@ -12,7 +12,6 @@ Frames: frame 19 of every val snippet, as bench_models.py scores. Writes results
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvsnet.atomic import write_text_atomic
+from dvsnet.atomic import write_json_atomic
 from dvsnet.data.labels import IGNORE, NUM_CLASSES, TRAIN_CLASSES
 from dvsnet.errors import DvsnetError
 from dvsnet.metrics import confusion_matrix, iou_per_class, mean_iou
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print("  IoU per class (shares): " + ", ".join(f"{k} {v:.1f}" for k, v in row["shares_per_class"].items()))
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(output, json.dumps({"frames": len(labels), "data": args.data, "rows": rows}, indent=2) + "\n")
+    write_json_atomic(output, {"frames": len(labels), "data": args.data, "rows": rows})
     print(f"{len(labels)} val frames; wrote {output}")
     return 0
 

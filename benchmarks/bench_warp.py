@@ -14,7 +14,6 @@ Writes results/bench_warp-d<distance>.json and prints a table of mIoU per row.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import cv2
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvsnet.atomic import write_text_atomic
+from dvsnet.atomic import write_json_atomic
 from dvsnet.data.cityscapes import CityscapesSequences
 from dvsnet.metrics import confusion_matrix, mean_iou
 from dvsnet.models import load_segmenter
@@ -101,7 +100,7 @@ def main() -> None:
         print(f"{name:45s} {miou:6.2f}")
     path = Path(args.output) / f"bench_warp-d{args.distance}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps({"args": vars(args), "miou_percent": results}, indent=2) + "\n")
+    write_json_atomic(path, {"args": vars(args), "miou_percent": results})
     print(f"wrote {path}")
 
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dvsnet.atomic import atomic_path, write_text_atomic
+from dvsnet.atomic import atomic_path, write_json_atomic
 from dvsnet.config import default_overlap
 from dvsnet.data.cityscapes import CityscapesSequences, load_image
 from dvsnet.errors import DvsnetError
@@ -183,5 +183,5 @@ def load_or_generate_scores(cache_dir: str | Path, config: ScoreConfig, progress
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no .npz
         np.savez(f, **scores)
-    write_text_atomic(path.with_suffix(".json"), json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    write_json_atomic(path.with_suffix(".json"), dataclasses.asdict(config))
     return scores

@@ -179,13 +179,14 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
 def fit_decision_net(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, *,
                      variant: str, out: Path, steps: int, batch: int = 64, lr: float = 1e-3,
                      weight_decay: float = 1e-4, val_every: int = 250, seed: int = 0,
-                     device: torch.device = torch.device("cpu"), flip: bool = False,
+                     device: torch.device | str = "cpu", flip: bool = False,
                      checkpoint: Path | None = None, metadata: dict[str, str] | None = None,
                      progress: bool = True) -> tuple[DecisionNet, float]:
     """Fit a DecisionNet to features (N, C, h, w) -> confidence scores (N,) with MSE and Adam (lr decaying
     exponentially to 1 %), validating every `val_every` steps; writes out/model.safetensors (with
     `metadata`), out/checkpoint.pt and out/log.csv there, resuming from `checkpoint` when given. Returns the
     net and its last val error in points. Used by `dvsnet train dn` and `dvsnet calibrate`."""
+    device = torch.device(device)
     channels, height, width = x_train.shape[1:]
     net = DecisionNet(channels, (height, width), variant=variant).to(device)
     dims = (0, 2, 3)
