@@ -137,7 +137,9 @@ class DVSNet:
         self.flow = build_flow(config.flow, self.device)
         self.policy = _with_decision_net(parse_policy(config.policy), config, getattr(self.flow, "name", "custom"),
                                          self.device)
-        self.grid, self.stitch_mode, self.flow_width = config.grid, config.stitch, config.flow_width
+        self.grid, self.flow_width = config.grid, config.flow_width
+        # a model that outputs labels has one-hot scores: no max-logit to compare, so regions keep their cores
+        self.stitch_mode = "core" if getattr(segmenter, "labels_out", False) else config.stitch
         self.reset()
 
     def reset(self) -> None:
