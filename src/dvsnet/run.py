@@ -149,17 +149,23 @@ def check_source_and_grid(config: PipelineConfig, info: SourceInfo, resize: Resi
 def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *, output: str | Path = "runs",
                   writes: tuple[str, ...] = DEFAULT_WRITES, resize: Resize = None, stride: int = 1,
                   max_frames: int | None = None, progress: bool = False, prefix: str = "segment",
-                  note: Callable[[str], None] = _stderr) -> tuple[Path, dict]:
+                  note: Callable[[str], None] = _stderr, pipe: DVSNet | None = None,
+                  extra: dict[str, object] | None = None) -> tuple[Path, dict]:
     """Segment every frame of `source` (video file, frame folder or glob) with the pipeline `config`
     describes, into a new run folder `output/<prefix>-NNNN`; returns (run folder, summary).
 
     resize: (H, W) or a width keeping the aspect ratio; stride: keep every N-th frame; max_frames: stop
     after N. writes: any of dvsnet.outputs.OUTPUTS. Every mistake is a DvsnetError before the folder exists.
+    pipe: a pipeline already built from `config`, reused (reset first) so that a caller segmenting many
+    videos loads the networks once (dvsnet.batch); extra: more keys for summary.json.
     """
     info = probe(source)
     frames = read_named_frames(source, resize=resize, stride=stride, max_frames=max_frames)
     height, width = check_source_and_grid(config, info, resize)
-    pipe = DVSNet.from_config(config)
+    if pipe is None:
+        pipe = DVSNet.from_config(config)
+    else:
+        pipe.reset()
     check_writes(writes, classes_of(pipe.segmenter))
     scale_note = training_scale_note(config.segmenter, height, width)
     if scale_note:
@@ -167,6 +173,7 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
     run_dir = create_run_folder(output, prefix)
     record = run_record(config, pipe, source, info, resize=resize, stride=stride, max_frames=max_frames,
                         writes=writes)
+    record.update(extra or {})
     summary = segment_frames(frames, pipe, run_dir, writes=writes, fps=output_fps(info, stride),
                              total=expected_frames(info, stride=stride, max_frames=max_frames),
                              progress=progress, record=record, note=note)

@@ -1,21 +1,26 @@
-"""`dvsnet segment SOURCE`: segment a video, a folder of frames or a glob, into a numbered run folder.
+"""`dvsnet segment SOURCE...`: segment a video, a folder of frames or a glob, into a numbered run folder;
+or many videos (several sources, a folder or glob of videos, a .txt list) into one batch folder.
 
 Thin front end: frames come from dvsnet.data.video, the pipeline is dvsnet.DVSNet, files are written by
 dvsnet.outputs.RunRecorder (see its docstring for the files and what an interrupted run leaves);
-the run loop is dvsnet.run.segment_video.
+the run loop is dvsnet.run.segment_video, a batch is dvsnet.batch.segment_batch (docs/batch.md).
 """
 from __future__ import annotations
 
 import argparse
+import os
 
+from dvsnet.batch import BatchOptions, BatchResult, batch_sources, segment_batch
 from dvsnet.cli.options import (
     add_io_options,
     add_pipeline_options,
     add_threshold_option,
     pipeline_config,
+    positive_int,
     print_summary,
     writes_of,
 )
+from dvsnet.errors import DvsnetError
 from dvsnet.provenance import set_threads
 from dvsnet.run import segment_video
 
@@ -27,6 +32,12 @@ examples:
   dvsnet segment clip.mp4 --write +color                          the defaults and colour PNGs
   dvsnet segment 'leftImg8bit_sequence/val/*/*.png' --max-frames 300 --stride 2 --output out/
   dvsnet segment clip.mkv --segmenter my_weights.safetensors --flow dis-medium --policy fixed:5
+
+many videos (a batch: one run folder per video in --output, plus batch.json and batch.csv):
+  dvsnet segment videos/ --output runs/videos              every video in the folder, one per core
+  dvsnet segment a.mp4 b.mp4 'more/*.mp4' --workers 2 --output runs/mine
+  dvsnet segment list.txt --output /shared/out --ray        one path per line, on a Ray cluster
+  Re-running the same command skips the videos already complete and redoes the others.
 
 Every run writes summary.json (config, versions, fps, path shares, workload saved). An interrupted run
 keeps its outputs up to the last finished frame, marked "complete": false in summary.json.
@@ -40,19 +51,54 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "optional label PNGs and summary.json into a new numbered run folder.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("source", help="a video file (mp4, avi, mkv, webm, ...), a folder of frames, or a "
-                                       "quoted glob of frames ('clips/*.png'); frames are read in natural order")
+    parser.add_argument("source", nargs="+", metavar="SOURCE",
+                        help="a video file (mp4, avi, mkv, webm, ...), a folder of frames, or a quoted glob of "
+                             "frames ('clips/*.png'); frames are read in natural order. A batch of videos: "
+                             "several SOURCEs, a folder holding videos and no images, a quoted glob matching "
+                             "videos, or a .txt file with one path per line (docs/batch.md)")
     add_pipeline_options(parser)
     add_threshold_option(parser)
     add_io_options(parser)
+    group = parser.add_argument_group("many videos (a batch)")
+    group.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                       help="videos segmented at once, each in its own process with its own pipeline; --threads "
+                            "is then split between them (default: one per core, at most one per video)")
+    group.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                       help="run the batch on a Ray cluster (pip install 'dvsnet[ray]'): one actor per worker, "
+                            "the networks loaded once per actor, --threads CPUs each (default 1); ADDRESS as "
+                            "ray.init takes it (default: RAY_ADDRESS, a local cluster, or a new local instance). "
+                            "--output must be a folder every node can reach. Put --ray after SOURCE, or write "
+                            "--ray=ADDRESS")
     parser.set_defaults(run=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    set_threads(args.threads)
-    run_dir, summary = segment_video(args.source, pipeline_config(args), output=args.output,
-                                     writes=writes_of(args.write), resize=args.resize, stride=args.stride,
-                                     max_frames=args.max_frames, progress=not args.no_progress)
-    print_summary(summary, run_dir, "segmented")
-    return 0
+    config = pipeline_config(args)
+    if args.ray and os.path.exists(args.ray):
+        raise DvsnetError(f"--ray took {args.ray!r} as a Ray address; put --ray after SOURCE or write --ray=ADDRESS")
+    sources = batch_sources(args.source)
+    if sources is None:
+        if args.workers is not None or args.ray is not None:
+            raise DvsnetError(f"--workers and --ray segment a batch of videos, and {args.source[0]} is one source; "
+                              "pass several, a folder or glob of videos, or a .txt list")
+        set_threads(args.threads)
+        run_dir, summary = segment_video(args.source[0], config, output=args.output,
+                                         writes=writes_of(args.write), resize=args.resize, stride=args.stride,
+                                         max_frames=args.max_frames, progress=not args.no_progress)
+        print_summary(summary, run_dir, "segmented")
+        return 0
+    options = BatchOptions(config, writes_of(args.write), resize=args.resize, stride=args.stride,
+                           max_frames=args.max_frames)
+    result = segment_batch(sources, options, args.output, workers=args.workers, threads=args.threads,
+                           ray=args.ray, progress=not args.no_progress)
+    print_batch(result)
+    return 0 if result.ok else 1
+
+
+def print_batch(result: BatchResult) -> None:
+    """The one line at the end of a batch, on stdout."""
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items()))
+    fps = f" ({result.frames / result.seconds:.1f} fps)" if result.frames and result.seconds > 0 else ""
+    print(f"batch of {len(result.rows)} videos: {counts}; {result.frames} frames in {result.seconds:.1f} s{fps} "
+          f"-> {result.path}")
