@@ -9,8 +9,10 @@ the name exists, so two runs (even two processes at once) never share or overwri
     labels/<base>_pred_trainIds.png      per-frame train ids (uint8, 255 = ignore)       --write labels
     label_ids/<base>_pred_labelIds.png   Cityscapes label ids, Cityscapes naming          --write label-ids
     color/<base>_pred_color.png          Cityscapes colours (RGB)                         --write color
-    frames.csv              one row per frame and region: path, score, stage timings      --write csv
-    summary.json            config, versions, fps, path shares, workload saved; always written
+    frames.csv              one row per frame and region: path, score, stage timings,     --write csv
+                            the dn policy's threshold on that frame
+    summary.json            config, versions, fps, path shares, workload saved, the dn threshold
+                            (first, last, mean, min, max); always written
 
 `<base>` is the frame name with a trailing `_leftImg8bit` removed, so Cityscapes input
 `aachen_000000_000019_leftImg8bit.png` gives `aachen_000000_000019_pred_labelIds.png`, which the official
@@ -61,7 +63,7 @@ FPS_SHOWN_AFTER = 10  # frames after the first (warm-up) before the running fps 
 
 CSV_COLUMNS: tuple[str, ...] = (
     "frame", "name", "region", "row", "col", "path", "score", "key_age", "restarted",
-    "flow_ms", "decision_ms", "segmentation_ms", "warp_ms", "stitch_ms", "total_ms", "wall_ms",
+    "flow_ms", "decision_ms", "segmentation_ms", "warp_ms", "stitch_ms", "total_ms", "wall_ms", "threshold",
 )
 
 
@@ -342,6 +344,7 @@ class RunRecorder:
                 (self.run_dir / LABEL_KINDS[kind][0]).mkdir(exist_ok=True)
         self.stats = RunStats()
         self._recent = deque(maxlen=FPS_WINDOW)  # wall seconds of the latest frames, for the running fps
+        self._threshold: dict[str, float] = {}  # the dn policy's threshold over the frames (summary)
 
     def record(self, name: str, frame: np.ndarray, result, wall_seconds: float) -> None:
         """Write one frame's outputs, then count it.
@@ -372,15 +375,28 @@ class RunRecorder:
                                           fps=fps, note=note, classes=self.classes))
         if self.csv is not None:
             ages = getattr(result, "key_ages", None) or [None] * len(result.paths)
+            threshold = getattr(result, "threshold", None)
             t = result.timings
             self.csv.write_rows([
                 (result.index, name, r, region.row, region.col, path, "" if score is None else f"{score:.4f}",
                  "" if age is None else age, int(result.restarted),
                  _ms(t.get("flow")), _ms(t.get("decision")), _ms(t.get("segmentation")), _ms(t.get("warp")),
-                 _ms(t.get("stitch")), _ms(t.get("total")), _ms(wall_seconds))
+                 _ms(t.get("stitch")), _ms(t.get("total")), _ms(wall_seconds), "" if threshold is None else f"{threshold:.4f}")
                 for r, (region, path, score, age) in enumerate(zip(result.regions, result.paths, result.scores, ages))
             ])
         self.stats.add(result, wall_seconds, name)
+        self._count_threshold(getattr(result, "threshold", None))
+
+    def _count_threshold(self, threshold: float | None) -> None:
+        """The summary's `threshold`: frames with one, first, last, mean, min and max (dn policies)."""
+        if threshold is None:
+            return
+        seen = self._threshold
+        if not seen:
+            seen.update(frames=0, first=threshold, mean=0.0, min=threshold, max=threshold)
+        seen["frames"] += 1
+        seen["mean"] += (threshold - seen["mean"]) / seen["frames"]
+        seen.update(last=threshold, min=min(seen["min"], threshold), max=max(seen["max"], threshold))
 
     def running_fps(self) -> float | None:
         """End-to-end fps over the last FPS_WINDOW frames; None until FPS_SHOWN_AFTER frames after the
@@ -418,6 +434,8 @@ class RunRecorder:
             summary["stopped"] = reason
         summary.update(extra or {})
         summary.update(self.figures())
+        if self._threshold:
+            summary["threshold"] = dict(self._threshold)
         summary["files"] = files
         write_json_atomic(self.run_dir / "summary.json", summary)
         return summary

@@ -42,6 +42,7 @@ class FrameResult:
     index: int  # frame index since the last reset
     restarted: bool  # key frames were (re)started on this frame: first frame or a new frame size
     key_ages: list[int] = field(default_factory=list)  # per region: frames since its key frame
+    threshold: float | None = None  # the dn policy's threshold on this frame (dn:fps=F, dn:agree=A set it)
 
 
 class StageClock:
@@ -184,12 +185,15 @@ class DVSNet:
             region_scores, region_labels = _in_region_order(parts)
             labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions, *frame.shape[:2],
                             self.stitch_mode)[0]
-        return FrameResult(
+        result = FrameResult(
             labels=labels, paths=["warp" if w else "seg" for w in warp.tolist()],
             scores=[None if np.isnan(s) else s for s in scores.tolist()], timings=clock.timings(),
             regions=list(self.regions), index=self.index, restarted=restarted,
-            key_ages=(self.index - self._key_index).tolist(),
+            key_ages=(self.index - self._key_index).tolist(), threshold=self._threshold(restarted),
         )
+        if hasattr(self.policy, "observe"):  # a policy that learns from each frame (dvsnet.control)
+            self.policy.observe(result)
+        return result
 
     def _region_batch(self, images: torch.Tensor, clock: StageClock) -> RegionBatch:
         """The regions of this frame with their keys, the flow, segmentation and warp at hand (timed)."""
@@ -212,6 +216,10 @@ class DVSNet:
         with clock("decision"):
             warp, scores = self.policy.decide(batch)
         return warp.to(torch.bool).cpu(), scores.float().cpu()
+
+    def _threshold(self, restarted: bool) -> float | None:
+        """The dn policy's threshold for this frame; None for other policies and frames it did not decide."""
+        return None if restarted or not isinstance(self.policy, DecisionNetwork) else float(self.policy.threshold)
 
     def _segment_regions(self, batch: RegionBatch, index: torch.Tensor, clock: StageClock) -> tuple:
         """Segment the regions `index`; they become key frames."""
@@ -242,15 +250,15 @@ def _check_frame(frame: object) -> None:
 
 
 def _with_decision_net(policy: Policy, config: PipelineConfig, flow_name: str, device: torch.device) -> Policy:
-    """The pipeline's own policy: a dn:T policy without a network gets the DN named by `config.dn` (a new
-    DecisionNetwork; the caller's object is left as it was); one with a network is checked for its device."""
+    """The pipeline's own policy: a dn policy without a network gets the DN named by `config.dn` (a new
+    policy object; the caller's is left as it was); one with a network is checked for its device."""
     dn = config.dn
     if dn is not None and not isinstance(policy, DecisionNetwork):
         raise DvsnetError(f"a decision network (dn={str(dn)!r}) only applies to dn:T policies, not {policy!r}")
     if not isinstance(policy, DecisionNetwork):
         return policy
     if policy.net is None:
-        return DecisionNetwork(policy.threshold, _decision_net(config, flow_name, device))
+        return policy.with_net(_decision_net(config, flow_name, device), None if config.dn is None else str(config.dn))
     dn_device = _weights_device(policy.net)
     if dn_device is not None and not same_device(dn_device, device):
         raise DvsnetError(f"the policy's decision network is on {dn_device}, the segmenter on "

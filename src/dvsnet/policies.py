@@ -3,6 +3,8 @@
 A policy sees a `RegionBatch` (every region that has a key frame) and returns, per region, whether to
 warp and the score it decided on. Policy strings (DESIGN.md §3):
     dn:T      decision network's expected confidence score >= T warps (T in [0, 1]; paper §3.2)
+    dn:fps=F  the same, T set frame by frame to hold the pipeline at F frames/s (dvsnet.control)
+    dn:agree=A  the same, T set frame by frame to hold the predicted agreement with per-frame output at A
     fixed:L   key frame every L frames (DFF's fixed schedule)
     diff:D    mean absolute grey-level difference to the key <= D warps (grey in 0..255; paper Eq. 2)
     flow:F    mean flow magnitude <= F px warps (paper Eq. 3)
@@ -12,7 +14,7 @@ warp and the score it decided on. Policy strings (DESIGN.md §3):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -89,6 +91,15 @@ class RegionBatch:
         if self._warped_labels is None:
             self._warped_labels = self._warp(self.key_logits, self.flow()[0])
         return self._warped_labels
+
+    def true_scores_of(self, index: torch.Tensor) -> torch.Tensor:
+        """Paper Eq. (1) of the regions `index` only: (len(index),) float, on the CPU. Costs a segmentation
+        and a warp of those regions unless every region's labels are at hand (the oracle, a test)."""
+        if self._seg_labels is not None and self._warped_labels is not None:
+            return confidence_score(self._warped_labels[index], self._seg_labels[index]).cpu()
+        seg_labels = self._to_labels(self.segmentation_of(index))
+        warped_labels = self._warp(self.key_logits[index], self.flow_of(index))
+        return confidence_score(warped_labels, seg_labels).cpu()
 
 
 FlowOutput = tuple[torch.Tensor, "torch.Tensor | None"]
@@ -181,8 +192,18 @@ class DecisionNetwork:
         self.threshold = threshold
         self.net = net
 
-    @torch.no_grad()
     def decide(self, batch: RegionBatch) -> Decision:
+        scores = self.scores(batch)
+        return scores >= self.threshold, scores
+
+    def with_net(self, net: nn.Module, dn_file: str | None = None) -> DecisionNetwork:
+        """This policy with the network `net` (the pipeline's DN, loaded from `dn_file` when it names a
+        file); a new object, this one is left as it was."""
+        return DecisionNetwork(self.threshold, net)
+
+    @torch.no_grad()
+    def scores(self, batch: RegionBatch) -> torch.Tensor:
+        """The DN's expected confidence score of every region: (B,) float32 in [0, 1], on the CPU."""
         features = batch.flow()[1]
         if features is None:
             raise DvsnetError("the dn policy needs a flow estimator that returns features")
@@ -197,8 +218,7 @@ class DecisionNetwork:
         in_size = getattr(self.net, "in_size", None)
         if in_size is not None and tuple(features.shape[-2:]) != tuple(in_size):
             features = F.adaptive_avg_pool2d(features, in_size)
-        scores = self.net(features).float().cpu()  # (B,): one host sync per frame, not per region
-        return scores >= self.threshold, scores
+        return self.net(features).float().cpu()  # (B,): one host sync per frame, not per region
 
     def __repr__(self) -> str:
         return f"dn:{self.threshold:g}"
@@ -230,27 +250,56 @@ def _limit(value: float) -> str | None:
     return None if value >= 0 else f"limit must be >= 0, got {value:g}"
 
 
+def _rate(value: float) -> str | None:
+    return None if 0 < value < float("inf") else f"frame rate must be > 0 frames/s, got {value:g}"
+
+
+def _agreement(value: float) -> str | None:
+    return None if 0 < value <= 1 else f"agreement must be in (0, 1], got {value:g}"
+
+
+def _fps_target(fps: float) -> Policy:
+    from dvsnet.control import FpsTarget  # control builds on DecisionNetwork: imported when used
+
+    return FpsTarget(fps)
+
+
+def _agreement_target(agreement: float) -> Policy:
+    from dvsnet.control import AgreementTarget
+
+    return AgreementTarget(agreement)
+
+
 @dataclass(frozen=True)
 class PolicyKind:
     """A policy string's form `name:value`: the class it builds, the value's type, its check, an example
-    value and the letter the docs use for it (value_type None: the kind takes no value)."""
+    value and the letter the docs use for it (value_type None: the kind takes no value); `named`: the
+    kinds of its `name:key=value` forms, parsed the same way."""
 
     build: Callable
     value_type: type | None = None
     check: Callable[[object], str | None] | None = None
     example: str = ""
     letter: str = ""
+    named: dict[str, PolicyKind] = field(default_factory=dict)  # `name:key=value` forms (dn:fps=F)
 
 
 POLICIES: dict[str, PolicyKind] = {
-    "dn": PolicyKind(DecisionNetwork, float, _threshold, "0.92", "T"),
+    "dn": PolicyKind(DecisionNetwork, float, _threshold, "0.92", "T", named={
+        "fps": PolicyKind(_fps_target, float, _rate, "15", "F"),
+        "agree": PolicyKind(_agreement_target, float, _agreement, "0.95", "A"),
+    }),
     "fixed": PolicyKind(FixedInterval, int, _interval, "5", "L"),
     "diff": PolicyKind(FrameDifference, float, _limit, "16", "D"),
     "flow": PolicyKind(FlowMagnitude, float, _limit, "8", "F"),
     "oracle": PolicyKind(Oracle, float, _threshold, "0.9", "T"),
     "always": PolicyKind(AlwaysSegment),
 }
-POLICY_FORMS = ", ".join(f"{name}:{kind.letter}" if kind.value_type else name for name, kind in POLICIES.items())
+POLICY_FORMS = ", ".join(
+    form for name, kind in POLICIES.items()
+    for form in ([f"{name}:{kind.letter}"] if kind.value_type else [name])
+    + [f"{name}:{key}={sub.letter}" for key, sub in kind.named.items()]
+)
 
 
 def parse_policy(spec: str | Policy) -> Policy:
@@ -263,8 +312,16 @@ def parse_policy(spec: str | Policy) -> Policy:
         raise DvsnetError(f"unknown policy {spec!r}; valid forms: {POLICY_FORMS}")
     if kind.value_type is None:
         return kind.build()
+    key, equals, named_arg = arg.partition("=")
+    if equals and kind.named:
+        if key not in kind.named:
+            forms = ", ".join(f"{name}:{k}={sub.letter}" for k, sub in kind.named.items()) or "none"
+            raise DvsnetError(f"policy {spec!r}: unknown target {key!r}; valid: {forms}")
+        prefix, kind, arg = f"{name}:{key}=", kind.named[key], named_arg
+    else:
+        prefix = f"{name}:"
     if not arg:
-        raise DvsnetError(f"policy {spec!r} needs a value, e.g. {name}:{kind.example}")
+        raise DvsnetError(f"policy {spec!r} needs a value, e.g. {prefix}{kind.example}")
     try:
         value = kind.value_type(arg)
     except ValueError:

@@ -51,6 +51,22 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = non_negative_float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def agreement(text: str) -> float:
+    """--target-agreement: a share in (0, 1], or a percentage ('95%')."""
+    percent = text.strip().endswith("%")
+    value = non_negative_float(text.strip().removesuffix("%")) / (100 if percent else 1)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"agreement must be in (0, 1] (or a percentage), got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     value = non_negative_int(text)
     if value == 0:
@@ -64,17 +80,27 @@ def width_or_full(text: str) -> int | None:
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str | None = "dn:0.92") -> None:
-    """--policy --segmenter --flow --dn --grid --overlap --flow-width --device --stitch: everything that
-    configures a DVSNet (policy None: no --policy and --dn, for a command that makes its own DN)."""
+    """--policy --target-fps --target-agreement --segmenter --flow --dn --grid --overlap --flow-width --device
+    --stitch: everything that configures a DVSNet (policy None: no --policy, targets and --dn, for a command
+    that makes its own DN)."""
     group = parser.add_argument_group("pipeline")
     if policy is not None:
         group.add_argument(
             "--policy", default=policy,
-            help="which regions get segmented: dn:T (decision network, T in [0,1]), fixed:L (key frame "
+            help="which regions get segmented: dn:T (decision network, T in [0,1]), dn:fps=F and dn:agree=A "
+                 "(the DN's threshold set frame by frame to hold F frames/s or agreement A with per-frame "
+                 "output: --target-fps, --target-agreement), fixed:L (key frame "
                  "every L frames), diff:D (mean grey difference <= D warps), flow:F (mean flow magnitude "
                  "<= F px warps), oracle:T (true confidence score, analysis only), always (per-frame "
                  f"segmentation). Default: {policy}",
         )
+    if policy is not None:
+        group.add_argument("--target-fps", type=positive_float, default=None, metavar="F",
+                           help="hold the pipeline at F frames/s, never slower: the decision network's threshold "
+                                "is set frame by frame (policy dn:fps=F; docs/targets.md)")
+        group.add_argument("--target-agreement", type=agreement, default=None, metavar="A",
+                           help="hold the agreement with per-frame output at A (0.95, or 95%%), segmenting as "
+                                "little as that allows (policy dn:agree=A; docs/targets.md)")
     group.add_argument("--segmenter", default="fast",
                        help="segmentation network: 'fast', 'accurate', a .safetensors file of ours, an ONNX model "
                             "(.onnx) or a torch.export program (.pt2), with an optional JSON sidecar beside it "
@@ -145,12 +171,27 @@ def policy_spec(policy: str, threshold: float | None) -> str:
     return f"{name}:{threshold:g}"
 
 
+def target_spec(policy: str, fps: float | None, agreement: float | None) -> str:
+    """The policy string with --target-fps / --target-agreement applied: ('dn:0.92', 20, None) -> 'dn:fps=20'."""
+    if fps is None and agreement is None:
+        return policy
+    if fps is not None and agreement is not None:
+        raise DvsnetError("--target-fps and --target-agreement are two targets; give one")
+    if policy.strip().lower().partition(":")[0] != "dn":
+        raise DvsnetError(f"--target-fps and --target-agreement set the threshold of a dn policy, not {policy!r}")
+    return f"dn:fps={fps:g}" if fps is not None else f"dn:agree={agreement:g}"
+
+
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     """The PipelineConfig of the pipeline options (and --threshold where the command has it); the policy
     string is checked here, the cheapest check, before anything is loaded."""
     from dvsnet.policies import parse_policy
 
-    policy = policy_spec(getattr(args, "policy", "dn:0.92"), getattr(args, "threshold", None))
+    fps, agreement = getattr(args, "target_fps", None), getattr(args, "target_agreement", None)
+    if getattr(args, "threshold", None) is not None and (fps, agreement) != (None, None):
+        raise DvsnetError("--threshold fixes the threshold that --target-fps / --target-agreement set: give one")
+    policy = target_spec(policy_spec(getattr(args, "policy", "dn:0.92"), getattr(args, "threshold", None)),
+                         fps, agreement)
     parse_policy(policy)
     return PipelineConfig(segmenter=args.segmenter, flow=args.flow, policy=policy, grid=args.grid,
                           overlap=args.overlap, stitch=args.stitch, dn=getattr(args, "dn", None),

@@ -1,0 +1,245 @@
+"""Targets instead of thresholds: decision-network policies whose threshold is set frame by frame.
+
+    dn:fps=F    hold the pipeline's rate (FrameResult.timings["total"], the summary's `fps`) at F frames/s,
+                never slower: each frame segments as many regions as the time left allows, lowest DN
+                score first. The time of a frame is learnt online as
+                    t(k) = overhead + k · seg_cost + (R - k) · warp_cost        (k of R regions segmented)
+                from the stage timings of the frames seen, and a bank of the time over or under 1/F
+                (the feedback) pays back what the model got wrong within a quarter of a second.
+    dn:agree=A  hold the DN's predicted agreement with per-frame output at A, segmenting as few regions as
+                that allows, lowest DN score first. A frame's predicted agreement (the definition
+                dvsnet.calibrate.threshold_table uses) is
+                    P = Σ_r w_r · (1 if r is segmented else s_r + bias)    (w_r: share of the frame's cells)
+                Every CHECK_EVERY frames one warped region is also segmented, and its true confidence
+                score (paper Eq. 1) against the DN's score corrects `bias` online.
+
+Either way the frame's threshold T is the DN score of the first region left to warp (regions scoring
+>= T warp, as for dn:T), so frames.csv and summary.json record it. Both start from the DN's calibration
+table (calibration.json beside a DN from `dvsnet calibrate`) when it has one: the starting threshold, and
+for agree the DN's bias on the held-out clips. A target the run cannot reach is said once (a `note:` line
+on stderr), and the run goes on at the nearest point it can reach (warp everything; segment everything).
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dvsnet.errors import DvsnetError
+from dvsnet.policies import Decision, DecisionNetwork, RegionBatch
+
+CHECK_EVERY = 5  # dn:agree=A: one warped region also segmented every 5 frames (~1/(5·R) more segmentation)
+START_THRESHOLD = 0.92  # without a calibration table: the default dn:T
+SMOOTHING = 0.1  # weight of the newest frame in the running estimates of the costs
+BIAS_SMOOTHING = 0.2  # weight of the newest check in the running bias
+UNREACHABLE_FRAMES = 10  # frames in a row at the end of the reachable range before it is said
+
+
+def print_note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
+def read_calibration(dn_file: str | Path | None) -> list[dict[str, Any]] | None:
+    """The `thresholds` rows of the calibration.json beside the DN file `dn_file` (written by `dvsnet
+    calibrate` for those weights), or None when there is none (a shipped DN, a DN from `dvsnet train dn`)."""
+    if dn_file is None or not str(dn_file).endswith(".safetensors"):
+        return None
+    path = Path(dn_file).with_name("calibration.json")
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DvsnetError(f"cannot read the calibration table {path}: {exc}") from None
+    if record.get("weights") not in (None, Path(dn_file).name):
+        return None  # the table of other weights in the same folder
+    rows = record.get("thresholds") or None
+    return sorted(rows, key=lambda row: row["threshold"]) if rows else None
+
+
+def threshold_segmenting(scores: torch.Tensor, count: int) -> float:
+    """The threshold that segments the `count` lowest-scoring regions (scores >= T warp); fewer on ties."""
+    ordered = sorted(scores.tolist())
+    if count >= len(ordered):
+        return math.nextafter(ordered[-1], math.inf)
+    return ordered[max(count, 0)]
+
+
+class ThresholdController(DecisionNetwork):
+    """A DN policy whose threshold `segment_count` and `observe` set frame by frame (see the module)."""
+
+    target_name = ""
+
+    def __init__(self, target: float, net: nn.Module | None = None, *, table: list[dict[str, Any]] | None = None,
+                 note: Callable[[str], None] = print_note):
+        super().__init__(self.start_threshold(target, table or []), net)
+        self.target, self.table, self.note = target, table, note
+        self._said: set[str] = set()
+        self._streak = {"low": 0, "high": 0}
+
+    def start_threshold(self, target: float, table: list[dict[str, Any]]) -> float:
+        return START_THRESHOLD
+
+    def with_net(self, net: nn.Module, dn_file: str | None = None) -> ThresholdController:
+        table = self.table if self.table is not None else read_calibration(dn_file)
+        return type(self)(self.target, net, table=table, note=self.note)
+
+    def decide(self, batch: RegionBatch) -> Decision:
+        scores = self.scores(batch)  # (B,) float32
+        count = self.segment_count(batch, scores)
+        if count is not None:
+            self.threshold = threshold_segmenting(scores, count)
+        return scores >= self.threshold, scores
+
+    def segment_count(self, batch: RegionBatch, scores: torch.Tensor) -> int | None:
+        """How many regions this frame segments, lowest score first; None: keep the threshold."""
+        raise NotImplementedError
+
+    def observe(self, result: Any) -> None:
+        """Learn from the frame the pipeline just made (a FrameResult)."""
+        raise NotImplementedError
+
+    def _at_limit(self, side: str, at_limit: bool, message: Callable[[], str]) -> None:
+        """Say `message` once when the controller sat at one end of its range UNREACHABLE_FRAMES frames in a row."""
+        self._streak[side] = self._streak[side] + 1 if at_limit else 0
+        if self._streak[side] >= UNREACHABLE_FRAMES and side not in self._said:
+            self._said.add(side)
+            self.note(message())
+
+    def __repr__(self) -> str:
+        return f"dn:{self.target_name}={self.target:g}"
+
+
+def _ema(old: float | None, new: float, weight: float) -> float:
+    return new if old is None else old + weight * (new - old)
+
+
+class FpsTarget(ThresholdController):
+    """dn:fps=F: hold the pipeline at F frames/s (module docstring). Times come from FrameResult.timings."""
+
+    target_name = "fps"
+
+    def __init__(self, fps: float, net: nn.Module | None = None, **kwargs: Any):
+        super().__init__(fps, net, **kwargs)
+        self.seg_cost: float | None = None  # seconds per segmented region (segmentation stage)
+        self.warp_cost: float | None = None  # seconds per warped region (warp stage)
+        self.overhead: float | None = None  # seconds per frame besides those (flow, decision, stitch)
+        self.bank = 0.0  # seconds saved (+) or overspent (-) against 1/F so far, bounded
+        self._carry = 0.0  # the fraction of a region the last frames could not spend
+
+    def start_threshold(self, target: float, table: list[dict[str, Any]]) -> float:
+        """The most accurate threshold of the table whose fps reaches F; else the fastest one."""
+        fast_enough = [row["threshold"] for row in table if row["fps"] >= target]
+        if fast_enough:
+            return max(fast_enough)
+        return min(row["threshold"] for row in table) if table else START_THRESHOLD
+
+    def segment_count(self, batch: RegionBatch, scores: torch.Tensor) -> int | None:
+        if self.seg_cost is None or self.overhead is None:
+            return None  # no time model yet: the starting threshold
+        regions = len(scores)
+        warp_cost = self.warp_cost if self.warp_cost is not None else self.seg_cost / 20
+        period = 1.0 / self.target
+        budget = period + self.bank / max(1.0, self.target / 4)  # pay the bank back within 1/4 s
+        wanted = (budget - self.overhead - regions * warp_cost) / max(self.seg_cost - warp_cost, 1e-6)
+        self._at_limit("low", wanted < 0, lambda: (
+            f"dn:fps={self.target:g} is above what warping every region reaches here (about "
+            f"{1 / (self.overhead + regions * warp_cost):.1f} fps); warping every region"))
+        self._at_limit("high", wanted >= regions, lambda: (
+            f"dn:fps={self.target:g} is below what segmenting every region reaches here (about "
+            f"{1 / (self.overhead + regions * self.seg_cost):.1f} fps); segmenting every region"))
+        wanted = min(max(wanted, 0.0), float(regions)) + self._carry
+        count = math.floor(wanted)
+        self._carry = min(wanted - count, 1.0) if count < regions else 0.0
+        return count
+
+    def observe(self, result: Any) -> None:
+        t = result.timings
+        seg = result.paths.count("seg")
+        warp = len(result.paths) - seg
+        if seg:
+            self.seg_cost = _ema(self.seg_cost, t["segmentation"] / seg, SMOOTHING)
+        if warp:
+            self.warp_cost = _ema(self.warp_cost, t["warp"] / warp, SMOOTHING)
+        if result.restarted:
+            return  # no decision, no flow: not a frame of the overhead the others have
+        self.overhead = _ema(self.overhead, max(t["total"] - t["segmentation"] - t["warp"], 0.0), SMOOTHING)
+        period = 1.0 / self.target
+        self.bank = min(max(self.bank + period - t["total"], -1.0), period)
+
+
+class AgreementTarget(ThresholdController):
+    """dn:agree=A: hold the predicted agreement with per-frame output at A (module docstring)."""
+
+    target_name = "agree"
+
+    def __init__(self, agreement: float, net: nn.Module | None = None, **kwargs: Any):
+        super().__init__(agreement, net, **kwargs)
+        self.bias = self._table_bias()  # true minus DN score, on the warped regions
+        self.bank = 0.0  # predicted agreement above (+) or below (-) A so far, in frames, bounded
+        self.checks: list[tuple[float, float]] = []  # (DN score, true score) of every region checked
+        self.weights: np.ndarray | None = None  # (R,) share of the frame of each region's cell
+        self._frames = 0
+
+    def start_threshold(self, target: float, table: list[dict[str, Any]]) -> float:
+        """The fastest threshold of the table whose measured agreement reaches A; else the most accurate."""
+        enough = [row["threshold"] for row in table if row["measured_agreement"] >= target]
+        if enough:
+            return min(enough)
+        return max(row["threshold"] for row in table) if table else START_THRESHOLD
+
+    def _table_bias(self) -> float:
+        """The DN's bias per warped region on the calibration clips, at the starting threshold: the gap
+        between measured and predicted agreement over the share of regions warped there."""
+        row = next((r for r in self.table or [] if r["threshold"] == self.threshold), None)
+        warped = 1.0 - row.get("regions_segmented", 1.0) if row else 0.0
+        if warped < 0.2:  # too few warped regions for the gap to say much
+            return 0.0
+        return (row["measured_agreement"] - row["predicted_agreement"]) / warped
+
+    def segment_count(self, batch: RegionBatch, scores: torch.Tensor) -> int | None:
+        if self.weights is None or len(self.weights) != len(scores):
+            return None
+        order = np.argsort(scores.numpy(), kind="stable")  # lowest score first
+        expected = np.clip(scores.numpy()[order] + self.bias, 0.0, 1.0)
+        weights = self.weights[order]
+        # predicted agreement with the k lowest segmented, k = 0..R
+        predicted = (weights * expected).sum() + np.concatenate([[0.0], np.cumsum(weights * (1 - expected))])
+        goal = self.target - self.bank / 10  # pay the bank back within 10 frames
+        reaching = np.nonzero(predicted >= goal - 1e-9)[0]
+        count = int(reaching[0]) if len(reaching) else len(scores)
+        self._at_limit("high", count == len(scores), lambda: (
+            f"dn:agree={self.target:g}: warping any region here predicts less than {self.target:g} agreement; "
+            "segmenting every region (per-frame output) while it does"))
+        self._check(batch, scores, order[count:])
+        return count
+
+    def _check(self, batch: RegionBatch, scores: torch.Tensor, warped: np.ndarray) -> None:
+        """Every CHECK_EVERY frames, the true confidence score of one region about to warp (in turn)."""
+        self._frames += 1
+        if self._frames < CHECK_EVERY or not len(warped):
+            return  # not yet, or none to warp: the next frame
+        self._frames = 0
+        region = int(warped[len(self.checks) % len(warped)])
+        true = float(batch.true_scores_of(torch.tensor([region]))[0])
+        self.checks.append((float(scores[region]), true))
+        self.bias = _ema(self.bias, true - float(scores[region]), BIAS_SMOOTHING)
+
+    def observe(self, result: Any) -> None:
+        if result.restarted or self.weights is None:
+            areas = np.array([(r.core_bottom - r.core_top) * (r.core_right - r.core_left) for r in result.regions],
+                             dtype=float)
+            self.weights = areas / areas.sum()
+        if result.restarted:
+            return
+        expected = [1.0 if path == "seg" else min(max(score + self.bias, 0.0), 1.0)
+                    for path, score in zip(result.paths, result.scores)]
+        predicted = float(np.dot(self.weights, expected))
+        self.bank = min(max(self.bank + predicted - self.target, -0.5), 0.5)
