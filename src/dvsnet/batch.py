@@ -556,7 +556,7 @@ def segment_batch(sources: list[str], options: BatchOptions, output: str | Path,
         if not todo:
             pass
         elif ray is not None:
-            workers = _run_ray(todo, options, output, workers, per_worker, ray, done, started, note)
+            workers = _run_ray(todo, options, output.absolute(), workers, per_worker, ray, done, started, note)
         elif workers == 1:
             _run_here(todo, options, output, pipe, per_worker, done, started, note)
         else:
