@@ -3,15 +3,17 @@
     dn:fps=F    hold the pipeline's rate (FrameResult.timings["total"], the summary's `fps`) at F frames/s,
                 never slower: each frame segments as many regions as the time left allows, lowest DN
                 score first. The time of a frame is learnt online as
-                    t(k) = overhead + k · seg_cost + (R - k) · warp_cost        (k of R regions segmented)
-                from the stage timings of the frames seen, and a bank of the time over or under 1/F
-                (the feedback) pays back what the model got wrong within a quarter of a second.
+                    t(k) = overhead + seg(k) + (R - k) · warp_cost        (k of R regions segmented)
+                from the stage timings of the frames seen (seg(k): one batch of k regions), and a bank
+                of the time over or under 1/F (the feedback) spends saved time as soon as it pays for a
+                segmentation and pays overspent time back within a quarter of a second.
     dn:agree=A  hold the DN's predicted agreement with per-frame output at A, segmenting as few regions as
                 that allows, lowest DN score first. A frame's predicted agreement (the definition
                 dvsnet.calibrate.threshold_table uses) is
                     P = Σ_r w_r · (1 if r is segmented else s_r + bias)    (w_r: share of the frame's cells)
-                Every CHECK_EVERY frames one warped region is also segmented, and its true confidence
-                score (paper Eq. 1) against the DN's score corrects `bias` online.
+                Every CHECK_EVERY frames one region about to warp is segmented instead (its output is
+                used), and its true confidence score (paper Eq. 1) against the DN's score corrects
+                `bias` online.
 
 Either way the frame's threshold T is the DN score of the first region left to warp (regions scoring
 >= T warp, as for dn:T), so frames.csv and summary.json record it. Both start from the DN's calibration
@@ -35,11 +37,12 @@ from torch import nn
 from dvsnet.errors import DvsnetError
 from dvsnet.policies import Decision, DecisionNetwork, RegionBatch
 
-CHECK_EVERY = 5  # dn:agree=A: one warped region also segmented every 5 frames (~1/(5·R) more segmentation)
+CHECK_EVERY = 8  # dn:agree=A: one region about to warp is segmented instead every 8 frames, and checked
 START_THRESHOLD = 0.92  # without a calibration table: the default dn:T
-SMOOTHING = 0.1  # weight of the newest frame in the running estimates of the costs
+SMOOTHING = 0.2  # weight of the newest frame in the running estimates of the costs
 BIAS_SMOOTHING = 0.2  # weight of the newest check in the running bias
-UNREACHABLE_FRAMES = 10  # frames in a row at the end of the reachable range before it is said
+UNREACHABLE_FRAMES = 10  # frames in a row at the end of the reachable range before it is said (fps: >= 1 s)
+WARM_UP_FRAMES = 2  # frames a controller does not learn from: the first calls of every network are slow
 
 
 def print_note(message: str) -> None:
@@ -65,7 +68,8 @@ def read_calibration(dn_file: str | Path | None) -> list[dict[str, Any]] | None:
 
 
 def threshold_segmenting(scores: torch.Tensor, count: int) -> float:
-    """The threshold that segments the `count` lowest-scoring regions (scores >= T warp); fewer on ties."""
+    """The threshold that segments the `count` lowest-scoring regions (scores >= T warp; on ties a region
+    scoring T may be segmented too)."""
     ordered = sorted(scores.tolist())
     if count >= len(ordered):
         return math.nextafter(ordered[-1], math.inf)
@@ -94,9 +98,18 @@ class ThresholdController(DecisionNetwork):
     def decide(self, batch: RegionBatch) -> Decision:
         scores = self.scores(batch)  # (B,) float32
         count = self.segment_count(batch, scores)
-        if count is not None:
+        if count is None:
+            warp = scores >= self.threshold
+        else:  # the `count` lowest scores segmented (on ties, the lower region index first)
             self.threshold = threshold_segmenting(scores, count)
-        return scores >= self.threshold, scores
+            warp = torch.ones(len(scores), dtype=torch.bool)
+            warp[torch.from_numpy(np.argsort(scores.numpy(), kind="stable")[:count])] = False
+        warp[self.also_segment(batch, scores, warp)] = False
+        return warp, scores
+
+    def also_segment(self, batch: RegionBatch, scores: torch.Tensor, warp: torch.Tensor) -> list[int]:
+        """Regions segmented although they score >= the threshold (the agreement's checks)."""
+        return []
 
     def segment_count(self, batch: RegionBatch, scores: torch.Tensor) -> int | None:
         """How many regions this frame segments, lowest score first; None: keep the threshold."""
@@ -106,10 +119,10 @@ class ThresholdController(DecisionNetwork):
         """Learn from the frame the pipeline just made (a FrameResult)."""
         raise NotImplementedError
 
-    def _at_limit(self, side: str, at_limit: bool, message: Callable[[], str]) -> None:
-        """Say `message` once when the controller sat at one end of its range UNREACHABLE_FRAMES frames in a row."""
+    def _at_limit(self, side: str, at_limit: bool, message: Callable[[], str], frames: int = UNREACHABLE_FRAMES) -> None:
+        """Say `message` once when the controller sat at one end of its range `frames` frames in a row."""
         self._streak[side] = self._streak[side] + 1 if at_limit else 0
-        if self._streak[side] >= UNREACHABLE_FRAMES and side not in self._said:
+        if self._streak[side] >= frames and side not in self._said:
             self._said.add(side)
             self.note(message())
 
@@ -128,11 +141,12 @@ class FpsTarget(ThresholdController):
 
     def __init__(self, fps: float, net: nn.Module | None = None, **kwargs: Any):
         super().__init__(fps, net, **kwargs)
-        self.seg_cost: float | None = None  # seconds per segmented region (segmentation stage)
+        self.seg_seconds: dict[int, float] = {}  # k -> seconds of the segmentation stage for k regions
         self.warp_cost: float | None = None  # seconds per warped region (warp stage)
         self.overhead: float | None = None  # seconds per frame besides those (flow, decision, stitch)
         self.bank = 0.0  # seconds saved (+) or overspent (-) against 1/F so far, bounded
-        self._carry = 0.0  # the fraction of a region the last frames could not spend
+        self._second = max(UNREACHABLE_FRAMES, math.ceil(fps))  # a limit is said after a second there
+        self._seen = 0
 
     def start_threshold(self, target: float, table: list[dict[str, Any]]) -> float:
         """The most accurate threshold of the table whose fps reaches F; else the fastest one."""
@@ -141,38 +155,46 @@ class FpsTarget(ThresholdController):
             return max(fast_enough)
         return min(row["threshold"] for row in table) if table else START_THRESHOLD
 
+    def frame_seconds(self, count: int, regions: int) -> float:
+        """The model's time of a frame that segments `count` of `regions` regions and warps the others."""
+        warp = (regions - count) * (self.warp_cost or 0.0)
+        if count == 0:
+            return self.overhead + warp
+        known = min(self.seg_seconds, key=lambda k: abs(k - count))  # one batch: cost grows less than k
+        return self.overhead + warp + self.seg_seconds[known] * count / known
+
     def segment_count(self, batch: RegionBatch, scores: torch.Tensor) -> int | None:
-        if self.seg_cost is None or self.overhead is None:
+        if self.overhead is None:
             return None  # no time model yet: the starting threshold
+        if not self.seg_seconds:
+            return 1  # learn what a segmented region costs
         regions = len(scores)
-        warp_cost = self.warp_cost if self.warp_cost is not None else self.seg_cost / 20
-        period = 1.0 / self.target
-        budget = period + self.bank / max(1.0, self.target / 4)  # pay the bank back within 1/4 s
-        wanted = (budget - self.overhead - regions * warp_cost) / max(self.seg_cost - warp_cost, 1e-6)
-        self._at_limit("low", wanted < 0, lambda: (
+        # saved time is spent as soon as it pays for a segmentation; overspent time paid back within 1/4 s
+        budget = 1.0 / self.target + (self.bank if self.bank > 0 else self.bank / max(1.0, self.target / 4))
+        count = max((k for k in range(regions + 1) if self.frame_seconds(k, regions) <= budget), default=0)
+        self._at_limit("low", self.frame_seconds(0, regions) > 1.0 / self.target, lambda: (
             f"dn:fps={self.target:g} is above what warping every region reaches here (about "
-            f"{1 / (self.overhead + regions * warp_cost):.1f} fps); warping every region"))
-        self._at_limit("high", wanted >= regions, lambda: (
+            f"{1 / self.frame_seconds(0, regions):.1f} fps); warping every region"), self._second)
+        self._at_limit("high", self.frame_seconds(regions, regions) < 1.0 / self.target, lambda: (
             f"dn:fps={self.target:g} is below what segmenting every region reaches here (about "
-            f"{1 / (self.overhead + regions * self.seg_cost):.1f} fps); segmenting every region"))
-        wanted = min(max(wanted, 0.0), float(regions)) + self._carry
-        count = math.floor(wanted)
-        self._carry = min(wanted - count, 1.0) if count < regions else 0.0
+            f"{1 / self.frame_seconds(regions, regions):.1f} fps); segmenting every region"), self._second)
         return count
 
     def observe(self, result: Any) -> None:
+        self._seen += 1
+        if self._seen <= WARM_UP_FRAMES:
+            return
         t = result.timings
         seg = result.paths.count("seg")
         warp = len(result.paths) - seg
         if seg:
-            self.seg_cost = _ema(self.seg_cost, t["segmentation"] / seg, SMOOTHING)
+            self.seg_seconds[seg] = _ema(self.seg_seconds.get(seg), t["segmentation"], SMOOTHING)
         if warp:
             self.warp_cost = _ema(self.warp_cost, t["warp"] / warp, SMOOTHING)
         if result.restarted:
             return  # no decision, no flow: not a frame of the overhead the others have
         self.overhead = _ema(self.overhead, max(t["total"] - t["segmentation"] - t["warp"], 0.0), SMOOTHING)
-        period = 1.0 / self.target
-        self.bank = min(max(self.bank + period - t["total"], -1.0), period)
+        self.bank = min(max(self.bank + 1.0 / self.target - t["total"], -1.0), 1.0)
 
 
 class AgreementTarget(ThresholdController):
@@ -218,19 +240,21 @@ class AgreementTarget(ThresholdController):
         self._at_limit("high", count == len(scores), lambda: (
             f"dn:agree={self.target:g}: warping any region here predicts less than {self.target:g} agreement; "
             "segmenting every region (per-frame output) while it does"))
-        self._check(batch, scores, order[count:])
         return count
 
-    def _check(self, batch: RegionBatch, scores: torch.Tensor, warped: np.ndarray) -> None:
-        """Every CHECK_EVERY frames, the true confidence score of one region about to warp (in turn)."""
+    def also_segment(self, batch: RegionBatch, scores: torch.Tensor, warp: torch.Tensor) -> list[int]:
+        """Every CHECK_EVERY frames, one region about to warp (in turn): its true confidence score corrects
+        the bias, and it is segmented (its output used, not thrown away)."""
         self._frames += 1
-        if self._frames < CHECK_EVERY or not len(warped):
-            return  # not yet, or none to warp: the next frame
+        warped = torch.nonzero(warp).flatten().tolist()
+        if self.weights is None or self._frames < CHECK_EVERY or not warped:
+            return []  # not yet, or none to warp: the next frame
         self._frames = 0
-        region = int(warped[len(self.checks) % len(warped)])
+        region = warped[len(self.checks) % len(warped)]
         true = float(batch.true_scores_of(torch.tensor([region]))[0])
         self.checks.append((float(scores[region]), true))
         self.bias = _ema(self.bias, true - float(scores[region]), BIAS_SMOOTHING)
+        return [region]
 
     def observe(self, result: Any) -> None:
         if result.restarted or self.weights is None:
