@@ -138,6 +138,21 @@ def test_dn_policy_with_a_given_network():
     assert outs[2].paths == ["seg"] * 4
 
 
+def test_a_policy_with_observe_sees_every_frame_and_dn_frames_carry_their_threshold():
+    class Watching(WarpDiagonal):
+        def __init__(self):
+            self.seen = []
+
+        def observe(self, result):
+            self.seen.append((result.index, result.paths))
+
+    policy = Watching()
+    _, _, outs = run(policy, panning_clip(3))
+    assert policy.seen == [(o.index, o.paths) for o in outs] and all(o.threshold is None for o in outs)
+    _, _, outs = run("dn:0.9", panning_clip(3))
+    assert [o.threshold for o in outs] == [None, 0.9, 0.9]
+
+
 @pytest.mark.parametrize("frame", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), "x"])
 def test_bad_frames_fail_clearly(frame):
     _, pipe, _ = run("always", [])

@@ -38,6 +38,24 @@ def test_bad_policy_strings_fail_with_a_clear_message(text, message):
         parse_policy(text)
 
 
+@pytest.mark.parametrize("text,target", [("dn:fps=30", 30.0), ("DN:agree=0.95", 0.95), ("dn:agree=1", 1.0)])
+def test_target_policy_strings_parse_and_print_back(text, target):
+    from dvsnet.control import ThresholdController
+
+    policy = parse_policy(text)
+    assert isinstance(policy, ThresholdController) and policy.target == target
+    assert parse_policy(repr(policy)).target == target
+
+
+@pytest.mark.parametrize("text,message", [
+    ("dn:fps=0", "> 0 frames/s"), ("dn:agree=1.5", "in \\(0, 1\\]"), ("dn:speed=3", "valid: dn:fps=F, dn:agree=A"),
+    ("dn:fps=", "needs a value, e.g. dn:fps=15"), ("dn:agree=x", "not a number"), ("dn:fps=nan", "> 0"),
+])
+def test_bad_target_strings_fail_with_a_clear_message(text, message):
+    with pytest.raises(DvsnetError, match=message):
+        parse_policy(text)
+
+
 def test_confidence_score_is_the_share_of_agreeing_pixels():
     seg = torch.zeros(2, 4, 5, dtype=torch.long)
     warped = seg.clone()
