@@ -395,16 +395,22 @@ def _run_processes(todo: list[str], options: BatchOptions, output: Path, workers
             note(f"batch: a worker could not start: {payload}")
 
     def drain(until: Callable[[], bool]) -> None:
-        while not until():
+        """Handle messages until `until()`, then those still queued (an exited worker's last ones)."""
+        while True:
+            finished = until()
             try:
                 handle(results.get(timeout=0.2))
+                continue
             except queue.Empty:
-                for proc in procs:  # a worker that died (killed, crashed) takes its video with it
-                    if proc.exitcode is not None and proc.pid in running:
-                        source = running.pop(proc.pid)
-                        remaining.discard(source)
-                        done({"source": source, "status": "failed",
-                              "error": f"worker process died (exit code {proc.exitcode})"})
+                pass
+            for proc in procs:  # a worker that died (killed, crashed) takes its video with it
+                if proc.exitcode is not None and proc.pid in running:
+                    source = running.pop(proc.pid)
+                    remaining.discard(source)
+                    done({"source": source, "status": "failed",
+                          "error": f"worker process died (exit code {proc.exitcode})"})
+            if finished:
+                return
 
     try:
         drain(lambda: not remaining or all(p.exitcode is not None for p in procs))
@@ -448,10 +454,17 @@ def _run_ray(todo: list[str], options: BatchOptions, output: Path, workers: int 
         raise DvsnetError("--ray needs Ray: pip install 'dvsnet[ray]'") from None
     ours = not ray.is_initialized()
     if ours:
-        ray.init(address=address or None, include_dashboard=False, logging_level="warning")
+        try:
+            ray.init(address=address or None, include_dashboard=False, logging_level="warning")
+        except Exception as exc:  # noqa: BLE001 (Ray raises many kinds: a bad address, nothing listening)
+            raise DvsnetError(f"cannot start or reach Ray at {address or 'the default address'}: "
+                              f"{_one_line(exc)}") from None
     try:
-        if workers is None:
-            workers = max(1, min(len(todo), int(ray.cluster_resources().get("CPU", 1)) // threads))
+        # an actor holds its CPUs for its lifetime: more actors than fit would wait for ever
+        fit = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+        if workers is not None and workers > fit:
+            note(f"batch: the Ray cluster has room for {_count(fit, 'actor')} of {threads} CPUs; using {fit}")
+        workers = min(workers or fit, fit, len(todo))
         actor = ray.remote(num_cpus=threads)(_RayWorker)
         idle = [actor.remote(options, str(output), threads) for _ in range(workers)]
         pending: dict[Any, tuple[Any, str]] = {}
