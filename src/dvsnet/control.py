@@ -172,10 +172,11 @@ class FpsTarget(ThresholdController):
         # saved time is spent as soon as it pays for a segmentation; overspent time paid back within 1/4 s
         budget = 1.0 / self.target + (self.bank if self.bank > 0 else self.bank / max(1.0, self.target / 4))
         count = max((k for k in range(regions + 1) if self.frame_seconds(k, regions) <= budget), default=0)
-        self._at_limit("low", self.frame_seconds(0, regions) > 1.0 / self.target, lambda: (
+        # a limit is said when the run sits there and the bank shows it: half a second behind, or ahead
+        self._at_limit("low", count == 0 and self.bank <= -0.5, lambda: (
             f"dn:fps={self.target:g} is above what warping every region reaches here (about "
             f"{1 / self.frame_seconds(0, regions):.1f} fps); warping every region"), self._second)
-        self._at_limit("high", self.frame_seconds(regions, regions) < 1.0 / self.target, lambda: (
+        self._at_limit("high", count == regions and self.bank >= 0.5, lambda: (
             f"dn:fps={self.target:g} is below what segmenting every region reaches here (about "
             f"{1 / self.frame_seconds(regions, regions):.1f} fps); segmenting every region"), self._second)
         return count
