@@ -25,7 +25,8 @@ def frame_result(paths, scores, seg_s=0.0, warp_s=0.0, other_s=0.01, restarted=F
 def scores_batch(scores, seg_labels=None, warped_labels=None):
     n = len(scores)
     return RegionBatch(torch.zeros(n, dtype=torch.long), torch.rand(n, 3, 8, 8), torch.rand(n, 3, 8, 8),
-                       seg_labels=seg_labels, warped_labels=warped_labels), torch.tensor(scores)
+                       seg_labels=seg_labels, warped_labels=warped_labels,
+                       segment=lambda images: torch.zeros(len(images), 2, 8, 8)), torch.tensor(scores)
 
 
 def run_fake_clock(policy, frames, seg_per_region=0.1, warp_per_region=0.002, other=0.01, scores=(0.9, 0.8, 0.7, 0.6)):
@@ -133,7 +134,8 @@ def still_then_fast_then_still(frames_each=12):
 
 def test_an_agreement_target_holds_through_a_change_of_motion():
     """The shipped DIS decision network on a still / fast pan / still clip: the measured agreement with
-    per-frame output stays within 3 points of A overall, and in each part (this small clip's band)."""
+    per-frame output is within 3 points of A in the fast part and never below A - 3 points in any part
+    (this small clip's band; in the still parts warping everything is already above A)."""
     frames = still_then_fast_then_still(20)
     seg = ColourSegmenter()
     always = DVSNet(segmenter=seg, policy="always")
@@ -141,7 +143,7 @@ def test_an_agreement_target_holds_through_a_change_of_motion():
     pipe = DVSNet(segmenter=seg, policy="dn:agree=0.9")
     outs = [pipe.step(f) for f in frames]
     agreement = [(o.labels == r).mean() for o, r in zip(outs, reference)]
-    assert np.mean(agreement) == pytest.approx(0.9, abs=0.03)
+    assert np.mean(agreement[20:40]) == pytest.approx(0.9, abs=0.03)
     assert min(np.mean(agreement[i:i + 20]) for i in (0, 20, 40)) >= 0.87
     assert sum(o.paths.count("seg") for o in outs[1:]) < 0.5 * 4 * (len(frames) - 1)  # far from per-frame
     assert outs[0].threshold is None and all(0 <= o.threshold <= 1.01 for o in outs[1:])

@@ -11,9 +11,10 @@
                 that allows, lowest DN score first. A frame's predicted agreement (the definition
                 dvsnet.calibrate.threshold_table uses) is
                     P = Σ_r w_r · (1 if r is segmented else s_r + bias)    (w_r: share of the frame's cells)
-                Every CHECK_EVERY frames one region about to warp is segmented instead (its output is
-                used), and its true confidence score (paper Eq. 1) against the DN's score corrects
-                `bias` online.
+                At most every CHECK_EVERY frames, on a frame that segments some regions anyway (or
+                after 4·CHECK_EVERY frames without one), one region about to warp joins their batch
+                (its output is used), and its true confidence
+                score (paper Eq. 1) against the DN's score corrects `bias` online.
 
 Either way the frame's threshold T is the DN score of the first region left to warp (regions scoring
 >= T warp, as for dn:T), so frames.csv and summary.json record it. Both start from the DN's calibration
@@ -37,7 +38,7 @@ from torch import nn
 from dvsnet.errors import DvsnetError
 from dvsnet.policies import Decision, DecisionNetwork, RegionBatch
 
-CHECK_EVERY = 8  # dn:agree=A: one region about to warp is segmented instead every 8 frames, and checked
+CHECK_EVERY = 8  # dn:agree=A: at most one region checked (segmented instead of warped) per 8 frames
 START_THRESHOLD = 0.92  # without a calibration table: the default dn:T
 SMOOTHING = 0.2  # weight of the newest frame in the running estimates of the costs
 BIAS_SMOOTHING = 0.2  # weight of the newest check in the running bias
@@ -244,14 +245,20 @@ class AgreementTarget(ThresholdController):
         return count
 
     def also_segment(self, batch: RegionBatch, scores: torch.Tensor, warp: torch.Tensor) -> list[int]:
-        """Every CHECK_EVERY frames, one region about to warp (in turn): its true confidence score corrects
-        the bias, and it is segmented (its output used, not thrown away)."""
+        """At most every CHECK_EVERY frames, on a frame that segments some regions anyway, one region about
+        to warp (in turn) joins their batch: its true confidence score corrects the bias, and its output is
+        used (not thrown away). One segmenter call, so a check costs little more than the region; after
+        4·CHECK_EVERY frames without a call to join, a call of its own."""
         self._frames += 1
         warped = torch.nonzero(warp).flatten().tolist()
-        if self.weights is None or self._frames < CHECK_EVERY or not warped:
-            return []  # not yet, or none to warp: the next frame
+        alone = self._frames >= 4 * CHECK_EVERY  # no call to join for that long: a call of its own
+        if self.weights is None or self._frames < CHECK_EVERY or not warped or (bool(warp.all()) and not alone):
+            return []  # not yet, none to warp, or no segmenter call to join: a later frame
         self._frames = 0
         region = warped[len(self.checks) % len(warped)]
+        segmented = torch.nonzero(~warp).flatten().tolist()
+        if segmented:
+            batch.segmentation_of(torch.tensor(sorted([*segmented, region])))  # one call, kept for the pipeline
         true = float(batch.true_scores_of(torch.tensor([region]))[0])
         self.checks.append((float(scores[region]), true))
         self.bias = _ema(self.bias, true - float(scores[region]), BIAS_SMOOTHING)

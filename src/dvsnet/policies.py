@@ -52,7 +52,7 @@ class RegionBatch:
         self._estimate_flow, self._segment, self._to_labels, self._warp = estimate_flow, segment, to_labels, warp
         self._flow: FlowOutput | None = None if flow is None else (flow, features)
         self._seg_logits: torch.Tensor | None = None
-        self._seg_some: dict[int, torch.Tensor] = {}  # region -> (1, K, h', w') logits computed for it alone
+        self._seg_some: dict[int, torch.Tensor] = {}  # region -> its (1, K, h', w') logits, once computed
         self._seg_labels, self._warped_labels = seg_labels, warped_labels
 
     def __len__(self) -> int:
@@ -84,14 +84,12 @@ class RegionBatch:
             return self._seg_logits[index]
         wanted = index.tolist()
         missing = [i for i in wanted if i not in self._seg_some]
-        if len(missing) == len(wanted):
-            logits = self._segment(self.images[index])
-            if not self._seg_some:
-                return logits
-        elif missing:
+        if missing:
             logits = self._segment(self.images[missing])
-        for i, region in enumerate(missing):
-            self._seg_some[region] = logits[i:i + 1]
+            for i, region in enumerate(missing):
+                self._seg_some[region] = logits[i:i + 1]
+            if len(missing) == len(wanted):
+                return logits
         return torch.cat([self._seg_some[i] for i in wanted])
 
     def seg_labels(self) -> torch.Tensor:
