@@ -101,7 +101,7 @@ def test_agreement_checks_correct_the_bias_of_the_dn():
     warped_labels = seg_labels.clone()
     warped_labels[:, :3] = 1  # 70% agreement
     segmented = []
-    for _ in range(120):
+    for _ in range(200):
         batch, scores = scores_batch([0.95] * 4, seg_labels, warped_labels)
         policy.scores = lambda batch, s=scores: s
         warp, _ = policy.decide(batch)
