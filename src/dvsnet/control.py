@@ -68,6 +68,16 @@ def read_calibration(dn_file: str | Path | None) -> list[dict[str, Any]] | None:
     return sorted(rows, key=lambda row: row["threshold"]) if rows else None
 
 
+def table_threshold(table: list[dict[str, Any]], column: str, target: float, *,
+                    reaching: Callable, otherwise: Callable) -> float:
+    """`reaching` (min or max) of the thresholds of the rows whose `column` >= target; with none, `otherwise`
+    of all the table's thresholds; START_THRESHOLD without a table."""
+    if not table:
+        return START_THRESHOLD
+    good = [row["threshold"] for row in table if row[column] >= target]
+    return reaching(good) if good else otherwise(row["threshold"] for row in table)
+
+
 def threshold_segmenting(scores: torch.Tensor, count: int) -> float:
     """The threshold that segments the `count` lowest-scoring regions (scores >= T warp; on ties a region
     scoring T may be segmented too)."""
@@ -151,10 +161,7 @@ class FpsTarget(ThresholdController):
 
     def start_threshold(self, target: float, table: list[dict[str, Any]]) -> float:
         """The most accurate threshold of the table whose fps reaches F; else the fastest one."""
-        fast_enough = [row["threshold"] for row in table if row["fps"] >= target]
-        if fast_enough:
-            return max(fast_enough)
-        return min(row["threshold"] for row in table) if table else START_THRESHOLD
+        return table_threshold(table, "fps", target, reaching=max, otherwise=min)
 
     def frame_seconds(self, count: int, regions: int) -> float:
         """The model's time of a frame that segments `count` of `regions` regions and warps the others."""
@@ -214,10 +221,7 @@ class AgreementTarget(ThresholdController):
 
     def start_threshold(self, target: float, table: list[dict[str, Any]]) -> float:
         """The fastest threshold of the table whose measured agreement reaches A; else the most accurate."""
-        enough = [row["threshold"] for row in table if row["measured_agreement"] >= target]
-        if enough:
-            return min(enough)
-        return max(row["threshold"] for row in table) if table else START_THRESHOLD
+        return table_threshold(table, "measured_agreement", target, reaching=min, otherwise=max)
 
     def _table_bias(self) -> float:
         """The DN's bias per warped region on the calibration clips, at the starting threshold: the gap
