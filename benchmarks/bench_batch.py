@@ -1,18 +1,24 @@
 """Batch throughput: `dvsnet segment` on a folder of videos with --workers 1, --workers N and --ray.
 
     PYTHONPATH=src python benchmarks/bench_batch.py [--videos 8] [--frames 40] [--size 256x512] [--workers 2]
+        [--rounds 1] [--no-ray]
 
 Renders `--videos` synthetic street clips (dvsnet.data.synthetic.render_clip, one seed each) as mp4 files
 under data/bench_batch/ (git-ignored; reused when present), then segments the folder with the shipped
 networks and the default policy, once per backend, each into a fresh batch folder:
   1. --workers 1 --threads N   (one process, the whole CPU budget)
-  2. --workers N --threads N   (N processes, one thread each)
-  3. --ray --threads 1         (a local Ray instance the command starts itself, N actors of one CPU)
+  2. --workers 1 --threads 1   (one process, one thread: on a busy machine N threads in one process can
+                                be slower than one, so this is the fairer baseline)
+  3. --workers N --threads N   (N processes, one thread each)
+  4. --ray --threads 1         (a local Ray instance the command starts itself, N actors of one CPU)
+  5. --ray=auto --threads 1    (the same on a local instance started before, `ray start --head
+                                --num-cpus N`, as a cluster is: Ray's start-up is not in the figure)
 Each command runs in its own process; its wall time (start to exit, imports and Ray start-up included) and
 the batch's own seconds (batch.json, from the first video to the last) are both recorded. Throughput is
 frames segmented / batch seconds. The label PNGs (--write labels) of every backend are compared byte for
-byte. Backends run one after the other, not interleaved, so load from other processes falls unevenly:
-the machine's load average before and after each run is recorded. Writes results/bench_batch.json.
+byte. Backends run one after the other, `--rounds` times in turn (medians and per-round ratios reported),
+so load from other processes falls unevenly on a busy machine: the load average before and after each
+run is recorded. Writes results/bench_batch.json.
 """
 from __future__ import annotations
 
@@ -86,29 +92,56 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--size", default="256x512")
     parser.add_argument("--workers", type=int, default=2, help="N: the parallelism compared with one worker")
-    parser.add_argument("--no-ray", action="store_true", help="skip the Ray run")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray runs")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every backend, alternating; medians reported")
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated subset of workers-1,workers-1-thread-1,workers-N,ray,ray-running "
+                             "(default: all); ratios are reported where both sides ran")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     sources = render_videos(Path("data/bench_batch"), args.videos, args.frames, size)
     n = str(args.workers)
-    backends = {"workers-1": ["--workers", "1", "--threads", n], f"workers-{n}": ["--workers", n, "--threads", n]}
+    backends = {"workers-1": ["--workers", "1", "--threads", n], "workers-1-thread-1": ["--workers", "1", "--threads", "1"],
+                f"workers-{n}": ["--workers", n, "--threads", n]}
     if not args.no_ray:
         backends["ray"] = ["--threads", "1", "--ray"]
-    results, digests = {}, {}
+        backends["ray-running"] = ["--threads", "1", "--ray=auto"]
+    if args.backends:
+        backends = {name: extra for name, extra in backends.items() if name in args.backends.split(",")}
+    runs: dict[str, list[dict]] = {name: [] for name in backends}
+    digests = {}
+    ray = Path(sys.executable).with_name("ray")
     with tempfile.TemporaryDirectory(prefix="bench_batch.") as tmp:
-        for name, extra in backends.items():
-            results[name] = run_backend(name, sources, Path(tmp) / name, extra)
-            digests[name] = labels_digest(Path(tmp) / name)
-    base = results["workers-1"]["fps"]
+        for round_ in range(args.rounds):  # backends alternate, so load from others falls on all alike
+            for name, extra in backends.items():
+                if name == "ray-running":
+                    subprocess.run([str(ray), "start", "--head", f"--num-cpus={n}", "--include-dashboard=false"],
+                                   check=True, capture_output=True)
+                try:
+                    runs[name].append(run_backend(name, sources, Path(tmp) / f"{name}-{round_}", extra))
+                finally:
+                    if name == "ray-running":
+                        subprocess.run([str(ray), "stop"], check=False, capture_output=True)
+                digests[name] = labels_digest(Path(tmp) / f"{name}-{round_}")
+
+    def ratio(a: str, b: str) -> dict[str, object]:
+        """Median fps of a over median fps of b, and the ratio in each round (adjacent runs)."""
+        per_round = [round(x["fps"] / y["fps"], 3) for x, y in zip(runs[a], runs[b])]
+        return {"median": round(median[a] / median[b], 3), "per_round": per_round}
+
+    median = {name: float(np.median([r["fps"] for r in rs])) for name, rs in runs.items()}
     summary = {
-        "videos": args.videos, "frames_per_video": args.frames, "size": args.size,
-        "machine": describe_machine(), "versions": versions(), "backends": results,
-        f"workers_{n}_over_1": round(results[f"workers-{n}"]["fps"] / base, 3),
-        "labels_equal_to_workers_1": {name: d == digests["workers-1"] for name, d in digests.items()},
+        "videos": args.videos, "frames_per_video": args.frames, "size": args.size, "rounds": args.rounds,
+        "machine": describe_machine(), "versions": versions(), "runs": runs,
+        "median_fps": {name: round(v, 3) for name, v in median.items()},
+        "labels_equal_to_first": {name: d == next(iter(digests.values())) for name, d in digests.items()},
     }
-    if "ray" in results:
-        summary[f"ray_over_workers_{n}"] = round(results["ray"]["fps"] / results[f"workers-{n}"]["fps"], 3)
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("machine", "versions", "backends")}))
+    pairs = [(f"workers-{n}", "workers-1"), (f"workers-{n}", "workers-1-thread-1"), ("ray", f"workers-{n}"),
+             ("ray-running", f"workers-{n}")]
+    for a, b in pairs:
+        if a in runs and b in runs:
+            summary[f"{a}_over_{b}".replace("-", "_")] = ratio(a, b)
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("machine", "versions", "runs")}))
     out_dir = Path("results")
     out_dir.mkdir(exist_ok=True)
     write_json_atomic(out_dir / "bench_batch.json", summary)
