@@ -25,6 +25,7 @@ backend, each video is run by dvsnet.run.segment_video on a pipeline that is res
 """
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import datetime
@@ -179,7 +180,20 @@ def _figures(summary: dict[str, Any]) -> Row:
     return {name: summary.get(name) for name in FIGURES}
 
 
-def segment_one(source: str, options: BatchOptions, output: str | Path, pipe: DVSNet | None = None,
+class ReusedPipeline:
+    """One pipeline for many videos: the networks loaded once, and for each video the pipeline reset
+    and its policy a fresh copy of the one first built (a policy may learn from every frame,
+    dvsnet.control), so each video is segmented as if it were the only one."""
+
+    def __init__(self, pipe: DVSNet) -> None:
+        self.pipe, self._policy = pipe, copy.deepcopy(pipe.policy)
+
+    def next_video(self) -> DVSNet:
+        self.pipe.policy = copy.deepcopy(self._policy)
+        return self.pipe
+
+
+def segment_one(source: str, options: BatchOptions, output: str | Path, pipe: ReusedPipeline | None = None,
                 note: Note = _stderr) -> Row:
     """Segment one video of a batch into a new run folder under `output`; returns its batch row. Never
     raises for the video's own failures (status "failed" with the one-line error); Ctrl-C gives status
@@ -190,7 +204,8 @@ def segment_one(source: str, options: BatchOptions, output: str | Path, pipe: DV
         run_dir, summary = segment_video(
             source, options.config, output=output, writes=options.writes, resize=options.resize,
             stride=options.stride, max_frames=options.max_frames, progress=False, prefix=run_prefix(source),
-            note=note, pipe=pipe, extra={"batch": {"source": source, "options": options.record()}})
+            note=note, pipe=None if pipe is None else pipe.next_video(),
+            extra={"batch": {"source": source, "options": options.record()}})
         row.update(status="complete", run=run_dir.name, **_figures(summary), error="")
     except KeyboardInterrupt:
         row.update(status="interrupted", error="interrupted")
@@ -323,9 +338,10 @@ def default_workers(videos: int) -> int:
 def _run_here(todo: list[str], options: BatchOptions, output: Path, pipe: DVSNet, threads: int | None,
               done: Callable[[Row], None], started: Callable[[str], None], note: Note) -> None:
     set_threads(threads)
+    reused = ReusedPipeline(pipe)
     for source in todo:
         started(source)
-        row = segment_one(source, options, output, pipe, note)
+        row = segment_one(source, options, output, reused, note)
         done(row)
         if row["status"] == "interrupted":
             raise KeyboardInterrupt
@@ -349,7 +365,7 @@ def _worker_main(tasks: Any, results: Any, stop: Any, options: BatchOptions, out
     tqdm.set_lock(threading.RLock())
     set_threads(threads)
     try:
-        pipe = DVSNet.from_config(options.config)
+        pipe = ReusedPipeline(DVSNet.from_config(options.config))
     except Exception as exc:  # noqa: BLE001 (reported by the parent, which checked the config already)
         results.put(("dead", os.getpid(), _one_line(exc)))
         return
@@ -438,7 +454,7 @@ class _RayWorker:
     def __init__(self, options: BatchOptions, output: str, threads: int) -> None:
         set_threads(threads)
         self.options, self.output = options, output
-        self.pipe = DVSNet.from_config(options.config)
+        self.pipe = ReusedPipeline(DVSNet.from_config(options.config))
 
     def run(self, source: str) -> Row:
         return segment_one(source, self.options, self.output, self.pipe)

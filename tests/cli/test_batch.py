@@ -147,3 +147,20 @@ def test_ctrl_c_keeps_finished_runs_and_the_next_run_finishes(tmp_path, weights)
     rows = rows_of(out)
     assert all(r["status"] in ("complete", "skipped") for r in rows.values())
     assert set(before) <= set(os.listdir(out))  # nothing the first run left was removed
+
+
+def test_each_video_starts_with_a_fresh_policy(tmp_path, weights):
+    """dn:agree=A learns from every frame (dvsnet.control): in a batch, the second video must be
+    segmented as if it were alone, not with what the policy learnt on the first."""
+    videos = make_videos(tmp_path / "in", good=2, frames=8)
+    policy = ["--policy", "dn:agree=0.9", "--grid", "1x2", "--write", "labels", "--threads", "1"]
+    batch = tmp_path / "batch"
+    assert main(["segment", *map(str, videos), "--segmenter", str(weights), "--output", str(batch),
+                 "--workers", "1", "--no-progress", *policy]) == 0
+    alone = tmp_path / "alone"
+    assert main(["segment", str(videos[1]), "--segmenter", str(weights), "--output", str(alone),
+                 "--no-progress", *policy]) == 0
+    second = rows_of(batch)[videos[1].name]["run"]
+    pngs = sorted((alone / "segment-0001" / "labels").iterdir())
+    assert len(pngs) == 9
+    assert [p.read_bytes() for p in pngs] == [(batch / second / "labels" / p.name).read_bytes() for p in pngs]
