@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from dvsnet.errors import DvsnetError
 from dvsnet.config import default_overlap
+from dvsnet.errors import DvsnetError
 from dvsnet.regions import crop_regions, padded_size, region_grid, stitch
 
 GRIDS = [(1, 1), (1, 2), (2, 2), (3, 3), (4, 4)]

@@ -23,7 +23,7 @@ def test_a_segmenters_declared_classes_and_palette_are_used():
     class Net(torch.nn.Module):
         num_classes = 2
         class_names = ("background", "person")
-        palette = [[0, 0, 0], [255, 0, 0]]
+        palette = ((0, 0, 0), (255, 0, 0))
 
     classes = classes_of(Net())
     assert classes.names == ("background", "person") and classes.colors.tolist() == [[0, 0, 0], [255, 0, 0]]
