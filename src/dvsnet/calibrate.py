@@ -37,6 +37,7 @@ from dvsnet.errors import DvsnetError
 from dvsnet.flow import build_flow
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, versions
+from dvsnet.regions import core_shares
 
 MAX_OFFSET = 10  # the paper's training pairs have key offsets up to 10 frames
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98)
@@ -202,11 +203,6 @@ def collect_samples(clips: list[Clip], config: CalibrationConfig, pipe: DVSNet, 
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _core_weights(pipe: DVSNet) -> np.ndarray:
-    areas = np.array([(r.core_bottom - r.core_top) * (r.core_right - r.core_left) for r in pipe.regions], float)
-    return areas / areas.sum()
-
-
 def threshold_table(clips: list[Clip], config: CalibrationConfig, dn_path: Path, *,
                     progress: bool) -> list[dict[str, Any]]:
     """One row per threshold on the held-out clips: predicted and measured agreement with per-frame
@@ -234,7 +230,7 @@ def threshold_table(clips: list[Clip], config: CalibrationConfig, dn_path: Path,
             seconds += out.timings["total"]
             measured.append(float((out.labels == ref_labels[i]).mean()))
             expected = [1.0 if p == "seg" else s for p, s in zip(out.paths, out.scores)]
-            predicted.append(float(np.dot(_core_weights(pipe), expected)))
+            predicted.append(float(np.dot(core_shares(out.regions), expected)))
             seg += out.paths.count("seg")
             regions += len(out.paths)
         rows.append({"threshold": threshold, "predicted_agreement": float(np.mean(predicted)),

@@ -37,6 +37,7 @@ from torch import nn
 
 from dvsnet.errors import DvsnetError
 from dvsnet.policies import Decision, DecisionNetwork, RegionBatch
+from dvsnet.regions import core_shares
 
 CHECK_EVERY = 8  # dn:agree=A: at most one region checked (segmented instead of warped) per 8 frames
 START_THRESHOLD = 0.92  # without a calibration table: the default dn:T
@@ -270,9 +271,7 @@ class AgreementTarget(ThresholdController):
 
     def observe(self, result: Any) -> None:
         if result.restarted or self.weights is None:
-            areas = np.array([(r.core_bottom - r.core_top) * (r.core_right - r.core_left) for r in result.regions],
-                             dtype=float)
-            self.weights = areas / areas.sum()
+            self.weights = core_shares(result.regions)
         if result.restarted:
             return
         expected = [1.0 if path == "seg" else min(max(score + self.bias, 0.0), 1.0)

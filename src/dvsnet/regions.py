@@ -105,6 +105,13 @@ def region_grid(height: int, width: int, rows: int, cols: int, overlap: int) -> 
     return regions
 
 
+def core_shares(regions: list[Region]) -> np.ndarray:
+    """(R,) the share of the frame each region's core cell covers: the weights of a per-region figure
+    (an agreement) in a per-frame one."""
+    areas = np.array([(r.core_bottom - r.core_top) * (r.core_right - r.core_left) for r in regions], dtype=float)
+    return areas / areas.sum()
+
+
 def crop_multiple(segmenter: object) -> int:
     """What crop sizes must be a multiple of: the segmenter's output stride (its logits' grid) and the sizes
     it accepts (`input_multiple`, e.g. 8 for SegNet whatever its stride)."""
