@@ -97,6 +97,8 @@ class PipelineConfig:
     dn: decision network of a dn:T policy (shipped variant name or .safetensors path); None = the one
     shipped for the flow estimator. device: "auto" | "cpu" | "cuda[:N]" | torch.device; None = where the
     segmenter's weights are (the CPU for a name). flow_width: px the flow runs at (None: full width).
+    backend: "auto" | "torch" | "onnxruntime", precision: "auto" | "fp32" | "bf16" | "int8": what runs our
+    segmenter (dvsnet.backends; auto: ONNX Runtime on the CPU, bf16 where the CPU has it natively).
     """
 
     segmenter: Any = "fast"
@@ -108,6 +110,8 @@ class PipelineConfig:
     dn: str | Path | None = None
     device: Any = None
     flow_width: int | None = None
+    backend: str = "auto"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         grid = parse_grid(self.grid) if isinstance(self.grid, str) else tuple(int(n) for n in self.grid)
@@ -120,6 +124,12 @@ class PipelineConfig:
             raise DvsnetError(f"unknown stitch mode {self.stitch!r}; valid: {', '.join(STITCH_MODES)}")
         if self.flow_width is not None and (not isinstance(self.flow_width, int) or self.flow_width < 16):
             raise DvsnetError(f"flow_width must be a whole number of pixels >= 16 or None, got {self.flow_width!r}")
+        from dvsnet.backends import BACKENDS, PRECISIONS
+
+        if self.backend not in BACKENDS:
+            raise DvsnetError(f"unknown backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
+        if self.precision not in PRECISIONS:
+            raise DvsnetError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
 
     def overlap_px(self, width: int) -> int:
         """The overlap in px for frames `width` wide; 0 on a 1x1 grid, which has no inner edge to grow."""
@@ -142,12 +152,14 @@ class PipelineConfig:
             "overlap": self.overlap if width is None else self.overlap_px(width),
             "overlap_default": self.overlap is None, "stitch": self.stitch,
             "dn": describe(self.dn), "device": describe(self.device), "flow_width": self.flow_width,
+            "backend": self.backend, "precision": self.precision,
         }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> PipelineConfig:
         """The config back from `to_record`'s dict (extra keys are ignored; an overlap the default
-        resolved is read as the default again)."""
+        resolved is read as the default again; a record from before the backends, which ran torch in
+        fp32, reads as backend "torch", precision "fp32")."""
         overlap = None if record.get("overlap_default") else record.get("overlap")
         return cls(
             segmenter=record.get("segmenter", "fast"), flow=record.get("flow", "dis"),
@@ -155,6 +167,7 @@ class PipelineConfig:
             overlap=None if overlap is None else int(overlap), stitch=record.get("stitch", "max-logit"),
             dn=record.get("dn"), device=record.get("device"),
             flow_width=None if record.get("flow_width") in (None, "") else int(record["flow_width"]),
+            backend=record.get("backend") or "torch", precision=record.get("precision") or "fp32",
         )
 
 

@@ -180,7 +180,8 @@ def evaluate(
                             num_classes=pipe.num_classes, progress=progress)
     height, width = snippets[0].frames[0].shape[:2]
     record = {
-        **config.to_record(width), "data": str(root), "split": split, "all_frames": all_frames,
+        **config.to_record(width), "backend": pipe.backend, "precision": pipe.precision,  # what ran
+        "data": str(root), "split": split, "all_frames": all_frames,
         "max_snippets": max_snippets, "warmup_frames": warmup_frames, "frame_size": f"{height}x{width}",
     }
     return {
@@ -274,9 +275,10 @@ def evaluate_video_configs(
     if not configs:
         raise DvsnetError("nothing to evaluate: no configuration")
     first = configs[0]
-    if any(c.segmenter != first.segmenter or c.device != first.device for c in configs):
-        raise DvsnetError("the configurations evaluated together must share the segmenter and device (one "
-                          "per-frame reference serves them all)")
+    if any((c.segmenter, c.device, c.backend, c.precision) != (first.segmenter, first.device, first.backend,
+                                                                   first.precision) for c in configs):
+        raise DvsnetError("the configurations evaluated together must share the segmenter, device, backend and "
+                          "precision (one per-frame reference serves them all)")
     pipes = [DVSNet.from_config(c) for c in configs]
     reference_config = first.replace(policy="always", grid=(1, 1), overlap=None, dn=None)
     # the same segmenter object: no second copy of the weights, and outputs equal where the crops are
@@ -293,11 +295,12 @@ def evaluate_video_configs(
     ref_figures = ref_stats.figures()
     finished = datetime.datetime.now(datetime.timezone.utc)
     results = []
-    for config, (_, stats), measured in zip(configs, runs, measures):
+    for config, pipe, (_, stats), measured in zip(configs, pipes, runs, measures):
         figures = stats.figures()
         del figures["restarts"]  # one clip, one start
         record = {
-            **config.to_record(width), "data": os.fspath(source), "resize": _format_resize(resize),
+            **config.to_record(width), "backend": pipe.backend, "precision": pipe.precision,  # what ran
+            "data": os.fspath(source), "resize": _format_resize(resize),
             "stride": stride, "max_frames": max_frames, "warmup_frames": warmup_frames,
             "frame_size": f"{height}x{width}", "reference": reference_config.to_record(width),
             "consistency_flow": CONSISTENCY_FLOW,

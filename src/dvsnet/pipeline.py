@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dvsnet.backends import load_pipeline_segmenter
 from dvsnet.config import PipelineConfig, same_segmenter
 from dvsnet.devices import clock, pick_device, same_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import FlowEstimator, build_flow
-from dvsnet.models import load_decision_net, load_segmenter
+from dvsnet.models import load_decision_net
 from dvsnet.models.decision import KEYSEG_SUFFIX
 from dvsnet.models.weights import read_metadata
 from dvsnet.policies import DecisionNetwork, Policy, RegionBatch, parse_policy
@@ -97,6 +98,8 @@ class DVSNet:
     on the full-resolution key logits. A speed knob: cheaper flow, coarser warps (docs: frame size).
     device: where the networks run, "auto" | "cpu" | "cuda" | a torch.device; None = the device of the
     segmenter's weights (the CPU for a segmenter loaded by name). DIS flow runs on the CPU regardless.
+    backend ("auto" | "torch" | "onnxruntime") and precision ("auto" | "fp32" | "bf16" | "int8"): what
+    runs our segmenter (dvsnet.backends); `self.backend` and `self.precision` say what they resolved to.
     """
 
     def __init__(
@@ -110,9 +113,12 @@ class DVSNet:
         dn: str | Path | None = None,
         device: str | torch.device | None = None,
         flow_width: int | None = None,
+        backend: str = "auto",
+        precision: str = "auto",
     ):
         self._build(PipelineConfig(segmenter=segmenter, flow=flow, policy=policy, grid=grid, overlap=overlap,
-                                   stitch=stitch, dn=dn, device=device, flow_width=flow_width))
+                                   stitch=stitch, dn=dn, device=device, flow_width=flow_width, backend=backend,
+                                   precision=precision))
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> DVSNet:
@@ -125,7 +131,8 @@ class DVSNet:
         self.config = config
         wanted = None if config.device is None else pick_device(config.device)
         # names and files load onto the device; callables get the adapter's dry run (class count, stride)
-        segmenter = load_segmenter(config.segmenter, wanted or "cpu")
+        segmenter, self.backend, self.precision = load_pipeline_segmenter(
+            config.segmenter, config.backend, config.precision, wanted or torch.device("cpu"))
         held = _weights_device(segmenter)
         if wanted is not None and held is not None and not same_device(held, wanted):
             raise DvsnetError(f"the segmenter's weights are on {held}, not on the requested device {wanted}; "

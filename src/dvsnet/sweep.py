@@ -68,6 +68,8 @@ class SweepConfig:
     overlaps: tuple[int, ...] = (0, 4, 8, 16, 24, 32)
     threshold: float = 0.92  # the one DN threshold of experiments c and d
     experiments: str = EXPERIMENTS
+    backend: str = "auto"  # what runs the segmenters of every row (dvsnet.backends)
+    precision: str = "auto"
 
     def to_record(self) -> dict[str, Any]:
         """config.json: the fields, grids written "RxC" as in every result file."""
@@ -110,7 +112,8 @@ def plan_rows(config: SweepConfig, width: int) -> list[PlannedRow]:
     wanted: list[tuple[str, PlannedRow]] = []
 
     def add(exp: str, seg: str, flow: str, policy: str, grid=DEFAULT_GRID, overlap: int | None = None):
-        row = PipelineConfig(segmenter=seg, flow=flow, policy=policy, grid=grid, overlap=overlap)
+        row = PipelineConfig(segmenter=seg, flow=flow, policy=policy, grid=grid, overlap=overlap,
+                             backend=config.backend, precision=config.precision)
         wanted.append((exp, PlannedRow(row, width)))
 
     exps = config.experiments

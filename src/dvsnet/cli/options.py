@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from dvsnet.backends import BACKENDS, PRECISIONS
 from dvsnet.config import PipelineConfig
 from dvsnet.devices import DEVICES
 from dvsnet.errors import DvsnetError
@@ -81,7 +82,7 @@ def width_or_full(text: str) -> int | None:
 
 def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str | None = "dn:0.92") -> None:
     """--policy --target-fps --target-agreement --segmenter --flow --dn --grid --overlap --flow-width --device
-    --stitch: everything that configures a DVSNet (policy None: no --policy, targets and --dn, for a command
+    --backend --precision --stitch: everything that configures a DVSNet (policy None: no --policy, targets and --dn, for a command
     that makes its own DN)."""
     group = parser.add_argument_group("pipeline")
     if policy is not None:
@@ -125,9 +126,22 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str | None 
     group.add_argument("--device", choices=DEVICES, default="auto",
                        help="where the networks run: auto (a CUDA GPU when torch sees one, else the CPU), "
                             "cpu or cuda; DIS flow always runs on the CPU (default: auto)")
+    add_backend_options(group)
     group.add_argument("--stitch", choices=("max-logit", "core"), default="max-logit",
                        help="how overlap bands are resolved: the region with the higher max-logit wins, "
                             "or each region keeps only its core (default: max-logit)")
+
+
+def add_backend_options(group: argparse._ActionsContainer) -> None:
+    """--backend --precision: what runs the segmenter (dvsnet.backends)."""
+    group.add_argument("--backend", choices=BACKENDS, default="auto",
+                       help="what runs the segmenter: onnxruntime (its graph exported on first use and cached in "
+                            "~/.cache/dvsnet/onnx), torch, or auto (ONNX Runtime on the CPU, torch on CUDA); "
+                            "--backend torch --precision fp32 is eager PyTorch as before (default: auto)")
+    group.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="the segmenter's arithmetic: fp32; bf16 (torch, CPUs with native bf16: AVX-512 BF16 "
+                            "or AMX); int8 (ONNX Runtime static quantisation); auto = bf16 where the CPU has it "
+                            "and --backend is auto, else fp32 (docs/speed.md) (default: auto)")
 
 
 def require(condition: bool, message: str) -> None:
@@ -195,7 +209,8 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     parse_policy(policy)
     return PipelineConfig(segmenter=args.segmenter, flow=args.flow, policy=policy, grid=args.grid,
                           overlap=args.overlap, stitch=args.stitch, dn=getattr(args, "dn", None),
-                          device=args.device, flow_width=args.flow_width)
+                          device=args.device, flow_width=args.flow_width,
+                          backend=getattr(args, "backend", "auto"), precision=getattr(args, "precision", "auto"))
 
 
 def parse_write(text: str) -> str:

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dvsnet.cli.options import non_negative_int, parse_grid, positive_int, require
+from dvsnet.cli.options import add_backend_options, non_negative_int, parse_grid, positive_int, require
 
 EPILOG = """examples:
   dvsnet sweep data/synth --max-snippets 10                       # every experiment, 10 val snippets
@@ -106,6 +106,7 @@ def add_parser(subparsers: Any) -> None:
                         help="rows evaluated at once, each in its own process with --threads threads (default: 1). "
                              "Each row's speed-up still compares two timings of one worker, but the workers "
                              "share cores and memory bandwidth: keep jobs x threads <= the cores")
+    add_backend_options(parser)
     parser.add_argument("--plots-only", action="store_true",
                         help="do not evaluate anything: redraw the PNGs from an existing sweep.csv")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         segmenters=args.segmenters, flows=args.flows, thresholds=args.thresholds, fixed=args.fixed,
         diff=args.diff, flow_limits=args.flow_limits, oracle=args.oracle, grids=args.grids,
         curve_grids=args.curve_grids, overlaps=args.overlaps, threshold=args.threshold,
-        experiments=args.experiments,
+        experiments=args.experiments, backend=args.backend, precision=args.precision,
     )
     if args.plots_only:
         require((output / CSV_NAME).exists(), f"no {CSV_NAME} in {output} to draw from")

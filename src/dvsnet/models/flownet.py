@@ -59,7 +59,7 @@ class FlowNetS(nn.Module):
     def forward(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if key.shape != cur.shape or key.ndim != 4 or key.shape[1] != 3:
             raise ValueError(f"expected key and cur (B, 3, h, w) of one shape, got {tuple(key.shape)}, {tuple(cur.shape)}")
-        height, width = key.shape[2:]
+        height, width = int(key.shape[2]), int(key.shape[3])  # ints under ONNX tracing too (a fixed export size)
         x = torch.cat([key, cur], dim=1) - 0.5  # (B, 6, h, w)
         if self.input_scale != 1:
             height, width = round(height * self.input_scale), round(width * self.input_scale)

@@ -1,0 +1,214 @@
+"""Which engine runs the segmenter, at which precision: torch or ONNX Runtime; fp32, bf16 or int8.
+
+    backend    auto | torch | onnxruntime
+    precision  auto | fp32 | bf16 | int8
+
+`auto` backend: ONNX Runtime on the CPU, torch on CUDA. `auto` precision, with the auto backend on the
+CPU: bf16 where the CPU computes bf16 natively (AVX-512 BF16 or AMX; `native_bf16`), else fp32; with a
+named backend or on CUDA: fp32, so `--backend torch` is the eager fp32 PyTorch every figure before the
+backends came from. What each precision runs on (measured on synthetic val: docs/speed.md):
+
+    fp32  torch eager, or ONNX Runtime (the graph exported on first use, labels equal torch's on >= 99.9 %)
+    bf16  torch with bf16 weights and activations (oneDNN, AMX where the CPU has it); ONNX Runtime's CPU
+          provider has no bf16 convolutions, so bf16 with --backend onnxruntime is refused
+    int8  ONNX Runtime static quantisation (models/quantize.py); torch has no int8 path here
+
+ONNX graphs are exported on first use into the cache folder (`cache_dir`: $XDG_CACHE_HOME/dvsnet/onnx,
+default ~/.cache/dvsnet/onnx), named by the weights file's hash, the precision and the opset, written
+atomically; a later load finds them there. The backends apply to dvsnet's own segmenters (a name or a
+.safetensors file); an .onnx / .pt2 file or a callable runs as it is.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dvsnet.errors import DvsnetError
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+CACHE_FORMAT = 1  # bumped when what goes into a cached graph changes
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (/proc/cpuinfo "flags", or "Features" on ARM); empty where unknown."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("flags", "Features"):
+                return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16() -> bool:
+    """Whether the CPU computes bf16 in hardware (x86 AVX-512 BF16 or AMX-BF16, ARM BF16); elsewhere
+    torch emulates it, many times slower than fp32."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cache_dir() -> Path:
+    """Where exported graphs are cached: $XDG_CACHE_HOME/dvsnet/onnx (default ~/.cache/dvsnet/onnx)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dvsnet" / "onnx"
+
+
+def resolve(backend: str, precision: str, device: torch.device) -> tuple[str, str]:
+    """(backend, precision) that will run, from the configured ones ("auto" resolved) on `device`;
+    DvsnetError (one line) for a combination that cannot run here."""
+    if backend not in BACKENDS:
+        raise DvsnetError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise DvsnetError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    cuda = device.type == "cuda"
+    if precision == "auto":
+        precision = "bf16" if backend == "auto" and not cuda and native_bf16() else "fp32"
+    if precision == "bf16":
+        if backend == "onnxruntime":
+            raise DvsnetError("--precision bf16 runs on torch (ONNX Runtime's CPU provider has no bf16 "
+                              "convolutions): use --backend torch or auto")
+        if cuda and not torch.cuda.is_bf16_supported():
+            raise DvsnetError(f"--precision bf16: the GPU {device} has no bf16 support; use fp32")
+        if not cuda and not native_bf16():
+            raise DvsnetError(f"--precision bf16: this CPU ({platform.processor() or platform.machine()}) has no "
+                              "native bf16 (AVX-512 BF16 or AMX), torch would emulate it many times slower; use fp32 "
+                              "or int8")
+        return "torch", "bf16"
+    if precision == "int8":
+        if backend == "torch":
+            raise DvsnetError("--precision int8 runs on ONNX Runtime (static quantisation): use --backend "
+                              "onnxruntime or auto")
+        if cuda:
+            raise DvsnetError("--precision int8 is a CPU path (ONNX Runtime's CPU kernels); on CUDA use fp32 or bf16")
+        return "onnxruntime", "int8"
+    if backend == "auto":
+        backend = "torch" if cuda else "onnxruntime"
+    return backend, precision
+
+
+def is_ours(spec: Any) -> bool:
+    """Whether `spec` names one of our segmenters by name or .safetensors file (what the backends apply to)."""
+    from dvsnet.models import SEGMENTERS
+
+    return isinstance(spec, (str, Path)) and (str(spec) in SEGMENTERS or str(spec).endswith(".safetensors"))
+
+
+def weights_file(spec: str | Path) -> Path:
+    """The .safetensors file of a segmenter name or file."""
+    from dvsnet.models import SEGMENTERS
+    from dvsnet.models.weights import shipped_path
+
+    return shipped_path(str(spec)) if str(spec) in SEGMENTERS else Path(spec)
+
+
+def weights_hash(path: str | Path) -> str:
+    """The first 16 hex digits of the sha256 of a weights file's bytes (the cache key's core)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def cached_graph(spec: str | Path, precision: str, *, opset: int | None = None,
+                 folder: str | Path | None = None) -> Path:
+    """The ONNX graph of our segmenter `spec` at `precision` ("fp32" | "int8"), exported (and for int8
+    quantised on the default calibration frames) on first use into `folder` (default `cache_dir()`);
+    returns its path. The name carries the weights' hash, the precision and the opset, so new weights or
+    another precision never find a stale graph."""
+    from dvsnet.models import load_segmenter
+    from dvsnet.models.export import OPSET, export_segmenter
+    from dvsnet.models.external import sidecar_path
+    from dvsnet.models.quantize import default_calibration_frames, frames_identity, quantize_segmenter
+
+    if precision not in ("fp32", "int8"):
+        raise DvsnetError(f"ONNX graphs are cached in fp32 or int8, not {precision!r}")
+    opset = OPSET if opset is None else opset
+    source = weights_file(spec)
+    if not source.is_file():
+        load_segmenter(spec)  # its own one-line error (missing shipped weights, file not found)
+    folder = cache_dir() if folder is None else Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{source.stem}-{weights_hash(source)}-opset{opset}-v{CACHE_FORMAT}"
+    fp32 = folder / f"{stem}-fp32.onnx"
+    if not (fp32.is_file() and sidecar_path(fp32).is_file()):
+        export_segmenter(load_segmenter(spec, "cpu"), fp32, opset=opset)
+    if precision == "fp32":
+        return fp32
+    frames = default_calibration_frames()
+    int8 = folder / f"{stem}-int8-cal{frames_identity(frames)}.onnx"
+    if not (int8.is_file() and sidecar_path(int8).is_file()):
+        quantize_segmenter(fp32, int8, frames)
+        _copy_atomic(sidecar_path(fp32), sidecar_path(int8))
+    return int8
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    from dvsnet.atomic import write_bytes_atomic
+
+    write_bytes_atomic(target, source.read_bytes())
+
+
+class Bf16Segmenter(nn.Module):
+    """One of our segmenters with bf16 weights in channels-last layout: images (B, 3, h, w) float RGB
+    [0, 1] -> float32 logits (B, K, h/s, w/s), computed in bf16 (oneDNN; AMX tiles where the CPU has them)."""
+
+    backend, precision = "torch", "bf16"
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.to(dtype=torch.bfloat16, memory_format=torch.channels_last).eval()
+        self.arch = getattr(model, "arch", type(model).__name__)
+        self.num_classes = int(model.num_classes)
+        self.output_stride = int(model.output_stride)
+        self.input_multiple = int(model.input_multiple)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)  # (B, 3, h, w)
+        return self.model(x).float()  # (B, K, h/s, w/s)
+
+
+def load_backend_segmenter(spec: Any, backend: str, precision: str, device: torch.device) -> Any:
+    """The segmenter `spec` on the resolved `backend` at `precision` (see `resolve`), on `device`. Our
+    segmenters only (`is_ours`); ONNX Runtime sessions use torch's thread count (dvsnet.provenance
+    .set_threads sets both)."""
+    from dvsnet.models import load_segmenter
+    from dvsnet.models.external import load_onnx
+
+    if backend == "torch":
+        model = load_segmenter(spec, device)
+        return Bf16Segmenter(model) if precision == "bf16" else model
+    segmenter = load_onnx(cached_graph(spec, precision), device)
+    segmenter.backend, segmenter.precision = backend, precision
+    return segmenter
+
+
+def load_pipeline_segmenter(spec: Any, backend: str, precision: str, device: str | torch.device
+                            ) -> tuple[Any, str, str]:
+    """(segmenter, backend, precision) for a pipeline: our segmenters (a name or .safetensors) on the
+    resolved backend and precision; anything else (an .onnx / .pt2 file, a module or callable, a segmenter
+    this function made before) as it is, with the backend and precision it runs at. DvsnetError (one line)
+    for a combination that cannot run, or a bf16 / int8 request for a segmenter that is not ours."""
+    from dvsnet.devices import pick_device
+    from dvsnet.models import ExternalSegmenter, load_segmenter
+
+    device = pick_device(device) if isinstance(device, str) else device
+    if is_ours(spec):
+        backend, precision = resolve(backend, precision, device)
+        return load_backend_segmenter(spec, backend, precision, device), backend, precision
+    if backend not in BACKENDS or precision not in PRECISIONS:
+        resolve(backend, precision, device)  # its one-line error
+    if getattr(spec, "backend", None) and getattr(spec, "precision", None):  # made here before: reused
+        segmenter = spec
+    else:
+        if precision in ("bf16", "int8"):
+            raise DvsnetError(f"--precision {precision} applies to dvsnet's own segmenters (a name or a .safetensors "
+                              "file); export yours to ONNX and quantise it, or run it in fp32")
+        segmenter = load_segmenter(spec, device)
+    onnx = isinstance(segmenter, ExternalSegmenter) and hasattr(segmenter, "providers")
+    return (segmenter, getattr(segmenter, "backend", "onnxruntime" if onnx else "torch"),
+            getattr(segmenter, "precision", "fp32"))
