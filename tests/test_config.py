@@ -22,6 +22,7 @@ def test_grid_is_a_tuple_whatever_it_came_as(grid):
 @pytest.mark.parametrize("changes, message", [
     ({"grid": "0x2"}, ">= 1"), ({"grid": "2by2"}, "RxC"), ({"overlap": -1}, "overlap"),
     ({"stitch": "mean"}, "stitch mode"), ({"flow_width": 8}, "flow_width"),
+    ({"backend": "tensorrt"}, "unknown backend"), ({"precision": "fp16"}, "unknown precision"),
 ])
 def test_bad_values_are_refused_when_the_config_is_made(changes, message):
     with pytest.raises(DvsnetError, match=message):
@@ -36,6 +37,15 @@ def test_record_round_trip_and_canonical_names():
     again = PipelineConfig.from_record(record)
     assert again.to_record(width=512) == record and again.overlap is None
     assert PipelineConfig.from_record(PipelineConfig(overlap=4).to_record(512)).overlap == 4
+
+
+def test_backend_and_precision_are_recorded_and_an_older_record_reads_as_torch_fp32():
+    record = PipelineConfig(backend="onnxruntime", precision="int8").to_record()
+    assert (record["backend"], record["precision"]) == ("onnxruntime", "int8")
+    assert PipelineConfig.from_record(record).precision == "int8"
+    older = {key: value for key, value in record.items() if key not in ("backend", "precision")}
+    again = PipelineConfig.from_record(older)  # figures from before the backends came from eager fp32 torch
+    assert (again.backend, again.precision) == ("torch", "fp32")
 
 
 def test_objects_are_recorded_by_name():

@@ -133,7 +133,7 @@ def cached_graph(spec: str | Path, precision: str, *, opset: int | None = None,
         load_segmenter(spec)  # its own one-line error (missing shipped weights, file not found)
     folder = cache_dir() if folder is None else Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{source.stem}-{weights_hash(source)}-opset{opset}-v{CACHE_FORMAT}"
+    stem = f"segmenter-{weights_hash(source)}-opset{opset}-v{CACHE_FORMAT}"  # by content, not by name
     fp32 = folder / f"{stem}-fp32.onnx"
     if not (fp32.is_file() and sidecar_path(fp32).is_file()):
         export_segmenter(load_segmenter(spec, "cpu"), fp32, opset=opset)

@@ -36,6 +36,16 @@ def test_segment_options_build_one_pipeline_config():
     config = pipeline_config(args)
     assert config.policy == "dn:0.8" and config.grid == (1, 3) and config.flow_width is None
     assert config.stitch == "core" and config.device == "auto" and config.overlap is None
+    assert (config.backend, config.precision) == ("auto", "auto")
+
+
+@pytest.mark.parametrize("command", [["segment", "clip.mp4"], ["demo"], ["evaluate", "data"], ["sweep", "data"],
+                                     ["calibrate", "clip.mp4", "--out", "dn.safetensors"]])
+def test_every_command_that_runs_a_pipeline_takes_backend_and_precision(command):
+    args = build_parser().parse_args([*command, "--backend", "onnxruntime", "--precision", "int8"])
+    assert (args.backend, args.precision) == ("onnxruntime", "int8")
+    if command[0] != "sweep":
+        assert (pipeline_config(args).backend, pipeline_config(args).precision) == ("onnxruntime", "int8")
 
 
 def test_threshold_applies_to_dn_and_oracle_only():
