@@ -57,22 +57,25 @@ def main() -> None:
     candidates = [c for c in CANDIDATES if c[2] != "bf16" or native_bf16()]
     snippets = load_snippets(args.data, "val", all_frames=True, max_snippets=max(args.snippets, args.snippets_large))
     native = snippets[0].frames[0].shape[:2]
-    rows = []
+    rows, loads = [], []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.markdown.parent.mkdir(parents=True, exist_ok=True)
     for threads in (int(t) for t in args.threads.split(",")):
         set_threads(threads)
         for size in (parse_size(s) for s in args.sizes.split(",")):
             count = args.snippets if size == native else args.snippets_large
             frames, labels = resized(snippets[:count], size, native)
             rows += measure(frames, labels, candidates, args.segmenter, size, threads)
+            loads.append(describe_machine()["load_average_1m"])
             print_rows([r for r in rows if r["threads"] == threads and r["size"] == list(size)])
-    result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": command, "data": args.data, "segmenter": args.segmenter, "native_bf16": native_bf16(),
-              "versions": {**versions(), "onnxruntime": __import__("onnxruntime").__version__},
-              "machine": describe_machine(), "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(args.out, result)
-    args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.markdown, markdown(result))
+            # written after each block: a run cut short keeps what it measured
+            result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                      "command": command, "data": args.data, "segmenter": args.segmenter,
+                      "native_bf16": native_bf16(), "load_average_1m_after_each_block": loads,
+                      "versions": {**versions(), "onnxruntime": __import__("onnxruntime").__version__},
+                      "machine": describe_machine(), "rows": rows}
+            write_json_atomic(args.out, result)
+            write_text_atomic(args.markdown, markdown(result))
     print(f"-> {args.out}, {args.markdown}")
 
 
@@ -143,7 +146,7 @@ def markdown(result: dict) -> str:
     machine = result["machine"]
     lines = [
         (f"Measured {result['date']} by `{result['command']}` on {machine['cpu']} ({machine['usable_cores']} usable "
-        f"cores, 1-min load {machine['load_average_1m']} at the end), torch {result['versions']['torch']}, "
+        f"cores, 1-min load average after each size {result['load_average_1m_after_each_block']}), torch {result['versions']['torch']}, "
         f"onnxruntime {result['versions']['onnxruntime']}; native bf16: {result['native_bf16']}. Speed = torch eager "
         "fp32 per-frame ms / the row's ms (same size, threads and run); agreement = share of pixels whose label "
         "equals torch fp32 per-frame's; mIoU over every frame 0..19 of the snippets (synthetic val; 512x1024 = "

@@ -385,6 +385,16 @@ def all_rows_section(rows) -> Lines:
                       for r in rows]), ""]
 
 
+BACKENDS_SECTION = HERE / "report" / "backends.md"  # written by bench_backends.py
+
+
+def backends_section(path: Path = BACKENDS_SECTION) -> Lines:
+    """bench_backends.py's table (torch / ONNX Runtime, fp32 / bf16 / int8), when it has been run."""
+    if not path.is_file():
+        return []
+    return ["## Backends and precisions (benchmarks/bench_backends.py)", "", *path.read_text().splitlines(), ""]
+
+
 def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path], command: str,
                  link_dir: str = "report", check_rows=(), check_dir: Path | None = None,
                  gpu: dict | None = None) -> str:
@@ -417,7 +427,7 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
                        *("  " + line for line in check_verdicts),
                        f"- On {rows[0].snippets} snippets, the whole experiment grid:"]
     out += [*time_section(rows, seg0, flow0, ov), *per_class_section(rows, seg0, sweep_dir, seg0_points),
-            *all_rows_section(rows), "## Figures", "", *(f"- `{link_dir}/{p.name}`" for p in figures), ""]
+            *all_rows_section(rows), *backends_section(), "## Figures", "", *(f"- `{link_dir}/{p.name}`" for p in figures), ""]
     at = out.index("SUMMARY")
     out[at:at + 1] = summary or ["Nothing measured yet."]
     return "\n".join(out)
