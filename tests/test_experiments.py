@@ -125,7 +125,8 @@ def test_planned_rows_record_the_whole_pipeline_config():
     assert planned.record()["flow"] == "-" and planned.key == "fast|-|always|1x1|0"
     record = PlannedRow(PipelineConfig(policy="dn:0.920", stitch="core", flow_width=256), 512).record()
     assert record == {"segmenter": "fast", "flow": "dis", "policy": "dn:0.92", "grid": "2x2", "overlap": 16,
-                      "overlap_default": True, "stitch": "core", "dn": None, "device": None, "flow_width": 256}
+                      "overlap_default": True, "stitch": "core", "dn": None, "device": None, "flow_width": 256,
+                      "backend": "auto", "precision": "auto"}
     assert SweepRow(**record, miou=0.5, fps=1.0, snippets=1, frame_size="256x512", data="d").stitch == "core"
 
 

@@ -48,7 +48,7 @@ COLUMNS = (
 # what resuming and drawing cannot do without; a CSV lacking one is not a sweep's, or was cut by hand
 REQUIRED_COLUMNS = ("key", "segmenter", "flow", "policy", "grid", "miou", "fps", "snippets", "frame_size", "data")
 _TEXT = frozenset({"segmenter", "flow", "policy", "grid", "frame_size", "data", "weights_id", "finished_utc",
-                   "stitch", "dn", "device"})
+                   "stitch", "dn", "device", "backend", "precision"})
 _INT = frozenset({"overlap", "snippets", "frames", "torch_threads", "jobs", "flow_width"})
 _DERIVED = frozenset({"key", "policy_kind", "policy_value"})  # written from the other columns, not read
 
@@ -97,6 +97,8 @@ class SweepRow:
     dn: str | None = None
     device: str | None = None
     flow_width: int | None = None
+    backend: str | None = None  # what ran the segmenter (dvsnet.backends); rows from before: torch fp32
+    precision: str | None = None
     speedup_own_ref: float | None = None
 
     @property

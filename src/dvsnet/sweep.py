@@ -165,7 +165,7 @@ def result_to_row(row: PlannedRow, result: dict[str, Any], ref_fps: float, *, da
     """One CSV row: the planned row's configuration record and a run_pipeline() result."""
     stage = result["stage_ms"]
     return SweepRow(
-        **row.record(),
+        **{**row.record(), "backend": result.get("backend"), "precision": result.get("precision")},
         **{name: result[name] for name in ("miou", "pixel_accuracy", "fps", "ms_per_frame", "seg_share",
                                            "warp_share", "workload_saved", "warp_seg_ratio", "snippets",
                                            "frames")},
@@ -218,19 +218,19 @@ class _RowRunner:
 
     def __init__(self, snippets: list, *, ref_frames: int, warmup_frames: int,
                  segmenter_loader: Callable[[str], Any] | None, progress: bool):
-        import dvsnet
         from dvsnet.evaluate import Snippet
 
         self.snippets = snippets
         # the reference timing: per-frame segmentation of the first frames of the first snippet (unscored)
         self.ref_clip = [Snippet("reference", snippets[0].frames[:ref_frames], {})]
         self.warmup_frames = warmup_frames
-        self.load = segmenter_loader or dvsnet.load_segmenter
+        self.load = segmenter_loader  # None: the row's backend and precision (dvsnet.backends)
         self.progress = progress
         self.segmenters: dict[str, Any] = {}
         self.failed: dict[str, str] = {}
 
     def run(self, row: PlannedRow) -> RowOutcome:
+        from dvsnet.backends import load_pipeline_segmenter
         from dvsnet.evaluate import run_pipeline
         from dvsnet.pipeline import DVSNet
         from dvsnet.provenance import describe_machine
@@ -241,7 +241,8 @@ class _RowRunner:
                 raise DvsnetError(self.failed[name])
             if name not in self.segmenters:
                 try:
-                    self.segmenters[name] = self.load(name)
+                    self.segmenters[name] = self.load(name) if self.load else load_pipeline_segmenter(
+                        name, row.config.backend, row.config.precision, "cpu")[0]
                 except DvsnetError as exc:
                     self.failed[name] = str(exc)
                     raise
@@ -250,6 +251,7 @@ class _RowRunner:
             reference = DVSNet.from_config(config.replace(policy="always", grid=(1, 1), overlap=None, dn=None))
             ref = run_pipeline(self.ref_clip, reference, warmup_frames=self.warmup_frames)
             result = run_pipeline(self.snippets, pipe, warmup_frames=self.warmup_frames, progress=self.progress)
+            result = {**result, "backend": pipe.backend, "precision": pipe.precision}  # what ran
         except DvsnetError as exc:
             return row, None, 0.0, {}, str(exc)
         return row, result, ref["fps"], describe_machine(), ""
@@ -304,8 +306,8 @@ def run_sweep(
     jobs: rows evaluated at once, each in its own process with this process's torch/OpenCV thread counts
     (rows are appended in the order they finish). Every row's speed-up still compares two timings of the
     same worker under the same load, but `jobs` workers share the machine's cores and memory bandwidth.
-    segmenter_loader: name -> segmenter (default dvsnet.load_segmenter; tests pass their own; with jobs > 1
-    it must be picklable). A row whose segmenter, flow or policy cannot be built (e.g. no trained weights
+    segmenter_loader: name -> segmenter (default: loaded on the rows' backend and precision; tests pass
+    their own; with jobs > 1 it must be picklable). A row whose segmenter, flow or policy cannot be built (e.g. no trained weights
     ship for it yet) is logged and skipped, so a later run picks it up. Full results per row go to
     output/rows/<key>.json.
     """

@@ -114,7 +114,7 @@ def test_label_pngs_match_the_python_api(tmp_path, weights):
     folder = write_folder(tmp_path / "frames", frames)
     out = tmp_path / "runs"
     assert segment(folder, "--segmenter", weights, "--policy", "fixed:2", "--output", out,
-                   "--write", "labels", "--write", "label-ids", "--write", "color") == 0
+                   "--write", "labels", "--write", "label-ids", "--write", "color", "--backend", "torch") == 0
     run = out / "segment-0001"
     pipe = dvsnet.DVSNet(segmenter=dvsnet.load_segmenter(str(weights)), flow="dis", policy="fixed:2")
     for i, frame in enumerate(read_frames(folder)):
