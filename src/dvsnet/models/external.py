@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from dvsnet.errors import DvsnetError
 DEFAULT_INPUT_MULTIPLE = 32  # what most backbones (five stride-2 stages) accept; a sidecar may declare less
 PROBE_SIZE = 128  # the dry run's image is about this many pixels high (rounded to the input multiple)
 CHANNELS = ("rgb", "bgr")
+ORT_SPIN_ENV = "DVSNET_ORT_SPIN"  # "1": ONNX Runtime's pool threads spin between runs (its own default)
 
 
 @dataclass(frozen=True)
@@ -361,6 +363,9 @@ def load_onnx(path: str | Path, device: str | torch.device = "cpu", sidecar: Sid
     sidecar = read_sidecar(path) if sidecar is None else sidecar
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
+    # its pool threads sleep when idle instead of spinning: spinning threads take the cores DIS flow and
+    # torch need between two segmenter calls (as OpenMP's did: GOMP_SPINCOUNT, docs/speed.md)
+    options.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get(ORT_SPIN_ENV, "0"))
     options.log_severity_level = 3  # errors only
     providers = ["CPUExecutionProvider"]
     if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
