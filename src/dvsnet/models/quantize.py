@@ -1,10 +1,9 @@
 """int8 segmenters: ONNX Runtime static quantisation of an exported fp32 segmenter, calibrated on frames.
 
 QDQ format (QuantizeLinear/DequantizeLinear pairs that ORT fuses into integer kernels), weights int8 per
-output channel, activations uint8 with ranges from the min and max seen on the calibration frames. On
-the development machine (AMD EPYC with AVX-512 VNNI) uint8 activations ran `fast` 3.9x faster than fp32
-ONNX Runtime and int8 activations not at all faster (no u8s8 fast path for s8s8 there), QOperator as fast
-as QDQ; see docs/speed.md.
+output channel, activations uint8 with ranges from the min and max seen on the calibration frames:
+ONNX Runtime's fast integer kernels take uint8 x int8 (int8 activations were far slower in a trial; the
+QOperator format ran as fast as QDQ). Speed and mIoU: docs/speed.md.
 
 Calibration frames: H×W×3 uint8 RGB, any size; each is cropped to a multiple of the segmenter's input
 multiple. By default `default_calibration_frames`: rendered synthetic street frames from seeds that are
