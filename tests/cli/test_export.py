@@ -195,3 +195,9 @@ def test_segment_records_the_backend_and_precision_that_ran(frames, tmp_path, mo
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "int8 runs on ONNX Runtime" in err, err
     assert not (tmp_path / "runs2").exists()
+
+
+def test_a_safetensors_file_of_ours_exports_by_its_recorded_architecture(weights, tmp_path, capsys):
+    assert main(["export", str(weights), "--out", str(tmp_path / "mine.onnx"), "--size", "64x128"]) == 0
+    assert "labels agree on 100.000%" in capsys.readouterr().out
+    assert (tmp_path / "mine.json").is_file()

@@ -29,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "(dynamic batch and size, fp32 or int8) or .pt2 (dynamic where torch.export allows, else "
                     "fixed to --size), with a sidecar JSON (classes, palette, input normalisation) beside it; "
                     "checked against the torch module on rendered frames of --size (the max |logit| "
-                    "difference is printed; an fp32 export whose labels differ on more than 0.1%% of pixels "
+                    "difference is printed; an fp32 export whose labels differ on more than 0.1% of pixels "
                     "is refused, nothing written). FlowNetS (.onnx, fixed --size) and the decision networks "
                     "(.onnx, fixed feature size) have a dynamic batch and are checked the same way.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
