@@ -66,7 +66,7 @@ def labels_digest(batch: Path) -> dict[str, str]:
 
 def run_backend(name: str, sources: list[Path], output: Path, extra: list[str]) -> dict:
     argv = [sys.executable, "-m", "dvsnet", "segment", *map(str, sources), "--output", str(output),
-            "--write", "labels", "--no-progress", *extra]
+            "--write", "labels", "--no-progress", "--backend", "torch", *extra]  # eager fp32: as documented
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     done = subprocess.run(argv, env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True,

@@ -96,7 +96,8 @@ def main() -> None:
     set_threads(args.threads)
     sizes = parse_resize(args.resize if args.resize is not None else list(DEFAULT_RESIZE))
     paths = sample_clips()
-    base = PipelineConfig(segmenter="fast", flow="dis", grid=(2, 2), device="cpu")
+    base = PipelineConfig(segmenter="fast", flow="dis", grid=(2, 2), device="cpu", backend="torch",
+                          precision="fp32")  # eager fp32: as documented
     configs = [base.replace(policy=policy, grid=grid or "2x2")
                for policy, _, grid in (spec.partition("@") for spec in args.policies)]
     started = datetime.datetime.now(datetime.timezone.utc)

@@ -469,16 +469,20 @@ def main(argv: list[str] | None = None) -> int:
                                                           "sees a CUDA GPU (default: 512x1024,1024x2048)")
     add("--gpu-json", default="results/bench_gpu.json",
         help="bench_gpu.py's result: written on a GPU, read for the report (default: results/bench_gpu.json)")
+    add("--backend", default="torch", choices=("auto", "torch", "onnxruntime"),
+        help="what runs the segmenters (default: torch, with fp32: the eager PyTorch REPORT.md's figures came from)")
+    add("--precision", default="fp32", choices=("auto", "fp32", "bf16", "int8"), help="(default: fp32)")
     add("--no-run", action="store_true", help="only read the existing sweep.csv (and the check's)")
     add("--report", default=str(HERE / "REPORT.md"), help="report file (default: benchmarks/REPORT.md)")
     add("--plots", default=str(HERE / "report"), help="PNG folder (default: benchmarks/report)")
     args = parser.parse_args(argv)
     config = SweepConfig(segmenters=tuple(args.segmenters.split(",")), flows=tuple(args.flows.split(",")),
                          curve_grids=tuple(parse_grid(g) for g in args.curve_grids.split(",") if g.strip()),
-                         experiments=args.experiments)
+                         experiments=args.experiments, backend=args.backend, precision=args.precision)
     sweep_dir, check_dir, gpu_json = Path(args.sweep), Path(args.check_sweep), Path(args.gpu_json)
     check_thresholds = tuple(float(t) for t in args.check_thresholds.split(","))
-    first = {"segmenters": config.segmenters[:1], "flows": config.flows[:1]}
+    first = {"segmenters": config.segmenters[:1], "flows": config.flows[:1], "backend": args.backend,
+             "precision": args.precision}
     check_configs = (  # Table 1's curves; Fig. 9's policies on 2x2 (no oracle: it segments every region)
         SweepConfig(**first, curve_grids=config.curve_grids, experiments="ae", thresholds=check_thresholds),
         SweepConfig(**first, curve_grids=(), experiments="be", oracle=(),
