@@ -180,7 +180,7 @@ def evaluate(
                             num_classes=pipe.num_classes, progress=progress)
     height, width = snippets[0].frames[0].shape[:2]
     record = {
-        **config.to_record(width), "data": str(root), "split": split, "all_frames": all_frames,
+        **config.to_record(width, height), "data": str(root), "split": split, "all_frames": all_frames,
         "max_snippets": max_snippets, "warmup_frames": warmup_frames, "frame_size": f"{height}x{width}",
     }
     return {
@@ -297,9 +297,9 @@ def evaluate_video_configs(
         figures = stats.figures()
         del figures["restarts"]  # one clip, one start
         record = {
-            **config.to_record(width), "data": os.fspath(source), "resize": _format_resize(resize),
+            **config.to_record(width, height), "data": os.fspath(source), "resize": _format_resize(resize),
             "stride": stride, "max_frames": max_frames, "warmup_frames": warmup_frames,
-            "frame_size": f"{height}x{width}", "reference": reference_config.to_record(width),
+            "frame_size": f"{height}x{width}", "reference": reference_config.to_record(width, height),
             "consistency_flow": CONSISTENCY_FLOW,
         }
         results.append({

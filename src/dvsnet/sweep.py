@@ -110,7 +110,8 @@ def plan_rows(config: SweepConfig, width: int) -> list[PlannedRow]:
     wanted: list[tuple[str, PlannedRow]] = []
 
     def add(exp: str, seg: str, flow: str, policy: str, grid=DEFAULT_GRID, overlap: int | None = None):
-        row = PipelineConfig(segmenter=seg, flow=flow, policy=policy, grid=grid, overlap=overlap)
+        # max_key_age 0: the paper's method has no key-age cap (and its protocol keeps keys < 20 frames)
+        row = PipelineConfig(segmenter=seg, flow=flow, policy=policy, grid=grid, overlap=overlap, max_key_age=0)
         wanted.append((exp, PlannedRow(row, width)))
 
     exps = config.experiments
