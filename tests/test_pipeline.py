@@ -222,7 +222,7 @@ class _TrustsEverything(torch.nn.Module):
     (0, [0]),  # no cap: the DN alone decides
 ])
 def test_a_dn_policy_re_segments_keys_as_old_as_the_cap(max_key_age, seg_frames):
-    _, pipe, outs = run(DecisionNetwork(0.5, _TrustsEverything()), panning_clip(22), max_key_age=max_key_age)
+    _, _, outs = run(DecisionNetwork(0.5, _TrustsEverything()), panning_clip(22), max_key_age=max_key_age)
     assert [o.index for o in outs if "seg" in o.paths] == seg_frames
     assert max(max(o.key_ages) for o in outs) == (21 if max_key_age == 0 else (max_key_age or 10) - 1)
 

@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from dvsnet.atomic import atomic_path, write_json_atomic
-from dvsnet.config import PipelineConfig, segmenter_identity, format_grid
+from dvsnet.config import PipelineConfig, format_grid, segmenter_identity
 from dvsnet.data.video import Frame, SourceInfo, expected_frames, probe, read_named_frames
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import build_flow
