@@ -26,7 +26,8 @@ SPIN = {"dvsnet (GOMP_SPINCOUNT=1000)": "1000", "OpenMP's own (GOMP_SPINCOUNT=30
 def segment(clip: Path, out: Path, threads: int, spin: str, frames: int) -> float:
     env = {**os.environ, "GOMP_SPINCOUNT": spin}
     subprocess.run([sys.executable, "-m", "dvsnet", "segment", str(clip), "--threads", str(threads), "--output",
-                    str(out), "--no-progress", "--write", "csv", "--max-frames", str(frames)],
+                    str(out), "--no-progress", "--write", "csv", "--max-frames", str(frames),
+                    "--grid", "2x2", "--max-key-age", "0"],  # as docs/speed.md measured: the defaults then
                    env=env, check=True, capture_output=True)
     run = max(out.glob("segment-*"))
     return json.loads((run / "summary.json").read_text())["fps"]
