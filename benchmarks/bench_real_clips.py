@@ -66,13 +66,13 @@ def parse_spec(spec: str, base: PipelineConfig) -> PipelineConfig:
 
 def fixed_at_same_speedup(results: list[dict]) -> list[float | None]:
     """Per row: the agreement of the fixed key-frame schedule at the row's speed-up, on the row's grid: linear
-    in speed-up between the fixed:L rows of that grid (per-frame output, 1.0x and agreement 1, starts the
-    curve); None outside the curve's speed range."""
-    curves: dict[str, list[tuple[float, float]]] = {}
+    in speed-up between the fixed:L rows of that grid and its `always` row (on 1x1: per-frame output itself,
+    1.0x and agreement 1); None outside the curve's speed range."""
+    curves: dict[str, list[tuple[float, float]]] = {"1x1": [(1.0, 1.0)]}
     for r in results:
         c = r["config"]
-        if c["policy"].startswith("fixed:"):
-            curves.setdefault(c["grid"], [(1.0, 1.0)]).append((r["speedup"], r["pixel_agreement"]))
+        if c["policy"].startswith("fixed:") or (c["policy"] == "always" and c["grid"] != "1x1"):
+            curves.setdefault(c["grid"], []).append((r["speedup"], r["pixel_agreement"]))
     out = []
     for r in results:
         curve = sorted(curves.get(r["config"]["grid"], []))
@@ -103,7 +103,7 @@ def markdown(clips: list[dict]) -> str:
             c = r["config"]
             cap = c["max_key_age"]
             cap = "none" if cap == 0 or (cap is None and not c["policy"].startswith("dn:")) else cap or 10
-            versus = "" if fixed is None or c["policy"].startswith("fixed:") else \
+            versus = "" if fixed is None or c["policy"].startswith("fixed:") or c["policy"] == "always" else \
                 f"{pct(fixed)} ({100 * (r['pixel_agreement'] - fixed):+.1f})"
             lines.append(
                 f"| {clip['name']} {c['frame_size']} | {r['frames']} | {c['policy']} {c['grid']} {cap} "
