@@ -143,6 +143,9 @@ class DVSNet:
         self.flow = build_flow(config.flow, self.device)
         self.policy = _with_decision_net(parse_policy(config.policy), config, getattr(self.flow, "name", "custom"),
                                          self.device)
+        if isinstance(config.flow, str) and hasattr(self.flow, "with_features"):
+            # only a decision network reads the hand-made motion features: other policies skip their cost
+            self.flow.with_features = isinstance(self.policy, DecisionNetwork)
         self.flow_width = config.flow_width
         self.max_key_age = config.key_age_cap(self.policy)
         # a model that outputs labels has one-hot scores: no max-logit to compare, so regions keep their cores
@@ -165,6 +168,8 @@ class DVSNet:
         overlap = self.config.overlap_px(width, height)
         check_grid(height, width, *self.grid, overlap)
         self.regions = region_grid(height, width, *self.grid, overlap)
+        # max-logits are only needed to resolve overlap bands between regions
+        self._stitch_by_score = self.stitch_mode == "max-logit" and len(self.regions) > 1
         self._crop_size = padded_size(self.regions, crop_multiple(self.segmenter))
         scale = 1.0 if self.flow_width is None or width <= self.flow_width else self.flow_width / width
         self._flow_size = None if scale == 1.0 else tuple(max(8, round(side * scale)) for side in self._crop_size)
@@ -193,7 +198,7 @@ class DVSNet:
         with clock("stitch"):
             region_scores, region_labels = _in_region_order(parts)
             labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions, *frame.shape[:2],
-                            self.stitch_mode)[0]
+                            "max-logit" if self._stitch_by_score else "core")[0]
         result = FrameResult(
             labels=labels, paths=["warp" if w else "seg" for w in warp.tolist()],
             scores=[None if np.isnan(s) else s for s in scores.tolist()], timings=clock.timings(),
@@ -243,7 +248,7 @@ class DVSNet:
             self._key_logits[index] = logits
         self._key_index[index.numpy()] = self.index
         with clock("stitch"):
-            return (index, *upsample_logits(logits, self._crop_size))
+            return (index, *upsample_logits(logits, self._crop_size, self._stitch_by_score))
 
     def _warp_regions(self, batch: RegionBatch, index: torch.Tensor, clock: StageClock) -> tuple:
         """Warp the key logits of the regions `index` to this frame."""
@@ -252,7 +257,7 @@ class DVSNet:
             return (index, *self._warp(batch.key_logits[index], flow))
 
     def _warp(self, key_logits: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return warp_labels(key_logits, flow, self._crop_size, self._warp_upscale)
+        return warp_labels(key_logits, flow, self._crop_size, self._warp_upscale, self._stitch_by_score)
 
 
 def _check_frame(frame: object) -> None:
@@ -306,13 +311,17 @@ def _decision_net(config: PipelineConfig, flow_name: str, device: torch.device) 
     return net
 
 
-def _in_region_order(parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Merge the seg and warp paths' (indices, scores, labels) into (R, Hc, Wc) tensors in region order."""
+def _in_region_order(parts: list[tuple]) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Merge the seg and warp paths' (indices, scores or None, labels) into (R, Hc, Wc) tensors in region
+    order (scores None when the paths computed none)."""
     if len(parts) == 1:  # every region took the same path, in order: no copy
         return parts[0][1], parts[0][2]
     n = sum(len(idx) for idx, _, _ in parts)
-    scores = parts[0][1].new_empty((n, *parts[0][1].shape[1:]))
+    with_scores = parts[0][1] is not None
+    scores = parts[0][1].new_empty((n, *parts[0][1].shape[1:])) if with_scores else None
     labels = parts[0][2].new_empty((n, *parts[0][2].shape[1:]))
     for idx, part_scores, part_labels in parts:
-        scores[idx], labels[idx] = part_scores, part_labels
+        labels[idx] = part_labels
+        if with_scores:
+            scores[idx] = part_scores
     return scores, labels
