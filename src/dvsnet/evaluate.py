@@ -293,13 +293,14 @@ def evaluate_video_configs(
     ref_figures = ref_stats.figures()
     finished = datetime.datetime.now(datetime.timezone.utc)
     results = []
-    for config, (_, stats), measured in zip(configs, runs, measures):
+    for config, pipe, (_, stats), measured in zip(configs, pipes, runs, measures):
         figures = stats.figures()
         del figures["restarts"]  # one clip, one start
         record = {
             **config.to_record(width, height), "data": os.fspath(source), "resize": _format_resize(resize),
             "stride": stride, "max_frames": max_frames, "warmup_frames": warmup_frames,
-            "frame_size": f"{height}x{width}", "reference": reference_config.to_record(width, height),
+            "frame_size": f"{height}x{width}", "key_age_cap": pipe.max_key_age,
+            "reference": reference_config.to_record(width, height),
             "consistency_flow": CONSISTENCY_FLOW,
         }
         results.append({

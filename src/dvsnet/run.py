@@ -122,6 +122,7 @@ def run_record(config: PipelineConfig, pipe: DVSNet, source: str | Path, info: S
     height, width = resized_size(info.height, info.width, resize)
     return {"config": {
         **config.to_record(width, height), "device": describe_device(pipe.device), "policy": repr(pipe.policy),
+        "key_age_cap": pipe.max_key_age,
         "source": str(source), "source_info": {"kind": info.kind, "frames": info.frames, "fps": info.fps,
                                                "height": info.height, "width": info.width},
         "frame_size": f"{height}x{width}", "resize": resize, "stride": stride, "max_frames": max_frames,
