@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-offset", type=int, default=10)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--grid", default="1x1")
+    parser.add_argument("--max-key-age", type=int, default=0,
+                        help="key-age cap of the dn rows (default 0: none, as docs/calibrate.md measured; "
+                             "-1: dvsnet's default, 10 frames for dn:T)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     set_threads(args.threads)
@@ -129,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in args.clips.split(",") if n]
     out = Path(args.out)
     summary = {"command": " ".join(["PYTHONPATH=src python", *sys.argv]), "segmenter": str(segmenter), "folds": {}}
-    pipeline = PipelineConfig(segmenter=str(segmenter), flow="dis", grid=args.grid)
+    pipeline = PipelineConfig(segmenter=str(segmenter), flow="dis", grid=args.grid,
+                              max_key_age=None if args.max_key_age < 0 else args.max_key_age)
     for held in names:
         fold = out / held
         fold.mkdir(parents=True, exist_ok=True)

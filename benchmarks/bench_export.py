@@ -90,7 +90,8 @@ def segmenter_row(segmenters: dict, frames: list[np.ndarray], warmup: int) -> di
 def pipeline_row(specs: dict, frames: list[np.ndarray], warmup: int, policy: str) -> dict:
     """The 2x2 pipeline with each form of fast: mean ms per frame, label agreement with torch's (mean and
     worst frame), and whether every form took the same paths."""
-    pipes = {form: DVSNet(segmenter=spec, policy=policy, backend="torch", precision="fp32")  # eager fp32: as documented
+    pipes = {form: DVSNet(segmenter=spec, policy=policy, grid=(2, 2), max_key_age=0, backend="torch",
+                          precision="fp32")  # eager fp32: as documented
              for form, spec in specs.items()}
     seconds = dict.fromkeys(FORMS, 0.0)
     agree = {form: [] for form in FORMS}

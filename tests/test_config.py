@@ -2,7 +2,7 @@
 import pytest
 
 from dvsnet import DVSNet, DvsnetError
-from dvsnet.config import PipelineConfig, default_overlap, format_grid, parse_grid
+from dvsnet.config import DN_MAX_KEY_AGE, PipelineConfig, auto_grid, default_overlap, format_grid, parse_grid
 from tests.segmenters import ColourSegmenter
 
 
@@ -74,3 +74,40 @@ def test_parse_grid_refuses_nonsense():
     assert parse_grid("3x4") == (3, 4)
     with pytest.raises(DvsnetError):
         parse_grid("3")
+
+
+@pytest.mark.parametrize("size, grid", [
+    ((256, 512), (1, 1)), ((720, 1280), (1, 1)), ((767, 1535), (1, 1)),
+    ((1024, 2048), (2, 2)), ((1080, 1920), (2, 2)), ((2160, 3840), (4, 4)), ((256, 4096), (1, 4)),
+])
+def test_grid_auto_resolves_to_regions_of_about_512x1024_px(size, grid):
+    assert auto_grid(*size) == grid == PipelineConfig().grid_at(*size)
+    assert PipelineConfig(grid="2x3").grid_at(*size) == (2, 3)
+
+
+def test_grid_auto_overlap_and_record_follow_the_frame_size():
+    config = PipelineConfig()  # grid "auto"
+    assert config.grid == "auto" and PipelineConfig(grid="AUTO").grid == "auto"
+    assert config.overlap_px(512, 256) == 0 and config.overlap_px(2048, 1024) == default_overlap(2048) == 64
+    record = config.to_record(512, 256)
+    assert (record["grid"], record["grid_default"], record["overlap"]) == ("1x1", True, 0)
+    assert config.to_record()["grid"] == "auto"
+    assert PipelineConfig.from_record(record).grid == "auto"
+    explicit = PipelineConfig(grid=(2, 2)).to_record(512, 256)
+    assert (explicit["grid"], explicit["grid_default"]) == ("2x2", False)
+    assert PipelineConfig.from_record(explicit).grid == (2, 2)
+    assert PipelineConfig.from_record({"grid": "1x2"}).grid == (1, 2)  # records from before "auto"
+
+
+def test_the_key_age_cap_is_the_policys_unless_given():
+    from dvsnet.policies import parse_policy
+
+    config = PipelineConfig()
+    assert config.key_age_cap(parse_policy("dn:0.92")) == DN_MAX_KEY_AGE == 10
+    for policy in ("dn:fps=15", "dn:agree=0.95", "fixed:20", "always", "oracle:0.9"):
+        assert config.key_age_cap(parse_policy(policy)) is None, policy
+    assert config.replace(max_key_age=0).key_age_cap(parse_policy("dn:0.92")) is None
+    assert config.replace(max_key_age=5).key_age_cap(parse_policy("fixed:20")) == 5
+    assert PipelineConfig.from_record(config.replace(max_key_age=5).to_record()).max_key_age == 5
+    with pytest.raises(DvsnetError, match="max_key_age"):
+        PipelineConfig(max_key_age=-1)

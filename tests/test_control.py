@@ -138,9 +138,9 @@ def test_an_agreement_target_holds_through_a_change_of_motion():
     (this small clip's band; in the still parts warping everything is already above A)."""
     frames = still_then_fast_then_still(20)
     seg = ColourSegmenter()
-    always = DVSNet(segmenter=seg, policy="always")
+    always = DVSNet(segmenter=seg, policy="always", grid=(2, 2))
     reference = [always.step(f).labels for f in frames]
-    pipe = DVSNet(segmenter=seg, policy="dn:agree=0.9")
+    pipe = DVSNet(segmenter=seg, policy="dn:agree=0.9", grid=(2, 2))
     outs = [pipe.step(f) for f in frames]
     agreement = [(o.labels == r).mean() for o, r in zip(outs, reference)]
     assert np.mean(agreement[20:40]) == pytest.approx(0.9, abs=0.03)

@@ -115,7 +115,7 @@ def test_a_csv_of_the_old_columns_reads_and_resumes(tmp_path):
     planned = {p.key for p in plan_rows(SweepConfig(segmenters=("fast",), flows=("dis",), thresholds=(0.92,),
                                                     experiments="e"), 512)}
     assert "fast|-|always|1x1|0" in planned
-    assert PlannedRow(PipelineConfig(policy="dn:0.92"), 512).key == rows[1].key
+    assert PlannedRow(PipelineConfig(policy="dn:0.92", grid=(2, 2)), 512).key == rows[1].key
     ex.write_rows(tmp_path / "again.csv", rows)  # rewritten on resume: the new columns empty
     assert ex.read_rows(tmp_path / "again.csv") == rows
 
@@ -123,10 +123,11 @@ def test_a_csv_of_the_old_columns_reads_and_resumes(tmp_path):
 def test_planned_rows_record_the_whole_pipeline_config():
     planned = PlannedRow(PipelineConfig(segmenter="fast", policy="always", grid=(1, 1)), 512)
     assert planned.record()["flow"] == "-" and planned.key == "fast|-|always|1x1|0"
-    record = PlannedRow(PipelineConfig(policy="dn:0.920", stitch="core", flow_width=256), 512).record()
-    assert record == {"segmenter": "fast", "flow": "dis", "policy": "dn:0.92", "grid": "2x2", "overlap": 16,
-                      "overlap_default": True, "stitch": "core", "dn": None, "device": None, "flow_width": 256,
-                      "backend": "auto", "precision": "auto"}
+    config = PipelineConfig(policy="dn:0.920", grid=(2, 2), stitch="core", flow_width=256, max_key_age=0)
+    record = PlannedRow(config, 512).record()
+    assert record == {"segmenter": "fast", "flow": "dis", "policy": "dn:0.92", "grid": "2x2", "grid_default": False,
+                      "overlap": 16, "overlap_default": True, "stitch": "core", "dn": None, "device": None,
+                      "flow_width": 256, "max_key_age": 0, "backend": "auto", "precision": "auto"}
     assert SweepRow(**record, miou=0.5, fps=1.0, snippets=1, frame_size="256x512", data="d").stitch == "core"
 
 

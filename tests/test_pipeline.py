@@ -205,3 +205,39 @@ def test_every_policy_kind_runs_the_pipeline(name):
     scored = [s is not None for out in outs[1:] for s in out.scores]
     assert all(scored) if name in ("dn", "diff", "flow", "oracle") else not any(scored)
     assert repr(pipe.policy) == policy
+
+
+class _TrustsEverything(torch.nn.Module):
+    """A decision network that scores every region 1.0: only a key-age cap makes the pipeline segment."""
+
+    in_size = (16, 16)
+
+    def forward(self, features):
+        return torch.ones(features.shape[0])
+
+
+@pytest.mark.parametrize("max_key_age, seg_frames", [
+    (None, [0, 10, 20]),  # dn:T's own cap, config.DN_MAX_KEY_AGE = 10
+    (4, [0, 4, 8, 12, 16, 20]),
+    (0, [0]),  # no cap: the DN alone decides
+])
+def test_a_dn_policy_re_segments_keys_as_old_as_the_cap(max_key_age, seg_frames):
+    _, _, outs = run(DecisionNetwork(0.5, _TrustsEverything()), panning_clip(22), max_key_age=max_key_age)
+    assert [o.index for o in outs if "seg" in o.paths] == seg_frames
+    assert max(max(o.key_ages) for o in outs) == (21 if max_key_age == 0 else (max_key_age or 10) - 1)
+
+
+def test_the_cap_applies_to_any_policy_when_given_and_to_none_but_dn_by_default():
+    _, _, outs = run("fixed:8", panning_clip(12))
+    assert [o.index for o in outs if "seg" in o.paths] == [0, 8]
+    _, _, outs = run("fixed:8", panning_clip(12), max_key_age=3)
+    assert [o.index for o in outs if "seg" in o.paths] == [0, 3, 6, 9]
+
+
+@pytest.mark.parametrize("size, grid", [((64, 128), (1, 1)), ((72, 1400), (1, 1)), ((1100, 2100), (2, 2))])
+def test_grid_auto_picks_regions_of_about_512x1024_px(size, grid):
+    # the frame size is resolved on the first frame; the ColourSegmenter runs at any size
+    pipe = DVSNet(segmenter=ColourSegmenter(), policy="always")
+    assert pipe.config.grid == "auto" and pipe.grid is None
+    out = pipe.step(np.zeros((*size, 3), np.uint8))
+    assert pipe.grid == grid and len(out.regions) == grid[0] * grid[1]

@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from dvsnet.atomic import atomic_path, write_json_atomic
-from dvsnet.config import PipelineConfig, segmenter_identity
+from dvsnet.config import PipelineConfig, format_grid, segmenter_identity
 from dvsnet.data.video import Frame, SourceInfo, expected_frames, probe, read_named_frames
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import build_flow
@@ -155,7 +155,7 @@ def _cache_key(clip: Clip, index: int, config: CalibrationConfig) -> str:
     p = config.pipeline
     key = {"source": str(path.resolve()) if stat else clip.source, "mtime": stat.st_mtime_ns if stat else None,
            "size": stat.st_size if stat else None, "start": clip.start, "chunk": index,
-           "segmenter": segmenter_identity(p.segmenter), "flow": str(p.flow), "grid": list(p.grid),
+           "segmenter": segmenter_identity(p.segmenter), "flow": str(p.flow), "grid": format_grid(p.grid),
            "overlap": p.overlap, "flow_width": p.flow_width, "max_offset": config.max_offset,
            "resize": config.resize, "stride": config.stride, "format": CACHE_FORMAT}
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -318,7 +318,7 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
     work.mkdir(parents=True, exist_ok=True)
     identity = segmenter_identity(config.pipeline.segmenter)
     metadata = {"calibrated": "1", "segmenter": identity, "flow": str(config.pipeline.flow),
-                "grid": f"{config.pipeline.grid[0]}x{config.pipeline.grid[1]}", "max_offset": str(config.max_offset)}
+                "grid": format_grid(config.pipeline.grid), "max_offset": str(config.max_offset)}
     torch.manual_seed(config.seed)
     x_train, y_train = torch.from_numpy(train["features"].astype(np.float32)), torch.from_numpy(train["targets"])
     x_held, y_held = torch.from_numpy(held["features"].astype(np.float32)), torch.from_numpy(held["targets"])

@@ -15,6 +15,15 @@ from typing import Any
 from dvsnet.errors import DvsnetError
 
 STITCH_MODES = ("max-logit", "core")
+AUTO_GRID = "auto"
+# grid "auto" cuts a frame into regions of about the paper's size (§4.5: a 2x2 grid on 1024x2048 Cityscapes
+# frames, 512x1024 px regions): smaller regions lose the context the segmenter needs. On frames up to 512 px
+# wide a 2x2 grid alone cost 25-37 points of agreement with per-frame output on real clips (docs/real-video.md).
+AUTO_REGION_PX = (512, 1024)
+# A dn:T policy re-segments a region whose key frame is this many frames old, whatever the DN says: on real
+# footage a DN trained elsewhere can trust stale keys long after the segmenter's own output moved on
+# (docs/real-video.md: the key-age cap). 0 in PipelineConfig.max_key_age turns it off.
+DN_MAX_KEY_AGE = 10
 # overlap of neighbouring regions (paper §4.5): 64 px at 2048 px frame width, scaled with the width
 PAPER_OVERLAP_PX, PAPER_WIDTH_PX = 64, 2048
 
@@ -24,9 +33,14 @@ def default_overlap(width: int) -> int:
     return round(PAPER_OVERLAP_PX * width / PAPER_WIDTH_PX)
 
 
-def format_grid(grid: tuple[int, int]) -> str:
-    """(2, 2) -> '2x2': how every result file writes a grid."""
-    return f"{grid[0]}x{grid[1]}"
+def auto_grid(height: int, width: int) -> tuple[int, int]:
+    """Grid "auto": regions of about AUTO_REGION_PX (1x1 up to 767x1535 px, 2x2 at 1024x2048 and 1080x1920)."""
+    return max(1, round(height / AUTO_REGION_PX[0])), max(1, round(width / AUTO_REGION_PX[1]))
+
+
+def format_grid(grid: tuple[int, int] | str) -> str:
+    """(2, 2) -> '2x2': how every result file writes a grid ("auto" stays "auto")."""
+    return grid if isinstance(grid, str) else f"{grid[0]}x{grid[1]}"
 
 
 def parse_grid(text: str) -> tuple[int, int]:
@@ -92,11 +106,14 @@ class PipelineConfig:
     segmenter: "fast" | "accurate" | weights path | a segmenter callable.
     flow: a flow estimator name (dvsnet.flow.FLOWS) or estimator callable.
     policy: a policy string (dvsnet.policies) or policy object.
-    grid: (rows, cols). overlap: px grown on inner region edges; None = default_overlap(frame width),
+    grid: (rows, cols), or "auto": regions of about 512x1024 px (auto_grid), resolved per frame size by
+    `grid_at`. overlap: px grown on inner region edges; None = default_overlap(frame width),
     resolved by `overlap_px` (the one place that does). stitch: "max-logit" | "core".
     dn: decision network of a dn:T policy (shipped variant name or .safetensors path); None = the one
     shipped for the flow estimator. device: "auto" | "cpu" | "cuda[:N]" | torch.device; None = where the
     segmenter's weights are (the CPU for a name). flow_width: px the flow runs at (None: full width).
+    max_key_age: frames after which a region's key is re-segmented whatever the policy says; None = the
+    policy's own (DN_MAX_KEY_AGE for dn:T, no cap for the others), 0 = no cap; resolved by `key_age_cap`.
     backend: "auto" | "torch" | "onnxruntime", precision: "auto" | "fp32" | "bf16" | "int8": what runs our
     segmenter (dvsnet.backends; auto: ONNX Runtime on the CPU, bf16 where the CPU has it natively).
     """
@@ -104,19 +121,23 @@ class PipelineConfig:
     segmenter: Any = "fast"
     flow: Any = "dis"
     policy: Any = "dn:0.92"
-    grid: tuple[int, int] = (2, 2)
+    grid: tuple[int, int] | str = AUTO_GRID
     overlap: int | None = None
     stitch: str = "max-logit"
     dn: str | Path | None = None
     device: Any = None
     flow_width: int | None = None
+    max_key_age: int | None = None
     backend: str = "auto"
     precision: str = "auto"
 
     def __post_init__(self) -> None:
-        grid = parse_grid(self.grid) if isinstance(self.grid, str) else tuple(int(n) for n in self.grid)
-        if len(grid) != 2 or min(grid) < 1:
-            raise DvsnetError(f"grid must be (rows, cols), each >= 1, got {self.grid!r}")
+        if isinstance(self.grid, str) and self.grid.strip().lower() == AUTO_GRID:
+            grid = AUTO_GRID
+        else:
+            grid = parse_grid(self.grid) if isinstance(self.grid, str) else tuple(int(n) for n in self.grid)
+            if len(grid) != 2 or min(grid) < 1:
+                raise DvsnetError(f"grid must be (rows, cols), each >= 1, or 'auto', got {self.grid!r}")
         object.__setattr__(self, "grid", grid)
         if self.overlap is not None and (not isinstance(self.overlap, int) or self.overlap < 0):
             raise DvsnetError(f"overlap must be a whole number of pixels >= 0 or None, got {self.overlap!r}")
@@ -124,6 +145,9 @@ class PipelineConfig:
             raise DvsnetError(f"unknown stitch mode {self.stitch!r}; valid: {', '.join(STITCH_MODES)}")
         if self.flow_width is not None and (not isinstance(self.flow_width, int) or self.flow_width < 16):
             raise DvsnetError(f"flow_width must be a whole number of pixels >= 16 or None, got {self.flow_width!r}")
+        if self.max_key_age is not None and (not isinstance(self.max_key_age, int) or self.max_key_age < 0):
+            raise DvsnetError(f"max_key_age must be a whole number of frames >= 0 (0: no cap) or None, "
+                              f"got {self.max_key_age!r}")
         from dvsnet.backends import BACKENDS, PRECISIONS
 
         if self.backend not in BACKENDS:
@@ -131,28 +155,47 @@ class PipelineConfig:
         if self.precision not in PRECISIONS:
             raise DvsnetError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
 
-    def overlap_px(self, width: int) -> int:
-        """The overlap in px for frames `width` wide; 0 on a 1x1 grid, which has no inner edge to grow."""
-        if self.grid == (1, 1):
+    def grid_at(self, height: int, width: int) -> tuple[int, int]:
+        """The grid for frames of height x width px (the one place "auto" is resolved)."""
+        return auto_grid(height, width) if self.grid == AUTO_GRID else self.grid
+
+    def overlap_px(self, width: int, height: int | None = None) -> int:
+        """The overlap in px for frames `width` (x `height`) px; 0 on a 1x1 grid, which has no inner edge to
+        grow (an "auto" grid is resolved when the height is given)."""
+        grid = self.grid if height is None else self.grid_at(height, width)
+        if grid == (1, 1):
             return 0
         return default_overlap(width) if self.overlap is None else self.overlap
+
+    def key_age_cap(self, policy: Any) -> int | None:
+        """Frames after which a region's key frame is re-segmented under `policy` (the parsed policy object):
+        max_key_age, or for None the policy's own cap (DN_MAX_KEY_AGE for a plain dn:T); None = no cap."""
+        if self.max_key_age is not None:
+            return self.max_key_age or None
+        from dvsnet.policies import DecisionNetwork
+
+        return DN_MAX_KEY_AGE if type(policy) is DecisionNetwork else None
 
     def replace(self, **changes: Any) -> PipelineConfig:
         """A copy with some fields changed (dataclasses.replace)."""
         return dataclasses.replace(self, **changes)
 
-    def to_record(self, width: int | None = None) -> dict[str, Any]:
-        """The config as result files record it: names, grid as 'RxC', overlap in px when the frame
-        width is known (with overlap_default saying whether it came from the default)."""
+    def to_record(self, width: int | None = None, height: int | None = None) -> dict[str, Any]:
+        """The config as result files record it: names, grid as 'RxC' (an "auto" grid resolved when the frame
+        size is known, with grid_default saying so), overlap in px when the frame width is known (with
+        overlap_default saying whether it came from the default), max_key_age as given (None: the policy's)."""
         from dvsnet.policies import describe_policy
 
+        sized = width is not None and height is not None
         return {
             "segmenter": describe(self.segmenter), "flow": describe(self.flow),
-            "policy": describe_policy(self.policy), "grid": format_grid(self.grid),
-            "overlap": self.overlap if width is None else self.overlap_px(width),
+            "policy": describe_policy(self.policy),
+            "grid": format_grid(self.grid_at(height, width) if sized else self.grid),
+            "grid_default": self.grid == AUTO_GRID,
+            "overlap": self.overlap if width is None else self.overlap_px(width, height),
             "overlap_default": self.overlap is None, "stitch": self.stitch,
             "dn": describe(self.dn), "device": describe(self.device), "flow_width": self.flow_width,
-            "backend": self.backend, "precision": self.precision,
+            "max_key_age": self.max_key_age, "backend": self.backend, "precision": self.precision,
         }
 
     @classmethod
@@ -161,9 +204,12 @@ class PipelineConfig:
         resolved is read as the default again; a record from before the backends, which ran torch in
         fp32, reads as backend "torch", precision "fp32")."""
         overlap = None if record.get("overlap_default") else record.get("overlap")
+        grid = AUTO_GRID if record.get("grid_default") else record.get("grid", (2, 2))  # older records: 2x2
+        max_key_age = record.get("max_key_age")
         return cls(
             segmenter=record.get("segmenter", "fast"), flow=record.get("flow", "dis"),
-            policy=record.get("policy", "dn:0.92"), grid=record.get("grid", (2, 2)),
+            policy=record.get("policy", "dn:0.92"), grid=grid, max_key_age=None if max_key_age in (None, "")
+            else int(max_key_age),
             overlap=None if overlap is None else int(overlap), stitch=record.get("stitch", "max-logit"),
             dn=record.get("dn"), device=record.get("device"),
             flow_width=None if record.get("flow_width") in (None, "") else int(record["flow_width"]),

@@ -180,7 +180,7 @@ def evaluate(
                             num_classes=pipe.num_classes, progress=progress)
     height, width = snippets[0].frames[0].shape[:2]
     record = {
-        **config.to_record(width), "backend": pipe.backend, "precision": pipe.precision,  # what ran
+        **config.to_record(width, height), "backend": pipe.backend, "precision": pipe.precision,  # what ran
         "data": str(root), "split": split, "all_frames": all_frames,
         "max_snippets": max_snippets, "warmup_frames": warmup_frames, "frame_size": f"{height}x{width}",
     }
@@ -299,10 +299,11 @@ def evaluate_video_configs(
         figures = stats.figures()
         del figures["restarts"]  # one clip, one start
         record = {
-            **config.to_record(width), "backend": pipe.backend, "precision": pipe.precision,  # what ran
+            **config.to_record(width, height), "backend": pipe.backend, "precision": pipe.precision,  # what ran
             "data": os.fspath(source), "resize": _format_resize(resize),
             "stride": stride, "max_frames": max_frames, "warmup_frames": warmup_frames,
-            "frame_size": f"{height}x{width}", "reference": reference_config.to_record(width),
+            "frame_size": f"{height}x{width}", "key_age_cap": pipe.max_key_age,
+            "reference": reference_config.to_record(width, height),
             "consistency_flow": CONSISTENCY_FLOW,
         }
         results.append({

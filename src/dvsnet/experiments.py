@@ -36,20 +36,21 @@ DEFAULT_GRID = (2, 2)  # the paper's division (§4.5), the grid of every curve u
 POLICY_KINDS = ("dn", "fixed", "diff", "flow", "oracle")  # Fig. 9's curves
 TARGETS = {"balanced": (3.5, 3.0), "high-speed": (6.0, 8.0)}  # (min speed-up, max mIoU drop in points)
 
-# sweep.csv's columns in file order; the last five came with PipelineConfig.to_record (older files lack them)
+# sweep.csv's columns in file order; the last seven came with PipelineConfig.to_record (older files lack them;
+# their rows ran before grid "auto" and the key-age cap: explicit grids, no cap)
 COLUMNS = (
     "key", "segmenter", "flow", "policy", "policy_kind", "policy_value", "grid", "overlap",
     "miou", "pixel_accuracy", "fps", "ms_per_frame", "ref_fps", "speedup",
     "seg_share", "warp_share", "workload_saved", "warp_seg_ratio",
     "flow_ms", "decision_ms", "segmentation_ms", "warp_ms", "stitch_ms",
     "snippets", "frames", "frame_size", "data", "weights_id", "load_1m", "torch_threads", "jobs", "finished_utc",
-    "overlap_default", "stitch", "dn", "device", "flow_width",
+    "overlap_default", "stitch", "dn", "device", "flow_width", "grid_default", "max_key_age",
 )
 # what resuming and drawing cannot do without; a CSV lacking one is not a sweep's, or was cut by hand
 REQUIRED_COLUMNS = ("key", "segmenter", "flow", "policy", "grid", "miou", "fps", "snippets", "frame_size", "data")
 _TEXT = frozenset({"segmenter", "flow", "policy", "grid", "frame_size", "data", "weights_id", "finished_utc",
                    "stitch", "dn", "device", "backend", "precision"})
-_INT = frozenset({"overlap", "snippets", "frames", "torch_threads", "jobs", "flow_width"})
+_INT = frozenset({"overlap", "snippets", "frames", "torch_threads", "jobs", "flow_width", "max_key_age"})
 _DERIVED = frozenset({"key", "policy_kind", "policy_value"})  # written from the other columns, not read
 
 
@@ -57,7 +58,7 @@ _DERIVED = frozenset({"key", "policy_kind", "policy_value"})  # written from the
 class SweepRow:
     """One configuration's result (one line of sweep.csv); None where a figure is missing.
 
-    segmenter .. overlap, overlap_default .. flow_width: PipelineConfig.to_record (flow "-" for the
+    segmenter .. overlap, overlap_default .. max_key_age: PipelineConfig.to_record (flow "-" for the
     per-frame rows, which use none). miou, pixel_accuracy in [0, 1]; fps frames/s; *_ms ms per frame;
     ref_fps, speedup: dvsnet.sweep; speedup_own_ref is no column: pool_reference keeps the row's own
     speed-up there.
@@ -97,6 +98,8 @@ class SweepRow:
     dn: str | None = None
     device: str | None = None
     flow_width: int | None = None
+    grid_default: bool | None = None
+    max_key_age: int | None = None
     backend: str | None = None  # what ran the segmenter (dvsnet.backends); rows from before: torch fp32
     precision: str | None = None
     speedup_own_ref: float | None = None
@@ -135,7 +138,7 @@ def row_key(segmenter: str, flow: str, policy: str, grid: str, overlap: int) -> 
 def _parse(name: str, text: str) -> Any:
     if name in _TEXT:
         return text
-    if name == "overlap_default":
+    if name in ("overlap_default", "grid_default"):
         return text.strip().lower() in ("true", "1")
     number = float(text)
     return int(number) if name in _INT else number

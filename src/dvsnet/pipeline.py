@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from dvsnet.backends import load_pipeline_segmenter
-from dvsnet.config import PipelineConfig, same_segmenter
+from dvsnet.config import AUTO_GRID, PipelineConfig, same_segmenter
 from dvsnet.devices import clock, pick_device, same_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import FlowEstimator, build_flow
@@ -89,13 +89,16 @@ class DVSNet:
     segmenter: "fast" | "accurate" | weights path | callable (B,3,h,w) [0,1] -> (B,K,h',w') logits.
     flow: a name in dvsnet.flow.FLOWS ("dis", "dis-fast", "dis-medium", "flownet", "flownet-conv4",
     "flownet-conv5", "flownet-image-flow") or an estimator callable (see flow.py).
-    policy: a policy string (see policies.py) or object. grid: (rows, cols). overlap: px grown on inner
-    region edges; None = 64 px at 2048 px width, scaled with the frame width. stitch: "max-logit" | "core".
+    policy: a policy string (see policies.py) or object. grid: (rows, cols), or "auto" (default): regions
+    of about 512x1024 px, so 1x1 up to 767x1535 px frames and 2x2 at 1024x2048 (config.auto_grid).
+    overlap: px grown on inner region edges; None = 64 px at 2048 px width, scaled with the frame width. stitch: "max-logit" | "core".
     dn: the decision network of a dn:T policy: a shipped variant ("dis", "flownet-conv6") or a .safetensors
     file from `dvsnet train dn`; None = the shipped one trained for the flow estimator.
     flow_width: frames wider than this many pixels are scaled down to it for the flow estimator (and so
     for the decision network's features); None (default) = flow at full resolution. Warping uses that flow
     on the full-resolution key logits. A speed knob: cheaper flow, coarser warps (docs: frame size).
+    max_key_age: a region whose key frame is this many frames old is re-segmented whatever the policy says;
+    None = the policy's own (10 frames for dn:T, no cap for the others), 0 = no cap.
     device: where the networks run, "auto" | "cpu" | "cuda" | a torch.device; None = the device of the
     segmenter's weights (the CPU for a segmenter loaded by name). DIS flow runs on the CPU regardless.
     backend ("auto" | "torch" | "onnxruntime") and precision ("auto" | "fp32" | "bf16" | "int8"): what
@@ -107,18 +110,19 @@ class DVSNet:
         segmenter: str | Segmenter = "fast",
         flow: str | FlowEstimator = "dis",
         policy: str | Policy = "dn:0.92",
-        grid: tuple[int, int] = (2, 2),
+        grid: tuple[int, int] | str = "auto",
         overlap: int | None = None,
         stitch: str = "max-logit",
         dn: str | Path | None = None,
         device: str | torch.device | None = None,
         flow_width: int | None = None,
+        max_key_age: int | None = None,
         backend: str = "auto",
         precision: str = "auto",
     ):
         self._build(PipelineConfig(segmenter=segmenter, flow=flow, policy=policy, grid=grid, overlap=overlap,
-                                   stitch=stitch, dn=dn, device=device, flow_width=flow_width, backend=backend,
-                                   precision=precision))
+                                   stitch=stitch, dn=dn, device=device, flow_width=flow_width,
+                                   max_key_age=max_key_age, backend=backend, precision=precision))
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> DVSNet:
@@ -145,7 +149,11 @@ class DVSNet:
         self.flow = build_flow(config.flow, self.device)
         self.policy = _with_decision_net(parse_policy(config.policy), config, getattr(self.flow, "name", "custom"),
                                          self.device)
-        self.grid, self.flow_width = config.grid, config.flow_width
+        if isinstance(config.flow, str) and hasattr(self.flow, "with_features"):
+            # only a decision network reads the hand-made motion features: other policies skip their cost
+            self.flow.with_features = isinstance(self.policy, DecisionNetwork)
+        self.flow_width = config.flow_width
+        self.max_key_age = config.key_age_cap(self.policy)
         # a model that outputs labels has one-hot scores: no max-logit to compare, so regions keep their cores
         self.stitch_mode = "core" if getattr(segmenter, "labels_out", False) else config.stitch
         self.reset()
@@ -153,6 +161,8 @@ class DVSNet:
     def reset(self) -> None:
         """Forget every key frame (call between videos)."""
         self._frame_size: tuple[int, int] | None = None
+        # "auto" is resolved for the frame size by _start
+        self.grid: tuple[int, int] | None = None if self.config.grid == AUTO_GRID else self.config.grid
         self.regions: list[Region] = []
         self._key_images: torch.Tensor | None = None  # (R, 3, Hc, Wc)
         self._key_logits: torch.Tensor | None = None  # (R, K, Hc/s, Wc/s)
@@ -160,9 +170,12 @@ class DVSNet:
         self.index = -1
 
     def _start(self, height: int, width: int) -> None:
-        overlap = self.config.overlap_px(width)
+        self.grid = self.config.grid_at(height, width)
+        overlap = self.config.overlap_px(width, height)
         check_grid(height, width, *self.grid, overlap)
         self.regions = region_grid(height, width, *self.grid, overlap)
+        # max-logits are only needed to resolve overlap bands between regions
+        self._stitch_by_score = self.stitch_mode == "max-logit" and len(self.regions) > 1
         self._crop_size = padded_size(self.regions, crop_multiple(self.segmenter))
         scale = 1.0 if self.flow_width is None or width <= self.flow_width else self.flow_width / width
         self._flow_size = None if scale == 1.0 else tuple(max(8, round(side * scale)) for side in self._crop_size)
@@ -191,7 +204,7 @@ class DVSNet:
         with clock("stitch"):
             region_scores, region_labels = _in_region_order(parts)
             labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions, *frame.shape[:2],
-                            self.stitch_mode)[0]
+                            "max-logit" if self._stitch_by_score else "core")[0]
         result = FrameResult(
             labels=labels, paths=["warp" if w else "seg" for w in warp.tolist()],
             scores=[None if np.isnan(s) else s for s in scores.tolist()], timings=clock.timings(),
@@ -222,7 +235,10 @@ class DVSNet:
             return torch.zeros(len(batch), dtype=torch.bool), torch.full((len(batch),), float("nan"))
         with clock("decision"):
             warp, scores = self.policy.decide(batch)
-        return warp.to(torch.bool).cpu(), scores.float().cpu()
+        warp = warp.to(torch.bool).cpu()
+        if self.max_key_age is not None:  # no key is kept longer than this, whatever the policy says
+            warp &= batch.ages < self.max_key_age
+        return warp, scores.float().cpu()
 
     def _threshold(self, restarted: bool) -> float | None:
         """The dn policy's threshold for this frame; None for other policies and frames it did not decide."""
@@ -238,7 +254,7 @@ class DVSNet:
             self._key_logits[index] = logits
         self._key_index[index.numpy()] = self.index
         with clock("stitch"):
-            return (index, *upsample_logits(logits, self._crop_size))
+            return (index, *upsample_logits(logits, self._crop_size, self._stitch_by_score))
 
     def _warp_regions(self, batch: RegionBatch, index: torch.Tensor, clock: StageClock) -> tuple:
         """Warp the key logits of the regions `index` to this frame."""
@@ -247,7 +263,7 @@ class DVSNet:
             return (index, *self._warp(batch.key_logits[index], flow))
 
     def _warp(self, key_logits: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return warp_labels(key_logits, flow, self._crop_size, self._warp_upscale)
+        return warp_labels(key_logits, flow, self._crop_size, self._warp_upscale, self._stitch_by_score)
 
 
 def _check_frame(frame: object) -> None:
@@ -301,13 +317,17 @@ def _decision_net(config: PipelineConfig, flow_name: str, device: torch.device) 
     return net
 
 
-def _in_region_order(parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Merge the seg and warp paths' (indices, scores, labels) into (R, Hc, Wc) tensors in region order."""
+def _in_region_order(parts: list[tuple]) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Merge the seg and warp paths' (indices, scores or None, labels) into (R, Hc, Wc) tensors in region
+    order (scores None when the paths computed none)."""
     if len(parts) == 1:  # every region took the same path, in order: no copy
         return parts[0][1], parts[0][2]
     n = sum(len(idx) for idx, _, _ in parts)
-    scores = parts[0][1].new_empty((n, *parts[0][1].shape[1:]))
+    with_scores = parts[0][1] is not None
+    scores = parts[0][1].new_empty((n, *parts[0][1].shape[1:])) if with_scores else None
     labels = parts[0][2].new_empty((n, *parts[0][2].shape[1:]))
     for idx, part_scores, part_labels in parts:
-        scores[idx], labels[idx] = part_scores, part_labels
+        labels[idx] = part_labels
+        if with_scores:
+            scores[idx] = part_scores
     return scores, labels

@@ -121,8 +121,8 @@ def run_record(config: PipelineConfig, pipe: DVSNet, source: str | Path, info: S
     """summary.json's "config": the pipeline (PipelineConfig.to_record) and the source options."""
     height, width = resized_size(info.height, info.width, resize)
     return {"config": {
-        **config.to_record(width), "device": describe_device(pipe.device), "policy": repr(pipe.policy),
-        "backend": pipe.backend, "precision": pipe.precision,
+        **config.to_record(width, height), "device": describe_device(pipe.device), "policy": repr(pipe.policy),
+        "key_age_cap": pipe.max_key_age, "backend": pipe.backend, "precision": pipe.precision,
         "source": str(source), "source_info": {"kind": info.kind, "frames": info.frames, "fps": info.fps,
                                                "height": info.height, "width": info.width},
         "frame_size": f"{height}x{width}", "resize": resize, "stride": stride, "max_frames": max_frames,
@@ -143,7 +143,7 @@ def training_scale_note(segmenter: object, height: int, width: int) -> str | Non
 def check_source_and_grid(config: PipelineConfig, info: SourceInfo, resize: Resize) -> tuple[int, int]:
     """The frame size the pipeline will see; DvsnetError when the grid does not suit it."""
     height, width = resized_size(info.height, info.width, resize)
-    check_grid(height, width, *config.grid, config.overlap_px(width))
+    check_grid(height, width, *config.grid_at(height, width), config.overlap_px(width, height))
     return height, width
 
 

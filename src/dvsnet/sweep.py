@@ -112,7 +112,8 @@ def plan_rows(config: SweepConfig, width: int) -> list[PlannedRow]:
     wanted: list[tuple[str, PlannedRow]] = []
 
     def add(exp: str, seg: str, flow: str, policy: str, grid=DEFAULT_GRID, overlap: int | None = None):
-        row = PipelineConfig(segmenter=seg, flow=flow, policy=policy, grid=grid, overlap=overlap,
+        # max_key_age 0: the paper's method has no key-age cap (and its protocol keeps keys < 20 frames)
+        row = PipelineConfig(segmenter=seg, flow=flow, policy=policy, grid=grid, overlap=overlap, max_key_age=0,
                              backend=config.backend, precision=config.precision)
         wanted.append((exp, PlannedRow(row, width)))
 
@@ -307,9 +308,9 @@ def run_sweep(
     (rows are appended in the order they finish). Every row's speed-up still compares two timings of the
     same worker under the same load, but `jobs` workers share the machine's cores and memory bandwidth.
     segmenter_loader: name -> segmenter (default: loaded on the rows' backend and precision; tests pass
-    their own; with jobs > 1 it must be picklable). A row whose segmenter, flow or policy cannot be built (e.g. no trained weights
-    ship for it yet) is logged and skipped, so a later run picks it up. Full results per row go to
-    output/rows/<key>.json.
+    their own; with jobs > 1 it must be picklable). A row whose segmenter, flow or policy cannot be built
+    (e.g. no trained weights ship for it yet) is logged and skipped, so a later run picks it up. Full
+    results per row go to output/rows/<key>.json.
     """
     from dvsnet.evaluate import load_snippets
 

@@ -54,22 +54,24 @@ def warp_logits(key_logits: torch.Tensor, flow: torch.Tensor, upscale: int = WAR
     return backward_warp(key_logits, resize_flow(flow, key_logits.shape[-2:]))
 
 
-def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def upsample_logits(logits: torch.Tensor, size: tuple[int, int],
+                    with_scores: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
     """(B, K, h, w) logits -> (max-logit (B, H, W), labels (B, H, W) int64), bilinear upsample then argmax.
 
     Where `size` is an integer multiple of (h, w) the result comes from `_upsample_max_by_cells`, which
-    gives the same labels and max-logits (to float rounding) at a fraction of the cost.
+    gives the same labels and max-logits (to float rounding) at a fraction of the cost. with_scores=False
+    returns None for the max-logit (one region needs no stitching by score) and skips its cost.
     """
     height, width = logits.shape[-2:]
     scale = size[0] // height if height else 0
     if scale >= 1 and tuple(size) == (scale * height, scale * width) and logits.dtype in (torch.float32, torch.float64):
-        return _upsample_max_by_cells(logits, scale)
+        return _upsample_max_by_cells(logits, scale, with_scores)
     if tuple(logits.shape[-2:]) != tuple(size):
         # channels-last interpolation is ~3x faster on CPU for 19 channels
         logits = F.interpolate(logits.contiguous(memory_format=torch.channels_last), size=size,
                                mode="bilinear", align_corners=False)
     scores, labels = logits.max(dim=1)
-    return scores, labels
+    return (scores if with_scores else None), labels
 
 
 def _cell_weights(scale: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -87,7 +89,8 @@ def _corners(grid: torch.Tensor) -> torch.Tensor:
     return torch.stack([grid[..., :-1, :-1], grid[..., :-1, 1:], grid[..., 1:, :-1], grid[..., 1:, 1:]], dim=-1)
 
 
-def _upsample_max_by_cells(logits: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _upsample_max_by_cells(logits: torch.Tensor, scale: int,
+                           with_scores: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
     """upsample_logits for an integer scale, without upsampling all K channels.
 
     Bilinear upsampling fills each cell between four neighbouring logit vectors with their convex
@@ -98,23 +101,30 @@ def _upsample_max_by_cells(logits: torch.Tensor, scale: int) -> tuple[torch.Tens
     """
     batch, classes, height, width = logits.shape
     padded = F.pad(logits, (1, 1, 1, 1), mode="replicate")  # (B, K, h+2, w+2): (h+1) × (w+1) cells
-    padded_max, padded_labels = padded.max(dim=1)
-    corner_labels = _corners(padded_labels)  # (B, h+1, w+1, 4)
-    mixed = (corner_labels != corner_labels[..., :1]).any(-1)
+    # one logit vector per padded pixel, contiguous: the class max reduces along memory (~4x faster than
+    # over dim 1 of NCHW) and the mixed cells' corners are gathered from the same copy
+    flat = padded.permute(0, 2, 3, 1).contiguous()  # (B, h+2, w+2, K)
+    padded_max, padded_labels = flat.max(dim=-1)
+    top_left = padded_labels[:, :-1, :-1]  # (B, h+1, w+1), one per cell
+    mixed = ((top_left != padded_labels[:, :-1, 1:]) | (top_left != padded_labels[:, 1:, :-1])
+             | (top_left != padded_labels[:, 1:, 1:]))
     weights = _cell_weights(scale, logits.dtype, logits.device)
-    scores = _corners(padded_max) @ weights  # (B, h+1, w+1, scale²)
-    labels = corner_labels[..., :1].expand(-1, -1, -1, scale * scale).clone()
+    scores = _corners(padded_max) @ weights if with_scores else None  # (B, h+1, w+1, scale²)
+    labels = top_left.unsqueeze(-1).expand(-1, -1, -1, scale * scale).clone()
     if mixed.any():
         # gather the mixed cells' corners only: stacking every cell's K x 4 corners and masking them
         # costs ~4x more than the whole rest of this function
+        flat = flat.view(-1, classes)
         stride = width + 2  # padded pixels per row
-        flat = padded.permute(0, 2, 3, 1).reshape(-1, classes)  # one logit vector per padded pixel
         b, i, j = mixed.nonzero(as_tuple=True)
-        top_left = (b * (height + 2) + i) * stride + j
-        corners = torch.stack([flat[top_left], flat[top_left + 1], flat[top_left + stride],
-                               flat[top_left + stride + 1]], dim=-1)  # (n, K, 4)
-        mixed_scores, mixed_labels = (corners @ weights).transpose(1, 2).max(dim=-1)  # (n, scale²)
-        scores[mixed], labels[mixed] = mixed_scores, mixed_labels
+        corner = (b * (height + 2) + i) * stride + j
+        corners = torch.stack([flat[corner], flat[corner + 1], flat[corner + stride],
+                               flat[corner + stride + 1]], dim=1)  # (n, 4, K)
+        # (scale², 4) @ (n, 4, K) -> (n, scale², K): the class max then runs along memory (~1.7x faster)
+        mixed_scores, mixed_labels = (weights.T @ corners).max(dim=-1)  # (n, scale²)
+        labels[mixed] = mixed_labels
+        if scores is not None:
+            scores[mixed] = mixed_scores
     start = scale - scale // 2  # the first cell starts half a cell above and left of the image
 
     def to_image(cells: torch.Tensor) -> torch.Tensor:
@@ -122,7 +132,7 @@ def _upsample_max_by_cells(logits: torch.Tensor, scale: int) -> tuple[torch.Tens
         image = image.reshape(batch, (height + 1) * scale, (width + 1) * scale)
         return image[:, start:start + height * scale, start:start + width * scale].contiguous()
 
-    return to_image(scores), to_image(labels)
+    return (None if scores is None else to_image(scores)), to_image(labels)
 
 
 def logits_to_labels(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -141,8 +151,8 @@ def estimate_flow(estimator, key: torch.Tensor, cur: torch.Tensor,
 
 
 def warp_labels(key_logits: torch.Tensor, flow: torch.Tensor, crop_size: tuple[int, int],
-                upscale: int = WARP_UPSCALE) -> tuple[torch.Tensor, torch.Tensor]:
+                upscale: int = WARP_UPSCALE, with_scores: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The flow path's second half: W(S_k, F) at `upscale` x the logits' grid, then bilinear upsampling to
-    the crops' size and argmax. (B, K, h, w) key logits, (B, 2, h', w') flow -> (max-logit (B, Hc, Wc),
-    labels (B, Hc, Wc) int64)."""
-    return upsample_logits(warp_logits(key_logits, flow, upscale), crop_size)
+    the crops' size and argmax. (B, K, h, w) key logits, (B, 2, h', w') flow -> (max-logit (B, Hc, Wc) or
+    None without with_scores, labels (B, Hc, Wc) int64)."""
+    return upsample_logits(warp_logits(key_logits, flow, upscale), crop_size, with_scores)

@@ -27,7 +27,8 @@ def read_video(path: Path) -> list[np.ndarray]:
 
 def test_demo_renders_segments_and_writes_run_folder(tmp_path, weights, capfd):
     out = tmp_path / "runs"
-    argv = ["demo", "--segmenter", str(weights), "--policy", "fixed:3", "--frames", "6", "--size", "64x128",
+    argv = ["demo", "--segmenter", str(weights), "--policy", "fixed:3", "--grid", "2x2", "--frames", "6",
+            "--size", "64x128",
             "--seed", "3", "--output", str(out), "--no-progress"]
     assert main(argv) == 0
     stdout, stderr = capfd.readouterr()

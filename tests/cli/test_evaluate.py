@@ -120,10 +120,12 @@ def test_a_real_clip_without_labels_end_to_end(sample_clips, tmp_path, capsys):
                           "--warmup-frames", "2", "--device", "cpu", "--output", out_dir, "--no-progress")
     assert code == 0, err
     (name, result), = _results(out_dir).items()
-    assert name == "evaluate-bikes-fast-dis-dn-0.92-2x2.json" and f"result: {out_dir / name}" in out
+    assert name == "evaluate-bikes-fast-dis-dn-0.92-1x1.json" and f"result: {out_dir / name}" in out
     c = result["config"]
-    assert (c["policy"], c["grid"], c["frame_size"], c["resize"], c["max_frames"]) == ("dn:0.92", "2x2", "136x320",
+    # the defaults: grid auto (1x1 below 768x1536 px), dn:0.92 with its key-age cap
+    assert (c["policy"], c["grid"], c["frame_size"], c["resize"], c["max_frames"]) == ("dn:0.92", "1x1", "136x320",
                                                                                       320, 30)
+    assert c["grid_default"] is True and c["max_key_age"] is None and c["key_age_cap"] == 10
     assert c["data"] == str(sample_clips["bikes"]) and c["consistency_flow"] == "dis-medium"
     assert (c["reference"]["policy"], c["reference"]["grid"]) == ("always", "1x1")
     assert result["frames"] == 30

@@ -36,7 +36,23 @@ def test_segment_options_build_one_pipeline_config():
     config = pipeline_config(args)
     assert config.policy == "dn:0.8" and config.grid == (1, 3) and config.flow_width is None
     assert config.stitch == "core" and config.device == "auto" and config.overlap is None
+    assert config.max_key_age is None  # the policy's own cap
     assert (config.backend, config.precision) == ("auto", "auto")
+
+
+@pytest.mark.parametrize("command", ["segment", "evaluate", "calibrate", "demo"])
+def test_grid_auto_and_max_key_age_reach_every_pipeline_command(command):
+    source = {"demo": [], "calibrate": ["clip.mp4", "--out", "dn.safetensors"]}.get(command, ["clip.mp4"])
+    config = pipeline_config(build_parser().parse_args([command, *source]))
+    assert config.grid == "auto" and config.max_key_age is None
+    args = build_parser().parse_args([command, *source, "--grid", "Auto", "--max-key-age", "0"])
+    assert pipeline_config(args).grid == "auto" and pipeline_config(args).max_key_age == 0
+
+
+def test_a_bad_grid_names_both_forms(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["segment", "clip.mp4", "--grid", "2by2"])
+    assert "RxC (e.g. 2x2) or be 'auto'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [["segment", "clip.mp4"], ["demo"], ["evaluate", "data"], ["sweep", "data"],

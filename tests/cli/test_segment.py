@@ -80,7 +80,7 @@ def test_video_default_outputs_and_numbered_runs(tmp_path, weights, capfd):
     video = write_video(tmp_path / "clip.mp4", moving_frames(12))
     out = tmp_path / "runs"
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    assert segment(video, "--segmenter", weights, "--policy", "fixed:3", "--output", out) == 0
+    assert segment(video, "--segmenter", weights, "--policy", "fixed:3", "--grid", "2x2", "--output", out) == 0
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # restored
     stdout, stderr = capfd.readouterr()
     run = out / "segment-0001"
@@ -147,7 +147,7 @@ def test_threshold_sets_the_policy_threshold(tmp_path, weights):
     video = write_video(tmp_path / "clip.mp4", moving_frames(5))
     out = tmp_path / "runs"
     # oracle:T warps a region when its true confidence score >= T; T = 0 accepts every warp
-    assert segment(video, "--segmenter", weights, "--policy", "oracle:0.9", "--threshold", "0", "--output", out) == 0
+    assert segment(video, "--segmenter", weights, "--policy", "oracle:0.9", "--threshold", "0", "--grid", "2x2", "--output", out) == 0
     summary = json.loads((out / "segment-0001" / "summary.json").read_text())
     assert summary["config"]["policy"] == "oracle:0"
     assert (summary["regions_seg"], summary["regions_warp"]) == (4, 16)
@@ -172,7 +172,7 @@ def test_resolution_change_restarts_key_frames(tmp_path, weights, capfd):
     write_folder(folder, moving_frames(3), "f{:02d}.png")
     write_folder(folder, [f for f in moving_frames(2, 48, 96)], "g{:02d}.png")
     out = tmp_path / "runs"
-    assert segment(folder, "--segmenter", weights, "--policy", "fixed:10", "--output", out) == 0
+    assert segment(folder, "--segmenter", weights, "--policy", "fixed:10", "--grid", "2x2", "--output", out) == 0
     _, stderr = capfd.readouterr()
     assert stderr.strip() == "note: frame 3 (g00) is 48x96, a new size: key frames restarted"
     run = out / "segment-0001"
@@ -190,7 +190,7 @@ def test_truncated_video_keeps_finished_frames_and_fails(tmp_path, weights, capf
     cut = tmp_path / "cut.avi"
     cut.write_bytes(data[: int(len(data) * 0.7)])
     out = tmp_path / "runs"
-    assert segment(cut, "--segmenter", weights, "--policy", "fixed:3", "--output", out) == 2
+    assert segment(cut, "--segmenter", weights, "--policy", "fixed:3", "--grid", "2x2", "--output", out) == 2
     _, stderr = capfd.readouterr()
     assert_one_line_error(stderr, "truncated or corrupt")
     run = out / "segment-0001"
@@ -370,7 +370,7 @@ def test_signal_mid_run_leaves_valid_outputs(tmp_path, weights, signum):
     assert summary["complete"] is False and summary["stopped"] == "interrupted"
     assert 3 <= summary["frames"] < 400
     assert count_video_frames(run / "overlay.mp4") == summary["frames"]
-    assert len((run / "frames.csv").read_text().splitlines()) == 1 + 4 * summary["frames"]
+    assert len((run / "frames.csv").read_text().splitlines()) == 1 + summary["frames"]  # grid auto: 1x1 on small frames
     assert len(os.listdir(run / "labels")) == summary["frames"]
     assert sorted(os.listdir(run)) == ["frames.csv", "labels", "overlay.mp4", "summary.json"]
 

@@ -21,6 +21,18 @@ def parse_grid(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def parse_grid_or_auto(text: str) -> tuple[int, int] | str:
+    """'2x2' -> (2, 2); 'auto' -> 'auto' (regions of about 512x1024 px, resolved per frame size)."""
+    from dvsnet.config import AUTO_GRID
+
+    if text.strip().lower() == AUTO_GRID:
+        return AUTO_GRID
+    try:
+        return parse_grid(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"grid must look like RxC (e.g. 2x2) or be 'auto', got {text!r}") from None
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """'256x512' -> (256, 512): height x width in pixels, each >= 16."""
     try:
@@ -115,8 +127,12 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str | None 
                            help="decision network of a dn:T policy: a shipped variant (dis, flownet-conv6) or a "
                                 ".safetensors file from `dvsnet calibrate` or `dvsnet train dn` (default: the one "
                                 "shipped for --flow)")
-    group.add_argument("--grid", type=parse_grid, default=(2, 2), metavar="RxC",
-                       help="frame regions as rows x columns (default: 2x2)")
+    group.add_argument("--grid", type=parse_grid_or_auto, default="auto", metavar="RxC|auto",
+                       help="frame regions as rows x columns; auto = regions of about 512x1024 px: 1x1 up to "
+                            "767x1535 px frames, 2x2 at 1024x2048 or 1080x1920 (default: auto)")
+    group.add_argument("--max-key-age", type=non_negative_int, default=None, metavar="N",
+                       help="re-segment a region whose key frame is N frames old, whatever the policy says; "
+                            "0 = no cap (default: 10 for dn:T, no cap for the other policies)")
     group.add_argument("--overlap", type=non_negative_int, default=None, metavar="PX",
                        help="overlap of neighbouring regions in pixels (default: 64 px at 2048 px width, "
                             "scaled with the frame width)")
@@ -210,6 +226,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     return PipelineConfig(segmenter=args.segmenter, flow=args.flow, policy=policy, grid=args.grid,
                           overlap=args.overlap, stitch=args.stitch, dn=getattr(args, "dn", None),
                           device=args.device, flow_width=args.flow_width,
+                          max_key_age=getattr(args, "max_key_age", None),
                           backend=getattr(args, "backend", "auto"), precision=getattr(args, "precision", "auto"))
 
 
