@@ -9,7 +9,8 @@ Frames: the first `--snippets` snippets of DATA's val split, frames 0..19 of eac
 against its labels (the synthetic set labels them all). At a `--sizes` entry other than the data's own
 size the frames are resized (bilinear) and the labels too (nearest): upscaled 256x512 frames at 512x1024,
 not rendered ones (`--snippets-large` of them). Per-frame = the pipeline with policy `always` on a 1x1
-grid; balanced = dn:0.95 on 1x1 and high-speed = dn:0.8 on 1x1 (docs/evaluation.md's operating points).
+grid; balanced = dn:0.95 on 1x1 and high-speed = dn:0.8 on 1x1 (docs/evaluation.md's operating points,
+without a key-age cap as they were measured: max_key_age 0).
 Every pipeline of a size and thread count steps through the same frame before the next frame (load falls
 on all alike); ms = mean of the pipeline's own frame time (`timings["total"]`), the first 3 frames of the
 first snippet run once untimed (then a reset). bf16 runs only where the CPU has it natively. Writes
@@ -95,8 +96,8 @@ def resized(snippets, size: tuple[int, int], native: tuple[int, int]) -> tuple[l
 
 def measure(frames, labels, candidates, segmenter: str, size: tuple[int, int], threads: int) -> list[dict]:
     """One row per (candidate, point): ms per frame, mIoU, label agreement with torch fp32 per-frame."""
-    pipes = {(name, point): DVSNet(segmenter=segmenter, policy=policy, grid=(1, 1), backend=backend,
-                                   precision=precision)
+    pipes = {(name, point): DVSNet(segmenter=segmenter, policy=policy, grid=(1, 1), max_key_age=0,
+                                   backend=backend, precision=precision)
              for name, backend, precision in candidates for point, policy in POINTS}
     for frame in frames[0][:WARMUP]:
         for pipe in pipes.values():
