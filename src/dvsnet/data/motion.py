@@ -17,7 +17,8 @@ distance to it in frames (constant motion between the frames):
 - P-frames: past vectors / (frames since the previous anchor), which is 1 without B-frames: exact for a
   stream with one reference frame (x264 `ref=1`), an approximation for blocks that picked an older one.
 - B-frames: past vectors / (frames since the previous anchor); cells with a future vector only take
-  -future / (frames to the next anchor). B-frames are held back until that next anchor is decoded (at most
+  -future / (frames to the next anchor). Exact without a B-pyramid; with one (x264's default when it
+  uses B-frames) a B-frame may predict from the B-frame before it, and its vectors read as too short. B-frames are held back until that next anchor is decoded (at most
   the stream's B-frame run, a few frames) so frames still come out in display order.
 - MPEG-4 Part 2 B-frames: FFmpeg exports their direct-mode blocks with zero vectors, so they are read as
   frames without vectors (every cell intra). Streams without B-frames (x264 `bf=0`, baseline profile, what
@@ -210,8 +211,8 @@ def encode_video(frames: list[np.ndarray] | Iterator[np.ndarray], path: str | os
                  codec: str = "libx264", fps: int = 17, crf: int = 23, bframes: int = 0, refs: int = 1,
                  keyint: int = 250, preset: str = "veryfast") -> Path:
     """Write H×W×3 uint8 RGB frames (even H and W) to a video with PyAV: libx264 at constant quality `crf`,
-    `bframes` B-frames, `refs` reference frames, an I-frame every `keyint` (or "mpeg4", MPEG-4 Part 2, at
-    a quality from `crf`). For tests and benchmarks; 17 fps is Cityscapes' frame rate."""
+    `bframes` B-frames (no B-pyramid), `refs` reference frames, an I-frame every `keyint` (or "mpeg4",
+    MPEG-4 Part 2, at a quality from `crf`; or any other encoder PyAV has, with its defaults). For tests and benchmarks; 17 fps is Cityscapes' frame rate."""
     import av
 
     path = Path(path)
@@ -224,8 +225,8 @@ def encode_video(frames: list[np.ndarray] | Iterator[np.ndarray], path: str | os
                 stream.pix_fmt = "yuv420p"
                 if codec in ("libx264", "h264"):
                     stream.options = {"crf": str(crf), "preset": preset, "bf": str(bframes),
-                                      "x264-params": f"ref={refs}:keyint={keyint}:scenecut=0"}
-                else:
+                                      "x264-params": f"ref={refs}:keyint={keyint}:scenecut=0:b-pyramid=none"}
+                elif codec == "mpeg4":
                     stream.options = {"qscale": str(max(1, crf // 8)), "bf": str(bframes), "g": str(keyint)}
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
                 container.mux(packet)

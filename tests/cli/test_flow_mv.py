@@ -1,0 +1,55 @@
+"""`dvsnet segment --flow mv` end to end, in-process: motion vectors from an H.264 file, the fallback to
+DIS for sources without them, and the refusal with --flow-fallback none."""
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import pytest
+
+from dvsnet.cli import main
+from dvsnet.data.motion import encode_video
+from tests.conftest import textured_pan
+
+ARGS = ["--no-progress", "--threads", "1", "--write", "csv"]
+
+
+def rows(run_dir):
+    with open(run_dir / "frames.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_mv_segments_an_h264_video_warping_from_its_vectors(av, tmp_path, weights, capsys):
+    video = encode_video(textured_pan(2, 1, 8, 64, 128), tmp_path / "pan.mp4", crf=18)
+    assert main(["segment", str(video), "--flow", "mv", "--policy", "fixed:4", "--segmenter", str(weights),
+                 "--output", str(tmp_path / "runs"), *ARGS]) == 0
+    run_dir = tmp_path / "runs" / "segment-0001"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["config"]["flow"] == "mv" and summary["frames"] == 8
+    paths = [r["path"] for r in rows(run_dir) if r["region"] == "0"]
+    assert paths == ["seg", "warp", "warp", "warp", "seg", "warp", "warp", "warp"]
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_a_folder_of_frames_falls_back_to_dis_with_one_note(tmp_path, weights, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, image in enumerate(textured_pan(2, 1, 3, 64, 128)):
+        cv2.imwrite(str(folder / f"f{i}.png"), image)
+    assert main(["segment", str(folder), "--flow", "mv", "--segmenter", str(weights),
+                 "--output", str(tmp_path / "runs"), *ARGS]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note:") == 1 and "falls back to dis" in err
+    summary = json.loads((tmp_path / "runs" / "segment-0001" / "summary.json").read_text())
+    assert summary["config"]["flow"] == "dis"
+
+
+@pytest.mark.parametrize("codec, suffix", [("libx265", ".mkv"), ("libvpx-vp9", ".webm")])
+def test_flow_fallback_none_refuses_a_video_without_vectors_in_one_line(av, tmp_path, weights, capsys, codec, suffix):
+    video = encode_video(textured_pan(2, 1, 3, 64, 128), tmp_path / f"clip{suffix}", codec=codec)
+    assert main(["segment", str(video), "--flow", "mv", "--flow-fallback", "none", "--segmenter", str(weights),
+                 "--output", str(tmp_path / "runs"), *ARGS]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "exports no motion vectors" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
