@@ -57,6 +57,8 @@ class MotionVectorFlow:
         self._chains: dict[int, torch.Tensor] = {}  # key index -> (1, 3, h, w): flow dx, dy and intra share
         self._flow = torch.zeros(0)  # (R, 2, hc, wc) this frame's flow per region, crop-grid pixels
         self._intra = torch.zeros(0)  # (R,) share of each region's crop the chain has no vector for
+        self._grid_key: tuple | None = None  # (regions, crop size, grid) the crop grids below were made for
+        self._grid = self._inside = torch.zeros(0)
 
     def __call__(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise DvsnetError("flow 'mv' reads the codec's motion vectors: run it through DVSNet.step(frame, "
@@ -70,21 +72,22 @@ class MotionVectorFlow:
         height, width = max(r.bottom for r in regions), max(r.right for r in regions)
         grid = (math.ceil(height / BLOCK), math.ceil(width / BLOCK))
         step = resize_flow(torch.from_numpy(motion.flow)[None], grid)  # (1, 2, h, w) in this frame's grid
-        intra = F.interpolate(torch.from_numpy(motion.intra).float()[None, None], size=grid, mode="nearest")
-        chains = {}
-        for key in map(int, np.unique(key_index)):
-            chain = self._chains.get(key)
-            if chain is None:  # a key frame of the previous frame: chain_{t-1->k} = 0
-                chains[key] = torch.cat([step, intra], 1)
-            else:
-                carried = backward_warp(chain, step)  # (1, 3, h, w): chain_{t-1->k} at p + m_t(p)
-                chains[key] = torch.cat([step + carried[:, :2], torch.maximum(intra, carried[:, 2:])], 1)
-        self._chains = chains
-        cells = (math.ceil(crop_size[0] / BLOCK), math.ceil(crop_size[1] / BLOCK))
-        crops = torch.cat([_crop(chains[int(k)], r, cells) for k, r in zip(key_index, regions)])  # (R, 3, ·, ·)
-        self._flow = crops[:, :2]
-        self._intra = torch.stack([crops[i, 2, : math.ceil(r.height / BLOCK), : math.ceil(r.width / BLOCK)].mean()
-                                   for i, r in enumerate(regions)])
+        intra = torch.from_numpy(motion.intra)[None, None]
+        intra = (intra if intra.shape[-2:] == grid else F.interpolate(intra.float(), size=grid, mode="nearest")).float()
+        keys = [int(k) for k in np.unique(key_index)]
+        started = torch.cat([step, intra], 1)  # chain_{t->t-1}: (1, 3, h, w)
+        old = [k for k in keys if k in self._chains]
+        if old:  # every key's chain in one warp: (K, 3, h, w) sampled at p + m_t(p)
+            carried = backward_warp(torch.cat([self._chains[k] for k in old]), step.expand(len(old), -1, -1, -1))
+            carried = torch.cat([step + carried[:, :2], torch.maximum(intra, carried[:, 2:])], 1)
+        self._chains = {k: carried[old.index(k)][None] if k in old else started for k in keys}
+        if self._grid_key != (tuple(regions), tuple(crop_size), grid):
+            self._grid_key = (tuple(regions), tuple(crop_size), grid)
+            self._grid, self._inside = _crop_grids(regions, crop_size, grid)
+        chains = torch.cat([self._chains[int(k)] for k in key_index])  # (R, 3, h, w)
+        crops = F.grid_sample(chains, self._grid, mode="bilinear", padding_mode="border", align_corners=True)
+        self._flow = crops[:, :2]  # (R, 2, Hc/4, Wc/4)
+        self._intra = (crops[:, 2] * self._inside).sum((1, 2)) / self._inside.sum((1, 2))
 
     def untrusted(self) -> torch.Tensor:
         """(R,) bool: the regions whose chain is mostly intra (see the module docstring)."""
@@ -100,16 +103,25 @@ class MotionVectorFlow:
         return flow, motion_features(key, cur, resize_flow(flow, tuple(key.shape[-2:])))
 
 
-def _crop(chain: torch.Tensor, region: Region, cells: tuple[int, int]) -> torch.Tensor:
-    """(1, C, h, w) frame-grid field -> (1, C, *cells) on the region crop's own 4-px grid (cell i of the crop
-    is cell i + top/4 of the frame), rows and columns past the region's edge repeating its last one, as
-    dvsnet.regions.crop_regions pads the crops."""
-    h, w = chain.shape[-2:]
-    last_y, last_x = (region.bottom - 1) / BLOCK - 0.375, (region.right - 1) / BLOCK - 0.375  # last pixel's cell coordinate
-    ys = (torch.arange(cells[0], dtype=chain.dtype) + region.top / BLOCK).clamp(max=last_y)
-    xs = (torch.arange(cells[1], dtype=chain.dtype) + region.left / BLOCK).clamp(max=last_x)
-    grid = torch.stack(torch.meshgrid(2 * xs / max(w - 1, 1) - 1, 2 * ys / max(h - 1, 1) - 1, indexing="xy"), -1)
-    return F.grid_sample(chain, grid[None], mode="bilinear", padding_mode="border", align_corners=True)
+def _crop_grids(regions: Sequence[Region], crop_size: tuple[int, int],
+                grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """grid_sample's grid (R, Hc/4, Wc/4, 2) that takes each region's crop, on the crop's own 4-px grid, from
+    a frame-grid field of `grid` cells (cell i of the crop is cell i + top/4 of the frame; rows and columns
+    past the region's edge repeat its last one, as dvsnet.regions.crop_regions pads the crops), and the
+    mask (R, Hc/4, Wc/4) of the cells inside each region."""
+    h, w = grid
+    cells = (math.ceil(crop_size[0] / BLOCK), math.ceil(crop_size[1] / BLOCK))
+    grids, inside = [], []
+    for r in regions:
+        rows, cols = math.ceil(r.height / BLOCK), math.ceil(r.width / BLOCK)
+        ys = torch.arange(cells[0], dtype=torch.float32).clamp(max=rows - 1) + r.top / BLOCK
+        xs = torch.arange(cells[1], dtype=torch.float32).clamp(max=cols - 1) + r.left / BLOCK
+        grids.append(torch.stack(torch.meshgrid(2 * xs / max(w - 1, 1) - 1, 2 * ys / max(h - 1, 1) - 1,
+                                                indexing="xy"), -1))
+        mask = torch.zeros(cells)
+        mask[:rows, :cols] = 1
+        inside.append(mask)
+    return torch.stack(grids), torch.stack(inside)
 
 
 def plan_motion(flow: object, source: str | os.PathLike, fallback: str = FALLBACK_FLOW,

@@ -71,12 +71,14 @@ def no_motion(height: int, width: int) -> MotionField:
 
 
 def _rasterize(vectors: np.ndarray, shift: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Paint each vector's `shift` (n, 2) over the cells of its block: (sum (2, h, w), count (h, w))."""
+    """Paint each vector's `shift` (n, 2) over the cells of its block: (flow (2, h, w), painted (h, w) bool).
+    A codec's blocks of one direction do not overlap, so each cell is written once."""
     h, w = grid
-    total, count = np.zeros((2, h * w), np.float64), np.zeros(h * w, np.float64)
-    sizes = np.stack([vectors["w"], vectors["h"]], 1).astype(np.int64)
-    for bw, bh in np.unique(sizes, axis=0):
-        pick = (sizes[:, 0] == bw) & (sizes[:, 1] == bh)
+    flow, painted = np.zeros((2, h * w), np.float32), np.zeros(h * w, bool)
+    sizes = vectors["w"].astype(np.int64) * 256 + vectors["h"]
+    for size in np.unique(sizes):
+        bw, bh = int(size) // 256, int(size) % 256
+        pick = sizes == size
         left = (vectors["dst_x"][pick].astype(np.int64) - bw // 2) // BLOCK  # (n,) first cell of each block
         top = (vectors["dst_y"][pick].astype(np.int64) - bh // 2) // BLOCK
         cols = left[:, None, None] + np.arange(max(1, bw // BLOCK))[None, None, :]  # (n, 1, bw/4)
@@ -85,10 +87,8 @@ def _rasterize(vectors: np.ndarray, shift: np.ndarray, grid: tuple[int, int]) ->
         inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
         cell = (rows * w + cols)[inside]
         values = np.broadcast_to(shift[pick][:, None, None, :], (*rows.shape, 2))[inside]  # (m, 2)
-        count += np.bincount(cell, minlength=h * w)
-        for axis in range(2):
-            total[axis] += np.bincount(cell, weights=values[:, axis], minlength=h * w)
-    return total.reshape(2, h, w), count.reshape(h, w)
+        flow[0, cell], flow[1, cell], painted[cell] = values[:, 0], values[:, 1], True
+    return flow.reshape(2, h, w), painted.reshape(h, w)
 
 
 def dense_field(vectors: np.ndarray | None, frame_size: tuple[int, int], *, frames_back: int = 1,
@@ -102,18 +102,16 @@ def dense_field(vectors: np.ndarray | None, frame_size: tuple[int, int], *, fram
     grid = grid_size(*frame_size)
     if vectors is None or len(vectors) == 0:
         return no_motion(*frame_size)
-    motion = np.stack([vectors["motion_x"], vectors["motion_y"]], 1).astype(np.float64)
-    motion /= np.maximum(vectors["motion_scale"], 1).astype(np.float64)[:, None] * BLOCK  # (n, 2) in cells
+    motion = np.stack([vectors["motion_x"], vectors["motion_y"]], 1).astype(np.float32)
+    motion /= np.maximum(vectors["motion_scale"], 1).astype(np.float32)[:, None] * BLOCK  # (n, 2) in cells
     past = vectors["source"] < 0
-    total, count = _rasterize(vectors[past], motion[past] / max(frames_back, 1), grid)
-    flow = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
-    have = count > 0
-    if frames_ahead is not None and (~past).any():
-        total, ahead = _rasterize(vectors[~past], -motion[~past] / max(frames_ahead, 1), grid)
-        only_ahead = (ahead > 0) & ~have
-        flow[:, only_ahead] = total[:, only_ahead] / ahead[only_ahead]
+    flow, have = _rasterize(vectors[past], motion[past] / max(frames_back, 1), grid)
+    if frames_ahead is not None and not past.all():
+        ahead, painted = _rasterize(vectors[~past], -motion[~past] / max(frames_ahead, 1), grid)
+        only_ahead = painted & ~have
+        flow[:, only_ahead] = ahead[:, only_ahead]
         have |= only_ahead
-    return MotionField(flow.astype(np.float32), ~have, tuple(frame_size))
+    return MotionField(flow, ~have, tuple(frame_size))
 
 
 def chain_fields(later: MotionField, earlier: MotionField) -> MotionField:
