@@ -53,3 +53,19 @@ def test_flow_fallback_none_refuses_a_video_without_vectors_in_one_line(av, tmp_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "exports no motion vectors" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_calibrate_makes_a_dn_for_mv_that_segment_uses_with_mv_only(av, tmp_path, weights, capsys):
+    video = encode_video(textured_pan(2, 1, 14, 64, 128), tmp_path / "pan.mp4", crf=18)
+    out = tmp_path / "cal" / "dn.safetensors"
+    assert main(["calibrate", str(video), "--flow", "mv", "--segmenter", str(weights), "--grid", "1x2",
+                 "--out", str(out), "--max-offset", "2", "--steps", "8", "--thresholds", "0.5,0.99",
+                 "--cache", str(tmp_path / "cache"), "--no-progress", "--threads", "1"]) == 0
+    record = json.loads((out.parent / "calibration.json").read_text())
+    assert record["pipeline"]["flow"] == "mv" and record["samples"] == {"training": 3 * 2 * 2, "held_out": 1 * 2 * 2}
+    base = ["segment", str(video), "--segmenter", str(weights), "--grid", "1x2", "--dn", str(out),
+            "--policy", "dn:0.5", "--output", str(tmp_path / "runs"), *ARGS]
+    assert main([*base, "--flow", "mv"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--flow", "dis"]) == 2
+    assert "was calibrated for flow 'mv'" in capsys.readouterr().err
