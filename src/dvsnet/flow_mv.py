@@ -6,13 +6,15 @@ estimator (`DVSNet.step(frame, motion=field)`), which keeps one chain per live k
 
     chain_{t->k}(p) = m_t(p) + chain_{t-1->k}(p + m_t(p))        (backward composition; chain_{k->k} = 0)
 
-and an intra share carried the same way (1 where some step of the chain had no vector). A region's flow
-is its crop of the chain of its own key frame, so regions whose keys differ get different chains.
+where m_t's intra cells (no vector) first take their inter neighbours' motion (data.motion.fill_intra).
+A region's flow is its crop of the chain of its own key frame, so regions whose keys differ get
+different chains.
 
-Trust: a region whose chain is intra over more than UNTRUSTED_INTRA_SHARE of its area (it crossed an
-I-frame, or a scene change the encoder coded intra) is segmented whatever the policy says: it becomes a
-key frame and its chain starts again. Smaller intra patches (uncovered background, a new object) keep
-the flow of 0 the codec gives them; the decision network sees the damage in its residual feature.
+Trust: a region that this frame codes intra over more than UNTRUSTED_INTRA_SHARE of its area (an
+I-frame, or a scene cut the encoder coded intra) is segmented whatever the policy says: it becomes a key
+frame there, so no chain ever crosses an I-frame. Smaller intra patches (texture the encoder found cheaper
+to code than to predict, uncovered background, a new object; benchmarks/bench_mv.py reports their share)
+take their neighbours' motion; the decision network sees what that gets wrong in its residual feature.
 
 Decision-network features: the DIS ones (dvsnet.flow.motion_features, computed from the chained flow), so
 the shipped `dis` DN serves `--flow mv` as it is (`dn_variant`).
@@ -30,13 +32,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvsnet.data.motion import BLOCK, MotionField, why_no_vectors
+from dvsnet.data.motion import BLOCK, MotionField, fill_intra, why_no_vectors
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import motion_features
 from dvsnet.regions import Region
 from dvsnet.warp import backward_warp, resize_flow
 
-UNTRUSTED_INTRA_SHARE = 0.5  # a region whose chain is intra over more than this share is segmented
+UNTRUSTED_INTRA_SHARE = 0.5  # a region this frame codes intra over more than this share is segmented
 FALLBACK_FLOW = "dis"
 FLOW_FALLBACKS = ("dis", "none")
 
@@ -54,9 +56,9 @@ class MotionVectorFlow:
         self.reset()
 
     def reset(self) -> None:
-        self._chains: dict[int, torch.Tensor] = {}  # key index -> (1, 3, h, w): flow dx, dy and intra share
+        self._chains: dict[int, torch.Tensor] = {}  # key index -> (1, 2, h, w) chain_{t->k}
         self._flow = torch.zeros(0)  # (R, 2, hc, wc) this frame's flow per region, crop-grid pixels
-        self._intra = torch.zeros(0)  # (R,) share of each region's crop the chain has no vector for
+        self._intra = torch.zeros(0)  # (R,) share of each region's crop this frame has no vector for
         self._grid_key: tuple | None = None  # (regions, crop size, grid) the crop grids below were made for
         self._grid = self._inside = torch.zeros(0)
 
@@ -71,26 +73,27 @@ class MotionVectorFlow:
         regions: the frame's regions; crop_size (Hc, Wc): their padded crops' size."""
         height, width = max(r.bottom for r in regions), max(r.right for r in regions)
         grid = (math.ceil(height / BLOCK), math.ceil(width / BLOCK))
-        step = resize_flow(torch.from_numpy(motion.flow)[None], grid)  # (1, 2, h, w) in this frame's grid
-        intra = torch.from_numpy(motion.intra)[None, None]
-        intra = (intra if intra.shape[-2:] == grid else F.interpolate(intra.float(), size=grid, mode="nearest")).float()
+        intra = torch.from_numpy(motion.intra)[None, None].float()
+        step = fill_intra(torch.from_numpy(motion.flow)[None], intra)  # (1, 2, h', w') intra cells filled
+        step = resize_flow(step, grid)  # (1, 2, h, w) in pixels of this frame's grid
+        if intra.shape[-2:] != grid:
+            intra = F.interpolate(intra, size=grid, mode="nearest")
         keys = [int(k) for k in np.unique(key_index)]
-        started = torch.cat([step, intra], 1)  # chain_{t->t-1}: (1, 3, h, w)
         old = [k for k in keys if k in self._chains]
-        if old:  # every key's chain in one warp: (K, 3, h, w) sampled at p + m_t(p)
-            carried = backward_warp(torch.cat([self._chains[k] for k in old]), step.expand(len(old), -1, -1, -1))
-            carried = torch.cat([step + carried[:, :2], torch.maximum(intra, carried[:, 2:])], 1)
-        self._chains = {k: carried[old.index(k)][None] if k in old else started for k in keys}
+        if old:  # every key's chain in one warp: (K, 2, h, w) sampled at p + m_t(p)
+            carried = step + backward_warp(torch.cat([self._chains[k] for k in old]), step.expand(len(old), -1, -1, -1))
+        self._chains = {k: carried[old.index(k)][None] if k in old else step for k in keys}  # new keys: chain = m_t
         if self._grid_key != (tuple(regions), tuple(crop_size), grid):
             self._grid_key = (tuple(regions), tuple(crop_size), grid)
             self._grid, self._inside = _crop_grids(regions, crop_size, grid)
-        chains = torch.cat([self._chains[int(k)] for k in key_index])  # (R, 3, h, w)
-        crops = F.grid_sample(chains, self._grid, mode="bilinear", padding_mode="border", align_corners=True)
+        fields = torch.cat([torch.cat([self._chains[int(k)] for k in key_index]),
+                            intra.expand(len(regions), -1, -1, -1)], 1)  # (R, 3, h, w): chain, this frame's intra
+        crops = F.grid_sample(fields, self._grid, mode="bilinear", padding_mode="border", align_corners=True)
         self._flow = crops[:, :2]  # (R, 2, Hc/4, Wc/4)
         self._intra = (crops[:, 2] * self._inside).sum((1, 2)) / self._inside.sum((1, 2))
 
     def untrusted(self) -> torch.Tensor:
-        """(R,) bool: the regions whose chain is mostly intra (see the module docstring)."""
+        """(R,) bool: the regions this frame codes mostly intra (see the module docstring)."""
         return self._intra > UNTRUSTED_INTRA_SHARE
 
     def region_flow(self, index: torch.Tensor, key: torch.Tensor, cur: torch.Tensor,

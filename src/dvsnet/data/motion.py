@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dvsnet.errors import DvsnetError
 
@@ -114,13 +115,40 @@ def dense_field(vectors: np.ndarray | None, frame_size: tuple[int, int], *, fram
     return MotionField(flow, ~have, tuple(frame_size))
 
 
+FILL_STEPS = 4  # intra holes up to 2 * FILL_STEPS cells (32 px) wide take their neighbours' motion
+
+
+def fill_intra(flow: torch.Tensor, intra: torch.Tensor) -> torch.Tensor:
+    """(B, 2, h, w) flow that is 0 at intra cells, (B, 1, h, w) float intra mask -> the flow with each intra
+    cell given the mean motion of the inter cells around it: FILL_STEPS rounds of 3x3 normalised
+    convolution, each reaching one cell further; what is still out of reach (an I-frame) keeps 0.
+    An intra block in a P-frame is mostly texture the encoder found cheaper to code than to predict, or
+    newly uncovered content; its neighbours' motion is the best guess the stream holds."""
+    have = 1 - intra
+    if bool(have.all()) or not bool(have.any()):
+        return flow
+    filled, known = flow * have, have
+    for _ in range(FILL_STEPS):
+        total = F.avg_pool2d(filled, 3, stride=1, padding=1, count_include_pad=False)
+        weight = F.avg_pool2d(known, 3, stride=1, padding=1, count_include_pad=False)
+        grow = (known == 0) & (weight > 0)  # (B, 1, h, w): cells reached this round
+        filled = torch.where(grow, total / weight.clamp_min(1e-6), filled)
+        known = torch.where(grow, torch.ones_like(known), known)
+        if bool(known.all()):
+            break
+    return filled
+
+
 def chain_fields(later: MotionField, earlier: MotionField) -> MotionField:
     """The field from `later`'s frame to `earlier`'s reference: c(p) = m_later(p) + m_earlier(p + m_later(p))
-    (backward composition); a cell is intra when either step was at the place it reads."""
+    (backward composition, intra cells of each filled first: fill_intra); a cell is intra when either
+    step was at the place it reads."""
     from dvsnet.warp import backward_warp
 
-    step = torch.from_numpy(later.flow)[None]  # (1, 2, h, w)
-    before = torch.cat([torch.from_numpy(earlier.flow), torch.from_numpy(earlier.intra).float()[None]])[None]
+    step = fill_intra(torch.from_numpy(later.flow)[None], torch.from_numpy(later.intra).float()[None, None])
+    earlier_intra = torch.from_numpy(earlier.intra).float()[None]
+    earlier_flow = fill_intra(torch.from_numpy(earlier.flow)[None], earlier_intra[None])[0]
+    before = torch.cat([earlier_flow, earlier_intra])[None]
     carried = backward_warp(before, step)[0]  # (3, h, w): earlier's flow and intra at p + m_later(p)
     return MotionField((step[0] + carried[:2]).numpy(), later.intra | (carried[2].numpy() > 0), later.frame_size)
 
