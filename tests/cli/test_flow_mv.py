@@ -69,3 +69,19 @@ def test_calibrate_makes_a_dn_for_mv_that_segment_uses_with_mv_only(av, tmp_path
     capsys.readouterr()
     assert main([*base, "--flow", "dis"]) == 2
     assert "was calibrated for flow 'mv'" in capsys.readouterr().err
+
+
+def test_evaluate_without_labels_runs_mv_on_a_video_and_falls_back_on_frames(av, tmp_path, weights, capsys):
+    video = encode_video(textured_pan(2, 1, 8, 64, 128), tmp_path / "pan.mp4", crf=18)
+    common = ["--flow", "mv", "--segmenter", str(weights), "--grid", "1x2", "--policy", "fixed:3", "--threads", "1",
+              "--warmup-frames", "2", "--no-progress", "--output", str(tmp_path / "out")]
+    assert main(["evaluate", str(video), *common]) == 0
+    result = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
+    assert result["config"]["flow"] == "mv" and result["frames"] == 8 and result["pixel_agreement"] > 0.5
+    assert "note:" not in capsys.readouterr().err
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, image in enumerate(textured_pan(2, 1, 4, 64, 128)):
+        cv2.imwrite(str(folder / f"f{i}.png"), image)
+    assert main(["evaluate", str(folder), *common]) == 0
+    assert capsys.readouterr().err.count("falls back to dis") == 1
