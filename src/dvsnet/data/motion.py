@@ -115,28 +115,42 @@ def dense_field(vectors: np.ndarray | None, frame_size: tuple[int, int], *, fram
     return MotionField(flow, ~have, tuple(frame_size))
 
 
-FILL_STEPS = 4  # intra holes up to 2 * FILL_STEPS cells (32 px) wide take their neighbours' motion
+FILL_STEPS = 4  # intra areas up to 2 * FILL_STEPS macroblocks (128 px) wide take their neighbours' motion
+MACROBLOCK = 16 // BLOCK  # cells per side of a 16x16 macroblock, the unit H.264 and MPEG-4 code intra in
+
+
+def _box3(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> the sum over each 3x3 neighbourhood, zero outside (shifted adds: ~10x faster than
+    F.avg_pool2d on the CPU at these sizes)."""
+    padded = F.pad(x, (1, 1, 1, 1))
+    rows = padded[..., :-2, :] + padded[..., 1:-1, :] + padded[..., 2:, :]
+    return rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
 
 
 def fill_intra(flow: torch.Tensor, intra: torch.Tensor) -> torch.Tensor:
     """(B, 2, h, w) flow that is 0 at intra cells, (B, 1, h, w) float intra mask -> the flow with each intra
-    cell given the mean motion of the inter cells around it: FILL_STEPS rounds of 3x3 normalised
-    convolution, each reaching one cell further; what is still out of reach (an I-frame) keeps 0.
-    An intra block in a P-frame is mostly texture the encoder found cheaper to code than to predict, or
-    newly uncovered content; its neighbours' motion is the best guess the stream holds."""
+    cell given the motion around it: per 16x16 macroblock the mean of its inter cells, then FILL_STEPS
+    rounds of 3x3 normalised convolution over macroblocks, each reaching one macroblock further; what is
+    still out of reach (an I-frame) keeps 0. An intra block in a P-frame is mostly texture the encoder found
+    cheaper to code than to predict, or newly uncovered content; its neighbours' motion is the best guess
+    the stream holds."""
     have = 1 - intra
     if bool(have.all()) or not bool(have.any()):
         return flow
-    filled, known = flow * have, have
+    h, w = flow.shape[-2:]
+    pad = (0, -w % MACROBLOCK, 0, -h % MACROBLOCK)
+    weight = F.avg_pool2d(F.pad(have, pad), MACROBLOCK)  # (B, 1, h/4, w/4): share of inter cells per macroblock
+    known = (weight > 0).float()
+    mean = F.avg_pool2d(F.pad(flow * have, pad), MACROBLOCK) / weight.clamp_min(1e-6)  # 0 where unknown
     for _ in range(FILL_STEPS):
-        total = F.avg_pool2d(filled, 3, stride=1, padding=1, count_include_pad=False)
-        weight = F.avg_pool2d(known, 3, stride=1, padding=1, count_include_pad=False)
-        grow = (known == 0) & (weight > 0)  # (B, 1, h, w): cells reached this round
-        filled = torch.where(grow, total / weight.clamp_min(1e-6), filled)
-        known = torch.where(grow, torch.ones_like(known), known)
         if bool(known.all()):
             break
-    return filled
+        total, count = _box3(mean * known), _box3(known)
+        grow = (1 - known) * (count > 0)
+        mean = mean + grow * total / count.clamp_min(1e-6)
+        known = known + grow
+    guess = F.interpolate(mean, scale_factor=MACROBLOCK, mode="nearest")[..., :h, :w]  # 0 where still unknown
+    return flow * have + guess * intra  # flow is 0 at intra cells
 
 
 def chain_fields(later: MotionField, earlier: MotionField) -> MotionField:
