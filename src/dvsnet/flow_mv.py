@@ -1,7 +1,7 @@
 """The `mv` flow estimator: the video codec's motion vectors, chained from each region's key frame.
 
 Decoding already gives every P/B-frame's block vectors (dvsnet.data.motion reads them, one MotionField
-per frame: current -> previous frame on a 4-px grid). The pipeline hands each frame's field to the
+per frame: current -> previous frame on an 8-px grid). The pipeline hands each frame's field to the
 estimator (`DVSNet.step(frame, motion=field)`), which keeps one chain per live key-frame index k:
 
     chain_{t->k}(p) = m_t(p) + chain_{t-1->k}(p + m_t(p))        (backward composition; chain_{k->k} = 0)
@@ -89,7 +89,7 @@ class MotionVectorFlow:
         fields = torch.cat([torch.cat([self._chains[int(k)] for k in key_index]),
                             intra.expand(len(regions), -1, -1, -1)], 1)  # (R, 3, h, w): chain, this frame's intra
         crops = F.grid_sample(fields, self._grid, mode="bilinear", padding_mode="border", align_corners=True)
-        self._flow = crops[:, :2]  # (R, 2, Hc/4, Wc/4)
+        self._flow = crops[:, :2]  # (R, 2, Hc/8, Wc/8)
         self._intra = (crops[:, 2] * self._inside).sum((1, 2)) / self._inside.sum((1, 2))
 
     def untrusted(self) -> torch.Tensor:
@@ -98,7 +98,7 @@ class MotionVectorFlow:
 
     def region_flow(self, index: torch.Tensor, key: torch.Tensor, cur: torch.Tensor,
                     features: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The flow of the regions `index` (n, 2, Hc/4, Wc/4), current -> key in pixels of the 4-px crop grid,
+        """The flow of the regions `index` (n, 2, Hc/8, Wc/8), current -> key in pixels of the 8-px crop grid,
         and, when `features`, their decision-network features from key, cur (n, 3, h, w) crops."""
         flow = self._flow[index].to(key.device)
         if not (features and self.with_features):
@@ -108,10 +108,10 @@ class MotionVectorFlow:
 
 def _crop_grids(regions: Sequence[Region], crop_size: tuple[int, int],
                 grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """grid_sample's grid (R, Hc/4, Wc/4, 2) that takes each region's crop, on the crop's own 4-px grid, from
-    a frame-grid field of `grid` cells (cell i of the crop is cell i + top/4 of the frame; rows and columns
+    """grid_sample's grid (R, Hc/8, Wc/8, 2) that takes each region's crop, on the crop's own 8-px grid, from
+    a frame-grid field of `grid` cells (cell i of the crop is cell i + top/8 of the frame; rows and columns
     past the region's edge repeat its last one, as dvsnet.regions.crop_regions pads the crops), and the
-    mask (R, Hc/4, Wc/4) of the cells inside each region."""
+    mask (R, Hc/8, Wc/8) of the cells inside each region."""
     h, w = grid
     cells = (math.ceil(crop_size[0] / BLOCK), math.ceil(crop_size[1] / BLOCK))
     grids, inside = [], []
