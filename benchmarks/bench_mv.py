@@ -156,18 +156,23 @@ def run(pipe: DVSNet, frames, fields, labels=None, reference=None) -> dict:
             "labels": outputs}
 
 
-def accuracy(snippets, thresholds, crf: int, workdir: Path, reader_ms_per_px: float) -> dict:
-    """Part 2 (see the module docstring)."""
+def accuracy(snippets, thresholds, crf: int, workdir: Path, reader_ms_per_px: float,
+             calibrated: dict[str, str] | None = None) -> dict:
+    """Part 2 (see the module docstring); `calibrated` {flow: DN file} adds rows "<flow>+dn dn:T" with
+    that decision network (from `dvsnet calibrate --flow <flow>`)."""
     decoded = []
     for k, (frames, labels) in enumerate(snippets):
         path = encode_video(frames, workdir / f"synth{k}.mp4", crf=crf)
         items = list(read_motion_frames(path))
         decoded.append(([i for _, i, _ in items], [f for _, _, f in items], labels))
     extra_s = reader_ms_per_px * decoded[0][0][0].shape[0] * decoded[0][0][0].shape[1] / 1000  # per frame
-    configs = [("always", "dis", "always")] + [(f"dn:{t:g}", flow, f"dn:{t:g}") for t in thresholds
-                                               for flow in ("dis", "mv")]
-    pipes = {(name, flow): DVSNet.from_config(PipelineConfig(segmenter="fast", flow=flow, policy=policy))
-             for name, flow, policy in configs}
+    calibrated = calibrated or {}
+    configs = [("always", "dis", "always", None)] + [(f"dn:{t:g}", flow, f"dn:{t:g}", None) for t in thresholds
+                                                     for flow in ("dis", "mv")]
+    configs += [(f"dn:{t:g}", f"{flow}+dn", f"dn:{t:g}", dn) for t in thresholds for flow, dn in calibrated.items()]
+    pipes = {(name, label): DVSNet.from_config(PipelineConfig(segmenter="fast", flow=label.removesuffix("+dn"),
+                                                              policy=policy, dn=dn))
+             for name, label, policy, dn in configs}
     for pipe in pipes.values():  # warm-up
         run(pipe, decoded[0][0][:5], decoded[0][1][:5])
     rows = {key: {"seconds": 0.0, "matrix": np.zeros((19, 19), np.int64), "seg": 0, "regions": 0} for key in pipes}
@@ -175,7 +180,7 @@ def accuracy(snippets, thresholds, crf: int, workdir: Path, reader_ms_per_px: fl
         for key, pipe in pipes.items():  # interleaved per snippet: load on the machine falls on all alike
             r = run(pipe, frames, fields, labels)
             row = rows[key]
-            row["seconds"] += r["seconds"] + (extra_s * len(frames) if key[1] == "mv" else 0.0)
+            row["seconds"] += r["seconds"] + (extra_s * len(frames) if key[1].startswith("mv") else 0.0)
             row["matrix"] += r["matrix"]
             row["seg"] += r["seg"]
             row["regions"] += r["regions"]
@@ -229,6 +234,8 @@ def main() -> None:
     parser.add_argument("--clip-width", type=int, default=512)
     parser.add_argument("--clip-frames", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--mv-dn", default=None, help="a DN from `dvsnet calibrate --flow mv`: adds mv+dn rows")
+    parser.add_argument("--dis-dn", default=None, help="a DN from `dvsnet calibrate --flow dis`: adds dis+dn rows")
     parser.add_argument("--parts", nargs="+", choices=("cost", "accuracy", "clips"),
                         default=["cost", "accuracy", "clips"], help="which measurements to run (default: all)")
     parser.add_argument("--out", default="results/bench_mv.json")
@@ -243,7 +250,9 @@ def main() -> None:
         costs = result["cost"]["ms_per_frame"]
         overhead = max(0.0, costs["decode_export"] - costs["decode"]) + costs["mv_field"]
         if "accuracy" in args.parts:
-            result["accuracy"] = accuracy(snippets, args.thresholds, args.crf, Path(tmp), overhead / (512 * 1024))
+            calibrated = {flow: dn for flow, dn in (("mv", args.mv_dn), ("dis", args.dis_dn)) if dn}
+            result["accuracy"] = accuracy(snippets, args.thresholds, args.crf, Path(tmp), overhead / (512 * 1024),
+                                          calibrated)
             print(json.dumps(result["accuracy"], indent=1))
     if args.clips and "clips" in args.parts:
         result["clips"] = clips(args.clips, args.clip_width, args.clip_frames, args.thresholds,
