@@ -164,8 +164,8 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
     """
     info = probe(source)
     flow, motion = plan_motion(config.flow, source, flow_fallback, note)
-    if flow is not config.flow:
-        config = config.replace(flow=flow)
+    if flow is not config.flow:  # "mv" on a source without vectors: the fallback flow, a pipeline of its own
+        config, pipe = config.replace(flow=flow), None
     frames = read_named_frames(source, resize=resize, stride=stride, max_frames=max_frames, motion=motion)
     height, width = check_source_and_grid(config, info, resize)
     if pipe is None:
