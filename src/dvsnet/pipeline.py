@@ -7,7 +7,7 @@ flow estimator called once per frame on the batch of regions that need flow.
 
 With the codec's motion vectors (flow "mv", dvsnet.flow_mv) each frame comes with its MotionField
 (`step(frame, motion=field)`): the estimator chains it from every region's key frame before the policy
-decides, and regions whose chain is mostly intra (an I-frame) are segmented whatever the policy says.
+decides, and regions the frame codes mostly intra (an I-frame) are segmented whatever the policy says.
 """
 from __future__ import annotations
 
@@ -220,23 +220,18 @@ class DVSNet:
         def labels(logits: torch.Tensor) -> torch.Tensor:
             return upsample_logits(logits, self._crop_size)[1]
 
-        if self._reads_motion and self._key_images is not None:
-            def region_flow(index: torch.Tensor, features: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-                key, cur = self._key_images[index], images[index]
-                if features and self._flow_size is not None:
-                    key, cur = (F.interpolate(x, size=self._flow_size, mode="area") for x in (key, cur))
-                return self.flow.region_flow(index, key, cur, features)
+        def region_flow(index: torch.Tensor, features: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+            """The mv estimator's flow of the regions `index` (it knows where they are, not their pixels)."""
+            key, cur = self._key_images[index], images[index]
+            if features and self._flow_size is not None:
+                key, cur = (F.interpolate(x, size=self._flow_size, mode="area") for x in (key, cur))
+            return self.flow.region_flow(index, key, cur, features)
 
-            return RegionBatch(
-                ages=torch.from_numpy(self.index - self._key_index), key_images=self._key_images, images=images,
-                key_logits=self._key_logits, region_flow=clock.timed("flow", region_flow),
-                segment=clock.timed("segmentation", self.segmenter), to_labels=clock.timed("warp", labels),
-                warp=clock.timed("warp", lambda key_logits, flow: self._warp(key_logits, flow)[1]),
-            )
+        flow = ({"region_flow": clock.timed("flow", region_flow)} if self._reads_motion else
+                {"estimate_flow": clock.timed("flow", lambda key, cur: estimate_flow(self.flow, key, cur, self._flow_size))})
         return RegionBatch(
             ages=torch.from_numpy(self.index - self._key_index), key_images=self._key_images, images=images,
-            key_logits=self._key_logits,
-            estimate_flow=clock.timed("flow", lambda key, cur: estimate_flow(self.flow, key, cur, self._flow_size)),
+            key_logits=self._key_logits, **flow,
             segment=clock.timed("segmentation", self.segmenter),
             to_labels=clock.timed("warp", labels),
             warp=clock.timed("warp", lambda key_logits, flow: self._warp(key_logits, flow)[1]),
@@ -249,7 +244,7 @@ class DVSNet:
         with clock("decision"):
             warp, scores = self.policy.decide(batch)
         warp = warp.to(torch.bool).cpu()
-        if self._reads_motion:  # a chain that crossed an I-frame carries no motion: segment the region
+        if self._reads_motion:  # a region this frame codes mostly intra (an I-frame) has no motion: segment it
             warp &= ~self.flow.untrusted()
         return warp, scores.float().cpu()
 
