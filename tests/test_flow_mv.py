@@ -97,7 +97,7 @@ def test_mv_without_motion_is_a_one_line_error_and_other_flows_ignore_motion():
     frame = np.zeros((H, W, 3), np.uint8)
     with pytest.raises(DvsnetError, match="motion vectors"):
         DVSNet(segmenter=ColourSegmenter(), flow="mv", policy="fixed:5").step(frame)
-    dis = DVSNet(segmenter=ColourSegmenter(), flow="dis", policy="fixed:5")
+    dis = DVSNet(segmenter=ColourSegmenter(), flow="dis", policy="fixed:5", grid=(2, 2))
     assert dis.step(frame, motion=no_motion(H, W)).paths == ["seg"] * 4
 
 

@@ -89,7 +89,8 @@ def test_evaluate_without_labels_runs_mv_on_a_video_and_falls_back_on_frames(av,
 
 def test_the_demo_runs_mv_on_its_own_mpeg4_clip(av, tmp_path, weights, capfd):
     out = tmp_path / "runs"
-    assert main(["demo", "--flow", "mv", "--segmenter", str(weights), "--policy", "fixed:3", "--frames", "6",
+    assert main(["demo", "--flow", "mv", "--segmenter", str(weights), "--policy", "fixed:3", "--grid", "2x2",
+                 "--frames", "6",
                  "--size", "64x128", "--seed", "3", "--output", str(out), "--no-progress"]) == 0
     assert "note:" not in capfd.readouterr().err
     summary = json.loads((out / "demo-0001" / "summary.json").read_text())
