@@ -44,6 +44,9 @@ from dvsnet.regions import crop_regions, region_grid
 FRAMES = 20  # frames 0..19 of each snippet: the evaluation protocol's length
 
 
+# the pipeline docs/motion-vectors.md measured: 2x2 regions, the DN alone deciding (no key-age cap)
+MEASURED = {"grid": (2, 2), "max_key_age": 0}
+
 def snippet_frames(data: str, count: int) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
     """(frames 0..19, their train-id labels) of the first `count` val snippets."""
     dataset = CityscapesSequences(data, "val")
@@ -171,7 +174,7 @@ def accuracy(snippets, thresholds, crf: int, workdir: Path, reader_ms_per_px: fl
                                                      for flow in ("dis", "mv")]
     configs += [(f"dn:{t:g}", f"{flow}+dn", f"dn:{t:g}", dn) for t in thresholds for flow, dn in calibrated.items()]
     pipes = {(name, label): DVSNet.from_config(PipelineConfig(segmenter="fast", flow=label.removesuffix("+dn"),
-                                                              policy=policy, dn=dn))
+                                                              policy=policy, dn=dn, **MEASURED))
              for name, label, policy, dn in configs}
     for pipe in pipes.values():  # warm-up
         run(pipe, decoded[0][0][:5], decoded[0][1][:5])
@@ -213,7 +216,7 @@ def clips(names, width: int, frames: int, thresholds, reader_ms_per_px: float) -
         result = {"always 1x1": {"ms_per_frame": 1000 * ref["seconds"] / len(images)}}
         for t in thresholds:
             for flow in ("dis", "mv"):
-                pipe = DVSNet.from_config(PipelineConfig(segmenter="fast", flow=flow, policy=f"dn:{t:g}"))
+                pipe = DVSNet.from_config(PipelineConfig(segmenter="fast", flow=flow, policy=f"dn:{t:g}", **MEASURED))
                 r = run(pipe, images, fields, reference=ref_labels)
                 result[f"{flow} dn:{t:g}"] = {"agreement": statistics.mean(r["agree"]),
                                               "speedup": ref["seconds"] / (r["seconds"] + (extra_s * len(images)
