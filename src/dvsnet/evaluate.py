@@ -209,14 +209,19 @@ def load_frames(
     stride: int = 1,
     max_frames: int | None = None,
     progress: bool = False,
+    motions: list | None = None,
 ) -> tuple[np.ndarray, ...]:
     """Decode a video, folder of frames or glob into memory (H×W×3 uint8 RGB frames, dvsnet.data.video's
-    options); DvsnetError beyond MAX_DECODED_BYTES, or for fewer than 2 frames (nothing to measure over time)."""
+    options); DvsnetError beyond MAX_DECODED_BYTES, or for fewer than 2 frames (nothing to measure over time).
+    motions: a list that receives each frame's codec motion (dvsnet.data.motion), read with the frames."""
     from dvsnet.data.video import read_named_frames
 
     frames, held = [], 0
-    for frame in tqdm(read_named_frames(source, resize=resize, stride=stride, max_frames=max_frames),
+    for frame in tqdm(read_named_frames(source, resize=resize, stride=stride, max_frames=max_frames,
+                                        motion=motions is not None),
                       desc="decode", unit="frame", disable=not progress, leave=False):
+        if motions is not None:
+            motions.append(frame.motion)
         held += frame.image.nbytes
         if held > MAX_DECODED_BYTES:
             raise DvsnetError(f"{source}: the decoded frames would take more than {MAX_DECODED_BYTES / 2**30:.0f} "
@@ -235,19 +240,23 @@ def run_interleaved(
     *,
     warmup_frames: int = 5,
     progress: bool = False,
+    motions: Sequence | None = None,
 ) -> list[tuple[list[np.ndarray], RunStats]]:
     """Step every pipeline through `frames`, one frame at a time for all of them in turn, after
-    `warmup_frames` untimed frames (then a reset). Returns per pipeline its label maps and RunStats."""
+    `warmup_frames` untimed frames (then a reset). Returns per pipeline its label maps and RunStats.
+    motions: each frame's codec motion, for pipelines with flow "mv" (the others ignore it)."""
+    motions = [None] * len(frames) if motions is None else motions
     if warmup_frames > 0:
-        for frame in frames[:warmup_frames]:
+        for frame, motion in zip(frames[:warmup_frames], motions):
             for pipe in pipes:
-                pipe.step(frame)
+                pipe.step(frame, motion=motion)
     for pipe in pipes:
         pipe.reset()
     runs: list[tuple[list[np.ndarray], RunStats]] = [([], RunStats()) for _ in pipes]
-    for frame in tqdm(frames, desc="evaluate", unit="frame", disable=not progress, leave=False):
+    for frame, motion in tqdm(zip(frames, motions), total=len(frames), desc="evaluate", unit="frame",
+                              disable=not progress, leave=False):
         for pipe, (labels, stats) in zip(pipes, runs):
-            out = pipe.step(frame)
+            out = pipe.step(frame, motion=motion)
             stats.add(out)
             labels.append(np.asarray(out.labels))
     return runs
@@ -267,11 +276,13 @@ def evaluate_video_configs(
     warmup_frames: int = 5,
     frames: Sequence[np.ndarray] | None = None,
     progress: bool = False,
+    motion: bool = False,
 ) -> list[dict[str, Any]]:
     """Evaluate several configurations of ONE segmenter on a label-free source in one run: one per-frame
     reference, every pipeline interleaved with it, one flow per frame pair for the measures. One result
     dict (JSON-ready, as evaluate_video's) per config. `frames`, when given, are used instead of decoding
-    `source` (which is then only recorded)."""
+    `source` (which is then only recorded). motion: decode the codec's motion vectors with the frames,
+    for configurations with flow "mv" (dvsnet.flow_mv.plan_motion says whether the source has them)."""
     if not configs:
         raise DvsnetError("nothing to evaluate: no configuration")
     first = configs[0]
@@ -283,11 +294,14 @@ def evaluate_video_configs(
     reference_config = first.replace(policy="always", grid=(1, 1), overlap=None, dn=None)
     # the same segmenter object: no second copy of the weights, and outputs equal where the crops are
     reference = DVSNet.from_config(reference_config.replace(segmenter=pipes[0].segmenter))
+    motions = [] if motion else None
     if frames is None:
-        frames = load_frames(source, resize=resize, stride=stride, max_frames=max_frames, progress=progress)
+        frames = load_frames(source, resize=resize, stride=stride, max_frames=max_frames, progress=progress,
+                             motions=motions)
     started = datetime.datetime.now(datetime.timezone.utc)
     machine = describe_machine(reference.device)
-    runs = run_interleaved(frames, [reference, *pipes], warmup_frames=warmup_frames, progress=progress)
+    runs = run_interleaved(frames, [reference, *pipes], warmup_frames=warmup_frames, progress=progress,
+                           motions=motions)
     (ref_labels, ref_stats), runs = runs[0], runs[1:]
     measures, ref_measures = measure_against_reference(frames, [labels for labels, _ in runs], ref_labels,
                                                        num_classes=reference.num_classes, progress=progress)
@@ -344,6 +358,7 @@ def evaluate_video(
     warmup_frames: int = 5,
     frames: Sequence[np.ndarray] | None = None,
     progress: bool = False,
+    motion: bool = False,
 ) -> dict[str, Any]:
     """Evaluate the pipeline `config` describes on a video file, folder of frames or glob, without labels:
     against the same segmenter run on every frame, in the same run -> result dict (JSON-ready).
@@ -357,4 +372,4 @@ def evaluate_video(
     started_utc, elapsed_s. Fractions in [0, 1]; None where nothing was scored.
     """
     return evaluate_video_configs(source, [config], resize=resize, stride=stride, max_frames=max_frames,
-                                  warmup_frames=warmup_frames, frames=frames, progress=progress)[0]
+                                  warmup_frames=warmup_frames, frames=frames, progress=progress, motion=motion)[0]

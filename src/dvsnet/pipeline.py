@@ -4,6 +4,10 @@ Each region keeps its own key crop, key logits (at the segmenter's stride) and k
 frame, regions without a key frame, or those the policy rejects, go through the segmenter in ONE batch
 and become key frames; the others are warped from their key logits by the flow from their key crop, the
 flow estimator called once per frame on the batch of regions that need flow.
+
+With the codec's motion vectors (flow "mv", dvsnet.flow_mv) each frame comes with its MotionField
+(`step(frame, motion=field)`): the estimator chains it from every region's key frame before the policy
+decides, and regions the frame codes mostly intra (an I-frame) are segmented whatever the policy says.
 """
 from __future__ import annotations
 
@@ -14,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dvsnet.backends import load_pipeline_segmenter
 from dvsnet.config import AUTO_GRID, PipelineConfig, same_segmenter
+from dvsnet.data.motion import MotionField
 from dvsnet.devices import clock, pick_device, same_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import FlowEstimator, build_flow
@@ -88,10 +94,12 @@ class DVSNet:
     Built from a PipelineConfig (`DVSNet.from_config(config)`), or from its fields as keywords:
     segmenter: "fast" | "accurate" | weights path | callable (B,3,h,w) [0,1] -> (B,K,h',w') logits.
     flow: a name in dvsnet.flow.FLOWS ("dis", "dis-fast", "dis-medium", "flownet", "flownet-conv4",
-    "flownet-conv5", "flownet-image-flow") or an estimator callable (see flow.py).
+    "flownet-conv5", "flownet-image-flow", "mv") or an estimator callable (see flow.py). "mv" reads the
+    codec's motion vectors, which each step must then be given (see `step`).
     policy: a policy string (see policies.py) or object. grid: (rows, cols), or "auto" (default): regions
     of about 512x1024 px, so 1x1 up to 767x1535 px frames and 2x2 at 1024x2048 (config.auto_grid).
-    overlap: px grown on inner region edges; None = 64 px at 2048 px width, scaled with the frame width. stitch: "max-logit" | "core".
+    overlap: px grown on inner region edges; None = 64 px at 2048 px width, scaled with the frame width.
+    stitch: "max-logit" | "core".
     dn: the decision network of a dn:T policy: a shipped variant ("dis", "flownet-conv6") or a .safetensors
     file from `dvsnet train dn`; None = the shipped one trained for the flow estimator.
     flow_width: frames wider than this many pixels are scaled down to it for the flow estimator (and so
@@ -147,8 +155,10 @@ class DVSNet:
         self.num_classes = int(segmenter.num_classes)
         self._warp_upscale = warp_upscale(int(getattr(segmenter, "output_stride", 8)))
         self.flow = build_flow(config.flow, self.device)
-        self.policy = _with_decision_net(parse_policy(config.policy), config, getattr(self.flow, "name", "custom"),
-                                         self.device)
+        self._reads_motion = hasattr(self.flow, "advance")  # dvsnet.flow_mv.MotionVectorFlow
+        # the DN variant whose features the estimator gives: its name, unless it borrows another's (mv: dis)
+        features = getattr(self.flow, "dn_variant", None) or getattr(self.flow, "name", "custom")
+        self.policy = _with_decision_net(parse_policy(config.policy), config, features, self.device)
         if isinstance(config.flow, str) and hasattr(self.flow, "with_features"):
             # only a decision network reads the hand-made motion features: other policies skip their cost
             self.flow.with_features = isinstance(self.policy, DecisionNetwork)
@@ -168,6 +178,8 @@ class DVSNet:
         self._key_logits: torch.Tensor | None = None  # (R, K, Hc/s, Wc/s)
         self._key_index = np.zeros(0, dtype=np.int64)  # (R,) frame index of each region's key
         self.index = -1
+        if self._reads_motion:
+            self.flow.reset()
 
     def _start(self, height: int, width: int) -> None:
         self.grid = self.config.grid_at(height, width)
@@ -184,14 +196,23 @@ class DVSNet:
         self._key_index = np.zeros(len(self.regions), dtype=np.int64)
 
     @torch.no_grad()
-    def step(self, frame: np.ndarray) -> FrameResult:
-        """Segment one H×W×3 uint8 RGB frame."""
+    def step(self, frame: np.ndarray, motion: MotionField | None = None) -> FrameResult:
+        """Segment one H×W×3 uint8 RGB frame. motion: its codec motion (dvsnet.data.motion: the field back
+        to the previous frame stepped), needed by the "mv" flow and ignored by the others."""
         _check_frame(frame)
+        if self._reads_motion and motion is None:
+            raise DvsnetError("flow 'mv' needs each frame's motion vectors: step(frame, motion=field) with frames "
+                              "from dvsnet.data.motion.read_motion_frames, or another flow")
         clock = StageClock(self._clock)
         self.index += 1
         restarted = self._frame_size != frame.shape[:2]
         if restarted:
             self._start(*frame.shape[:2])
+            if self._reads_motion:
+                self.flow.reset()
+        elif self._reads_motion:
+            with clock("flow"):
+                self.flow.advance(motion, self.index, self._key_index, self.regions, self._crop_size)
         image = torch.from_numpy(frame).to(self.device).permute(2, 0, 1).float().div_(255)  # (3, H, W)
         batch = self._region_batch(crop_regions(image, self.regions, self._crop_size), clock)  # (R, 3, Hc, Wc)
         warp, scores = self._decide(batch, clock)  # (R,) bool, (R,) float (NaN: no score)
@@ -220,10 +241,18 @@ class DVSNet:
         def labels(logits: torch.Tensor) -> torch.Tensor:
             return upsample_logits(logits, self._crop_size)[1]
 
+        def region_flow(index: torch.Tensor, features: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+            """The mv estimator's flow of the regions `index` (it knows where they are, not their pixels)."""
+            key, cur = self._key_images[index], images[index]
+            if features and self._flow_size is not None:
+                key, cur = (F.interpolate(x, size=self._flow_size, mode="area") for x in (key, cur))
+            return self.flow.region_flow(index, key, cur, features)
+
+        flow = ({"region_flow": clock.timed("flow", region_flow)} if self._reads_motion else
+                {"estimate_flow": clock.timed("flow", lambda key, cur: estimate_flow(self.flow, key, cur, self._flow_size))})
         return RegionBatch(
             ages=torch.from_numpy(self.index - self._key_index), key_images=self._key_images, images=images,
-            key_logits=self._key_logits,
-            estimate_flow=clock.timed("flow", lambda key, cur: estimate_flow(self.flow, key, cur, self._flow_size)),
+            key_logits=self._key_logits, **flow,
             segment=clock.timed("segmentation", self.segmenter),
             to_labels=clock.timed("warp", labels),
             warp=clock.timed("warp", lambda key_logits, flow: self._warp(key_logits, flow)[1]),
@@ -238,6 +267,8 @@ class DVSNet:
         warp = warp.to(torch.bool).cpu()
         if self.max_key_age is not None:  # no key is kept longer than this, whatever the policy says
             warp &= batch.ages < self.max_key_age
+        if self._reads_motion:  # a region this frame codes mostly intra (an I-frame) has no motion: segment it
+            warp &= ~self.flow.untrusted()
         return warp, scores.float().cpu()
 
     def _threshold(self, restarted: bool) -> float | None:

@@ -37,7 +37,9 @@ class RegionBatch:
         seg_labels(), warped_labels() -> (B, h, w) int64 labels of the segmenter's and the warped output
     The pipeline gives the functions behind them (`warp`: key logits and flow -> warped labels at the
     crops' size; `to_labels`: logits -> labels at the crops' size); a test may give plain tensors instead
-    (`flow=`, `features=`, `seg_labels=`, `warped_labels=`).
+    (`flow=`, `features=`, `seg_labels=`, `warped_labels=`). An estimator that knows where each region
+    is (the codec's motion vectors, dvsnet.flow_mv) comes as `region_flow` instead of `estimate_flow`:
+    (region indices, with features?) -> FlowOutput.
     """
 
     def __init__(self, ages: torch.Tensor, key_images: torch.Tensor, images: torch.Tensor,
@@ -46,10 +48,12 @@ class RegionBatch:
                  segment: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  to_labels: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  warp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 region_flow: Callable[[torch.Tensor, bool], FlowOutput] | None = None,
                  flow: torch.Tensor | None = None, features: torch.Tensor | None = None,
                  seg_labels: torch.Tensor | None = None, warped_labels: torch.Tensor | None = None):
         self.ages, self.key_images, self.images, self.key_logits = ages, key_images, images, key_logits
         self._estimate_flow, self._segment, self._to_labels, self._warp = estimate_flow, segment, to_labels, warp
+        self._region_flow = region_flow
         self._flow: FlowOutput | None = None if flow is None else (flow, features)
         self._seg_logits: torch.Tensor | None = None
         self._seg_some: dict[int, torch.Tensor] = {}  # region -> its (1, K, h', w') logits, once computed
@@ -59,6 +63,8 @@ class RegionBatch:
         return len(self.ages)
 
     def flow(self) -> FlowOutput:
+        if self._flow is None and self._region_flow is not None:
+            self._flow = self._region_flow(torch.arange(len(self)), True)
         if self._flow is None:
             if self._estimate_flow is None:
                 raise DvsnetError("this policy needs flow, but no flow estimator was given")
@@ -70,6 +76,8 @@ class RegionBatch:
         estimated for those regions only (the common case: a policy that needs no flow)."""
         if self._flow is not None:
             return self._flow[0][index]
+        if self._region_flow is not None:
+            return self._region_flow(index, False)[0]
         return self._estimate_flow(self.key_images[index], self.images[index])[0]
 
     def segmentation(self) -> torch.Tensor:

@@ -25,6 +25,7 @@ from dvsnet.data.labels import classes_of
 from dvsnet.data.video import Frame, SourceInfo, expected_frames, probe, read_named_frames, resized_size
 from dvsnet.devices import describe_device
 from dvsnet.errors import DvsnetError
+from dvsnet.flow_mv import plan_motion
 from dvsnet.models import SEGMENTERS, SHIPPED_FRAME_SIZE
 from dvsnet.outputs import RunRecorder, check_writes, create_run_folder
 from dvsnet.pipeline import DVSNet
@@ -84,7 +85,7 @@ def segment_frames(frames: Iterator[Frame], pipe: DVSNet, run_dir: Path, *, writ
         with stop:
             last = time.perf_counter()
             for frame in frames:
-                out = pipe.step(frame.image)
+                out = pipe.step(frame.image, motion=frame.motion)
                 now = time.perf_counter()
                 if out.restarted and out.index > 0:
                     height, width = frame.image.shape[:2]
@@ -151,7 +152,7 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
                   writes: tuple[str, ...] = DEFAULT_WRITES, resize: Resize = None, stride: int = 1,
                   max_frames: int | None = None, progress: bool = False, prefix: str = "segment",
                   note: Callable[[str], None] = _stderr, pipe: DVSNet | None = None,
-                  extra: dict[str, object] | None = None) -> tuple[Path, dict]:
+                  extra: dict[str, object] | None = None, flow_fallback: str = "dis") -> tuple[Path, dict]:
     """Segment every frame of `source` (video file, frame folder or glob) with the pipeline `config`
     describes, into a new run folder `output/<prefix>-NNNN`; returns (run folder, summary).
 
@@ -159,9 +160,14 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
     after N. writes: any of dvsnet.outputs.OUTPUTS. Every mistake is a DvsnetError before the folder exists.
     pipe: a pipeline already built from `config`, reused (reset first) so that a caller segmenting many
     videos loads the networks once (dvsnet.batch); extra: more keys for summary.json.
+    flow_fallback: what flow "mv" becomes on a source without motion vectors: "dis" (with a note) or
+    "none" (a DvsnetError); see dvsnet.flow_mv.plan_motion.
     """
     info = probe(source)
-    frames = read_named_frames(source, resize=resize, stride=stride, max_frames=max_frames)
+    flow, motion = plan_motion(config.flow, source, flow_fallback, note)
+    if flow is not config.flow:  # "mv" on a source without vectors: the fallback flow, a pipeline of its own
+        config, pipe = config.replace(flow=flow), None
+    frames = read_named_frames(source, resize=resize, stride=stride, max_frames=max_frames, motion=motion)
     height, width = check_source_and_grid(config, info, resize)
     if pipe is None:
         pipe = DVSNet.from_config(config)

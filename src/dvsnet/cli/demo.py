@@ -26,6 +26,7 @@ from dvsnet.config import PipelineConfig
 from dvsnet.data.labels import classes_of
 from dvsnet.data.video import SourceInfo, expected_frames, probe, read_named_frames
 from dvsnet.errors import DvsnetError
+from dvsnet.flow_mv import plan_motion
 from dvsnet.outputs import VideoOutput, check_writes, create_run_folder
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import set_threads
@@ -108,7 +109,12 @@ def run(args: argparse.Namespace) -> int:
     source = run_dir / "input.mp4"
     render_input(source, args.frames, args.size, args.seed, not args.no_progress)
     info = probe(source)
-    frames = read_named_frames(source, resize=args.resize, stride=args.stride, max_frames=args.max_frames)
+    flow, motion = plan_motion(config.flow, source, args.flow_fallback, note=lambda line: print(line, file=sys.stderr))
+    if flow is not config.flow:  # --flow mv without PyAV: the fallback flow
+        config = config.replace(flow=flow)
+        pipe = build_demo_pipeline(config)
+    frames = read_named_frames(source, resize=args.resize, stride=args.stride, max_frames=args.max_frames,
+                               motion=motion)
     record = run_record(config, pipe, source, info, resize=args.resize, stride=args.stride,
                         max_frames=args.max_frames, writes=writes)
     record["config"]["synthetic"] = {"seed": args.seed, "frames": args.frames, "size": list(args.size)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,12 @@ def run(args: argparse.Namespace) -> int:
                 raise
             raise DvsnetError(f"{exc}; nor is it a Cityscapes-layout tree (no leftImg8bit_sequence/)") from None
     set_threads(args.threads)
+    from dvsnet.flow_mv import plan_motion
+
+    base = config
     for source, tree in zip(args.data, trees):
+        flow, motion = plan_motion(base.flow, source, args.flow_fallback, note=lambda line: print(line, file=sys.stderr))
+        config = base.replace(flow=flow) if flow is not base.flow else base
         if tree:
             result = evaluate(source, config, split=args.split or "val", all_frames=args.all_frames,
                               max_snippets=args.max_snippets, warmup_frames=args.warmup_frames,
@@ -184,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             result = evaluate_video(source, config, resize=args.resize, stride=args.stride,
                                     max_frames=args.max_frames, warmup_frames=args.warmup_frames,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, motion=motion)
             stem, summary = _video_stem(source, result["config"]), format_video_summary(result)
         try:
             path = write_json_new(output, stem, result)

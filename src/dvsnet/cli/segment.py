@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         set_threads(args.threads)
         run_dir, summary = segment_video(args.source[0], config, output=args.output,
                                          writes=writes_of(args.write), resize=args.resize, stride=args.stride,
-                                         max_frames=args.max_frames, progress=not args.no_progress)
+                                         max_frames=args.max_frames, progress=not args.no_progress,
+                                         flow_fallback=args.flow_fallback)
         print_summary(summary, run_dir, "segmented")
         return 0
     options = BatchOptions(config, writes_of(args.write), resize=args.resize, stride=args.stride,

