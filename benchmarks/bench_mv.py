@@ -44,8 +44,10 @@ from dvsnet.regions import crop_regions, region_grid
 FRAMES = 20  # frames 0..19 of each snippet: the evaluation protocol's length
 
 
-# the pipeline docs/motion-vectors.md measured: 2x2 regions, the DN alone deciding (no key-age cap)
-MEASURED = {"grid": (2, 2), "max_key_age": 0}
+# the pipeline docs/motion-vectors.md measured: 2x2 regions, the DN alone deciding (no key-age cap), eager
+# fp32 torch (the defaults then)
+TORCH_FP32 = {"backend": "torch", "precision": "fp32"}
+MEASURED = {"grid": (2, 2), "max_key_age": 0, **TORCH_FP32}
 
 def snippet_frames(data: str, count: int) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
     """(frames 0..19, their train-id labels) of the first `count` val snippets."""
@@ -209,7 +211,7 @@ def clips(names, width: int, frames: int, thresholds, reader_ms_per_px: float) -
                 break
         images, fields = [i for i, _ in items], [f for _, f in items]
         extra_s = reader_ms_per_px * fields[0].frame_size[0] * fields[0].frame_size[1] / 1000  # at the source size
-        reference = DVSNet.from_config(PipelineConfig(segmenter="fast", policy="always", grid=(1, 1)))
+        reference = DVSNet.from_config(PipelineConfig(segmenter="fast", policy="always", grid=(1, 1), **TORCH_FP32))
         run(reference, images, None)  # warm-up
         ref = run(reference, images, None)
         ref_labels = ref["labels"]
