@@ -122,7 +122,7 @@ def test_ray_writes_the_same_labels_as_one_process(tmp_path, weights):
 
 
 def test_ctrl_c_keeps_finished_runs_and_the_next_run_finishes(tmp_path, weights):
-    make_videos(tmp_path / "in", good=4, frames=200)  # long enough to be inside one when Ctrl-C comes
+    make_videos(tmp_path / "in", good=4, frames=400)  # long enough to be inside one when Ctrl-C comes
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "dvsnet", "segment", str(tmp_path / "in"), "--segmenter", str(weights),
             "--output", str(out), "--workers", "2", "--threads", "2", "--write", "csv", *RUN]
@@ -131,7 +131,6 @@ def test_ctrl_c_keeps_finished_runs_and_the_next_run_finishes(tmp_path, weights)
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob("clip*/frames.partial.csv")):
         time.sleep(0.1)  # until a worker is inside a video
-    time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
