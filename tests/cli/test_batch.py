@@ -13,10 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from dvsnet.cli import main
 from tests.cli.test_segment import SRC, moving_frames, write_video
+from tests.conftest import import_or_install
 
 RUN = ["--policy", "fixed:3", "--no-progress"]
 
@@ -91,17 +90,8 @@ def test_single_source_refuses_batch_options(tmp_path, weights, capfd):
 
 
 def _ray():
-    """Ray, installed with pip when missing (the optional extra dvsnet[ray]); skips only without a
-    registry to install it from."""
-    try:
-        import ray
-    except ImportError:
-        done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ray>=2"], check=False,
-                              capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            pytest.skip(f"ray is not installed and pip cannot install it: {done.stderr.strip()[-200:]}")
-        import ray
-    return ray
+    """Ray (the optional extra dvsnet[ray])."""
+    return import_or_install("ray", "ray>=2")
 
 
 def test_ray_writes_the_same_labels_as_one_process(tmp_path, weights):
