@@ -114,7 +114,11 @@ def test_ray_writes_the_same_labels_as_one_process(tmp_path, weights):
 def test_ctrl_c_keeps_finished_runs_and_the_next_run_finishes(tmp_path, weights):
     make_videos(tmp_path / "in", good=4, frames=400)  # long enough to be inside one when Ctrl-C comes
     out = tmp_path / "out"
-    argv = [sys.executable, "-m", "dvsnet", "segment", str(tmp_path / "in"), "--segmenter", str(weights),
+    # Python's own Ctrl-C handler even where the test runner ignores SIGINT (a background job of a
+    # non-interactive shell starts with SIGINT ignored, and Python then installs no handler)
+    run_cli = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+               "sys.argv[0] = 'dvsnet'; runpy.run_module('dvsnet', run_name='__main__')")
+    argv = [sys.executable, "-c", run_cli, "segment", str(tmp_path / "in"), "--segmenter", str(weights),
             "--output", str(out), "--workers", "2", "--threads", "2", "--write", "csv", *RUN]
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
