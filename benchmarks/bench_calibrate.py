@@ -86,6 +86,21 @@ def compare(results: list[dict], labels: list[str]) -> dict:
     }
 
 
+REPORT_SECTION = Path(__file__).parent / "report" / "calibrate.md"  # included in REPORT.md by report.py
+
+
+def report_section(summary: dict) -> str:
+    """REPORT.md's section: the machine, what was compared, and the tables (the command is their first line)."""
+    m = summary.get("machine") or {}
+    errors = ", ".join(f"{clip} {fold['dn_error_points']:.2f} (a constant guess: "
+                       f"{fold['mean_predictor_error_points']:.2f})" for clip, fold in summary["folds"].items())
+    return (f"On {m.get('cpu', 'an unrecorded machine')} ({m.get('usable_cores', '?')} usable cores), "
+            "leave-one-out: each clip's decision network calibrated on the other two, the shipped `fast` "
+            "exported to ONNX as the user's model; agreement with per-frame output on the held-out clip. DN error "
+            f"on held-out samples in points: {errors}. docs/calibrate.md says what it means.\n\n"
+            + markdown(summary))
+
+
 def markdown(summary: dict) -> str:
     lines = [f"Command: `{summary['command']}`", "",
              "| held-out clip | configuration | agreement | speed-up | regions segmented | temporal consistency |",
@@ -156,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         frames = [np.ascontiguousarray(f) for f in read_frames(clips[held], max_frames=args.max_frames)]
         results = evaluate_video_configs(clips[held], configs, frames=frames)
         write_json_atomic(fold / "compare.json", {"labels": labels, "results": results})
+        summary["machine"] = record["machine"]  # calibration.json's: the machine this fold ran on
         summary["folds"][held] = {"calibration_seconds": calibrated_s, "dn_error_points": record["dn_error_points"],
                                   "mean_predictor_error_points": record["mean_predictor_error_points"],
                                   "recommended": record["recommended"], "compare": compare(results, labels)}
@@ -163,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{held}] compared in {time.time() - started - calibrated_s:.0f} s", flush=True)
     text = markdown(summary)
     write_text_atomic(out / "summary.md", text)
+    write_text_atomic(REPORT_SECTION, report_section(summary))
     print(text)
     return 0
 

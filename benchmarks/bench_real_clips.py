@@ -82,6 +82,21 @@ def fixed_at_same_speedup(results: list[dict]) -> list[float | None]:
     return out
 
 
+REPORT_SECTION = Path(__file__).parent / "report" / "real_clips.md"  # included in REPORT.md by report.py
+
+
+def report_section(record: dict) -> str:
+    """REPORT.md's section: the run's command, machine and the table."""
+    m = record["machine"]
+    return (f"Measured {record['started_utc']} by `{record['command']}` on {m['cpu']} ({m['usable_cores']} usable "
+            f"cores, 1-min load average at the end {m['load_average_1m']}), {record['threads']} torch and OpenCV "
+            f"thread(s), torch {record['versions']['torch']}; {record['elapsed_s']:.0f} s. Each clip's configurations "
+            "and its per-frame reference ran interleaved frame by frame; speed-up = per-frame time / the row's time "
+            "in that run. The first row of each clip is dvsnet's default (dn:0.92, grid auto = 1x1 here, key-age cap "
+            "10); \"fixed at that speed-up\" reads the fixed:L rows of the same grid at the row's speed-up, with the "
+            "row's agreement minus it in brackets (docs/real-video.md).\n\n" + markdown(record["clips"]))
+
+
 def dn_scores(frames: tuple[np.ndarray, ...], config: PipelineConfig) -> dict[str, float]:
     """Quantiles of the decision network's scores over every region-frame it scored (untimed pass)."""
     pipe = DVSNet.from_config(config)
@@ -158,6 +173,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
     write_text_atomic(out.with_suffix(".md"), table)
+    write_text_atomic(REPORT_SECTION, report_section(record))
     print(table)
 
 

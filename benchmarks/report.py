@@ -385,14 +385,21 @@ def all_rows_section(rows) -> Lines:
                       for r in rows]), ""]
 
 
-BACKENDS_SECTION = HERE / "report" / "backends.md"  # written by bench_backends.py
+# sections other benchmarks write into benchmarks/report/ (each with its command and machine), in order
+BENCH_SECTIONS = (
+    ("backends.md", "Backends and precisions (benchmarks/bench_backends.py)"),
+    ("real_clips.md", "Real clips without labels: the defaults against fixed schedules (benchmarks/bench_real_clips.py)"),
+    ("calibrate.md", "Real clips: a decision network calibrated without labels (benchmarks/bench_calibrate.py)"),
+)
 
 
-def backends_section(path: Path = BACKENDS_SECTION) -> Lines:
-    """bench_backends.py's table (torch / ONNX Runtime, fp32 / bf16 / int8), when it has been run."""
-    if not path.is_file():
-        return []
-    return ["## Backends and precisions (benchmarks/bench_backends.py)", "", *path.read_text().splitlines(), ""]
+def bench_sections(folder: Path = HERE / "report") -> Lines:
+    """The sections of BENCH_SECTIONS whose benchmark has been run."""
+    out: Lines = []
+    for name, title in BENCH_SECTIONS:
+        if (folder / name).is_file():
+            out += [f"## {title}", "", *(folder / name).read_text().splitlines(), ""]
+    return out
 
 
 def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path], command: str,
@@ -427,7 +434,7 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
                        *("  " + line for line in check_verdicts),
                        f"- On {rows[0].snippets} snippets, the whole experiment grid:"]
     out += [*time_section(rows, seg0, flow0, ov), *per_class_section(rows, seg0, sweep_dir, seg0_points),
-            *all_rows_section(rows), *backends_section(), "## Figures", "", *(f"- `{link_dir}/{p.name}`" for p in figures), ""]
+            *all_rows_section(rows), *bench_sections(), "## Figures", "", *(f"- `{link_dir}/{p.name}`" for p in figures), ""]
     at = out.index("SUMMARY")
     out[at:at + 1] = summary or ["Nothing measured yet."]
     return "\n".join(out)
