@@ -20,7 +20,6 @@ atomically; a later load finds them there. The backends apply to dvsnet's own se
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 from functools import lru_cache
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dvsnet.digest import file_digest
 from dvsnet.errors import DvsnetError
 
 BACKENDS = ("auto", "torch", "onnxruntime")
@@ -111,7 +111,7 @@ def weights_file(spec: str | Path) -> Path:
 
 def weights_hash(path: str | Path) -> str:
     """The first 16 hex digits of the sha256 of a weights file's bytes (the cache key's core)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return file_digest(path, 16)
 
 
 def cached_graph(spec: str | Path, precision: str, *, opset: int | None = None,

@@ -7,11 +7,11 @@ module, a flow estimator, a policy object). Such an object is described by its n
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dvsnet.digest import file_digest
 from dvsnet.errors import DvsnetError
 
 STITCH_MODES = ("max-logit", "core")
@@ -85,7 +85,7 @@ def segmenter_identity(spec: Any) -> str:
     if not path.is_file():
         return text
     name = text if text in SEGMENTERS else path.name
-    return f"{name}:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+    return f"{name}:{file_digest(path, 12)}"
 
 
 def same_segmenter(recorded: str, spec: Any) -> bool:

@@ -28,7 +28,6 @@ the analysis the report and the figures share live in dvsnet.experiments.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,6 +36,7 @@ from typing import Any
 
 from dvsnet.atomic import write_json_atomic
 from dvsnet.config import PipelineConfig, format_grid
+from dvsnet.digest import file_digest
 from dvsnet.errors import DvsnetError
 from dvsnet.experiments import DEFAULT_GRID, SweepRow, read_rows, row_key, write_rows
 
@@ -177,12 +177,6 @@ def result_to_row(row: PlannedRow, result: dict[str, Any], ref_fps: float, *, da
     )
 
 
-def _file_id(path: Path) -> str:
-    if not path.is_file():
-        return "none"
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-
-
 def weights_id(segmenter: str, flow: str, policy: str) -> str:
     """Short hashes of the weights files a row depends on (segmenter, flownet, decision network).
 
@@ -192,12 +186,12 @@ def weights_id(segmenter: str, flow: str, policy: str) -> str:
     from dvsnet.models import SEGMENTERS
     from dvsnet.models.weights import shipped_path
 
-    parts = [_file_id(shipped_path(segmenter) if segmenter in SEGMENTERS else Path(segmenter))]
+    parts = [file_digest(shipped_path(segmenter) if segmenter in SEGMENTERS else Path(segmenter), 10)]
     if flow == "flownet":
-        parts.append(_file_id(shipped_path("flownet")))
+        parts.append(file_digest(shipped_path("flownet"), 10))
     if policy.startswith("dn:"):
         variant = "dis" if flow.startswith("dis") else f"{flow}-conv6"
-        parts.append(_file_id(shipped_path(f"dn-{variant}")))
+        parts.append(file_digest(shipped_path(f"dn-{variant}"), 10))
     return "-".join(parts)
 
 

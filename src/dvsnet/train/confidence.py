@@ -35,6 +35,7 @@ from tqdm import tqdm
 from dvsnet.atomic import atomic_path, write_json_atomic
 from dvsnet.config import default_overlap
 from dvsnet.data.cityscapes import CityscapesSequences, load_image
+from dvsnet.digest import file_digest
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import DISFlow, FlowNetFlow, key_segmentation_features
 from dvsnet.policies import confidence_score
@@ -58,10 +59,6 @@ class ScoreConfig:
     seed: int = 0
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()[:12] if path.is_file() else "none"
-
-
 def cache_path(cache_dir: str | Path, config: ScoreConfig) -> Path:
     """The cache file for `config`: settings, the weights files' contents and the warp grid go into its name
     (targets made with another warp would train the DN for an engine that no longer exists)."""
@@ -71,8 +68,8 @@ def cache_path(cache_dir: str | Path, config: ScoreConfig) -> Path:
     seg_path = shipped_path(seg) if seg in ("fast", "accurate") else Path(seg)
     flownet = None if config.flownet is None else (
         shipped_path("flownet") if config.flownet == "shipped" else Path(config.flownet))
-    key = json.dumps({**dataclasses.asdict(config), "segmenter": _file_digest(seg_path),
-                      "flownet": None if flownet is None else _file_digest(flownet),
+    key = json.dumps({**dataclasses.asdict(config), "segmenter": file_digest(seg_path, 12, "sha1"),
+                      "flownet": None if flownet is None else file_digest(flownet, 12, "sha1"),
                       "data": str(Path(config.data).resolve()), "warp_upscale": WARP_UPSCALE,
                       "format": CACHE_FORMAT}, sort_keys=True)
     return Path(cache_dir) / f"scores-{config.split}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
