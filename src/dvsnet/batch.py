@@ -154,13 +154,17 @@ class BatchOptions:
     resize: Resize = None
     stride: int = 1
     max_frames: int | None = None
+    flow_fallback: str = "dis"  # what flow "mv" becomes on a video without motion vectors (dvsnet.flow_mv)
 
     def record(self) -> dict[str, Any]:
         """The options as summary.json's "batch" and batch.json record them (JSON types only), and compare
-        them on resume: a complete run made with other options is not reused."""
-        return json.loads(json.dumps({"config": self.config.to_record(), "writes": list(self.writes),
-                                      "resize": self.resize, "stride": self.stride,
-                                      "max_frames": self.max_frames}))
+        them on resume: a complete run made with other options is not reused. flow_fallback is recorded
+        only when it is not the default, so batches from before it resume as they were."""
+        record = {"config": self.config.to_record(), "writes": list(self.writes), "resize": self.resize,
+                  "stride": self.stride, "max_frames": self.max_frames}
+        if self.flow_fallback != "dis":
+            record["flow_fallback"] = self.flow_fallback
+        return json.loads(json.dumps(record))
 
 
 def run_prefix(source: str) -> str:
@@ -205,7 +209,7 @@ def segment_one(source: str, options: BatchOptions, output: str | Path, pipe: Re
             source, options.config, output=output, writes=options.writes, resize=options.resize,
             stride=options.stride, max_frames=options.max_frames, progress=False, prefix=run_prefix(source),
             note=note, pipe=None if pipe is None else pipe.next_video(),
-            extra={"batch": {"source": source, "options": options.record()}})
+            extra={"batch": {"source": source, "options": options.record()}}, flow_fallback=options.flow_fallback)
         row.update(status="complete", run=run_dir.name, **_figures(summary), error="")
     except KeyboardInterrupt:
         row.update(status="interrupted", error="interrupted")

@@ -95,3 +95,18 @@ def test_the_demo_runs_mv_on_its_own_mpeg4_clip(av, tmp_path, weights, capfd):
     assert "note:" not in capfd.readouterr().err
     summary = json.loads((out / "demo-0001" / "summary.json").read_text())
     assert summary["config"]["flow"] == "mv" and (summary["regions_seg"], summary["regions_warp"]) == (8, 16)
+
+
+def test_a_batch_passes_flow_fallback_to_every_video(av, tmp_path, weights, capsys):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    encode_video(textured_pan(2, 1, 4, 64, 128), folder / "a.mp4")  # H.264: vectors
+    encode_video(textured_pan(2, 1, 4, 64, 128), folder / "b.webm", codec="libvpx-vp9")  # none
+    out = tmp_path / "batch"
+    code = main(["segment", str(folder), "--flow", "mv", "--flow-fallback", "none", "--segmenter", str(weights),
+                 "--output", str(out), *ARGS])
+    assert code != 0  # one video failed
+    record = json.loads((out / "batch.json").read_text())
+    status = {row["source"].rsplit("/", 1)[-1]: row for row in record["videos"]}
+    assert status["a.mp4"]["status"] == "complete" and status["b.webm"]["status"] == "failed"
+    assert "exports no motion vectors" in status["b.webm"]["error"]

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         print_summary(summary, run_dir, "segmented")
         return 0
     options = BatchOptions(config, writes_of(args.write), resize=args.resize, stride=args.stride,
-                           max_frames=args.max_frames)
+                           max_frames=args.max_frames, flow_fallback=args.flow_fallback)
     result = segment_batch(sources, options, args.output, workers=args.workers, threads=args.threads,
                            ray=args.ray, progress=not args.no_progress)
     print_batch(result)
