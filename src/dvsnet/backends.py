@@ -3,9 +3,9 @@
     backend    auto | torch | onnxruntime
     precision  auto | fp32 | bf16 | int8
 
-`auto` backend: ONNX Runtime on the CPU, torch on CUDA. `auto` precision, with the auto backend on the
-CPU: bf16 where the CPU computes bf16 natively (AVX-512 BF16 or AMX; `native_bf16`), else fp32; with a
-named backend or on CUDA: fp32, so `--backend torch` is the eager fp32 PyTorch every figure before the
+`auto` backend: ONNX Runtime on the CPU (but torch where `auto` precision picks bf16, see below), torch on
+CUDA. `auto` precision, with the auto backend on the CPU: bf16 where the CPU computes bf16 natively
+(AVX-512 BF16 or AMX; `native_bf16`), else fp32; with a named backend or on CUDA: fp32, so `--backend torch` is the eager fp32 PyTorch every figure before the
 backends came from. What each precision runs on (measured on synthetic val: docs/speed.md):
 
     fp32  torch eager, or ONNX Runtime (the graph exported on first use, labels equal torch's on >= 99.9 %)

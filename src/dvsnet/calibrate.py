@@ -173,7 +173,9 @@ def _cache_key(clip: Clip, index: int, config: CalibrationConfig) -> str:
            "size": stat.st_size if stat else None, "start": clip.start, "chunk": index,
            "segmenter": segmenter_identity(p.segmenter), "flow": str(p.flow), "grid": format_grid(p.grid),
            "overlap": p.overlap, "flow_width": p.flow_width, "max_offset": config.max_offset,
-           "resize": config.resize, "stride": config.stride, "format": CACHE_FORMAT}
+           "resize": config.resize, "stride": config.stride, "format": CACHE_FORMAT,
+           # the targets are the segmenter's own output: its arithmetic is part of what was sampled
+           "backend": p.backend, "precision": p.precision}
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -324,7 +326,8 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
     started = time.time()
     train_clips, held_clips = split_clips(config)
     flow = RecordingFlow(build_flow(config.pipeline.flow))
-    pipe = DVSNet.from_config(config.pipeline.replace(flow=flow, policy="oracle:0", dn=None))
+    # oracle:0 warps every region from its chunk's first frame; no key-age cap may cut the key offsets short
+    pipe = DVSNet.from_config(config.pipeline.replace(flow=flow, policy="oracle:0", dn=None, max_key_age=0))
     if flow.name not in ("dis", "mv") and not flow.name.startswith("flownet"):
         raise DvsnetError(f"flow estimator {flow.name!r} has no decision-network features to calibrate")
     train = collect_samples(train_clips, config, pipe, flow, what="training", progress=progress)

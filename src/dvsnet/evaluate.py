@@ -181,7 +181,7 @@ def evaluate(
     height, width = snippets[0].frames[0].shape[:2]
     record = {
         **config.to_record(width, height), "backend": pipe.backend, "precision": pipe.precision,  # what ran
-        "data": str(root), "split": split, "all_frames": all_frames,
+        "key_age_cap": pipe.max_key_age, "data": str(root), "split": split, "all_frames": all_frames,
         "max_snippets": max_snippets, "warmup_frames": warmup_frames, "frame_size": f"{height}x{width}",
     }
     return {

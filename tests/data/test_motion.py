@@ -64,6 +64,19 @@ def test_chaining_two_uniform_fields_adds_them_and_carries_intra():
     assert chain_fields(one, hole).intra[:, 8 // BLOCK:].all()
 
 
+def test_a_stride_chains_the_newer_field_first(av, tmp_path):
+    import cv2
+
+    base = textured_pan(0, 0, 1, 256, 512)[0]
+    frames = [cv2.warpAffine(base, cv2.getRotationMatrix2D((255.5, 127.5), 0, 1.05 ** t), (512, 256))[64:192, 128:384]
+              for t in range(5)]  # a zoom: the motion differs from place to place, so the order matters
+    path = encode_video(frames, tmp_path / "zoom.mp4", crf=18)
+    fields = [field for _, _, field in read_motion_frames(path)]
+    strided = [field for _, _, field in read_motion_frames(path, stride=2)]
+    expected = chain_fields(fields[2], fields[1])  # frame 2 back to frame 1, then frame 1 back to frame 0
+    assert np.allclose(strided[1].flow, expected.flow) and (strided[1].intra == expected.intra).all()
+
+
 @pytest.mark.parametrize("codec, bframes", [("libx264", 0), ("libx264", 2), ("mpeg4", 0)])
 def test_a_pan_gives_its_shift_on_every_frame_in_sign_and_pixels(av, tmp_path, codec, bframes):
     path = encode_video(textured_pan(3, -2, 12), tmp_path / "pan.mp4", codec=codec, bframes=bframes, crf=18)

@@ -243,7 +243,9 @@ def read_motion_frames(path: str | os.PathLike, stride: int = 1) -> Iterator[tup
     for index, (image, field) in enumerate(_decoded(path)):
         if index == 0:
             field = no_motion(*image.shape[:2])
-        chained = field if chained is None else chain_fields(chained, field)
+        # this frame's field first: it says where each pixel was in the frame before, whose own field (what
+        # was chained so far) is read there
+        chained = field if chained is None else chain_fields(field, chained)
         if index % stride == 0:
             yield f"{stem}_{index:06d}", image, chained
             chained = None
