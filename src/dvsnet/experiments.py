@@ -36,15 +36,15 @@ DEFAULT_GRID = (2, 2)  # the paper's division (§4.5), the grid of every curve u
 POLICY_KINDS = ("dn", "fixed", "diff", "flow", "oracle")  # Fig. 9's curves
 TARGETS = {"balanced": (3.5, 3.0), "high-speed": (6.0, 8.0)}  # (min speed-up, max mIoU drop in points)
 
-# sweep.csv's columns in file order; the last seven came with PipelineConfig.to_record (older files lack them;
-# their rows ran before grid "auto" and the key-age cap: explicit grids, no cap)
+# sweep.csv's columns in file order; the last nine came with PipelineConfig.to_record (older files lack them;
+# their rows ran before grid "auto", the key-age cap and the backends: explicit grids, no cap, torch fp32)
 COLUMNS = (
     "key", "segmenter", "flow", "policy", "policy_kind", "policy_value", "grid", "overlap",
     "miou", "pixel_accuracy", "fps", "ms_per_frame", "ref_fps", "speedup",
     "seg_share", "warp_share", "workload_saved", "warp_seg_ratio",
     "flow_ms", "decision_ms", "segmentation_ms", "warp_ms", "stitch_ms",
     "snippets", "frames", "frame_size", "data", "weights_id", "load_1m", "torch_threads", "jobs", "finished_utc",
-    "overlap_default", "stitch", "dn", "device", "flow_width", "grid_default", "max_key_age",
+    "overlap_default", "stitch", "dn", "device", "flow_width", "grid_default", "max_key_age", "backend", "precision",
 )
 # what resuming and drawing cannot do without; a CSV lacking one is not a sweep's, or was cut by hand
 REQUIRED_COLUMNS = ("key", "segmenter", "flow", "policy", "grid", "miou", "fps", "snippets", "frame_size", "data")

@@ -161,6 +161,19 @@ def plan_rows(config: SweepConfig, width: int) -> list[PlannedRow]:
     return list(rows.values())
 
 
+def _ran_otherwise(row: SweepRow, config: SweepConfig) -> bool:
+    """Whether one of our segmenters ran the row on another backend or precision than `config` gives on the
+    CPU (rows from before the backends ran torch fp32)."""
+    import torch
+
+    from dvsnet.backends import is_ours, resolve
+
+    if not is_ours(row.segmenter):
+        return False
+    ran = (row.backend or "torch", row.precision or "fp32")
+    return ran != resolve(config.backend, config.precision, torch.device("cpu"))
+
+
 def result_to_row(row: PlannedRow, result: dict[str, Any], ref_fps: float, *, data: str, frame_size: str,
                   machine: dict[str, Any]) -> SweepRow:
     """One CSV row: the planned row's configuration record and a run_pipeline() result."""
@@ -325,14 +338,15 @@ def run_sweep(
             raise DvsnetError(f"{csv_path} holds rows for {row.snippets} snippets of {row.data} at "
                               f"{row.frame_size}, not {len(snippets)} of {root} at {frame_size}; resume with "
                               f"the same data and --max-snippets, or use another --output")
-    stale = [row for row in done if row.weights_id != weights_id(row.segmenter, row.flow, row.policy)]
+    stale = [row for row in done if row.weights_id != weights_id(row.segmenter, row.flow, row.policy)
+             or _ran_otherwise(row, config)]
     if stale:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
         write_rows(output / f"sweep-stale-{stamp}.csv", stale)
         done = [row for row in done if row not in stale]
         write_rows(csv_path, done)
-        log(f"sweep: {len(stale)} rows were measured with other weights; moved to sweep-stale-{stamp}.csv "
-            f"and measured again")
+        log(f"sweep: {len(stale)} rows were measured with other weights or another backend or precision; "
+            f"moved to sweep-stale-{stamp}.csv and measured again")
     done_keys = {row.key for row in done}
     planned = plan_rows(config, width)
     todo = [row for row in planned if row.key not in done_keys]

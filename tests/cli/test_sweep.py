@@ -127,6 +127,19 @@ def test_sweep_writes_rows_resumes_and_plots(tree, weights, tmp_path, capsys):
     assert len(after) == 6 and len({r.weights_id for r in after}) == 1
     kept = [r for r in after if r.key in before and r.key != table[0]["key"]]
     assert len(kept) == 3 and all(before[r.key] == r.finished_utc for r in kept)
+    assert {(r.backend, r.precision) for r in after} == {(after[0].backend, after[0].precision)} != {(None, None)}
+
+    # a row that ran on another precision than this sweep's is measured again too
+    with open(out / "sweep.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    table[1]["precision"] = "int8" if table[1]["precision"] != "int8" else "fp32"
+    with open(out / "sweep.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    code, text, err = _sweep(capsys, tree, weights, out)
+    assert code == 0, err
+    assert "1 rows were measured with other weights or another backend or precision" in err and "1 to run" in err
 
     # rows made on another subset are refused instead of mixed: mark them as from 3 snippets
     with open(out / "sweep.csv", newline="") as f:
