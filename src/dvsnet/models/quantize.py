@@ -36,12 +36,13 @@ def default_calibration_frames(size: tuple[int, int] = (256, 512)) -> list[np.nd
 
 
 def read_calibration_frames(source: str | Path) -> list[np.ndarray]:
-    """Up to MAX_CALIBRATION_FRAMES frames, evenly spaced, of a video, folder of frames or glob."""
-    from dvsnet.evaluate import load_frames
+    """Up to MAX_CALIBRATION_FRAMES frames, evenly spaced, of a video, folder of frames, glob or image;
+    streamed, so only the frames kept are held in memory (the count comes from the source's header)."""
+    from dvsnet.data.video import probe, read_frames
 
-    frames = load_frames(source)
-    step = max(1, len(frames) // MAX_CALIBRATION_FRAMES)
-    return list(frames[::step][:MAX_CALIBRATION_FRAMES])
+    count = probe(source).frames
+    step = max(1, (count or MAX_CALIBRATION_FRAMES) // MAX_CALIBRATION_FRAMES)
+    return list(read_frames(source, stride=step, max_frames=MAX_CALIBRATION_FRAMES))
 
 
 def frames_identity(frames: Sequence[np.ndarray]) -> str:
