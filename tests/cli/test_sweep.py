@@ -165,6 +165,8 @@ def test_sweep_user_errors(tree, tmp_path, capsys):
     assert main(["sweep", str(tree), "--segmenters=", "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "at least one name" in err and "Traceback" not in err
+    assert main(["sweep", str(tree), "--flows", "dis,mv", "--output", str(tmp_path / "o")]) == 2
+    assert "--flows mv needs video files" in capsys.readouterr().err
     # a sweep.csv that is not a sweep's, or one with a row cut short by hand: refused, left as it was
     foreign = tmp_path / "foreign"
     foreign.mkdir()

@@ -127,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
             "--thresholds and --oracle values must be in [0, 1]")
     require(all(n >= 1 for n in args.fixed), "--fixed intervals must be >= 1 frame")
     require(args.segmenters and args.flows, "--segmenters and --flows each need at least one name")
+    require("mv" not in args.flows, "--flows mv needs video files with motion vectors; the sweep evaluates "
+            "Cityscapes-layout frame trees (benchmarks/bench_mv.py encodes them to H.264 first)")
     config = SweepConfig(
         segmenters=args.segmenters, flows=args.flows, thresholds=args.thresholds, fixed=args.fixed,
         diff=args.diff, flow_limits=args.flow_limits, oracle=args.oracle, grids=args.grids,
