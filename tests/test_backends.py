@@ -119,3 +119,23 @@ def test_bf16_or_int8_of_a_segmenter_that_is_not_ours_is_refused(tmp_path):
     with pytest.raises(DvsnetError, match="applies to dvsnet's own segmenters"):
         DVSNet(segmenter=lambda x: torch.zeros(len(x), 2, x.shape[2] // 8, x.shape[3] // 8),
                policy="always", precision="int8")
+
+
+def test_on_onnxruntime_the_decision_network_runs_there_too_with_torchs_scores(cache, frames):
+    from dvsnet.models import load_decision_net
+
+    torch_pipe = DVSNet("fast", policy="dn:0.9", backend="torch", precision="fp32", max_key_age=0)
+    ort_pipe = DVSNet("fast", policy="dn:0.9", backend="onnxruntime", precision="fp32", max_key_age=0)
+    assert isinstance(ort_pipe.policy.net, backends.OnnxDecisionNet) and ort_pipe.policy.net.path.parent == cache
+    assert ort_pipe.policy.net.variant == "dis" and ort_pipe.policy.net.in_size == (16, 16)
+    for frame in frames:
+        want, got = torch_pipe.step(frame), ort_pipe.step(frame)
+        assert got.paths == want.paths
+        assert [s is None for s in got.scores] == [s is None for s in want.scores]
+        assert np.allclose([s or 0 for s in got.scores], [s or 0 for s in want.scores], atol=1e-5)
+    # the graph is reused, named by the weights; features at another size are pooled as DecisionNet does
+    path, mtime = ort_pipe.policy.net.path, ort_pipe.policy.net.path.stat().st_mtime_ns
+    again = backends.OnnxDecisionNet(load_decision_net("dis"))
+    assert again.path == path and path.stat().st_mtime_ns == mtime
+    features = torch.rand(2, 7, 32, 32)
+    assert torch.allclose(again(features), load_decision_net("dis")(features), atol=1e-5)

@@ -20,6 +20,7 @@ atomically; a later load finds them there. The backends apply to dvsnet's own se
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 from functools import lru_cache
@@ -212,3 +213,45 @@ def load_pipeline_segmenter(spec: Any, backend: str, precision: str, device: str
     onnx = isinstance(segmenter, ExternalSegmenter) and hasattr(segmenter, "providers")
     return (segmenter, getattr(segmenter, "backend", "onnxruntime" if onnx else "torch"),
             getattr(segmenter, "precision", "fp32"))
+
+
+class OnnxDecisionNet:
+    """A decision network run by ONNX Runtime, for pipelines whose segmenter runs there: features (B, C, h, w)
+    -> (B,) float32 scores, as the DecisionNet it was exported from gives them (its in_size, in_channels,
+    variant and reads_key_segmentation are kept: the policy reads them). The graph is cached like the
+    segmenters', named by a hash of the network's weights."""
+
+    backend, precision = "onnxruntime", "fp32"
+
+    def __init__(self, net: nn.Module, folder: str | Path | None = None) -> None:
+        import onnxruntime as ort
+
+        from dvsnet.models.export import OPSET, export_network
+        from dvsnet.models.external import ORT_SPIN_ENV
+
+        self.in_size, self.in_channels = tuple(net.in_size), int(net.in_channels)
+        self.variant = net.variant
+        self.reads_key_segmentation = bool(getattr(net, "reads_key_segmentation", False))
+        folder = cache_dir() if folder is None else Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        for tensor in net.state_dict().values():  # the weights and the feature normalisation
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        path = folder / f"dn-{digest.hexdigest()[:16]}-opset{OPSET}-v{CACHE_FORMAT}.onnx"
+        if not path.is_file():
+            export_network(net, path)  # checked against torch, written atomically
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get(ORT_SPIN_ENV, "0"))
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.path = path
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        if tuple(features.shape[2:]) != self.in_size:  # as DecisionNet.forward: pool to the trained size
+            features = torch.nn.functional.adaptive_avg_pool2d(features, self.in_size)
+        scores = self.session.run(None, {"features": features.detach().float().cpu().contiguous().numpy()})[0]
+        return torch.from_numpy(scores)  # (B,)
+
+    def __repr__(self) -> str:
+        return f"OnnxDecisionNet({self.path.name})"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvsnet.backends import load_pipeline_segmenter
+from dvsnet.backends import OnnxDecisionNet, load_pipeline_segmenter
 from dvsnet.config import AUTO_GRID, PipelineConfig, same_segmenter
 from dvsnet.data.motion import MotionField
 from dvsnet.devices import clock, pick_device, same_device
@@ -158,7 +158,7 @@ class DVSNet:
         self._reads_motion = hasattr(self.flow, "advance")  # dvsnet.flow_mv.MotionVectorFlow
         # the DN variant whose features the estimator gives: its name, unless it borrows another's (mv: dis)
         features = getattr(self.flow, "dn_variant", None) or getattr(self.flow, "name", "custom")
-        self.policy = _with_decision_net(parse_policy(config.policy), config, features, self.device)
+        self.policy = _with_decision_net(parse_policy(config.policy), config, features, self.device, self.backend)
         if isinstance(config.flow, str) and hasattr(self.flow, "with_features"):
             # only a decision network reads the hand-made motion features: other policies skip their cost
             self.flow.with_features = isinstance(self.policy, DecisionNetwork)
@@ -303,16 +303,21 @@ def _check_frame(frame: object) -> None:
         raise DvsnetError(f"a frame must be an H×W×3 uint8 RGB array, got {type(frame).__name__} {shape}")
 
 
-def _with_decision_net(policy: Policy, config: PipelineConfig, flow_name: str, device: torch.device) -> Policy:
+def _with_decision_net(policy: Policy, config: PipelineConfig, flow_name: str, device: torch.device,
+                       backend: str = "torch") -> Policy:
     """The pipeline's own policy: a dn policy without a network gets the DN named by `config.dn` (a new
-    policy object; the caller's is left as it was); one with a network is checked for its device."""
+    policy object; the caller's is left as it was), run by ONNX Runtime where the segmenter's `backend` is
+    onnxruntime on the CPU; one with a network is checked for its device."""
     dn = config.dn
     if dn is not None and not isinstance(policy, DecisionNetwork):
         raise DvsnetError(f"a decision network (dn={str(dn)!r}) only applies to dn:T policies, not {policy!r}")
     if not isinstance(policy, DecisionNetwork):
         return policy
     if policy.net is None:
-        return policy.with_net(_decision_net(config, flow_name, device), None if config.dn is None else str(config.dn))
+        net = _decision_net(config, flow_name, device)
+        if backend == "onnxruntime" and device.type == "cpu":
+            net = OnnxDecisionNet(net)
+        return policy.with_net(net, None if config.dn is None else str(config.dn))
     dn_device = _weights_device(policy.net)
     if dn_device is not None and not same_device(dn_device, device):
         raise DvsnetError(f"the policy's decision network is on {dn_device}, the segmenter on "
