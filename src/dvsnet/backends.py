@@ -224,10 +224,7 @@ class OnnxDecisionNet:
     backend, precision = "onnxruntime", "fp32"
 
     def __init__(self, net: nn.Module, folder: str | Path | None = None) -> None:
-        import onnxruntime as ort
-
         from dvsnet.models.export import OPSET, export_network
-        from dvsnet.models.external import ORT_SPIN_ENV
 
         self.in_size, self.in_channels = tuple(net.in_size), int(net.in_channels)
         self.variant = net.variant
@@ -240,11 +237,7 @@ class OnnxDecisionNet:
         path = folder / f"dn-{digest.hexdigest()[:16]}-opset{OPSET}-v{CACHE_FORMAT}.onnx"
         if not path.is_file():
             export_network(net, path)  # checked against torch, written atomically
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get(ORT_SPIN_ENV, "0"))
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = _cpu_session(path)
         self.path = path
 
     def __call__(self, features: torch.Tensor) -> torch.Tensor:
@@ -255,3 +248,52 @@ class OnnxDecisionNet:
 
     def __repr__(self) -> str:
         return f"OnnxDecisionNet({self.path.name})"
+
+
+class OnnxFlowNet:
+    """FlowNetS run by ONNX Runtime, for pipelines whose segmenter runs there: (key, cur) (B, 3, h, w) ->
+    (flow, {"conv4", "conv5", "conv6"}) as FlowNetS gives them. Its resizing and padding are traced at one
+    frame size, so a graph is exported per crop size on first use and cached (named by a hash of the
+    weights and the size)."""
+
+    backend, precision = "onnxruntime", "fp32"
+
+    def __init__(self, net: nn.Module, folder: str | Path | None = None) -> None:
+        self.net = net.cpu().eval()
+        self.folder = cache_dir() if folder is None else Path(folder)
+        digest = hashlib.sha256()
+        for tensor in self.net.state_dict().values():
+            digest.update(tensor.detach().contiguous().numpy().tobytes())
+        self.weights = digest.hexdigest()[:16]
+        self.sessions: dict[tuple[int, int], Any] = {}
+
+    def _session(self, size: tuple[int, int]) -> Any:
+        if size not in self.sessions:
+            from dvsnet.models.export import OPSET, export_network
+
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f"flownet-{self.weights}-{size[0]}x{size[1]}-opset{OPSET}-v{CACHE_FORMAT}.onnx"
+            if not path.is_file():
+                export_network(self.net, path, size=size)  # checked against torch, written atomically
+            self.sessions[size] = _cpu_session(path)
+        return self.sessions[size]
+
+    def __call__(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        session = self._session(tuple(key.shape[-2:]))
+        inputs = {"key": key.detach().float().cpu().contiguous().numpy(),
+                  "cur": cur.detach().float().cpu().contiguous().numpy()}
+        flow, conv4, conv5, conv6 = (torch.from_numpy(x) for x in session.run(None, inputs))
+        return flow, {"conv4": conv4, "conv5": conv5, "conv6": conv6}
+
+
+def _cpu_session(path: Path) -> Any:
+    """An ONNX Runtime CPU session on `path` with torch's thread count, its pool sleeping between runs."""
+    import onnxruntime as ort
+
+    from dvsnet.models.external import ORT_SPIN_ENV
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get(ORT_SPIN_ENV, "0"))
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

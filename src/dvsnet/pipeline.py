@@ -20,12 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvsnet.backends import OnnxDecisionNet, load_pipeline_segmenter
+from dvsnet.backends import OnnxDecisionNet, OnnxFlowNet, load_pipeline_segmenter
 from dvsnet.config import AUTO_GRID, PipelineConfig, same_segmenter
 from dvsnet.data.motion import MotionField
 from dvsnet.devices import clock, pick_device, same_device
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import FlowEstimator, build_flow
+from dvsnet.flow import FlowEstimator, FlowNetFlow, build_flow
 from dvsnet.models import load_decision_net
 from dvsnet.models.decision import KEYSEG_SUFFIX
 from dvsnet.models.weights import read_metadata
@@ -159,6 +159,9 @@ class DVSNet:
         # the DN variant whose features the estimator gives: its name, unless it borrows another's (mv: dis)
         features = getattr(self.flow, "dn_variant", None) or getattr(self.flow, "name", "custom")
         self.policy = _with_decision_net(parse_policy(config.policy), config, features, self.device, self.backend)
+        if isinstance(config.flow, str) and self.backend == "onnxruntime" and self.device.type == "cpu" \
+                and isinstance(self.flow, FlowNetFlow):
+            self.flow.net = OnnxFlowNet(self.flow.net)  # the flow network runs where the segmenter does
         if isinstance(config.flow, str) and hasattr(self.flow, "with_features"):
             # only a decision network reads the hand-made motion features: other policies skip their cost
             self.flow.with_features = isinstance(self.policy, DecisionNetwork)
