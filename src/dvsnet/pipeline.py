@@ -159,17 +159,21 @@ class DVSNet:
         # the DN variant whose features the estimator gives: its name, unless it borrows another's (mv: dis)
         features = getattr(self.flow, "dn_variant", None) or getattr(self.flow, "name", "custom")
         self.policy = _with_decision_net(parse_policy(config.policy), config, features, self.device, self.backend)
-        if isinstance(config.flow, str) and self.backend == "onnxruntime" and self.device.type == "cpu" \
-                and isinstance(self.flow, FlowNetFlow):
-            self.flow.net = OnnxFlowNet(self.flow.net)  # the flow network runs where the segmenter does
-        if isinstance(config.flow, str) and hasattr(self.flow, "with_features"):
-            # only a decision network reads the hand-made motion features: other policies skip their cost
-            self.flow.with_features = isinstance(self.policy, DecisionNetwork)
+        if isinstance(config.flow, str):  # our own estimator, built here: fit it to this pipeline
+            self._fit_flow()
         self.flow_width = config.flow_width
         self.max_key_age = config.key_age_cap(self.policy)
         # a model that outputs labels has one-hot scores: no max-logit to compare, so regions keep their cores
         self.stitch_mode = "core" if getattr(segmenter, "labels_out", False) else config.stitch
         self.reset()
+
+    def _fit_flow(self) -> None:
+        """FlowNetS runs on ONNX Runtime where the segmenter does; the hand-made motion features (DIS, mv) are
+        computed only for a decision network, the one policy that reads them."""
+        if self.backend == "onnxruntime" and self.device.type == "cpu" and isinstance(self.flow, FlowNetFlow):
+            self.flow.net = OnnxFlowNet(self.flow.net)
+        if hasattr(self.flow, "with_features"):
+            self.flow.with_features = isinstance(self.policy, DecisionNetwork)
 
     def reset(self) -> None:
         """Forget every key frame (call between videos)."""
