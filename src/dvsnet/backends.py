@@ -252,37 +252,29 @@ class OnnxDecisionNet:
 
 class OnnxFlowNet:
     """FlowNetS run by ONNX Runtime, for pipelines whose segmenter runs there: (key, cur) (B, 3, h, w) ->
-    (flow, {"conv4", "conv5", "conv6"}) as FlowNetS gives them. Its resizing and padding are traced at one
-    frame size, so a graph is exported per crop size on first use and cached (named by a hash of the
-    weights and the size)."""
+    (flow, {"conv4", "conv5", "conv6"}) as FlowNetS gives them. Its graph takes any batch and frame size;
+    it is exported on first use and cached, named by a hash of the weights."""
 
     backend, precision = "onnxruntime", "fp32"
 
     def __init__(self, net: nn.Module, folder: str | Path | None = None) -> None:
-        self.net = net.cpu().eval()
-        self.folder = cache_dir() if folder is None else Path(folder)
+        from dvsnet.models.export import OPSET, export_network
+
+        net = net.cpu().eval()
+        folder = cache_dir() if folder is None else Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
-        for tensor in self.net.state_dict().values():
+        for tensor in net.state_dict().values():
             digest.update(tensor.detach().contiguous().numpy().tobytes())
-        self.weights = digest.hexdigest()[:16]
-        self.sessions: dict[tuple[int, int], Any] = {}
-
-    def _session(self, size: tuple[int, int]) -> Any:
-        if size not in self.sessions:
-            from dvsnet.models.export import OPSET, export_network
-
-            self.folder.mkdir(parents=True, exist_ok=True)
-            path = self.folder / f"flownet-{self.weights}-{size[0]}x{size[1]}-opset{OPSET}-v{CACHE_FORMAT}.onnx"
-            if not path.is_file():
-                export_network(self.net, path, size=size)  # checked against torch, written atomically
-            self.sessions[size] = _cpu_session(path)
-        return self.sessions[size]
+        self.path = folder / f"flownet-{digest.hexdigest()[:16]}-opset{OPSET}-v{CACHE_FORMAT}.onnx"
+        if not self.path.is_file():
+            export_network(net, self.path)  # checked against torch at two frame sizes, written atomically
+        self.session = _cpu_session(self.path)
 
     def __call__(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        session = self._session(tuple(key.shape[-2:]))
         inputs = {"key": key.detach().float().cpu().contiguous().numpy(),
                   "cur": cur.detach().float().cpu().contiguous().numpy()}
-        flow, conv4, conv5, conv6 = (torch.from_numpy(x) for x in session.run(None, inputs))
+        flow, conv4, conv5, conv6 = (torch.from_numpy(x) for x in self.session.run(None, inputs))
         return flow, {"conv4": conv4, "conv5": conv5, "conv6": conv6}
 
 

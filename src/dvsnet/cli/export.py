@@ -15,7 +15,7 @@ EPILOG = """examples:
   dvsnet export fast --out fast.onnx                      ONNX (dynamic batch and size) + fast.json
   dvsnet export accurate --out accurate.pt2               a torch.export program + accurate.json
   dvsnet export fast --out fast-int8.onnx --precision int8 --calibration-frames clip.mp4
-  dvsnet export flownet --out flownet.onnx --size 256x512 FlowNetS (dynamic batch, fixed size)
+  dvsnet export flownet --out flownet.onnx                 FlowNetS (dynamic batch and size)
   dvsnet export dn-dis --out dn-dis.onnx                  the DIS decision network (dynamic batch)
   dvsnet export runs/seg-fast/model.safetensors --out my.onnx --size 512x1024
   dvsnet segment clip.mp4 --segmenter fast.onnx           run it (ONNX Runtime)
@@ -30,16 +30,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "fixed to --size), with a sidecar JSON (classes, palette, input normalisation) beside it; "
                     "checked against the torch module on rendered frames of --size (the max |logit| "
                     "difference is printed; an fp32 export whose labels differ on more than 0.1% of pixels "
-                    "is refused, nothing written). FlowNetS (.onnx, fixed --size) and the decision networks "
-                    "(.onnx, fixed feature size) have a dynamic batch and are checked the same way.",
+                    "is refused, nothing written). FlowNetS (.onnx, dynamic batch and size, checked at --size and one "
+                    "other size) and the decision networks (.onnx, dynamic batch, fixed feature size) are checked "
+                    "the same way.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("network", metavar="NAME|FILE",
                         help=f"{', '.join(shipped_networks())}, or a .safetensors file from `dvsnet train`")
     parser.add_argument("--out", required=True, metavar="X.onnx|X.pt2",
                         help="the file to write; a segmenter's sidecar X.json goes beside it")
     parser.add_argument("--size", type=parse_size, default=(256, 512), metavar="HxW",
-                        help="frame size of the check (and of FlowNetS's graph and of a .pt2 whose size cannot "
-                             "be dynamic) (default: 256x512)")
+                        help="frame size of the check (and of a .pt2 whose size cannot be dynamic) "
+                             "(default: 256x512)")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default: {OPSET})")
     parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                         help="int8: ONNX Runtime static quantisation of a segmenter (QDQ, per-channel int8 "

@@ -202,7 +202,9 @@ def export_network(net: FlowNetS | DecisionNet, out: str | Path, *, size: tuple[
         module, inputs, outputs = _FlowNetGraph(net), ("key", "cur"), ("flow", "conv4", "conv5", "conv6")
         frames = _check_images(size)  # (2, 3, H, W): two consecutive frames, a batch of 1 pair ...
         checks = [(frames[:1].repeat(2, 1, 1, 1), frames[1:].repeat(2, 1, 1, 1))]  # ... given twice: batch 2
-        axes = {name: {0: "batch"} for name in (*inputs, *outputs)}
+        odd = frames[..., : size[0] - 22, : size[1] - 38]  # another size, not a multiple of 64: the graph's is dynamic
+        checks.append((odd[:1], odd[1:]))
+        axes = {name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in (*inputs, *outputs)}
     elif isinstance(net, DecisionNet):
         module, inputs, outputs = net, ("features",), ("score",)
         generator = torch.Generator().manual_seed(0)

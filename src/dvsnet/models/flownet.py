@@ -59,10 +59,11 @@ class FlowNetS(nn.Module):
     def forward(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if key.shape != cur.shape or key.ndim != 4 or key.shape[1] != 3:
             raise ValueError(f"expected key and cur (B, 3, h, w) of one shape, got {tuple(key.shape)}, {tuple(cur.shape)}")
-        height, width = int(key.shape[2]), int(key.shape[3])  # ints under ONNX tracing too (a fixed export size)
+        # ints when run; under ONNX export traced sizes, so the exported graph takes any frame size
+        height, width = key.shape[2], key.shape[3]
         x = torch.cat([key, cur], dim=1) - 0.5  # (B, 6, h, w)
         if self.input_scale != 1:
-            height, width = round(height * self.input_scale), round(width * self.input_scale)
+            height, width = _round(height * self.input_scale), _round(width * self.input_scale)
             x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
         pad_h, pad_w = (-height) % 64, (-width) % 64
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
@@ -82,13 +83,19 @@ class FlowNetS(nn.Module):
         flow2 = self.predict2(y) + self._up_flow(flow3)  # residual refinement at stride 4
 
         def crop(t: torch.Tensor, stride: int) -> torch.Tensor:
-            return t[..., : -(-height // stride), : -(-width // stride)]
+            # ceil(size / stride), written so that ONNX's integer division (which truncates) agrees
+            return t[..., : (height + stride - 1) // stride, : (width + stride - 1) // stride]
 
         features = {"conv4": crop(c4, 16), "conv5": crop(c5, 32), "conv6": crop(c6, 64)}
         if self.training:
             features["multiscale"] = [crop(f, s) for f, s in
                                       ((flow6, 64), (flow5, 32), (flow4, 16), (flow3, 8), (flow2, 4))]
         return crop(flow2, 4), features
+
+
+def _round(value: float | torch.Tensor) -> int | torch.Tensor:
+    """round() for a size: Python's on a number, torch's (also half to even) on a size traced for ONNX."""
+    return torch.round(value).to(torch.int64) if torch.is_tensor(value) else round(value)
 
 
 def build_flownet() -> FlowNetS:
