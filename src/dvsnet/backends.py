@@ -231,10 +231,7 @@ class OnnxDecisionNet:
         self.reads_key_segmentation = bool(getattr(net, "reads_key_segmentation", False))
         folder = cache_dir() if folder is None else Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        for tensor in net.state_dict().values():  # the weights and the feature normalisation
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        path = folder / f"dn-{digest.hexdigest()[:16]}-opset{OPSET}-v{CACHE_FORMAT}.onnx"
+        path = folder / f"dn-{_state_digest(net)}-opset{OPSET}-v{CACHE_FORMAT}.onnx"
         if not path.is_file():
             export_network(net, path)  # checked against torch, written atomically
         self.session = _cpu_session(path)
@@ -263,10 +260,7 @@ class OnnxFlowNet:
         net = net.cpu().eval()
         folder = cache_dir() if folder is None else Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        for tensor in net.state_dict().values():
-            digest.update(tensor.detach().contiguous().numpy().tobytes())
-        self.path = folder / f"flownet-{digest.hexdigest()[:16]}-opset{OPSET}-v{CACHE_FORMAT}.onnx"
+        self.path = folder / f"flownet-{_state_digest(net)}-opset{OPSET}-v{CACHE_FORMAT}.onnx"
         if not self.path.is_file():
             export_network(net, self.path)  # checked against torch at two frame sizes, written atomically
         self.session = _cpu_session(self.path)
@@ -278,14 +272,18 @@ class OnnxFlowNet:
         return flow, {"conv4": conv4, "conv5": conv5, "conv6": conv6}
 
 
+def _state_digest(net: nn.Module) -> str:
+    """16 hex digits of the sha256 of a network's weights and buffers (a cached graph's name)."""
+    digest = hashlib.sha256()
+    for tensor in net.state_dict().values():
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _cpu_session(path: Path) -> Any:
-    """An ONNX Runtime CPU session on `path` with torch's thread count, its pool sleeping between runs."""
+    """An ONNX Runtime CPU session on `path` (dvsnet's session options: models.external.session_options)."""
     import onnxruntime as ort
 
-    from dvsnet.models.external import ORT_SPIN_ENV
+    from dvsnet.models.external import session_options
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get(ORT_SPIN_ENV, "0"))
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])

@@ -185,8 +185,6 @@ class DVSNet:
         self._key_logits: torch.Tensor | None = None  # (R, K, Hc/s, Wc/s)
         self._key_index = np.zeros(0, dtype=np.int64)  # (R,) frame index of each region's key
         self.index = -1
-        if self._reads_motion:
-            self.flow.reset()
 
     def _start(self, height: int, width: int) -> None:
         self.grid = self.config.grid_at(height, width)
@@ -201,6 +199,8 @@ class DVSNet:
         self._frame_size = (height, width)
         self._key_images = self._key_logits = None
         self._key_index = np.zeros(len(self.regions), dtype=np.int64)
+        if self._reads_motion:  # new key frames: the motion chains start again
+            self.flow.reset()
 
     @torch.no_grad()
     def step(self, frame: np.ndarray, motion: MotionField | None = None) -> FrameResult:
@@ -215,8 +215,6 @@ class DVSNet:
         restarted = self._frame_size != frame.shape[:2]
         if restarted:
             self._start(*frame.shape[:2])
-            if self._reads_motion:
-                self.flow.reset()
         elif self._reads_motion:
             with clock("flow"):
                 self.flow.advance(motion, self.index, self._key_index, self.regions, self._crop_size)

@@ -60,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if kind != "segmenter":
         net = load_flownet(path=path) if kind == "flownet" else load_decision_net(None, path=path)
         report = export_network(net, args.out, size=args.size, opset=args.opset)
-        shape = "dynamic batch, fixed feature size" if kind == "decision" else \
-            f"dynamic batch, fixed size {args.size[0]}x{args.size[1]}"
+        shape = "dynamic batch, fixed feature size" if kind == "decision" else "dynamic batch and size"
         print(f"wrote {report.path} ({shape}; inputs {', '.join(report.inputs)}; outputs {', '.join(report.outputs)})")
         print(f"check against torch: max |output diff| {report.max_abs_diff:.3g}")
         return 0

@@ -353,6 +353,19 @@ def adapt_callable(model: Callable, sidecar: Sidecar = Sidecar()) -> ExternalSeg
     return ExternalSegmenter(model, name=name, sidecar=sidecar, declared=declared)
 
 
+def session_options() -> Any:
+    """ONNX Runtime session options for every graph dvsnet runs: torch's thread count, errors-only logging,
+    and pool threads that sleep when idle instead of spinning: spinning threads take the cores DIS flow and
+    torch need between two network calls (as OpenMP's did: GOMP_SPINCOUNT, docs/speed.md)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get(ORT_SPIN_ENV, "0"))
+    options.log_severity_level = 3
+    return options
+
+
 def load_onnx(path: str | Path, device: str | torch.device = "cpu", sidecar: Sidecar | None = None
               ) -> ExternalSegmenter:
     """An ONNX file run with ONNX Runtime: its CUDA provider where `device` is cuda and the installed
@@ -361,12 +374,7 @@ def load_onnx(path: str | Path, device: str | torch.device = "cpu", sidecar: Sid
 
     path = Path(path)
     sidecar = read_sidecar(path) if sidecar is None else sidecar
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    # its pool threads sleep when idle instead of spinning: spinning threads take the cores DIS flow and
-    # torch need between two segmenter calls (as OpenMP's did: GOMP_SPINCOUNT, docs/speed.md)
-    options.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get(ORT_SPIN_ENV, "0"))
-    options.log_severity_level = 3  # errors only
+    options = session_options()
     providers = ["CPUExecutionProvider"]
     if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
