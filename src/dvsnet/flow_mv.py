@@ -16,8 +16,15 @@ frame there, so no chain ever crosses an I-frame. Smaller intra patches (texture
 to code than to predict, uncovered background, a new object; benchmarks/bench_mv.py reports their share)
 take their neighbours' motion; the decision network sees what that gets wrong in its residual feature.
 
-Decision-network features: the DIS ones (dvsnet.flow.motion_features, computed from the chained flow), so
-the shipped `dis` DN serves `--flow mv` as it is (`dn_variant`).
+Decision-network features, two kinds (`dn_variant`, chosen by the DN the pipeline runs):
+  mv   the codec's own (MV_FEATURES, no pixel read), from per-frame quantities chained along each key's chain
+       exactly as the flow is (q_t(p) + acc_{t-1}(p + m_t(p))): the chained flow, its magnitude and its
+       spatial gradient (motion boundaries), the path length sum |m_t| travelled since the key, the number
+       of frames along the path coded intra and the summed spread of the block vectors around it (3x3 cells),
+       this frame's intra and zero-vector cells (skipped blocks mostly: FFmpeg does not mark them, and a
+       skipped block of a still scene exports the zero vector), and the key's age.
+  dis  the DIS ones (dvsnet.flow.motion_features) computed from the chained flow and the region's pixels,
+       so the `dis` DN serves `--flow mv` too.
 
 Where the vectors come from is the caller's business; `plan_motion` says, for a source, whether `mv`
 can run on it or what to fall back to.
@@ -39,6 +46,10 @@ from dvsnet.regions import Region
 from dvsnet.warp import backward_warp, resize_flow
 
 UNTRUSTED_INTRA_SHARE = 0.5  # a region this frame codes intra over more than this share is segmented
+# the `mv` decision network's input channels (see the module docstring), each average-pooled to 16x16
+MV_FEATURES = ("dx", "dy", "magnitude", "boundary", "path", "intra_frames", "spread", "intra", "zero", "age")
+MV_FEATURE_SIZE = (16, 16)
+DN_FEATURES = ("mv", "dis")  # the decision-network inputs this estimator gives
 FALLBACK_FLOW = "dis"
 FLOW_FALLBACKS = ("dis", "none")
 
@@ -46,19 +57,32 @@ FLOW_FALLBACKS = ("dis", "none")
 class MotionVectorFlow:
     """Chains of codec motion per key frame; see the module docstring. Stateful: the pipeline calls
     `reset()` between videos and `advance(...)` once per frame, then `region_flow(...)` for the regions it
-    warps; it does not follow the plain `estimator(key, cur)` contract (it cannot see motion in pixels)."""
+    warps; it does not follow the plain `estimator(key, cur)` contract (it cannot see motion in pixels).
+    with_features: give decision-network features; dn_variant: which (DN_FEATURES); both take effect at
+    the next reset (the pipeline sets them before its first frame)."""
 
     name = "mv"
-    dn_variant = "dis"  # the decision network reads dvsnet.flow.motion_features, as for DIS
 
-    def __init__(self, with_features: bool = True):
+    def __init__(self, with_features: bool = True, dn_variant: str = "mv"):
         self.with_features = with_features
+        self.dn_variant = "mv"
+        self.use_features(dn_variant)
+
+    def use_features(self, variant: str | None) -> None:
+        """Give the features of decision-network variant `variant` (DN_FEATURES; None: "mv"; another name is
+        left for the pipeline to refuse). Starts the chains again: the mv features ride on them."""
+        variant = "mv" if variant is None else variant
+        if variant in DN_FEATURES:
+            self.dn_variant = variant
         self.reset()
 
     def reset(self) -> None:
         self._chains: dict[int, torch.Tensor] = {}  # key index -> (1, 2, h, w) chain_{t->k}
         self._flow = torch.zeros(0)  # (R, 2, hc, wc) this frame's flow per region, crop-grid pixels
         self._intra = torch.zeros(0)  # (R,) share of each region's crop this frame has no vector for
+        self._features = torch.zeros(0)  # (R, len(MV_FEATURES), 16, 16) the mv DN's input, when it is used
+        # the mv features ride on the chains: whether to carry them is settled here, for the chains to come
+        self._codec_features = self.dn_variant == "mv" and self.with_features
         self._grid_key: tuple | None = None  # (regions, crop size, grid) the crop grids below were made for
         self._grid = self._inside = torch.zeros(0)
 
@@ -74,23 +98,30 @@ class MotionVectorFlow:
         height, width = max(r.bottom for r in regions), max(r.right for r in regions)
         grid = (math.ceil(height / BLOCK), math.ceil(width / BLOCK))
         intra = torch.from_numpy(motion.intra)[None, None].float()
-        step = fill_intra(torch.from_numpy(motion.flow)[None], intra)  # (1, 2, h', w') intra cells filled
+        raw = torch.from_numpy(motion.flow)[None]
+        step = fill_intra(raw, intra)  # (1, 2, h', w') intra cells filled
         step = resize_flow(step, grid)  # (1, 2, h, w) in pixels of this frame's grid
+        zero = ((raw == 0).all(1, keepdim=True) & (intra == 0)).float()  # inter cells with the zero vector
         if intra.shape[-2:] != grid:
-            intra = F.interpolate(intra, size=grid, mode="nearest")
+            intra, zero = (F.interpolate(x, size=grid, mode="nearest") for x in (intra, zero))
+        chained = torch.cat([step, _per_frame_quantities(step, intra)], 1) if self._codec_features else step
         keys = [int(k) for k in np.unique(key_index)]
         old = [k for k in keys if k in self._chains]
-        if old:  # every key's chain in one warp: (K, 2, h, w) sampled at p + m_t(p)
-            carried = step + backward_warp(torch.cat([self._chains[k] for k in old]), step.expand(len(old), -1, -1, -1))
-        self._chains = {k: carried[old.index(k)][None] if k in old else step for k in keys}  # new keys: chain = m_t
+        if old:  # every key's chain in one warp: (K, C, h, w) sampled at p + m_t(p)
+            carried = chained + backward_warp(torch.cat([self._chains[k] for k in old]),
+                                              step.expand(len(old), -1, -1, -1))
+        self._chains = {k: carried[old.index(k)][None] if k in old else chained for k in keys}  # new keys: q_t
         if self._grid_key != (tuple(regions), tuple(crop_size), grid):
             self._grid_key = (tuple(regions), tuple(crop_size), grid)
             self._grid, self._inside = _crop_grids(regions, crop_size, grid)
         fields = torch.cat([torch.cat([self._chains[int(k)] for k in key_index]),
-                            intra.expand(len(regions), -1, -1, -1)], 1)  # (R, 3, h, w): chain, this frame's intra
+                            intra.expand(len(regions), -1, -1, -1), zero.expand(len(regions), -1, -1, -1)], 1)
         crops = F.grid_sample(fields, self._grid, mode="bilinear", padding_mode="border", align_corners=True)
         self._flow = crops[:, :2]  # (R, 2, Hc/8, Wc/8)
-        self._intra = (crops[:, 2] * self._inside).sum((1, 2)) / self._inside.sum((1, 2))
+        self._intra = (crops[:, -2] * self._inside).sum((1, 2)) / self._inside.sum((1, 2))
+        if self._codec_features:
+            ages = torch.from_numpy(index - np.asarray(key_index)).float()
+            self._features = codec_features(crops, ages)
 
     def untrusted(self) -> torch.Tensor:
         """(R,) bool: the regions this frame codes mostly intra (see the module docstring)."""
@@ -103,7 +134,32 @@ class MotionVectorFlow:
         flow = self._flow[index].to(key.device)
         if not (features and self.with_features):
             return flow, None
+        if self._codec_features:
+            return flow, self._features[index].to(key.device)
         return flow, motion_features(key, cur, resize_flow(flow, tuple(key.shape[-2:])))
+
+
+def _per_frame_quantities(step: torch.Tensor, intra: torch.Tensor) -> torch.Tensor:
+    """(1, 3, h, w) what each frame adds along a chain: |m_t|, intra (1 or 0) and the spread of the block
+    vectors over each 3x3 neighbourhood of cells (the root of the summed variance of dx and dy)."""
+    magnitude = (step * step).sum(1, keepdim=True).sqrt()
+    pooled = F.avg_pool2d(step, 3, stride=1, padding=1, count_include_pad=False)
+    pooled_square = F.avg_pool2d(step * step, 3, stride=1, padding=1, count_include_pad=False)
+    spread = (pooled_square - pooled * pooled).clamp_min(0).sum(1, keepdim=True).sqrt()
+    return torch.cat([magnitude, intra, spread], 1)
+
+
+def codec_features(crops: torch.Tensor, ages: torch.Tensor) -> torch.Tensor:
+    """The `mv` DN's input (R, len(MV_FEATURES), 16, 16) from the regions' crops of (chain dx, dy, path
+    length, intra frames, spread, this frame's intra, zero) (R, 7, h, w) and their keys' ages (R,)."""
+    flow = crops[:, :2]
+    magnitude = (flow * flow).sum(1, keepdim=True).sqrt()
+    grad_x = (flow[..., :, 1:] - flow[..., :, :-1]).abs().sum(1, keepdim=True)
+    grad_y = (flow[..., 1:, :] - flow[..., :-1, :]).abs().sum(1, keepdim=True)
+    boundary = F.pad(grad_x, (0, 1, 0, 0)) + F.pad(grad_y, (0, 0, 0, 1))
+    age = ages.to(crops.dtype).view(-1, 1, 1, 1).expand(-1, 1, *crops.shape[-2:])
+    dense = torch.cat([flow, magnitude, boundary, crops[:, 2:7], age], 1)  # in MV_FEATURES' order
+    return F.adaptive_avg_pool2d(dense, MV_FEATURE_SIZE)
 
 
 def _crop_grids(regions: Sequence[Region], crop_size: tuple[int, int],

@@ -156,9 +156,12 @@ class DVSNet:
         self._warp_upscale = warp_upscale(int(getattr(segmenter, "output_stride", 8)))
         self.flow = build_flow(config.flow, self.device)
         self._reads_motion = hasattr(self.flow, "advance")  # dvsnet.flow_mv.MotionVectorFlow
-        # the DN variant whose features the estimator gives: its name, unless it borrows another's (mv: dis)
+        policy = parse_policy(config.policy)
+        if isinstance(config.flow, str) and hasattr(self.flow, "use_features"):  # mv: the DN's choice of features
+            self.flow.use_features(_dn_variant(policy, config))
+        # the DN variant whose features the estimator gives: its name, unless it says otherwise (mv: mv or dis)
         features = getattr(self.flow, "dn_variant", None) or getattr(self.flow, "name", "custom")
-        self.policy = _with_decision_net(parse_policy(config.policy), config, features, self.device, self.backend)
+        self.policy = _with_decision_net(policy, config, features, self.device, self.backend)
         if isinstance(config.flow, str):  # our own estimator, built here: fit it to this pipeline
             self._fit_flow()
         self.flow_width = config.flow_width
@@ -328,6 +331,18 @@ def _with_decision_net(policy: Policy, config: PipelineConfig, flow_name: str, d
         raise DvsnetError(f"the policy's decision network is on {dn_device}, the segmenter on "
                           f"{device}; move it there first (policy.net.to(device))")
     return policy
+
+
+def _dn_variant(policy: Policy, config: PipelineConfig) -> str | None:
+    """The features the policy's decision network reads (None: no DN named, the flow's own default)."""
+    if not isinstance(policy, DecisionNetwork):
+        return None
+    if policy.net is not None:
+        return getattr(policy.net, "variant", None)
+    if config.dn is None:
+        return None
+    text = str(config.dn)
+    return read_metadata(text).get("variant") if text.endswith(".safetensors") else text
 
 
 def _weights_device(network: object) -> torch.device | None:

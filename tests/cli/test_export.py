@@ -119,8 +119,8 @@ def test_model_mistakes_are_one_line_before_any_run_folder(case, frames, tmp_pat
 
 @pytest.mark.parametrize("argv, message", [
     (["fast", "--out", "fast.tflite"], "export to a .onnx or .pt2 file"),
-    (["nope", "--out", "x.onnx"], "can export fast, accurate, flownet, dn-dis, dn-flownet-conv6 or a .safetensors"),
-    (["model.onnx", "--out", "x.onnx"], "can export fast, accurate, flownet, dn-dis, dn-flownet-conv6 or a "),
+    (["nope", "--out", "x.onnx"], "can export fast, accurate, flownet, dn-dis, dn-flownet-conv6, dn-mv or a .safetensors"),
+    (["model.onnx", "--out", "x.onnx"], "can export fast, accurate, flownet, dn-dis, dn-flownet-conv6, dn-mv or a "),
     (["dn-dis", "--out", "x.onnx", "--precision", "int8"], "--precision int8 quantises a segmenter"),
     (["flownet", "--out", "x.pt2"], "flow and decision networks export to a .onnx file"),
     (["fast", "--out", "x.onnx", "--calibration-frames", "clip.mp4"], "add --precision int8"),
@@ -148,7 +148,7 @@ def run_onnx(path: Path, inputs: dict[str, torch.Tensor]) -> list:
     return session.run(None, {name: x.numpy() for name, x in inputs.items()})
 
 
-@pytest.mark.parametrize("name", ["accurate", "flownet", "dn-dis", "dn-flownet-conv6"])
+@pytest.mark.parametrize("name", ["accurate", "flownet", "dn-dis", "dn-flownet-conv6", "dn-mv"])
 def test_every_shipped_network_exports_and_matches_torch_at_another_batch_size(name, tmp_path, capsys):
     """(`fast` is exported by tests/models/test_export.py.) Checked here on a batch of 3 the export never saw."""
     out = tmp_path / f"{name}.onnx"

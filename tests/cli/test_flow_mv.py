@@ -10,6 +10,7 @@ import pytest
 
 from dvsnet.cli import main
 from dvsnet.data.motion import encode_video
+from dvsnet.models.weights import read_metadata
 from tests.conftest import textured_pan
 
 ARGS = ["--no-progress", "--threads", "1", "--write", "csv"]
@@ -63,12 +64,13 @@ def test_calibrate_makes_a_dn_for_mv_that_segment_uses_with_mv_only(av, tmp_path
                  "--cache", str(tmp_path / "cache"), "--no-progress", "--threads", "1"]) == 0
     record = json.loads((out.parent / "calibration.json").read_text())
     assert record["pipeline"]["flow"] == "mv" and record["samples"] == {"training": 3 * 2 * 2, "held_out": 1 * 2 * 2}
+    assert read_metadata(out)["variant"] == "mv"  # the codec's own features, as the shipped mv DN reads
     base = ["segment", str(video), "--segmenter", str(weights), "--grid", "1x2", "--dn", str(out),
             "--policy", "dn:0.5", "--output", str(tmp_path / "runs"), *ARGS]
     assert main([*base, "--flow", "mv"]) == 0
     capsys.readouterr()
     assert main([*base, "--flow", "dis"]) == 2
-    assert "was calibrated for flow 'mv'" in capsys.readouterr().err
+    assert "reads 'mv' features, but flow estimator 'dis'" in capsys.readouterr().err
 
 
 def test_evaluate_without_labels_runs_mv_on_a_video_and_falls_back_on_frames(av, tmp_path, weights, capsys):

@@ -209,3 +209,43 @@ def test_age_only_baseline_predicts_the_training_mean_of_each_grid_and_offset():
     assert got["mean"] == pytest.approx(27.5)
     # per (grid, offset): 0.9 (2x2, 1), 0.6 (2x2, 2), 0.4 (1x1, 1); (1x1, 9) unseen -> training mean 0.7
     assert got["mean per grid and offset"] == pytest.approx((0 + 10 + 0 + 40) / 4)
+
+
+def test_key_starts_spread_the_keys_over_the_frames_that_have_max_offset_after_them():
+    from dvsnet.train.mv import key_starts
+
+    assert key_starts(30, 20, 2) == [0, 9] and key_starts(30, 5, 2) == [0, 24] and key_starts(30, 5, 3) == [0, 12, 24]
+    assert key_starts(30, 5, 1) == [0] and key_starts(21, 20, 3) == [0]
+    with pytest.raises(DvsnetError, match="--max-offset 20 needs at least 21"):
+        key_starts(10, 20, 2)
+
+
+def test_train_dn_mv_samples_the_split_encoded_to_h264_and_the_pipeline_runs_it(av, tiny_tree, tiny_fast, tmp_path):
+    """Every snippet encoded once; per key, every frame after it up to --max-offset sampled as calibrate does
+    (chunks of max_offset + 1 frames from the key on); the DN reads the 10 codec features with --flow mv."""
+    from dvsnet.data.motion import encode_video, read_motion_frames
+    from dvsnet.flow_mv import MV_FEATURES
+    from dvsnet.train.dn import DNTrainConfig, dataset, train_decision_net
+    from tests.conftest import textured_pan
+
+    config = DNTrainConfig(data=str(tiny_tree), out=str(tmp_path / "dn"), variant="mv", segmenter=str(tiny_fast),
+                           cache=str(tmp_path / "cache"), grids=((1, 1), (1, 2)), max_offset=5, keys_per_snippet=2,
+                           steps=10, batch=8, val_every=5, threads=1)
+    result = train_decision_net(config, progress=False)
+    # keys at frames 0 and 24 of 30: 25 + 5 frames after a key, on 1 + 2 regions; 2 training snippets, 1 val
+    assert result["train_samples"] == 2 * 30 * 3 and result["val_samples"] == 30 * 3
+    videos = sorted((tmp_path / "cache").glob("h264-*/*.mp4"))
+    assert len(videos) == 3
+    stamps = [v.stat().st_mtime_ns for v in videos]
+    val = dataset(config, "val", progress=False)  # from the cache: nothing encoded again
+    assert [v.stat().st_mtime_ns for v in videos] == stamps and len(val.targets) == 90
+    assert val.features.shape[1:] == (len(MV_FEATURES), 16, 16) and set(val.grids.tolist()) == {"1x1", "1x2"}
+    assert val.offsets.min() == 1 and val.offsets.max() == 5 and 0 <= val.targets.min() <= val.targets.max() <= 1
+    net = load_decision_net("mv", path=tmp_path / "dn" / "model.safetensors")
+    assert net.variant == "mv" and net.in_channels == len(MV_FEATURES)
+
+    video = encode_video(textured_pan(2, 1, 6, 64, 128), tmp_path / "pan.mp4", crf=18)
+    pipe = dvsnet.DVSNet(segmenter=str(tiny_fast), flow="mv", policy="dn:0.0", grid=(1, 2),
+                         dn=tmp_path / "dn" / "model.safetensors")
+    outs = [pipe.step(image, motion=field) for _, image, field in read_motion_frames(video)]
+    assert all(o.paths == ["warp", "warp"] and all(0 <= s <= 1 for s in o.scores) for o in outs[1:])

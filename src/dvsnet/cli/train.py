@@ -77,7 +77,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     dn.add_argument("--variant", default="dis",
                     choices=DN_VARIANTS,
                     help="which features feed the DN (default: dis, the DIS motion features; dis-keyseg adds "
-                         "the key segmentation's uncertainty and class boundaries)")
+                         "the key segmentation's uncertainty and class boundaries; mv: the codec's motion vectors, "
+                         "sampled from the split encoded to H.264)")
     dn.add_argument("--segmenter", default="fast",
                     help="segmenter whose output defines the confidence score: name or .safetensors (default: fast)")
     dn.add_argument("--flownet", default=None,
@@ -103,7 +104,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     dn.add_argument("--weight-decay", type=non_negative_float, default=1e-4,
                     help="Adam's L2 penalty on the weights (default: 1e-4)")
     dn.add_argument("--flip", action="store_true",
-                    help="augment: mirror half of each batch left-right (dis and dis-keyseg only)")
+                    help="augment: mirror half of each batch left-right (dis, dis-keyseg and mv only)")
     dn.set_defaults(run=run_dn)
 
     ship = which.add_parser("ship", help="copy a run's weights into the package as fp16 (what load_* find by name)")

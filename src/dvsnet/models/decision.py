@@ -14,6 +14,8 @@ variant reads the features of the flow estimator (dvsnet.flow.FLOWS) whose `name
   flownet-conv4/5/6   FlowNetS encoder features after conv4 / conv5 / conv6 (paper Table 2)
                       (96 / 128 / 192 channels)              --flow flownet-conv4 / flownet-conv5 / flownet
   flownet-image-flow  key image + flownet flow (paper Table 2, last row; 5 channels) --flow flownet-image-flow
+  mv                  the codec's motion vectors chained from the key (dvsnet.flow_mv.MV_FEATURES;     --flow mv
+                      10 channels, no pixel read); `dis` features serve --flow mv as well
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from torch import nn
 
 DIS_VARIANTS: tuple[str, ...] = ("dis", "dis-keyseg")
 FLOWNET_VARIANTS: tuple[str, ...] = ("flownet-conv4", "flownet-conv5", "flownet-conv6", "flownet-image-flow")
-DN_VARIANTS: tuple[str, ...] = DIS_VARIANTS + FLOWNET_VARIANTS
+MV_VARIANTS: tuple[str, ...] = ("mv",)
+DN_VARIANTS: tuple[str, ...] = DIS_VARIANTS + FLOWNET_VARIANTS + MV_VARIANTS
 KEYSEG_SUFFIX = "-keyseg"  # a "<flow features>-keyseg" DN also reads the key segmentation's summary
 
 

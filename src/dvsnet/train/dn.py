@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from dvsnet.errors import DvsnetError
-from dvsnet.models.decision import DIS_VARIANTS, DN_VARIANTS, KEYSEG_SUFFIX, DecisionNet
+from dvsnet.models.decision import DIS_VARIANTS, DN_VARIANTS, KEYSEG_SUFFIX, MV_VARIANTS, DecisionNet
 from dvsnet.models.weights import save_weights
 from dvsnet.train.common import (
     CsvLog,
@@ -73,6 +73,8 @@ class Samples:
 def dataset(config: DNTrainConfig, split: str, progress: bool) -> Samples:
     """The samples of `config.variant` on `split` (cached); on the train split only the first
     `config.train_snippets` snippets and key offsets up to `config.train_max_offset`, when set."""
+    if config.variant in MV_VARIANTS:  # sampled from the split encoded to H.264 (dvsnet.train.mv)
+        return _mv_dataset(config, split, progress)
     # one cache serves every variant when --flownet is given for all of them (DIS parts included)
     flownet = config.flownet
     if config.variant not in DIS_VARIANTS and flownet is None:
@@ -105,9 +107,20 @@ def dataset(config: DNTrainConfig, split: str, progress: bool) -> Samples:
                    grids, scores["offset"][keep].astype(np.int64))
 
 
+def _mv_dataset(config: DNTrainConfig, split: str, progress: bool) -> Samples:
+    from dvsnet.train.mv import mv_samples
+
+    if config.train_snippets is not None or config.train_max_offset is not None:
+        raise DvsnetError("--train-snippets and --train-max-offset apply to the image-sampled variants, not mv "
+                          "(use --max-snippets and --max-offset)")
+    samples = mv_samples(config, split, progress)
+    return Samples(torch.from_numpy(samples["features"].astype(np.float32)), torch.from_numpy(samples["targets"]),
+                   samples["grids"], samples["offsets"].astype(np.int64))
+
+
 def mirror_features(features: torch.Tensor) -> torch.Tensor:
-    """DIS-variant features of the horizontally mirrored region pair: every map flipped left-right and the
-    x component of the flow (channel 0 of dvsnet.flow.motion_features) negated."""
+    """DIS- or mv-variant features of the horizontally mirrored region pair: every map flipped left-right
+    and the x component of the flow (channel 0 of dvsnet.flow.motion_features and of MV_FEATURES) negated."""
     mirrored = features.flip(-1)
     mirrored[:, 0] = -mirrored[:, 0]
     return mirrored
@@ -160,8 +173,8 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
     """Fit a DecisionNet on cached scores; writes the run folder. Returns the final val error figures."""
     if config.variant not in DN_VARIANTS:
         raise DvsnetError(f"unknown decision-network variant {config.variant!r}; valid: {', '.join(DN_VARIANTS)}")
-    if config.flip and config.variant not in DIS_VARIANTS:
-        raise DvsnetError(f"--flip mirrors DIS motion features; {config.variant!r} features have no known mirror")
+    if config.flip and config.variant not in DIS_VARIANTS + MV_VARIANTS:
+        raise DvsnetError(f"--flip mirrors DIS and mv motion features; {config.variant!r} features have no known mirror")
     out = Path(config.out)
     checkpoint, device = start_run(out, config, resume)
     train, val = dataset(config, "train", progress), dataset(config, "val", progress)
