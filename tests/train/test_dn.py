@@ -149,7 +149,7 @@ def test_mirrored_dis_features_are_those_of_the_mirrored_region_pair():
 def test_flip_is_refused_for_features_without_a_mirror(tmp_path):
     from dvsnet.train.dn import DNTrainConfig, train_decision_net
 
-    with pytest.raises(DvsnetError, match="--flip mirrors DIS motion features"):
+    with pytest.raises(DvsnetError, match="--flip mirrors DIS and mv motion features"):
         train_decision_net(DNTrainConfig(out=str(tmp_path / "dn"), variant="flownet-conv6", flip=True))
 
 
