@@ -19,13 +19,15 @@ Three measurements, baseline and candidate in the same run, torch and OpenCV on 
    per-frame segmentation (`always`, grid 1x1, the label-free protocol of dvsnet.evaluate); mv's time
    again includes its reader overhead, per pixel of the source.
 
-    PYTHONPATH=src python benchmarks/bench_mv.py --threads 1   # -> results/bench_mv.json
+    PYTHONPATH=src python benchmarks/bench_mv.py --threads 1   # -> results/bench_mv.json, benchmarks/report/mv.md
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +36,7 @@ import cv2
 import numpy as np
 import torch
 
+from dvsnet.atomic import write_text_atomic
 from dvsnet.config import PipelineConfig
 from dvsnet.data.cityscapes import CityscapesSequences, load_image, load_labels
 from dvsnet.data.motion import dense_field, encode_video, read_motion_frames
@@ -261,6 +264,56 @@ def clips(names, width: int, frames: int, thresholds, reader_ms_per_px: float) -
     return out
 
 
+REPORT_SECTION = Path(__file__).parent / "report" / "mv.md"  # included in REPORT.md by report.py
+
+
+def report_section(record: dict) -> str:
+    """REPORT.md's section: the run's command and machine, and a table per part it ran."""
+    m = record["machine"]
+    lines = [(f"Measured {record['started_utc']} by `{record['command']}` on {m['cpu']} ({m['usable_cores']} usable "
+             f"cores, 1-min load average at the end {m['load_average_1m']}), {record['args']['threads']} torch and "
+             f"OpenCV thread(s), torch {record['versions']['torch']}; {record['elapsed_s']:.0f} s. Rows: `dis` = DIS "
+             "ultrafast with the shipped dis DN; `mv` = the codec's vectors with the shipped mv DN (codec features); "
+             "`mv/dis-dn` = the vectors with the dis DN (docs/motion-vectors.md)."), ""]
+    c = record["cost"]
+    ms = c["ms_per_frame"]
+    lines += ["Flow cost per frame at 512x1024, 2x2 regions (medians, ms):", "",
+              ("| mv flow | DIS ultrafast | mv / DIS | mv flow + its DN's features | DIS + its DN's features "
+              "| decode / with vectors |"), "|---|---|---|---|---|---|",
+              (f"| {c['mv_flow_ms']:.2f} | {c['dis_flow_ms']:.1f} | {c['mv_over_dis']:.3f} "
+              f"| {c['mv_flow_with_codec_features_ms']:.2f} | {c['dis_flow_with_features_ms']:.1f} "
+              f"| {ms['decode']:.1f} / {ms['decode_export']:.1f} |"), ""]
+    if "accuracy" in record:
+        rows = record["accuracy"]
+        labels = list(dict.fromkeys(k.split(" ", 1)[0] for k in rows if not k.endswith(" always")))
+        names = list(dict.fromkeys(k.split(" ", 1)[1] for k in rows if not k.endswith(" always")))
+        always = rows["dis always"]
+        lines += [(f"mIoU against speed-up on the synthetic val snippets encoded to H.264 (per-frame: "
+                  f"{100 * always['miou']:.1f} mIoU); each cell: regions warped, mIoU, speed-up:"), "",
+                  "| policy | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        for name in names:
+            cells = [rows.get(f"{label} {name}") for label in labels]
+            lines.append(f"| {name} | " + " | ".join(
+                "" if r is None else f"{100 * r['workload_saved']:.1f} %, {100 * r['miou']:.1f}, {r['speedup']:.2f}×"
+                for r in cells) + " |")
+        best = record.get("balanced", {})
+        lines += ["", "Best balanced point (the fastest dn:T within 5 mIoU points of per-frame): " + "; ".join(
+            f"{label} {b['policy']} {b['speedup']:.2f}× at {100 * b['miou']:.1f}" for label, b in best.items()) + ".", ""]
+    for clip, result in record.get("clips", {}).items():
+        rows = {k: v for k, v in result.items() if isinstance(v, dict) and "agreement" in v}
+        labels = list(dict.fromkeys(k.split(" ", 1)[0] for k in rows))
+        names = list(dict.fromkeys(k.split(" ", 1)[1] for k in rows))
+        lines += [(f"Real clip {clip} ({result['frames']} frames at {result['size']}): agreement with per-frame "
+                  "output; each cell: regions warped, agreement, speed-up:"), "",
+                  "| policy | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        for name in names:
+            lines.append(f"| {name} | " + " | ".join(
+                f"{100 * rows[f'{label} {name}']['workload_saved']:.1f} %, {100 * rows[f'{label} {name}']['agreement']:.1f} %, "
+                f"{rows[f'{label} {name}']['speedup']:.2f}×" for label in labels) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="data/synth")
@@ -280,10 +333,14 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=("cost", "accuracy", "clips"),
                         default=["cost", "accuracy", "clips"], help="which measurements to run (default: all)")
     parser.add_argument("--out", default="results/bench_mv.json")
+    parser.add_argument("--no-report", dest="report", action="store_false",
+                        help="do not write REPORT.md's section (benchmarks/report/mv.md)")
     args = parser.parse_args()
     set_threads(args.threads)
+    started = datetime.datetime.now(datetime.timezone.utc)
     snippets = snippet_frames(args.data, args.snippets)
-    result = {"args": vars(args), "versions": versions(), "machine": describe_machine()}
+    result = {"args": vars(args), "versions": versions(), "command": " ".join(["python", *sys.argv]),
+              "started_utc": started.isoformat(timespec="seconds")}
     with tempfile.TemporaryDirectory() as tmp:
         # mv's reader overhead (vector export + dense field) is charged to mv in the speed-ups
         result["cost"] = cost(snippets[: args.cost_snippets], args.crf, Path(tmp))
@@ -301,9 +358,13 @@ def main() -> None:
         result["clips"] = clips(args.clips, args.clip_width, args.clip_frames, args.thresholds,
                                 overhead / (512 * 1024))
         print(json.dumps(result["clips"], indent=1))
+    result["machine"] = describe_machine()  # its load average: at the end
+    result["elapsed_s"] = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"-> {args.out}")
+    if args.report:
+        write_text_atomic(REPORT_SECTION, report_section(result))
+    print(f"-> {args.out}" + (f", {REPORT_SECTION}" if args.report else ""))
 
 
 if __name__ == "__main__":

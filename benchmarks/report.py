@@ -390,6 +390,7 @@ BENCH_SECTIONS = (
     ("backends.md", "Backends and precisions (benchmarks/bench_backends.py)"),
     ("real_clips.md", "Real clips without labels: the defaults against fixed schedules (benchmarks/bench_real_clips.py)"),
     ("calibrate.md", "Real clips: a decision network calibrated without labels (benchmarks/bench_calibrate.py)"),
+    ("mv.md", "Flow from the codec: `--flow mv` against DIS (benchmarks/bench_mv.py)"),
 )
 
 

@@ -78,13 +78,18 @@ def motion_features(
     residual = (grey_cur - backward_warp(grey_key, flow)).abs()
     difference = (grey_cur - grey_key).abs()
     magnitude = (flow * flow).sum(1, keepdim=True).sqrt()  # (B, 1, h, w); Tensor.norm(dim=1) is ~100x slower
-    grad_x = (flow[..., :, 1:] - flow[..., :, :-1]).abs().sum(1, keepdim=True)
-    grad_y = (flow[..., 1:, :] - flow[..., :-1, :]).abs().sum(1, keepdim=True)
-    gradient = F.pad(grad_x, (0, 1, 0, 0)) + F.pad(grad_y, (0, 0, 0, 1))
-    dense = torch.cat([flow / 4, magnitude / 4, difference, residual, gradient], dim=1)  # (B, 6, h/2, w/2)
+    dense = torch.cat([flow / 4, magnitude / 4, difference, residual, flow_gradient(flow)], dim=1)  # (B, 6, h/2, w/2)
     pooled = F.adaptive_avg_pool2d(dense, MOTION_FEATURE_SIZE)
     peak = F.adaptive_max_pool2d(residual, MOTION_FEATURE_SIZE)
     return torch.cat([pooled, peak], dim=1)
+
+
+def flow_gradient(flow: torch.Tensor) -> torch.Tensor:
+    """(B, 2, h, w) flow -> (B, 1, h, w) |d flow / dx| + |d flow / dy| summed over both components (forward
+    differences, 0 past the last row and column): high at motion boundaries, where occlusions live."""
+    grad_x = (flow[..., :, 1:] - flow[..., :, :-1]).abs().sum(1, keepdim=True)
+    grad_y = (flow[..., 1:, :] - flow[..., :-1, :]).abs().sum(1, keepdim=True)
+    return F.pad(grad_x, (0, 1, 0, 0)) + F.pad(grad_y, (0, 0, 0, 1))
 
 
 def key_segmentation_features(key_logits: torch.Tensor) -> torch.Tensor:

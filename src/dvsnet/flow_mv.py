@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from dvsnet.data.motion import BLOCK, MotionField, fill_intra, why_no_vectors
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import motion_features
+from dvsnet.flow import flow_gradient, motion_features
 from dvsnet.regions import Region
 from dvsnet.warp import backward_warp, resize_flow
 
@@ -77,7 +77,7 @@ class MotionVectorFlow:
         self.reset()
 
     def reset(self) -> None:
-        self._chains: dict[int, torch.Tensor] = {}  # key index -> (1, 2, h, w) chain_{t->k}
+        self._chains: dict[int, torch.Tensor] = {}  # key index -> (1, C, h, w) chain_{t->k} (+ mv features' sums)
         self._flow = torch.zeros(0)  # (R, 2, hc, wc) this frame's flow per region, crop-grid pixels
         self._intra = torch.zeros(0)  # (R,) share of each region's crop this frame has no vector for
         self._features = torch.zeros(0)  # (R, len(MV_FEATURES), 16, 16) the mv DN's input, when it is used
@@ -154,9 +154,7 @@ def codec_features(crops: torch.Tensor, ages: torch.Tensor) -> torch.Tensor:
     length, intra frames, spread, this frame's intra, zero) (R, 7, h, w) and their keys' ages (R,)."""
     flow = crops[:, :2]
     magnitude = (flow * flow).sum(1, keepdim=True).sqrt()
-    grad_x = (flow[..., :, 1:] - flow[..., :, :-1]).abs().sum(1, keepdim=True)
-    grad_y = (flow[..., 1:, :] - flow[..., :-1, :]).abs().sum(1, keepdim=True)
-    boundary = F.pad(grad_x, (0, 1, 0, 0)) + F.pad(grad_y, (0, 0, 0, 1))
+    boundary = flow_gradient(flow)
     age = ages.to(crops.dtype).view(-1, 1, 1, 1).expand(-1, 1, *crops.shape[-2:])
     dense = torch.cat([flow, magnitude, boundary, crops[:, 2:7], age], 1)  # in MV_FEATURES' order
     return F.adaptive_avg_pool2d(dense, MV_FEATURE_SIZE)

@@ -100,8 +100,9 @@ class DVSNet:
     of about 512x1024 px, so 1x1 up to 767x1535 px frames and 2x2 at 1024x2048 (config.auto_grid).
     overlap: px grown on inner region edges; None = 64 px at 2048 px width, scaled with the frame width.
     stitch: "max-logit" | "core".
-    dn: the decision network of a dn:T policy: a shipped variant ("dis", "flownet-conv6") or a .safetensors
-    file from `dvsnet train dn`; None = the shipped one trained for the flow estimator.
+    dn: the decision network of a dn:T policy: a shipped variant ("dis", "flownet-conv6", "mv") or a
+    .safetensors file from `dvsnet train dn`; None = the shipped one trained for the flow estimator. Flow
+    "mv" gives the features of the DN it runs: the codec's own ("mv") or DIS's ("dis").
     flow_width: frames wider than this many pixels are scaled down to it for the flow estimator (and so
     for the decision network's features); None (default) = flow at full resolution. Warping uses that flow
     on the full-resolution key logits. A speed knob: cheaper flow, coarser warps (docs: frame size).

@@ -122,14 +122,15 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str | None 
                        help="flow estimator: dis (OpenCV DIS, ultrafast), dis-fast, dis-medium, flownet (its DN reads "
                             "conv6 features), or flownet-conv4, flownet-conv5, flownet-image-flow (no DN ships "
                             "for these: dn:T needs --dn FILE from `dvsnet train dn --variant NAME`), or mv (the "
-                            "video's own H.264 / MPEG-4 motion vectors, pip install 'dvsnet[mv]'; the dis DN "
-                            "reads its features; docs/motion-vectors.md) (default: dis)")
+                            "video's own H.264 / MPEG-4 motion vectors, pip install 'dvsnet[mv]'; its DN reads "
+                            "the vectors too, --dn dis gives it DIS's features; docs/motion-vectors.md) "
+                            "(default: dis)")
     group.add_argument("--flow-fallback", choices=("dis", "none"), default="dis",
                        help="when --flow mv meets a source without motion vectors (frames, HEVC, VP9, no PyAV): "
                             "dis runs DIS instead with a note, none refuses (default: dis)")
     if policy is not None:
         group.add_argument("--dn", default=None, metavar="NAME|FILE",
-                           help="decision network of a dn:T policy: a shipped variant (dis, flownet-conv6) or a "
+                           help="decision network of a dn:T policy: a shipped variant (dis, flownet-conv6, mv) or a "
                                 ".safetensors file from `dvsnet calibrate` or `dvsnet train dn` (default: the one "
                                 "shipped for --flow)")
     group.add_argument("--grid", type=parse_grid_or_auto, default="auto", metavar="RxC|auto",
