@@ -73,6 +73,24 @@ def test_calibrate_makes_a_dn_for_mv_that_segment_uses_with_mv_only(av, tmp_path
     assert "reads 'mv' features, but flow estimator 'dis'" in capsys.readouterr().err
 
 
+def test_calibrate_for_mv_refuses_frames_in_one_line_and_takes_no_fallback(tmp_path, weights, capsys):
+    """A DN for mv is trained on vectors: calibrate never falls back to DIS, so it has no --flow-fallback."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, image in enumerate(textured_pan(2, 1, 8, 64, 128)):
+        cv2.imwrite(str(folder / f"f{i}.png"), image)
+    out = tmp_path / "cal" / "dn.safetensors"
+    base = ["calibrate", str(folder), "--flow", "mv", "--segmenter", str(weights), "--out", str(out),
+            "--max-offset", "2", "--cache", str(tmp_path / "cache"), "--no-progress", "--threads", "1"]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds images, which carry no motion vectors" in err
+    with pytest.raises(SystemExit) as exited:
+        main([*base, "--flow-fallback", "dis"])
+    assert exited.value.code == 2 and "unrecognized arguments: --flow-fallback" in capsys.readouterr().err
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
 def test_evaluate_without_labels_runs_mv_on_a_video_and_falls_back_on_frames(av, tmp_path, weights, capsys):
     video = encode_video(textured_pan(2, 1, 8, 64, 128), tmp_path / "pan.mp4", crf=18)
     common = ["--flow", "mv", "--segmenter", str(weights), "--grid", "1x2", "--policy", "fixed:3", "--threads", "1",

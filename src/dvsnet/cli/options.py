@@ -125,9 +125,10 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str | None 
                             "video's own H.264 / MPEG-4 motion vectors, pip install 'dvsnet[mv]'; its DN reads "
                             "the vectors too, --dn dis gives it DIS's features; docs/motion-vectors.md) "
                             "(default: dis)")
-    group.add_argument("--flow-fallback", choices=("dis", "none"), default="dis",
-                       help="when --flow mv meets a source without motion vectors (frames, HEVC, VP9, no PyAV): "
-                            "dis runs DIS instead with a note, none refuses (default: dis)")
+    if policy is not None:  # a command that makes a DN for mv needs the vectors: it refuses without them
+        group.add_argument("--flow-fallback", choices=("dis", "none"), default="dis",
+                           help="when --flow mv meets a source without motion vectors (frames, HEVC, VP9, no "
+                                "PyAV): dis runs DIS instead with a note, none refuses (default: dis)")
     if policy is not None:
         group.add_argument("--dn", default=None, metavar="NAME|FILE",
                            help="decision network of a dn:T policy: a shipped variant (dis, flownet-conv6, mv) or a "

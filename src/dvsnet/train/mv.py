@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from dvsnet.calibrate import CalibrationConfig, Clip, collect_samples, sampling_pipeline
@@ -80,7 +79,6 @@ def mv_samples(config, split: str, progress: bool = True) -> dict[str, np.ndarra
         pipe, flow = sampling_pipeline(pipeline)
         clips = [Clip(str(video), probe(video), start, frames) for video, frames in videos
                  for start in key_starts(frames, config.max_offset, config.keys_per_snippet)]
-        torch.manual_seed(config.seed)
         part = collect_samples(clips, sampling, pipe, flow, what=f"{split} {rows}x{cols}", progress=progress)
         part["grids"] = np.full(len(part["targets"]), f"{rows}x{cols}")
         parts.append(part)
