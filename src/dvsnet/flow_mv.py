@@ -101,9 +101,12 @@ class MotionVectorFlow:
         raw = torch.from_numpy(motion.flow)[None]
         step = fill_intra(raw, intra)  # (1, 2, h', w') intra cells filled
         step = resize_flow(step, grid)  # (1, 2, h, w) in pixels of this frame's grid
-        zero = ((raw == 0).all(1, keepdim=True) & (intra == 0)).float()  # inter cells with the zero vector
+        maps = [intra]  # this frame's maps cropped beside the chains: intra, and for the mv features the zero vectors
+        if self._codec_features:
+            maps.append(((raw == 0).all(1, keepdim=True) & (intra == 0)).float())
         if intra.shape[-2:] != grid:
-            intra, zero = (F.interpolate(x, size=grid, mode="nearest") for x in (intra, zero))
+            maps = [F.interpolate(x, size=grid, mode="nearest") for x in maps]
+            intra = maps[0]
         chained = torch.cat([step, _per_frame_quantities(step, intra)], 1) if self._codec_features else step
         keys = [int(k) for k in np.unique(key_index)]
         old = [k for k in keys if k in self._chains]
@@ -115,10 +118,10 @@ class MotionVectorFlow:
             self._grid_key = (tuple(regions), tuple(crop_size), grid)
             self._grid, self._inside = _crop_grids(regions, crop_size, grid)
         fields = torch.cat([torch.cat([self._chains[int(k)] for k in key_index]),
-                            intra.expand(len(regions), -1, -1, -1), zero.expand(len(regions), -1, -1, -1)], 1)
+                            *(m.expand(len(regions), -1, -1, -1) for m in maps)], 1)
         crops = F.grid_sample(fields, self._grid, mode="bilinear", padding_mode="border", align_corners=True)
         self._flow = crops[:, :2]  # (R, 2, Hc/8, Wc/8)
-        self._intra = (crops[:, -2] * self._inside).sum((1, 2)) / self._inside.sum((1, 2))
+        self._intra = (crops[:, chained.shape[1]] * self._inside).sum((1, 2)) / self._inside.sum((1, 2))
         if self._codec_features:
             ages = torch.from_numpy(index - np.asarray(key_index)).float()
             self._features = codec_features(crops, ages)
