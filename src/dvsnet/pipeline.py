@@ -159,7 +159,8 @@ class DVSNet:
         self._reads_motion = hasattr(self.flow, "advance")  # dvsnet.flow_mv.MotionVectorFlow
         policy = parse_policy(config.policy)
         if isinstance(config.flow, str) and hasattr(self.flow, "use_features"):  # mv: the DN's choice of features
-            self.flow.use_features(_dn_variant(policy, config))
+            variant = _dn_variant(policy, config)
+            self.flow.use_features(None if variant is None else variant.removesuffix(KEYSEG_SUFFIX))
         # the DN variant whose features the estimator gives: its name, unless it says otherwise (mv: mv or dis)
         features = getattr(self.flow, "dn_variant", None) or getattr(self.flow, "name", "custom")
         self.policy = _with_decision_net(policy, config, features, self.device, self.backend)

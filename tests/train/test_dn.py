@@ -94,6 +94,9 @@ def test_train_dn_cli_writes_loadable_weights(tiny_tree, tiny_fast, tmp_path, ca
     pipe = dvsnet.DVSNet(segmenter=str(tiny_fast), flow="dis", policy="dn:0.5", grid=(2, 2),
                          dn=tmp_path / "dn-keyseg" / "model.safetensors")  # what --dn FILE does
     assert pipe.policy.net.variant == "dis-keyseg"
+    with_mv = dvsnet.DVSNet(segmenter=str(tiny_fast), flow="mv", policy="dn:0.5", grid=(2, 2),
+                            dn=tmp_path / "dn-keyseg" / "model.safetensors")  # mv gives it DIS's features
+    assert with_mv.flow.dn_variant == "dis" and with_mv.policy.net.variant == "dis-keyseg"
     frame = np.full((64, 128, 3), 90, np.uint8)
     results = [pipe.step(np.roll(frame + np.arange(128, dtype=np.uint8)[None, :, None], 2 * i, axis=1))
                for i in range(3)]
