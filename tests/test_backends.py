@@ -97,6 +97,7 @@ def test_onnxruntime_labels_as_torch_does(cache, frames, policy):
 def test_the_cache_is_keyed_by_the_weights_hash_and_reused(cache, tmp_path):
     graph = backends.cached_graph("fast", "fp32")
     assert graph.parent == cache and backends.weights_hash(shipped_path("fast")) in graph.name
+    assert backends.graph_version() in graph.name  # the code that exported it, too
     assert graph.with_suffix(".json").is_file()
     before = {path.name: path.stat().st_mtime_ns for path in cache.iterdir()}
     DVSNet(policy="always", backend="onnxruntime", precision="fp32")  # a second load: no export
@@ -104,6 +105,18 @@ def test_the_cache_is_keyed_by_the_weights_hash_and_reused(cache, tmp_path):
     assert backends.cached_graph(copy, "fp32") == graph  # the same bytes under another name: the same graph
     assert {path.name: path.stat().st_mtime_ns for path in cache.iterdir()} == before
     assert not [path for path in cache.iterdir() if path.name.endswith(".tmp")]
+
+
+def test_the_code_digest_changes_with_the_code_that_makes_the_graphs(tmp_path):
+    files = (tmp_path / "segnets.py", tmp_path / "export.py")
+    for path in files:
+        path.write_text("x = 1\n")
+    before = backends.code_digest(files)
+    assert len(before) == 8 and backends.code_digest(files) == before
+    files[1].write_text("x = 2\n")
+    backends.code_digest.cache_clear()  # read once per process: the code does not change under a run
+    assert backends.code_digest(files) != before
+    assert all(path.is_file() for path in backends.GRAPH_SOURCES)
 
 
 def test_int8_runs_and_agrees_with_fp32_on_most_pixels(cache, frames):

@@ -36,6 +36,10 @@ from dvsnet.errors import DvsnetError
 BACKENDS = ("auto", "torch", "onnxruntime")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 CACHE_FORMAT = 1  # bumped when what goes into a cached graph changes
+# the code that makes a cached graph: its digest is in every cached graph's name, so an upgrade of dvsnet that
+# changes a network's forward or its export never runs a graph exported by the code before
+GRAPH_SOURCES = tuple(Path(__file__).parent / "models" / name for name in
+                      ("backbone.py", "segnets.py", "decision.py", "flownet.py", "export.py", "quantize.py"))
 
 
 @lru_cache(maxsize=1)
@@ -110,6 +114,20 @@ def weights_file(spec: str | Path) -> Path:
     return shipped_path(str(spec)) if str(spec) in SEGMENTERS else Path(spec)
 
 
+@lru_cache(maxsize=4)
+def code_digest(files: tuple[Path, ...] = GRAPH_SOURCES) -> str:
+    """The first 8 hex digits of the sha256 over `files`' bytes (in order): which code made a graph."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:8]
+
+
+def graph_version() -> str:
+    """The part of a cached graph's name that says which dvsnet made it: "v<CACHE_FORMAT>-<code digest>"."""
+    return f"v{CACHE_FORMAT}-{code_digest()}"
+
+
 def weights_hash(path: str | Path) -> str:
     """The first 16 hex digits of the sha256 of a weights file's bytes (the cache key's core)."""
     return file_digest(path, 16)
@@ -119,8 +137,8 @@ def cached_graph(spec: str | Path, precision: str, *, opset: int | None = None,
                  folder: str | Path | None = None) -> Path:
     """The ONNX graph of our segmenter `spec` at `precision` ("fp32" | "int8"), exported (and for int8
     quantised on the default calibration frames) on first use into `folder` (default `cache_dir()`);
-    returns its path. The name carries the weights' hash, the precision and the opset, so new weights or
-    another precision never find a stale graph."""
+    returns its path. The name carries the weights' hash, the precision, the opset and the code's digest
+    (graph_version), so new weights, another precision or another dvsnet never find a stale graph."""
     from dvsnet.models import load_segmenter
     from dvsnet.models.export import OPSET, export_segmenter
     from dvsnet.models.external import sidecar_path
@@ -134,7 +152,7 @@ def cached_graph(spec: str | Path, precision: str, *, opset: int | None = None,
         load_segmenter(spec)  # its own one-line error (missing shipped weights, file not found)
     folder = cache_dir() if folder is None else Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"segmenter-{weights_hash(source)}-opset{opset}-v{CACHE_FORMAT}"  # by content, not by name
+    stem = f"segmenter-{weights_hash(source)}-opset{opset}-{graph_version()}"  # by content, not by name
     fp32 = folder / f"{stem}-fp32.onnx"
     if not (fp32.is_file() and sidecar_path(fp32).is_file()):
         export_segmenter(load_segmenter(spec, "cpu"), fp32, opset=opset)
@@ -231,7 +249,7 @@ class OnnxDecisionNet:
         self.reads_key_segmentation = bool(getattr(net, "reads_key_segmentation", False))
         folder = cache_dir() if folder is None else Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"dn-{_state_digest(net)}-opset{OPSET}-v{CACHE_FORMAT}.onnx"
+        path = folder / f"dn-{_state_digest(net)}-opset{OPSET}-{graph_version()}.onnx"
         if not path.is_file():
             export_network(net, path)  # checked against torch, written atomically
         self.session = _cpu_session(path)
@@ -260,7 +278,7 @@ class OnnxFlowNet:
         net = net.cpu().eval()
         folder = cache_dir() if folder is None else Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"flownet-{_state_digest(net)}-opset{OPSET}-v{CACHE_FORMAT}.onnx"
+        self.path = folder / f"flownet-{_state_digest(net)}-opset{OPSET}-{graph_version()}.onnx"
         if not self.path.is_file():
             export_network(net, self.path)  # checked against torch at two frame sizes, written atomically
         self.session = _cpu_session(self.path)
