@@ -92,13 +92,15 @@ class RecordingFlow:
         self.features: torch.Tensor | None = None
         if hasattr(estimator, "advance"):
             self.advance, self.reset, self.untrusted = estimator.advance, estimator.reset, estimator.untrusted
+            self.reads_pixels = estimator.reads_pixels
 
     def __call__(self, key: torch.Tensor, cur: torch.Tensor):
         flow, features = self.estimator(key, cur)
         self.features = features
         return flow, features
 
-    def region_flow(self, index: torch.Tensor, key: torch.Tensor, cur: torch.Tensor, features: bool = True):
+    def region_flow(self, index: torch.Tensor, key: torch.Tensor | None, cur: torch.Tensor | None,
+                    features: bool = True):
         flow, found = self.estimator.region_flow(index, key, cur, features)
         if features:
             self.features = found

@@ -169,14 +169,14 @@ FLOWS: dict[str, Callable[[torch.device], FlowEstimator]] = {  # DIS runs on the
     "flownet-conv4": lambda device: FlowNetFlow("conv4", device),
     "flownet-conv5": lambda device: FlowNetFlow("conv5", device),
     "flownet-image-flow": lambda device: FlowNetFlow("image-flow", device),
-    "mv": lambda device: _motion_vector_flow(),  # the codec's motion vectors (dvsnet.flow_mv)
+    "mv": lambda device: _motion_vector_flow(device),  # the codec's motion vectors (dvsnet.flow_mv)
 }
 
 
-def _motion_vector_flow() -> FlowEstimator:
+def _motion_vector_flow(device: torch.device) -> FlowEstimator:
     from dvsnet.flow_mv import MotionVectorFlow  # it builds on this module
 
-    return MotionVectorFlow()
+    return MotionVectorFlow(device=device)
 
 
 def build_flow(spec: str | FlowEstimator, device: str | torch.device = "cpu") -> FlowEstimator:

@@ -63,8 +63,9 @@ class MotionVectorFlow:
 
     name = "mv"
 
-    def __init__(self, with_features: bool = True, dn_variant: str = "mv"):
+    def __init__(self, with_features: bool = True, dn_variant: str = "mv", device: str | torch.device = "cpu"):
         self.with_features = with_features
+        self.device = torch.device(device)  # where region_flow hands its flow and features (the chains stay on the CPU)
         self.dn_variant = "mv"
         self.use_features(dn_variant)
 
@@ -130,17 +131,23 @@ class MotionVectorFlow:
         """(R,) bool: the regions this frame codes mostly intra (see the module docstring)."""
         return self._intra > UNTRUSTED_INTRA_SHARE
 
-    def region_flow(self, index: torch.Tensor, key: torch.Tensor, cur: torch.Tensor,
+    @property
+    def reads_pixels(self) -> bool:
+        """Whether region_flow's features need the regions' crops (the dis features do, the mv ones do not)."""
+        return self.dn_variant != "mv"
+
+    def region_flow(self, index: torch.Tensor, key: torch.Tensor | None = None, cur: torch.Tensor | None = None,
                     features: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The flow of the regions `index` (n, 2, Hc/8, Wc/8), current -> key in pixels of the 8-px crop grid,
-        and, when `features`, their decision-network features from key, cur (n, 3, h, w) crops."""
-        flow = self._flow[index].to(key.device)
+        and, when `features`, their decision-network features: the codec's, or the dis ones from the key and
+        current (n, 3, h, w) crops (needed only then: `reads_pixels`)."""
+        device = self.device if key is None else key.device  # the crops, when given, say where the caller works
+        flow = self._flow[index].to(device)
         if not (features and self.with_features):
             return flow, None
         if self._codec_features:
-            return flow, self._features[index].to(key.device)
+            return flow, self._features[index].to(device)
         return flow, motion_features(key, cur, resize_flow(flow, tuple(key.shape[-2:])))
-
 
 def _per_frame_quantities(step: torch.Tensor, intra: torch.Tensor) -> torch.Tensor:
     """(1, 3, h, w) what each frame adds along a chain: |m_t|, intra (1 or 0) and the spread of the block

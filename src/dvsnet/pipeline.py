@@ -252,10 +252,13 @@ class DVSNet:
             return upsample_logits(logits, self._crop_size)[1]
 
         def region_flow(index: torch.Tensor, features: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-            """The mv estimator's flow of the regions `index` (it knows where they are, not their pixels)."""
-            key, cur = self._key_images[index], images[index]
-            if features and self._flow_size is not None:
-                key, cur = (F.interpolate(x, size=self._flow_size, mode="area") for x in (key, cur))
+            """The mv estimator's flow of the regions `index` (it knows where they are, not their pixels; its
+            dis features read the crops, its own do not)."""
+            key = cur = None
+            if features and getattr(self.flow, "reads_pixels", True):
+                key, cur = self._key_images[index], images[index]
+                if self._flow_size is not None:
+                    key, cur = (F.interpolate(x, size=self._flow_size, mode="area") for x in (key, cur))
             return self.flow.region_flow(index, key, cur, features)
 
         flow = ({"region_flow": clock.timed("flow", region_flow)} if self._reads_motion else
