@@ -142,7 +142,7 @@ def cached_graph(spec: str | Path, precision: str, *, opset: int | None = None,
     from dvsnet.models import load_segmenter
     from dvsnet.models.export import OPSET, export_segmenter
     from dvsnet.models.external import sidecar_path
-    from dvsnet.models.quantize import default_calibration_frames, frames_identity, quantize_segmenter
+    from dvsnet.models.quantize import default_calibration_frames, quantize_segmenter
 
     if precision not in ("fp32", "int8"):
         raise DvsnetError(f"ONNX graphs are cached in fp32 or int8, not {precision!r}")
@@ -158,12 +158,22 @@ def cached_graph(spec: str | Path, precision: str, *, opset: int | None = None,
         export_segmenter(load_segmenter(spec, "cpu"), fp32, opset=opset)
     if precision == "fp32":
         return fp32
-    frames = default_calibration_frames()
-    int8 = folder / f"{stem}-int8-cal{frames_identity(frames)}.onnx"
+    int8 = folder / f"{stem}-int8-cal{default_calibration_identity()}.onnx"
     if not (int8.is_file() and sidecar_path(int8).is_file()):
-        quantize_segmenter(fp32, int8, frames)
+        quantize_segmenter(fp32, int8, default_calibration_frames())
         _copy_atomic(sidecar_path(fp32), sidecar_path(int8))
     return int8
+
+
+def default_calibration_identity() -> str:
+    """Names the default int8 calibration frames without rendering them (0.85 s at every int8 load): their
+    recipe (seeds, frames per seed) and the digest of the renderer's code, which alone decide them."""
+    from dvsnet.data import synthetic
+    from dvsnet.models.quantize import CALIBRATION_FRAMES_PER_SEED, CALIBRATION_SEEDS
+
+    renderer = tuple(sorted(Path(synthetic.__file__).parent.glob("*.py")))
+    recipe = f"{CALIBRATION_SEEDS}-{CALIBRATION_FRAMES_PER_SEED}-{code_digest(renderer)}"
+    return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
@@ -242,18 +252,10 @@ class OnnxDecisionNet:
     backend, precision = "onnxruntime", "fp32"
 
     def __init__(self, net: nn.Module, folder: str | Path | None = None) -> None:
-        from dvsnet.models.export import OPSET, export_network
-
         self.in_size, self.in_channels = tuple(net.in_size), int(net.in_channels)
         self.variant = net.variant
         self.reads_key_segmentation = bool(getattr(net, "reads_key_segmentation", False))
-        folder = cache_dir() if folder is None else Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"dn-{_state_digest(net)}-opset{OPSET}-{graph_version()}.onnx"
-        if not path.is_file():
-            export_network(net, path)  # checked against torch, written atomically
-        self.session = _cpu_session(path)
-        self.path = path
+        self.path, self.session = _cached_network(net, "dn", folder)
 
     def __call__(self, features: torch.Tensor) -> torch.Tensor:
         if tuple(features.shape[2:]) != self.in_size:  # as DecisionNet.forward: pool to the trained size
@@ -273,21 +275,26 @@ class OnnxFlowNet:
     backend, precision = "onnxruntime", "fp32"
 
     def __init__(self, net: nn.Module, folder: str | Path | None = None) -> None:
-        from dvsnet.models.export import OPSET, export_network
-
-        net = net.cpu().eval()
-        folder = cache_dir() if folder is None else Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"flownet-{_state_digest(net)}-opset{OPSET}-{graph_version()}.onnx"
-        if not self.path.is_file():
-            export_network(net, self.path)  # checked against torch at two frame sizes, written atomically
-        self.session = _cpu_session(self.path)
+        self.path, self.session = _cached_network(net.cpu().eval(), "flownet", folder)
 
     def __call__(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         inputs = {"key": key.detach().float().cpu().contiguous().numpy(),
                   "cur": cur.detach().float().cpu().contiguous().numpy()}
         flow, conv4, conv5, conv6 = (torch.from_numpy(x) for x in self.session.run(None, inputs))
         return flow, {"conv4": conv4, "conv5": conv5, "conv6": conv6}
+
+
+def _cached_network(net: nn.Module, prefix: str, folder: str | Path | None) -> tuple[Path, Any]:
+    """(graph path, CPU session) of a flow or decision network: exported on first use into `folder` (default
+    `cache_dir()`; checked against torch, written atomically), named by its weights and the code's digest."""
+    from dvsnet.models.export import OPSET, export_network
+
+    folder = cache_dir() if folder is None else Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{prefix}-{_state_digest(net)}-opset{OPSET}-{graph_version()}.onnx"
+    if not path.is_file():
+        export_network(net, path)
+    return path, _cpu_session(path)
 
 
 def _state_digest(net: nn.Module) -> str:

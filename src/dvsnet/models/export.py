@@ -10,9 +10,9 @@ multiples of the input multiple, or, where torch.export cannot make them dynamic
 before it is written; files appear atomically (dvsnet.atomic).
 
 FlowNetS: inputs `key`, `cur` (B, 3, H, W) RGB [0, 1], outputs `flow` (B, 2, H/4, W/4) in px of that grid
-and its `conv4`, `conv5`, `conv6` features (what the flownet-* decision networks read); the batch is
-dynamic, height and width are fixed to the export size (the network computes its input resize and padding
-from the size in Python, which a traced graph keeps as constants). A decision network: input `features` (B, C, h, w) already pooled to the network's
+and its `conv4`, `conv5`, `conv6` features (what the flownet-* decision networks read); batch, height and
+width are dynamic (its input resize and padding are traced as shape arithmetic; checked at two sizes). A
+decision network: input `features` (B, C, h, w) already pooled to the network's
 `in_size` (the pipeline pools before it calls it), output `score` (B,); the batch is dynamic, h and w are
 fixed (ONNX has no adaptive pooling to arbitrary sizes). Both are checked against torch on export.
 """
@@ -28,7 +28,14 @@ import torch
 from dvsnet.atomic import atomic_path, write_json_atomic
 from dvsnet.errors import DvsnetError
 from dvsnet.models.decision import DecisionNet
-from dvsnet.models.external import Sidecar, class_names_and_palette, load_onnx, load_program, sidecar_path
+from dvsnet.models.external import (
+    Sidecar,
+    class_names_and_palette,
+    load_onnx,
+    load_program,
+    session_options,
+    sidecar_path,
+)
 from dvsnet.models.flownet import FlowNetS
 from dvsnet.models.segnets import SEGMENTERS, SegNet
 from dvsnet.models.weights import read_metadata, shipped_path
@@ -170,7 +177,6 @@ class NetworkReport:
 
     path: Path
     max_abs_diff: float  # max |output difference| over the outputs and check inputs
-    dynamic: bool  # height and width are dynamic
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
 
@@ -220,10 +226,7 @@ def export_network(net: FlowNetS | DecisionNet, out: str | Path, *, size: tuple[
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
             torch.onnx.export(module, checks[0], str(tmp), dynamo=False, opset_version=opset,
                               input_names=list(inputs), output_names=list(outputs), dynamic_axes=axes)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(tmp), session_options(), providers=["CPUExecutionProvider"])
         worst = 0.0
         for check in checks:
             with torch.no_grad():
@@ -238,5 +241,5 @@ def export_network(net: FlowNetS | DecisionNet, out: str | Path, *, size: tuple[
                 if diff > MAX_RELATIVE_DIFF * (1 + float(want.abs().max())):
                     raise DvsnetError(f"the export's {name} differs from torch's by up to {diff:.3g}; nothing written")
                 worst = max(worst, diff)
-    return NetworkReport(out, worst, False, inputs, outputs)
+    return NetworkReport(out, worst, inputs, outputs)
 
