@@ -90,9 +90,11 @@ class RecordingFlow:
         self.name = getattr(estimator, "name", "custom")
         self.dn_variant = getattr(estimator, "dn_variant", None)
         self.features: torch.Tensor | None = None
-        if hasattr(estimator, "advance"):
-            self.advance, self.reset, self.untrusted = estimator.advance, estimator.reset, estimator.untrusted
-            self.reads_pixels = estimator.reads_pixels
+
+    def __getattr__(self, name: str):  # the rest is the estimator's (the mv one's advance, reset, untrusted...)
+        if name == "estimator":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
+        return getattr(self.estimator, name)
 
     def __call__(self, key: torch.Tensor, cur: torch.Tensor):
         flow, features = self.estimator(key, cur)

@@ -31,7 +31,6 @@ can run on it or what to fall back to.
 """
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvsnet.data.motion import BLOCK, MotionField, fill_intra, why_no_vectors
+from dvsnet.data.motion import BLOCK, MotionField, box3, fill_intra, grid_size, why_no_vectors
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import flow_gradient, motion_features
 from dvsnet.regions import Region
@@ -96,8 +95,7 @@ class MotionVectorFlow:
         """Chain frame `index`'s field onto the chain of every key frame in `key_index` (R,) (those of
         frame index - 1 start here), drop the others, and crop each region's flow from its key's chain.
         regions: the frame's regions; crop_size (Hc, Wc): their padded crops' size."""
-        height, width = max(r.bottom for r in regions), max(r.right for r in regions)
-        grid = (math.ceil(height / BLOCK), math.ceil(width / BLOCK))
+        grid = grid_size(max(r.bottom for r in regions), max(r.right for r in regions))
         intra = torch.from_numpy(motion.intra)[None, None].float()
         raw = torch.from_numpy(motion.flow)[None]
         step = fill_intra(raw, intra)  # (1, 2, h', w') intra cells filled
@@ -153,8 +151,8 @@ def _per_frame_quantities(step: torch.Tensor, intra: torch.Tensor) -> torch.Tens
     """(1, 3, h, w) what each frame adds along a chain: |m_t|, intra (1 or 0) and the spread of the block
     vectors over each 3x3 neighbourhood of cells (the root of the summed variance of dx and dy)."""
     magnitude = (step * step).sum(1, keepdim=True).sqrt()
-    pooled = F.avg_pool2d(step, 3, stride=1, padding=1, count_include_pad=False)
-    pooled_square = F.avg_pool2d(step * step, 3, stride=1, padding=1, count_include_pad=False)
+    count = box3(torch.ones_like(step[:, :1]))  # cells in each 3x3 neighbourhood inside the frame
+    pooled, pooled_square = box3(step) / count, box3(step * step) / count
     spread = (pooled_square - pooled * pooled).clamp_min(0).sum(1, keepdim=True).sqrt()
     return torch.cat([magnitude, intra, spread], 1)
 
@@ -177,10 +175,10 @@ def _crop_grids(regions: Sequence[Region], crop_size: tuple[int, int],
     past the region's edge repeat its last one, as dvsnet.regions.crop_regions pads the crops), and the
     mask (R, Hc/8, Wc/8) of the cells inside each region."""
     h, w = grid
-    cells = (math.ceil(crop_size[0] / BLOCK), math.ceil(crop_size[1] / BLOCK))
+    cells = grid_size(*crop_size)
     grids, inside = [], []
     for r in regions:
-        rows, cols = math.ceil(r.height / BLOCK), math.ceil(r.width / BLOCK)
+        rows, cols = grid_size(r.height, r.width)
         ys = torch.arange(cells[0], dtype=torch.float32).clamp(max=rows - 1) + r.top / BLOCK
         xs = torch.arange(cells[1], dtype=torch.float32).clamp(max=cols - 1) + r.left / BLOCK
         grids.append(torch.stack(torch.meshgrid(2 * xs / max(w - 1, 1) - 1, 2 * ys / max(h - 1, 1) - 1,

@@ -121,7 +121,7 @@ FILL_STEPS = 4  # intra areas up to 2 * FILL_STEPS macroblocks (128 px) wide tak
 MACROBLOCK = 16 // BLOCK  # cells per side of a 16x16 macroblock, the unit H.264 and MPEG-4 code intra in
 
 
-def _box3(x: torch.Tensor) -> torch.Tensor:
+def box3(x: torch.Tensor) -> torch.Tensor:
     """(B, C, h, w) -> the sum over each 3x3 neighbourhood, zero outside (shifted adds: ~10x faster than
     F.avg_pool2d on the CPU at these sizes)."""
     padded = F.pad(x, (1, 1, 1, 1))
@@ -147,7 +147,7 @@ def fill_intra(flow: torch.Tensor, intra: torch.Tensor) -> torch.Tensor:
     for _ in range(FILL_STEPS):
         if bool(known.all()):
             break
-        total, count = _box3(mean * known), _box3(known)
+        total, count = box3(mean * known), box3(known)
         grow = (1 - known) * (count > 0)
         mean = mean + grow * total / count.clamp_min(1e-6)
         known = known + grow
