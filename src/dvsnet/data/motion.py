@@ -197,8 +197,9 @@ def _vectors(frame) -> np.ndarray | None:
     return None if data is None else data.to_ndarray()
 
 
-def _decoded(path: str) -> Iterator[tuple[np.ndarray, MotionField]]:
-    """(H×W×3 uint8 RGB, MotionField one frame back) per frame of the file, in display order."""
+def _decoded(path: str) -> Iterator[tuple[object, MotionField]]:
+    """(PyAV frame, MotionField one frame back) per frame of the file, in display order; the caller converts
+    the frames it keeps to RGB (a frame --stride skips gives only its vectors)."""
     import av
 
     try:
@@ -209,26 +210,25 @@ def _decoded(path: str) -> Iterator[tuple[np.ndarray, MotionField]]:
         stream = container.streams.video[0]
         stream.codec_context.options = {"flags2": "+export_mvs"}
         trusts_b = stream.codec_context.name != "mpeg4"  # see the module docstring
-        held: list[tuple[int, np.ndarray, np.ndarray | None]] = []  # B-frames waiting for their next anchor
+        held: list[tuple[int, object, np.ndarray | None]] = []  # B-frames waiting for their next anchor
         anchor = None  # display index of the last I/P frame
         try:
             for index, frame in enumerate(container.decode(stream)):
-                image, vectors = frame.to_ndarray(format="rgb24"), _vectors(frame)
-                size = image.shape[:2]
+                vectors, size = _vectors(frame), (frame.height, frame.width)
                 if int(frame.pict_type) == B_FRAME:
-                    held.append((index, image, vectors if trusts_b else None))
+                    held.append((index, frame, vectors if trusts_b else None))
                     continue
-                for b_index, b_image, b_vectors in held:
+                for b_index, b_frame, b_vectors in held:
                     back = b_index - anchor if anchor is not None else 1
-                    yield b_image, dense_field(b_vectors, size, frames_back=back, frames_ahead=index - b_index)
+                    yield b_frame, dense_field(b_vectors, size, frames_back=back, frames_ahead=index - b_index)
                 held.clear()
                 back = index - anchor if anchor is not None else 1
-                yield image, dense_field(vectors, size, frames_back=back)
+                yield frame, dense_field(vectors, size, frames_back=back)
                 anchor = index
         except av.FFmpegError as exc:
             raise DvsnetError(f"video {path} stopped decoding ({exc})") from None
-        for b_index, b_image, b_vectors in held:  # the stream ended on B-frames: no next anchor
-            yield b_image, dense_field(b_vectors, b_image.shape[:2],
+        for b_index, b_frame, b_vectors in held:  # the stream ended on B-frames: no next anchor
+            yield b_frame, dense_field(b_vectors, (b_frame.height, b_frame.width),
                                        frames_back=b_index - anchor if anchor is not None else 1)
 
 
@@ -240,14 +240,14 @@ def read_motion_frames(path: str | os.PathLike, stride: int = 1) -> Iterator[tup
     path = os.fspath(path)
     stem = Path(path).stem
     chained: MotionField | None = None
-    for index, (image, field) in enumerate(_decoded(path)):
+    for index, (frame, field) in enumerate(_decoded(path)):
         if index == 0:
-            field = no_motion(*image.shape[:2])
+            field = no_motion(frame.height, frame.width)
         # this frame's field first: it says where each pixel was in the frame before, whose own field (what
         # was chained so far) is read there
         chained = field if chained is None else chain_fields(field, chained)
         if index % stride == 0:
-            yield f"{stem}_{index:06d}", image, chained
+            yield f"{stem}_{index:06d}", frame.to_ndarray(format="rgb24"), chained
             chained = None
 
 
