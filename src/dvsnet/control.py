@@ -128,8 +128,9 @@ class ThresholdController(DecisionNetwork):
         raise NotImplementedError
 
     def observe(self, result: Any) -> None:
-        """Learn from the frame the pipeline just made (a FrameResult)."""
-        raise NotImplementedError
+        """Learn from the frame the pipeline just made (a FrameResult): the online model's samples here (its
+        scores are then that model's predicted agreement), the target's own figures in the subclasses."""
+        super().observe(result)
 
     def _at_limit(self, side: str, at_limit: bool, message: Callable[[], str], frames: int = UNREACHABLE_FRAMES) -> None:
         """Say `message` once when the controller sat at one end of its range `frames` frames in a row."""
@@ -191,6 +192,7 @@ class FpsTarget(ThresholdController):
         return count
 
     def observe(self, result: Any) -> None:
+        super().observe(result)
         self._seen += 1
         if self._seen <= WARM_UP_FRAMES:
             return
@@ -270,6 +272,7 @@ class AgreementTarget(ThresholdController):
         return [region]
 
     def observe(self, result: Any) -> None:
+        super().observe(result)
         if result.restarted or self.weights is None:
             self.weights = core_shares(result.regions)
         if result.restarted:

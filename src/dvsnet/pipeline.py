@@ -29,6 +29,7 @@ from dvsnet.flow import FlowEstimator, FlowNetFlow, build_flow
 from dvsnet.models import load_decision_net
 from dvsnet.models.decision import KEYSEG_SUFFIX
 from dvsnet.models.weights import read_metadata
+from dvsnet.online import OnlineCalibration
 from dvsnet.policies import DecisionNetwork, Policy, RegionBatch, parse_policy
 from dvsnet.regions import Region, check_grid, crop_multiple, crop_regions, padded_size, region_grid, stitch
 from dvsnet.warp import estimate_flow, upsample_logits, warp_labels, warp_upscale
@@ -50,6 +51,10 @@ class FrameResult:
     restarted: bool  # key frames were (re)started on this frame: first frame or a new frame size
     key_ages: list[int] = field(default_factory=list)  # per region: frames since its key frame
     threshold: float | None = None  # the dn policy's threshold on this frame (dn:fps=F, dn:agree=A set it)
+    # per region: paper Eq. (1) of warping its old key, measured where the region was re-segmented while the
+    # policy learns online (PipelineConfig.online), else None; and the online model's state after this frame
+    true_scores: list[float | None] = field(default_factory=list)
+    online: dict | None = None
 
 
 class StageClock:
@@ -107,7 +112,10 @@ class DVSNet:
     for the decision network's features); None (default) = flow at full resolution. Warping uses that flow
     on the full-resolution key logits. A speed knob: cheaper flow, coarser warps (docs: frame size).
     max_key_age: a region whose key frame is this many frames old is re-segmented whatever the policy says;
-    None = the policy's own (10 frames for dn:T, no cap for the others), 0 = no cap.
+    None = the policy's own (for dn:T 60 frames with online calibration, 10 without; no cap for the
+    others), 0 = no cap.
+    online: a dn policy the pipeline builds calibrates its DN on the video while it runs (dvsnet.online;
+    docs/adaptive.md); False: the DN's scores as they are.
     device: where the networks run, "auto" | "cpu" | "cuda" | a torch.device; None = the device of the
     segmenter's weights (the CPU for a segmenter loaded by name). DIS flow runs on the CPU regardless.
     backend ("auto" | "torch" | "onnxruntime") and precision ("auto" | "fp32" | "bf16" | "int8"): what
@@ -128,10 +136,11 @@ class DVSNet:
         max_key_age: int | None = None,
         backend: str = "auto",
         precision: str = "auto",
+        online: bool = True,
     ):
         self._build(PipelineConfig(segmenter=segmenter, flow=flow, policy=policy, grid=grid, overlap=overlap,
                                    stitch=stitch, dn=dn, device=device, flow_width=flow_width,
-                                   max_key_age=max_key_age, backend=backend, precision=precision))
+                                   max_key_age=max_key_age, backend=backend, precision=precision, online=online))
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> DVSNet:
@@ -164,6 +173,10 @@ class DVSNet:
         # the DN variant whose features the estimator gives: its name, unless it says otherwise (mv: mv or dis)
         features = getattr(self.flow, "dn_variant", None) or getattr(self.flow, "name", "custom")
         self.policy = _with_decision_net(policy, config, features, self.device, self.backend)
+        if config.online and self.policy is not policy and isinstance(self.policy, DecisionNetwork):
+            # a DN policy of our own making (a policy object with its own DN keeps its own `online`)
+            self.policy.online = OnlineCalibration(getattr(self.policy.net, "variant", None) or features)
+        self._learns = isinstance(self.policy, DecisionNetwork) and self.policy.online is not None
         if isinstance(config.flow, str):  # our own estimator, built here: fit it to this pipeline
             self._fit_flow()
         self.flow_width = config.flow_width
@@ -190,6 +203,8 @@ class DVSNet:
         self._key_logits: torch.Tensor | None = None  # (R, K, Hc/s, Wc/s)
         self._key_index = np.zeros(0, dtype=np.int64)  # (R,) frame index of each region's key
         self.index = -1
+        if hasattr(self.policy, "reset"):  # a policy that learns from the video forgets it
+            self.policy.reset()
 
     def _start(self, height: int, width: int) -> None:
         self.grid = self.config.grid_at(height, width)
@@ -225,6 +240,7 @@ class DVSNet:
                 self.flow.advance(motion, self.index, self._key_index, self.regions, self._crop_size)
         image = torch.from_numpy(frame).to(self.device).permute(2, 0, 1).float().div_(255)  # (3, H, W)
         batch = self._region_batch(crop_regions(image, self.regions, self._crop_size), clock)  # (R, 3, Hc, Wc)
+        self._true_scores: list[float | None] = [None] * len(self.regions)
         warp, scores = self._decide(batch, clock)  # (R,) bool, (R,) float (NaN: no score)
         seg_idx, warp_idx = torch.nonzero(~warp).flatten(), torch.nonzero(warp).flatten()
         parts = []  # (region indices, max-logit (r, Hc, Wc), labels (r, Hc, Wc)) per path
@@ -241,6 +257,7 @@ class DVSNet:
             scores=[None if np.isnan(s) else s for s in scores.tolist()], timings=clock.timings(),
             regions=list(self.regions), index=self.index, restarted=restarted,
             key_ages=(self.index - self._key_index).tolist(), threshold=self._threshold(restarted),
+            true_scores=self._true_scores, online=self.policy.online.state() if self._learns else None,
         )
         if hasattr(self.policy, "observe"):  # a policy that learns from each frame (dvsnet.control)
             self.policy.observe(result)
@@ -291,14 +308,28 @@ class DVSNet:
     def _segment_regions(self, batch: RegionBatch, index: torch.Tensor, clock: StageClock) -> tuple:
         """Segment the regions `index`; they become key frames."""
         logits = batch.segmentation_of(index)
+        with clock("stitch"):
+            scores, labels = upsample_logits(logits, self._crop_size, self._stitch_by_score)
+        if self._learns and self._key_logits is not None:
+            with clock("decision"):  # the online model's free samples: part of what deciding costs
+                self._measure_old_keys(batch, index, labels)
         if self._key_logits is None:  # first frame: every region is segmented
             self._key_images, self._key_logits = batch.images.clone(), logits
         else:
             self._key_images[index] = batch.images[index]
             self._key_logits[index] = logits
         self._key_index[index.numpy()] = self.index
-        with clock("stitch"):
-            return (index, *upsample_logits(logits, self._crop_size, self._stitch_by_score))
+        return index, scores, labels
+
+    def _measure_old_keys(self, batch: RegionBatch, index: torch.Tensor, labels: torch.Tensor) -> None:
+        """Paper Eq. (1) of warping the old keys of the re-segmented regions `index` to this frame, against
+        their fresh labels (r, Hc, Wc), over each region's own pixels (not the crop's padding): the DN's
+        target, measured for free (docs/adaptive.md)."""
+        warped = self._warp(batch.key_logits[index], batch.flow_of(index))[1]  # (r, Hc, Wc)
+        for i, region in enumerate(index.tolist()):
+            box = self.regions[region]
+            same = warped[i, :box.height, :box.width] == labels[i, :box.height, :box.width]
+            self._true_scores[region] = float(same.float().mean())
 
     def _warp_regions(self, batch: RegionBatch, index: torch.Tensor, clock: StageClock) -> tuple:
         """Warp the key logits of the regions `index` to this frame."""

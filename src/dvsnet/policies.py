@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,9 @@ from torch import nn
 
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import key_segmentation_features
+
+if TYPE_CHECKING:
+    from dvsnet.online import OnlineCalibration
 
 
 class RegionBatch:
@@ -203,25 +206,44 @@ class DecisionNetwork:
     `net` maps (B, C, h, w) features to (B,) scores in [0, 1]; features are average-pooled to its
     `in_size` first. A policy parsed from "dn:T" has no net yet: the pipeline builds its own
     DecisionNetwork(T, net) with the DN it loads (the shipped one for its flow estimator, or `dn`).
+
+    `online` (dvsnet.online.OnlineCalibration, the pipeline's default: PipelineConfig.online): the scores
+    become the agreement predicted by a model the video's own re-segmentations calibrate while it runs
+    (`observe` hands them over), and dn:T keeps a key while warping from it loses less than a new key is
+    worth at T (dvsnet.online.keep_keys) instead of comparing the score with T.
     """
 
-
-    def __init__(self, threshold: float, net: nn.Module | None = None):
+    def __init__(self, threshold: float, net: nn.Module | None = None, online: OnlineCalibration | None = None):
         self.threshold = threshold
         self.net = net
+        self.online = online
 
     def decide(self, batch: RegionBatch) -> Decision:
         scores = self.scores(batch)
+        if self.online is not None:
+            return self.online.keep_keys(scores, batch.ages, self.threshold), scores
         return scores >= self.threshold, scores
 
     def with_net(self, net: nn.Module, dn_file: str | None = None) -> DecisionNetwork:
         """This policy with the network `net` (the pipeline's DN, loaded from `dn_file` when it names a
         file); a new object, this one is left as it was."""
-        return DecisionNetwork(self.threshold, net)
+        return DecisionNetwork(self.threshold, net, self.online)
+
+    def observe(self, result: Any) -> None:
+        """Learn from the frame the pipeline just made (a FrameResult): its measured confidence scores
+        (`true_scores`, of the regions it re-segmented) calibrate the online model."""
+        if self.online is not None:
+            self.online.learn(getattr(result, "true_scores", None) or [])
+
+    def reset(self) -> None:
+        """Forget what the video taught (a new video): the online model back to its prior."""
+        if self.online is not None:
+            self.online.reset()
 
     @torch.no_grad()
     def scores(self, batch: RegionBatch) -> torch.Tensor:
-        """The DN's expected confidence score of every region: (B,) float32 in [0, 1], on the CPU."""
+        """The DN's expected confidence score of every region: (B,) float32 in [0, 1], on the CPU; with
+        `online`, the agreement its model predicts from that score."""
         features = batch.flow()[1]
         if features is None:
             raise DvsnetError("the dn policy needs a flow estimator that returns features")
@@ -236,7 +258,10 @@ class DecisionNetwork:
         in_size = getattr(self.net, "in_size", None)
         if in_size is not None and tuple(features.shape[-2:]) != tuple(in_size):
             features = F.adaptive_avg_pool2d(features, in_size)
-        return self.net(features).float().cpu()  # (B,): one host sync per frame, not per region
+        scores = self.net(features).float().cpu()  # (B,): one host sync per frame, not per region
+        if self.online is not None:
+            return self.online.predict(scores, features, batch.ages)
+        return scores
 
     def __repr__(self) -> str:
         return f"dn:{self.threshold:g}"
