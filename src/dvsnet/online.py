@@ -112,12 +112,13 @@ class OnlineCalibration:
     """One video's online self-calibration of a decision network (module docstring).
 
     variant: the DN variant whose features it reads (its residual channels are used for DIS features).
+    warm_up_age: the key-age cap before the first sample (doubling with every sample).
     Per frame the policy calls `predict` (every region with a key), then `keep_keys`; after the frame the
     pipeline hands over the measured scores of the regions it re-segmented (`learn`).
     """
 
-    def __init__(self, variant: str | None = "dis"):
-        self.variant = variant
+    def __init__(self, variant: str | None = "dis", warm_up_age: int = WARM_UP_AGE):
+        self.variant, self.warm_up_age = variant, warm_up_age
         self.residuals = variant in DIS_FEATURES
         dim = 5 if self.residuals else 3
         prior = np.zeros(dim)
@@ -144,8 +145,8 @@ class OnlineCalibration:
         return torch.from_numpy(predicted.astype(np.float32))
 
     def age_limit(self) -> int:
-        """The warm-up cap on key age: WARM_UP_AGE doubled with every sample learnt (large once calibrated)."""
-        return WARM_UP_AGE << min(self.model.samples, 20)
+        """The warm-up cap on key age: warm_up_age doubled with every sample learnt (large once calibrated)."""
+        return self.warm_up_age << min(self.model.samples, 20)
 
     def keep_keys(self, predicted: torch.Tensor, ages: torch.Tensor, threshold: float) -> torch.Tensor:
         """(B,) predicted agreement, (B,) key ages -> (B,) bool: warp (keep the key) or segment. Segment

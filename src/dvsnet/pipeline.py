@@ -257,10 +257,12 @@ class DVSNet:
             scores=[None if np.isnan(s) else s for s in scores.tolist()], timings=clock.timings(),
             regions=list(self.regions), index=self.index, restarted=restarted,
             key_ages=(self.index - self._key_index).tolist(), threshold=self._threshold(restarted),
-            true_scores=self._true_scores, online=self.policy.online.state() if self._learns else None,
+            true_scores=self._true_scores,
         )
-        if hasattr(self.policy, "observe"):  # a policy that learns from each frame (dvsnet.control)
+        if hasattr(self.policy, "observe"):  # a policy that learns from each frame (dvsnet.control, dvsnet.online)
             self.policy.observe(result)
+        if self._learns:
+            result.online = self.policy.online.state()
         return result
 
     def _region_batch(self, images: torch.Tensor, clock: StageClock) -> RegionBatch:

@@ -122,10 +122,10 @@ def test_a_real_clip_without_labels_end_to_end(sample_clips, tmp_path, capsys):
     (name, result), = _results(out_dir).items()
     assert name == "evaluate-bikes-fast-dis-dn-0.92-1x1.json" and f"result: {out_dir / name}" in out
     c = result["config"]
-    # the defaults: grid auto (1x1 below 768x1536 px), dn:0.92 with its key-age cap
+    # the defaults: grid auto (1x1 below 768x1536 px), dn:0.92 calibrated online with its safety key-age cap
     assert (c["policy"], c["grid"], c["frame_size"], c["resize"], c["max_frames"]) == ("dn:0.92", "1x1", "136x320",
                                                                                       320, 30)
-    assert c["grid_default"] is True and c["max_key_age"] is None and c["key_age_cap"] == 10
+    assert c["grid_default"] is True and c["max_key_age"] is None and c["key_age_cap"] == 60 and c["online"] is True
     assert c["data"] == str(sample_clips["bikes"]) and c["consistency_flow"] == "dis-medium"
     assert (c["reference"]["policy"], c["reference"]["grid"]) == ("always", "1x1")
     assert result["frames"] == 30

@@ -49,6 +49,13 @@ def test_grid_auto_and_max_key_age_reach_every_pipeline_command(command):
     assert pipeline_config(args).grid == "auto" and pipeline_config(args).max_key_age == 0
 
 
+@pytest.mark.parametrize("command", ["segment", "evaluate", "demo"])
+def test_online_calibration_is_on_unless_no_online(command):
+    source = [] if command == "demo" else ["clip.mp4"]
+    assert pipeline_config(build_parser().parse_args([command, *source])).online is True
+    assert pipeline_config(build_parser().parse_args([command, *source, "--no-online"])).online is False
+
+
 def test_a_bad_grid_names_both_forms(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["segment", "clip.mp4", "--grid", "2by2"])

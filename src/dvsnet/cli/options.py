@@ -139,7 +139,12 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str | None 
                             "767x1535 px frames, 2x2 at 1024x2048 or 1080x1920 (default: auto)")
     group.add_argument("--max-key-age", type=non_negative_int, default=None, metavar="N",
                        help="re-segment a region whose key frame is N frames old, whatever the policy says; "
-                            "0 = no cap (default: 10 for dn:T, no cap for the other policies)")
+                            "0 = no cap (default: for dn:T 60 with online calibration, 10 without; no cap for "
+                            "the other policies)")
+    if policy is not None:
+        group.add_argument("--no-online", dest="online", action="store_false",
+                           help="use the decision network's scores as they are, without calibrating them on "
+                                "the video while it runs (docs/adaptive.md)")
     group.add_argument("--overlap", type=non_negative_int, default=None, metavar="PX",
                        help="overlap of neighbouring regions in pixels (default: 64 px at 2048 px width, "
                             "scaled with the frame width)")
@@ -234,7 +239,8 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
                           overlap=args.overlap, stitch=args.stitch, dn=getattr(args, "dn", None),
                           device=args.device, flow_width=args.flow_width,
                           max_key_age=getattr(args, "max_key_age", None),
-                          backend=getattr(args, "backend", "auto"), precision=getattr(args, "precision", "auto"))
+                          backend=getattr(args, "backend", "auto"), precision=getattr(args, "precision", "auto"),
+                          online=getattr(args, "online", True))
 
 
 def parse_write(text: str) -> str:
