@@ -179,3 +179,24 @@ def test_the_same_video_gives_the_same_decisions_and_reset_starts_over(sample_cl
     assert first == again == other
     assert first[2]["samples"] >= 2  # it learnt from the video's re-segmentations
     assert any(path == ["seg"] for path in first[0][1:])
+
+
+def test_summary_json_records_online_calibration(tmp_path):
+    import json
+
+    import cv2
+
+    from dvsnet import segment_video
+    from tests.segmenters import panning_clip
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(panning_clip(12, speed=4.0)):
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), frame[:, :, ::-1])
+    config = PipelineConfig(segmenter=ColourSegmenter(), policy="dn:0.9", grid=(1, 1))
+    run_dir, summary = segment_video(folder, config, output=tmp_path / "runs", writes=("csv",),
+                                     note=lambda line: None)
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    assert on_disk["config"]["online"] is True and on_disk["config"]["key_age_cap"] == ONLINE_MAX_KEY_AGE
+    assert on_disk["online"]["samples"] >= 1  # the warm-up cap (5 frames) re-segments within 12 frames
+    assert len(on_disk["online"]["weights"]) == 5 and on_disk["online"]["mean_abs_error"] is not None
