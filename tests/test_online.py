@@ -119,7 +119,7 @@ def test_reset_restores_the_initial_state():
     assert calibration.state() == fresh.state()
     np.testing.assert_array_equal(calibration.predict(torch.tensor([0.9, 0.95]), features, ages).numpy(),
                                   fresh.predict(torch.tensor([0.9, 0.95]), features, ages).numpy())
-    assert calibration.age_limit() == fresh.age_limit()
+    assert calibration.age_limit(0.9) == fresh.age_limit(0.9)
 
 
 def test_key_price_spans_the_threshold_range():
@@ -151,14 +151,14 @@ def test_a_cut_is_segmented_at_once_and_a_steady_decay_at_the_renewal_optimum():
     assert run_keep_keys(calibration, [1 - 0.02 * a for a in range(1, 30)], 0.9) == 6
 
 
-def test_the_warm_up_cap_doubles_with_every_sample():
-    calibration = OnlineCalibration("mv")
+def test_the_warm_up_cap_grows_with_the_key_price_and_doubles_with_every_sample():
+    calibration = OnlineCalibration("mv", warm_up_age=3)
     limits = []
     for _ in range(3):
-        limits.append(calibration.age_limit())
+        limits.append((calibration.age_limit(0.5), calibration.age_limit(1.0)))
         calibration.predict(torch.tensor([0.9]), None, torch.tensor([2]))
         calibration.learn([0.9])
-    assert limits == [5, 10, 20]
+    assert limits == [(12, 3), (24, 6), (48, 12)]  # 3 · (1 + key_price(0.5) = 3), and 3 at a price of 0
 
 
 def test_the_same_video_gives_the_same_decisions_and_reset_starts_over(sample_clips):
@@ -197,6 +197,7 @@ def test_summary_json_records_online_calibration(tmp_path):
     run_dir, summary = segment_video(folder, config, output=tmp_path / "runs", writes=("csv",),
                                      note=lambda line: None)
     on_disk = json.loads((run_dir / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
     assert on_disk["config"]["online"] is True and on_disk["config"]["key_age_cap"] == ONLINE_MAX_KEY_AGE
     assert on_disk["online"]["samples"] >= 1  # the warm-up cap (5 frames) re-segments within 12 frames
     assert len(on_disk["online"]["weights"]) == 5 and on_disk["online"]["mean_abs_error"] is not None

@@ -22,9 +22,9 @@ which is the renewal-reward optimum (segment when the current loss reaches the k
 including its price): on steady footage it settles on a regular interval, as the best fixed schedule
 does, and it spends keys where the loss grows fast (a cut: at once) and saves them where it does not (a
 still). T keeps its direction and range: 0.99 segments nearly every frame, 0.5 few. Until the model has
-seen a few samples the key age is capped at WARM_UP_AGE, doubling with every sample (the first samples
-then come from young keys, not from one long stale one), up to the pipeline's safety cap
-(dvsnet.config.ONLINE_MAX_KEY_AGE).
+seen a few samples the key age is capped at WARM_UP_AGE · (1 + key_price(T)) frames (3 at T = 0.99, 4 at
+0.92, 12 at 0.5), doubling with every sample, so that the first samples come from young keys, not from one
+long stale one; the pipeline's safety cap (dvsnet.config.ONLINE_MAX_KEY_AGE) stays above it all.
 
 State is per video: `reset()` returns everything to the prior. Nothing is drawn at random, so the same
 frames give the same decisions.
@@ -39,8 +39,8 @@ import torch
 
 KEY_PRICE = 3.0  # agreement-frames a new key is worth at T = 0.5 (key_price)
 PRIOR_STRENGTH = 2.0  # precision of the prior "the DN's score is the agreement", in samples of unit features
-FORGETTING = 0.98  # weight left to the older samples at each new one (an effective memory of ~50 samples)
-WARM_UP_AGE = 5  # key-age cap before the first sample; doubles with every sample
+FORGETTING = 0.95  # weight left to the older samples at each new one (an effective memory of ~20 samples)
+WARM_UP_AGE = 3  # key-age cap before the first sample, times 1 + key_price(T); doubles with every sample
 LOGIT_EPS = 1e-3  # scores and agreements are clipped to [eps, 1 - eps] before the logit
 RESIDUAL_CHANNELS = (4, 6)  # dvsnet.flow.motion_features: photometric residual, and its max-pooled peak
 RESIDUAL_SCALE = (10.0, 5.0)  # to unit-ish ranges, so one prior strength suits every feature
@@ -112,7 +112,7 @@ class OnlineCalibration:
     """One video's online self-calibration of a decision network (module docstring).
 
     variant: the DN variant whose features it reads (its residual channels are used for DIS features).
-    warm_up_age: the key-age cap before the first sample (doubling with every sample).
+    warm_up_age: the key-age cap before the first sample at a key price of 0 (see age_limit).
     Per frame the policy calls `predict` (every region with a key), then `keep_keys`; after the frame the
     pipeline hands over the measured scores of the regions it re-segmented (`learn`).
     """
@@ -144,13 +144,15 @@ class OnlineCalibration:
         self._pending, self._pending_predicted = x, predicted
         return torch.from_numpy(predicted.astype(np.float32))
 
-    def age_limit(self) -> int:
-        """The warm-up cap on key age: warm_up_age doubled with every sample learnt (large once calibrated)."""
-        return self.warm_up_age << min(self.model.samples, 20)
+    def age_limit(self, threshold: float) -> int:
+        """The warm-up cap on key age at threshold T: warm_up_age · (1 + key_price(T)) frames, doubled with every
+        sample learnt (far above any schedule once calibrated): cheap keys are explored younger."""
+        price = min(key_price(threshold), 1e6)
+        return max(1, round(self.warm_up_age * (1 + price))) << min(self.model.samples, 20)
 
     def keep_keys(self, predicted: torch.Tensor, ages: torch.Tensor, threshold: float) -> torch.Tensor:
         """(B,) predicted agreement, (B,) key ages -> (B,) bool: warp (keep the key) or segment. Segment
-        when a · l(a) - L(a) >= key_price(T) (module docstring), or when the key is older than age_limit()."""
+        when a · l(a) - L(a) >= key_price(T) (module docstring), or when the key reaches age_limit(T)."""
         ages = ages.cpu().numpy().astype(np.int64)
         loss = 1.0 - predicted.double().numpy()
         if len(self._losses) != len(ages):  # a new grid: new key histories
@@ -158,7 +160,7 @@ class OnlineCalibration:
         self._losses[ages <= self._last_age] = 0.0  # a region segmented since: a new key, a new history
         self._last_age = ages.copy()
         regret = ages * loss - self._losses
-        keep = (regret < key_price(threshold)) & (ages < self.age_limit())
+        keep = (regret < key_price(threshold)) & (ages < self.age_limit(threshold))
         self._losses += np.where(keep, loss, 0.0)
         return torch.from_numpy(keep)
 
