@@ -127,7 +127,7 @@ def test_planned_rows_record_the_whole_pipeline_config():
     record = PlannedRow(config, 512).record()
     assert record == {"segmenter": "fast", "flow": "dis", "policy": "dn:0.92", "grid": "2x2", "grid_default": False,
                       "overlap": 16, "overlap_default": True, "stitch": "core", "dn": None, "device": None,
-                      "flow_width": 256, "max_key_age": 0, "backend": "auto", "precision": "auto"}
+                      "flow_width": 256, "max_key_age": 0, "backend": "auto", "precision": "auto", "online": True}
     assert SweepRow(**record, miou=0.5, fps=1.0, snippets=1, frame_size="256x512", data="d").stitch == "core"
 
 

@@ -36,8 +36,9 @@ DEFAULT_GRID = (2, 2)  # the paper's division (§4.5), the grid of every curve u
 POLICY_KINDS = ("dn", "fixed", "diff", "flow", "oracle")  # Fig. 9's curves
 TARGETS = {"balanced": (3.5, 3.0), "high-speed": (6.0, 8.0)}  # (min speed-up, max mIoU drop in points)
 
-# sweep.csv's columns in file order; the last nine came with PipelineConfig.to_record (older files lack them;
-# their rows ran before grid "auto", the key-age cap and the backends: explicit grids, no cap, torch fp32)
+# sweep.csv's columns in file order; the last ten came with PipelineConfig.to_record (older files lack them;
+# their rows ran before grid "auto", the key-age cap, the backends and online calibration: explicit grids, no
+# cap, torch fp32, the DN's scores as they are)
 COLUMNS = (
     "key", "segmenter", "flow", "policy", "policy_kind", "policy_value", "grid", "overlap",
     "miou", "pixel_accuracy", "fps", "ms_per_frame", "ref_fps", "speedup",
@@ -45,6 +46,7 @@ COLUMNS = (
     "flow_ms", "decision_ms", "segmentation_ms", "warp_ms", "stitch_ms",
     "snippets", "frames", "frame_size", "data", "weights_id", "load_1m", "torch_threads", "jobs", "finished_utc",
     "overlap_default", "stitch", "dn", "device", "flow_width", "grid_default", "max_key_age", "backend", "precision",
+    "online",
 )
 # what resuming and drawing cannot do without; a CSV lacking one is not a sweep's, or was cut by hand
 REQUIRED_COLUMNS = ("key", "segmenter", "flow", "policy", "grid", "miou", "fps", "snippets", "frame_size", "data")
@@ -102,6 +104,7 @@ class SweepRow:
     max_key_age: int | None = None
     backend: str | None = None  # what ran the segmenter (dvsnet.backends); rows from before: torch fp32
     precision: str | None = None
+    online: bool | None = None  # the DN calibrated online (dvsnet.online); None: a row from before it
     speedup_own_ref: float | None = None
 
     @property
@@ -138,7 +141,7 @@ def row_key(segmenter: str, flow: str, policy: str, grid: str, overlap: int) -> 
 def _parse(name: str, text: str) -> Any:
     if name in _TEXT:
         return text
-    if name in ("overlap_default", "grid_default"):
+    if name in ("overlap_default", "grid_default", "online"):
         return text.strip().lower() in ("true", "1")
     number = float(text)
     return int(number) if name in _INT else number
