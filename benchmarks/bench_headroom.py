@@ -253,33 +253,43 @@ def targets(record: dict) -> list[dict[str, Any]]:
     out.append({"target": "dn:0.99 → dn:0.5 moves from ≥ 90 % of regions segmented to < 5 %, monotone, distinct "
                 "at every step, on every clip", "measured": "; ".join(lines), "met": ok})
     # 2. never below the best fixed schedule at the same share
-    lines, ok = [], True
+    lines, ok, failing = [], True, []
     for clip in clips_:
         gaps = [(r["agreement"] - r["fixed_at_share"], r) for r in dn_rows(clip) if r["fixed_at_share"] is not None]
         worst_gap, worst = min(gaps, key=lambda g: g[0])
         ok &= worst_gap >= -0.005
+        failing += [threshold(r) for gap, r in gaps if gap < -0.005]
         lines.append(f"{clip['name']} {100 * worst_gap:+.1f} ({worst['policy']})")
+    held = min((t for t in DN if t > max(failing, default=0.0)), default=None)
+    lines.append("held on every clip for " + ("no threshold" if held is None else f"dn:{held:g} and above"))
     out.append({"target": "dn:T never below fixed at the same share of regions segmented (tolerance 0.5 point), "
                 "on every clip: the lowest dn row minus fixed", "measured": "; ".join(lines), "met": ok})
-    # 3. clips with variation: >= +3 points somewhere at >= 3x
+    # 3. clips with variation: >= +3 points somewhere at >= 3x, by time and by decisions
     lines, ok = [], True
     for clip in (c for c in clips_ if c["kind"] == "variation"):
-        fast = [r for r in dn_rows(clip) if r["speedup"] >= 3 and r["fixed_at_speedup"] is not None]
-        best = max(fast, key=lambda r: r["agreement"] - r["fixed_at_speedup"], default=None)
-        gain = None if best is None else best["agreement"] - best["fixed_at_speedup"]
-        ok &= gain is not None and gain >= 0.03
-        lines.append(f"{clip['name']} " + ("no dn row at ≥ 3×" if best is None else
-                                           f"{100 * gain:+.1f} ({best['policy']}, {best['speedup']:.1f}×)"))
-    out.append({"target": "clips with variation: ≥ +3 points of mean agreement over fixed at the same speed-up, "
-                "somewhere at ≥ 3×", "measured": "; ".join(lines), "met": ok})
+        text = []
+        for label, column in (("by time", "fixed_at_speedup"), ("by decisions", "fixed_at_share")):
+            fast = [r for r in dn_rows(clip) if r["speedup"] >= 3 and r[column] is not None]
+            best = max(fast, key=lambda r: r["agreement"] - r[column], default=None)
+            gain = None if best is None else best["agreement"] - best[column]
+            ok &= gain is not None and gain >= 0.03
+            text.append(f"{label} " + ("no dn row at ≥ 3×" if best is None else
+                                        f"{100 * gain:+.1f} ({best['policy']}, {best['speedup']:.1f}×)"))
+        lines.append(f"{clip['name']} {', '.join(text)}")
+    out.append({"target": "clips with variation: ≥ +3 points of mean agreement over fixed somewhere at ≥ 3× "
+                "per-frame speed: at the same speed-up (by time) and at the same share (by decisions)",
+                "measured": "; ".join(lines), "met": ok})
     # 4. worst 5 % never below fixed's
     lines, ok = [], True
     for clip in clips_:
         gaps = [(r["worst5"] - r["fixed_worst5_at_share"], r) for r in dn_rows(clip)
                 if r["fixed_worst5_at_share"] is not None]
         worst_gap, worst = min(gaps, key=lambda g: g[0])
+        best_gap, best = max(gaps, key=lambda g: g[0])
         ok &= worst_gap >= 0
-        lines.append(f"{clip['name']} {100 * worst_gap:+.1f} ({worst['policy']})")
+        below = sum(gap < 0 for gap, _ in gaps)
+        lines.append(f"{clip['name']} {100 * worst_gap:+.1f} ({worst['policy']}; {below} of {len(gaps)} rows below, "
+                     f"best {100 * best_gap:+.1f} {best['policy']})")
     out.append({"target": "worst 5 % of frames never below fixed's at the same share: the lowest dn row minus fixed",
                 "measured": "; ".join(lines), "met": ok})
     # 5. >= 50 % of the oracle's gain where that gain >= 1 point
@@ -335,6 +345,11 @@ def targets(record: dict) -> list[dict[str, Any]]:
                     + ("" if off is None else f"; without online {off['policy']} {off['speedup']:.2f}×"),
                     "met": b is not None and b["speedup"] >= PAPER_BALANCED_SPEEDUP})
     return out
+
+
+def threshold(row: dict) -> float:
+    """dn:0.92 -> 0.92."""
+    return float(row["policy"].split()[0].partition(":")[2])
 
 
 def pct(value: float | None, signed: bool = False) -> str:
@@ -442,7 +457,7 @@ def draw(record: dict) -> None:
         bins = [b for b in record["reliability"] if b["online"] == online]
         ax.plot([100 * b["predicted"] for b in bins], [100 * b["measured"] for b in bins], style,
                 label="online (default)" if online else "DN alone")
-    ax.plot([40, 100], [40, 100], color="grey", linewidth=0.8)
+    ax.plot([0, 100], [0, 100], color="grey", linewidth=0.8)
     ax.set_xlabel("predicted agreement %")
     ax.set_ylabel("measured agreement %")
     ax.set_title("reliability, warped frames, all clips", fontsize=9)
@@ -477,7 +492,15 @@ def main() -> None:
     parser.add_argument("--warmup-frames", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default="results/bench_headroom", help="path stem of the .json and .md")
+    parser.add_argument("--render-only", action="store_true",
+                        help="run nothing: write the tables, targets and plots again from OUTPUT.json")
     args = parser.parse_args()
+    out = Path(args.output)
+    if args.render_only:
+        record = json.loads(out.with_suffix(".json").read_text())
+        record["targets"] = targets(record)
+        write_outputs(record, out)
+        return
     set_threads(args.threads)
     base = PipelineConfig(segmenter="fast", flow="dis", device="cpu", backend="torch", precision="fp32")
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -495,7 +518,11 @@ def main() -> None:
     record.update(started_utc=started.isoformat(timespec="seconds"),
                   elapsed_s=(datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(),
                   machine=describe_machine(), versions=versions())
-    out = Path(args.output)
+    write_outputs(record, out)
+
+
+def write_outputs(record: dict, out: Path) -> None:
+    """OUT.json, OUT.md, the plots and REPORT.md's section."""
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out.with_suffix(".json"), json.dumps(record, indent=1) + "\n")
     table = markdown(record)
