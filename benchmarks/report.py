@@ -391,8 +391,8 @@ BENCH_SECTIONS = (
     ("real_clips.md", "Real clips without labels: the defaults against fixed schedules (benchmarks/bench_real_clips.py)"),
     ("calibrate.md", "Real clips: a decision network calibrated without labels (benchmarks/bench_calibrate.py)"),
     ("mv.md", "Flow from the codec: `--flow mv` against DIS (benchmarks/bench_mv.py)"),
-    ("adaptive.md", "Adaptive scheduling: online self-calibration against fixed schedules and the oracle "
-                    "(benchmarks/bench_headroom.py)"),
+    ("adaptive.md", ("Adaptive scheduling: online self-calibration against fixed schedules and the oracle "
+                     "(benchmarks/bench_headroom.py)")),
 )
 
 
