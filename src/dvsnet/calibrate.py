@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from dvsnet.atomic import atomic_path, write_json_atomic
 from dvsnet.config import PipelineConfig, format_grid, segmenter_identity
-from dvsnet.data.video import Frame, SourceInfo, expected_frames, probe, read_named_frames
+from dvsnet.data.video import Frame, SourceInfo, count_video_frames, expected_frames, probe, read_named_frames
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import build_flow
 from dvsnet.pipeline import DVSNet
@@ -112,6 +112,8 @@ class RecordingFlow:
 def _clip(source: str, config: CalibrationConfig, need: int) -> Clip:
     """The whole of `source` as a Clip; DvsnetError when it has fewer than `need` frames."""
     info = probe(source)
+    if info.kind == "video":  # the frames it holds, not its header's count (which may lie)
+        info = dataclasses.replace(info, frames=count_video_frames(source))
     count = expected_frames(info, stride=config.stride, max_frames=config.max_frames)
     if count is None:
         count = sum(1 for _ in _frames(source, config))

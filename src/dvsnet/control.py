@@ -103,6 +103,11 @@ class ThresholdController(DecisionNetwork):
     def start_threshold(self, target: float, table: list[dict[str, Any]]) -> float:
         return START_THRESHOLD
 
+    def reset(self) -> None:
+        """Back to the state before the first frame (DVSNet.reset: a new video): what was learnt is
+        forgotten, the starting threshold restored."""
+        self.__init__(self.target, self.net, table=self.table, note=self.note)
+
     def with_net(self, net: nn.Module, dn_file: str | None = None) -> ThresholdController:
         table = self.table if self.table is not None else read_calibration(dn_file)
         return type(self)(self.target, net, table=table, note=self.note)

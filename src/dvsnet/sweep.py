@@ -238,7 +238,7 @@ class _RowRunner:
         self.failed: dict[str, str] = {}
 
     def run(self, row: PlannedRow) -> RowOutcome:
-        from dvsnet.backends import load_pipeline_segmenter
+        from dvsnet.auto_precision import load_pipeline_segmenter
         from dvsnet.evaluate import run_pipeline
         from dvsnet.pipeline import DVSNet
         from dvsnet.provenance import describe_machine

@@ -25,6 +25,7 @@ from dvsnet.cli import main
 from dvsnet.data.labels import TRAIN_TO_LABEL, colorize
 from dvsnet.data.video import read_frames
 from dvsnet.models import build_accurate, save_weights
+from tests.videos import lie_about_frame_count
 
 H, W = 64, 128
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -201,6 +202,21 @@ def test_truncated_video_keeps_finished_frames_and_fails(tmp_path, weights, capf
     assert count_video_frames(run / "overlay.mp4") == summary["frames"]
     assert len((run / "frames.csv").read_text().splitlines()) == 1 + 4 * summary["frames"]
     assert not any("partial" in name for name in os.listdir(run))
+
+
+def test_a_video_shorter_than_its_header_is_segmented_to_its_end(tmp_path, weights, capfd):
+    """A header that announces 444 frames over 20 clean ones (FFmpeg decodes all 20 without an error): the run
+    is complete, exit 0, one note, and summary.json records both counts."""
+    avi = lie_about_frame_count(write_video(tmp_path / "short.avi", moving_frames(20), "MJPG"), 444)
+    out = tmp_path / "runs"
+    assert segment(avi, "--segmenter", weights, "--policy", "fixed:3", "--output", out) == 0
+    _, stderr = capfd.readouterr()
+    notes = [line for line in stderr.splitlines() if "its header announces" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: ") and "holds 20 frames, not the 444" in notes[0]
+    summary = json.loads((out / "segment-0001" / "summary.json").read_text())
+    assert summary["complete"] is True and summary["frames"] == 20
+    assert summary["source_ended_early"] == {"announced_frames": 444, "decoded_frames": 20}
+    assert summary["config"]["source_info"]["frames"] == 444
 
 
 def assert_one_line_error(stderr: str, match: str) -> None:
