@@ -30,8 +30,20 @@ import numpy as np
 import torch
 
 from dvsnet.atomic import write_json_atomic
-from dvsnet.backends import (BACKENDS, PRECISIONS, cache_dir, cpu_flags, graph_version, is_ours,
-                             load_backend_segmenter, native_bf16, pinned, resolve, weights_file, weights_hash)
+from dvsnet.backends import (
+    BACKENDS,
+    PRECISIONS,
+    cache_dir,
+    cpu_flags,
+    graph_version,
+    is_ours,
+    load_backend_segmenter,
+    native_bf16,
+    pinned,
+    resolve,
+    weights_file,
+    weights_hash,
+)
 from dvsnet.errors import DvsnetError
 
 CHECK_FRAMES = 4

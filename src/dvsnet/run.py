@@ -22,8 +22,15 @@ from tqdm import tqdm
 
 from dvsnet.config import DEFAULT_CONFIG, PipelineConfig
 from dvsnet.data.labels import classes_of
-from dvsnet.data.video import (Frame, ShortVideo, SourceInfo, expected_frames, probe, read_named_frames,
-                               resized_size)
+from dvsnet.data.video import (
+    Frame,
+    ShortVideo,
+    SourceInfo,
+    expected_frames,
+    probe,
+    read_named_frames,
+    resized_size,
+)
 from dvsnet.devices import describe_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow_mv import plan_motion
