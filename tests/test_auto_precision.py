@@ -14,6 +14,13 @@ from dvsnet.errors import DvsnetError
 CPU = torch.device("cpu")
 
 
+@pytest.fixture(autouse=True)
+def _unpinned(monkeypatch):
+    """These tests are about auto itself: no pin from the environment (tests/on_every_backend.sh sets one)."""
+    for name in (backends.BACKEND_ENV, backends.PRECISION_ENV, backends.NATIVE_BF16_ENV):
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_the_fastest_candidate_that_keeps_the_labels_wins():
     results = {("torch", "fp32"): (1.0, 1.0), ("onnxruntime", "fp32"): (0.8, 1.0),
                ("onnxruntime", "int8"): (0.25, 0.995), ("torch", "bf16"): (0.2, 0.97)}  # bf16 loses labels
@@ -62,6 +69,8 @@ def test_the_pin_replaces_auto_only(monkeypatch):
     monkeypatch.setenv(backends.PRECISION_ENV, "fp32")
     assert backends.pinned("auto", "auto") == ("torch", "fp32")
     assert backends.pinned("onnxruntime", "int8") == ("onnxruntime", "int8")  # given explicitly: kept
+    assert backends.pinned("onnxruntime", "auto") == ("onnxruntime", "auto")  # -> fp32, as without the pin
+    assert backends.resolve("auto", "int8", CPU) == ("onnxruntime", "int8")
     pipe = DVSNet(segmenter="fast", policy="always")
     assert (pipe.backend, pipe.precision, pipe.backend_choice) == ("torch", "fp32", None)
 
@@ -69,8 +78,6 @@ def test_the_pin_replaces_auto_only(monkeypatch):
 def test_auto_is_measured_once_then_read_from_the_cache(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv(backends.NATIVE_BF16_ENV, "0")  # the machine kind without bf16, whatever this CPU is
-    for name in (backends.BACKEND_ENV, backends.PRECISION_ENV):
-        monkeypatch.delenv(name, raising=False)
     pipe = DVSNet(segmenter="fast", policy="always")
     line = capsys.readouterr().err
     assert line.count("note: --precision auto: ") == 1 and "\n" not in line.strip()

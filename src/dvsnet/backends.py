@@ -70,18 +70,16 @@ def native_bf16() -> bool:
 
 
 def pinned(backend: str, precision: str) -> tuple[str, str]:
-    """(backend, precision) with "auto" replaced by DVSNET_BACKEND / DVSNET_PRECISION where those are set: one
-    switch that pins what auto runs for every pipeline of the process (and its workers), e.g. to run the
-    whole test suite on one backend. Values given explicitly are kept."""
+    """What the defaults (backend and precision both "auto") mean where DVSNET_BACKEND / DVSNET_PRECISION are
+    set: one switch that pins what every default pipeline of the process (and its workers) runs, e.g. to run
+    the whole test suite on one backend. A backend or precision given explicitly keeps the pair as given."""
     for name, valid in ((BACKEND_ENV, BACKENDS), (PRECISION_ENV, PRECISIONS)):
         value = os.environ.get(name)
         if value is not None and value not in valid:
             raise DvsnetError(f"{name}={value!r} is not one of {', '.join(valid)}")
-    if backend == "auto":
-        backend = os.environ.get(BACKEND_ENV) or backend
-    if precision == "auto":
-        precision = os.environ.get(PRECISION_ENV) or precision
-    return backend, precision
+    if (backend, precision) != ("auto", "auto"):
+        return backend, precision
+    return os.environ.get(BACKEND_ENV) or backend, os.environ.get(PRECISION_ENV) or precision
 
 
 def cache_dir() -> Path:
