@@ -161,6 +161,17 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def resolve_for(spec: Any, backend: str, precision: str, device: torch.device) -> tuple[str, str, str | None]:
+    """(backend, precision, why auto chose them or None) that will run our segmenter `spec` on `device`: the
+    configured pair, pinned by the environment where it is the default (backends.pinned), both auto on the
+    CPU measured (`choose`), the rest resolved by backends.resolve."""
+    backend, precision = pinned(backend, precision)
+    reason = None
+    if (backend, precision) == ("auto", "auto") and device.type == "cpu":
+        backend, precision, reason = choose(spec)
+    return (*resolve(backend, precision, device), reason)
+
+
 def load_pipeline_segmenter(spec: Any, backend: str, precision: str, device: str | torch.device
                             ) -> tuple[Any, str, str]:
     """(segmenter, backend, precision) for a pipeline: our segmenters (a name or .safetensors) on the
@@ -173,11 +184,7 @@ def load_pipeline_segmenter(spec: Any, backend: str, precision: str, device: str
 
     device = pick_device(device) if isinstance(device, str) else device
     if is_ours(spec):
-        backend, precision = pinned(backend, precision)
-        reason = None
-        if (backend, precision) == ("auto", "auto") and device.type == "cpu":
-            backend, precision, reason = choose(spec)
-        backend, precision = resolve(backend, precision, device)
+        backend, precision, reason = resolve_for(spec, backend, precision, device)
         segmenter = load_backend_segmenter(spec, backend, precision, device)
         segmenter.backend_choice = reason
         return segmenter, backend, precision

@@ -166,12 +166,13 @@ def _ran_otherwise(row: SweepRow, config: SweepConfig) -> bool:
     CPU (rows from before the backends ran torch fp32)."""
     import torch
 
-    from dvsnet.backends import is_ours, resolve
+    from dvsnet.auto_precision import resolve_for
+    from dvsnet.backends import is_ours
 
     if not is_ours(row.segmenter):
         return False
     ran = (row.backend or "torch", row.precision or "fp32")
-    return ran != resolve(config.backend, config.precision, torch.device("cpu"))
+    return ran != resolve_for(row.segmenter, config.backend, config.precision, torch.device("cpu"))[:2]
 
 
 def result_to_row(row: PlannedRow, result: dict[str, Any], ref_fps: float, *, data: str, frame_size: str,
