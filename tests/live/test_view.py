@@ -18,7 +18,7 @@ import pytest
 
 from dvsnet.errors import DvsnetError
 from dvsnet.live import LiveView, parse_address
-from dvsnet.live.view import BOUNDARY
+from dvsnet.live.view import BOUNDARY, _url_host
 from tests.live.chromium import HeadlessChromium, find_chromium
 
 STATUS = {"frame": 7, "fps": 12.5, "latency_ms": 81.25, "dropped": 3, "received": 120, "threshold": 0.92,
@@ -177,6 +177,12 @@ def test_parse_address_refuses_bad_input_in_one_line(text, message):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("host, shown", [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("::1", "[::1]"),
+                                         ("::", "[::1]"), ("localhost", "localhost")])
+def test_the_url_names_a_host_a_local_browser_can_open(host, shown):
+    assert _url_host(host) == shown
+
+
 def test_port_in_use_and_unknown_host_are_one_line_errors():
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -330,11 +336,12 @@ def test_publish_is_o1_with_a_slow_client_and_memory_stays_flat(view):
         stop.set()
         reader.join()
         slow.close()
+    numbers = [int(n) for n in re.findall(rb"X-Frame: (\d+)", received)]
     print(f"1000 publishes: {without_client * 1e3:.2f} ms without a client, {with_client * 1e3:.2f} ms with a "
-          f"slow one; memory grown {grown / 1e6:.2f} MB")
+          f"slow one; memory grown {grown / 1e6:.2f} MB; the slow client got {len(numbers)} of "
+          f"{view.published} frames")
     assert without_client < 0.05 and with_client < 0.05
     assert grown < 3e6  # the newest frame, its JPEG and status: not 1000 frames (690 MB)
-    numbers = [int(n) for n in re.findall(rb"X-Frame: (\d+)", received)]
     assert numbers[0] == 1 and numbers == sorted(set(numbers))
     assert len(numbers) < 100  # it skipped: 4001 frames were published while it read
 
@@ -415,7 +422,7 @@ def test_frames_arrive_in_a_real_browser(view, browser, sample_clips):
         browser.wait_for(page, "Number(document.body.dataset.frames) >= 3")
         shown = browser.evaluate(page, "document.body.dataset.frame")
         text = browser.evaluate(page, "Object.fromEntries(['fps', 'threshold', 'drops', 'policy', 'source', "
-                                      "'regions-sum', 'extra', 'regions-map', 'state'].map("
+                                      "'regions-sum', 'extra', 'regions-map', 'state', 'now-fps', 'now-threshold'].map("
                                       "(id) => [id, document.getElementById(id).textContent]))")
         image = browser.evaluate(page, "[document.getElementById('frame').naturalWidth, "
                                        "document.getElementById('frame').naturalHeight]")
@@ -429,6 +436,7 @@ def test_frames_arrive_in_a_real_browser(view, browser, sample_clips):
     assert text["policy"] == "dn:0.92" and text["source"] == "bikes.mp4" and text["state"] == "running"
     assert text["regions-map"] == "seg 0.71warp 0.96" and text["regions-sum"] == "2 regions: 1 segmented · 1 warped"
     assert text["extra"] == "gpunone"  # an unknown key, shown as it is
+    assert text["now-fps"] == "12.5" and text["now-threshold"] == "0.920"  # the history charts' latest
     shot = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     assert shot is not None and shot.shape[:2] == (800, 1280)
     # the frame is drawn large on the left: that area holds a picture, not the page's flat background
@@ -447,11 +455,14 @@ def test_the_page_says_when_the_run_ended_or_reconnects(view, browser, sample_cl
     assert browser.evaluate(page, "document.getElementById('state').textContent") == state
 
 
-def test_the_page_says_when_dvsnet_stops_serving(browser):
+def test_the_page_waits_for_the_first_frame_then_says_when_dvsnet_stops_serving(browser):
     view = LiveView("127.0.0.1", 0)
     view.start()
-    view.publish(smooth_frame(), STATUS)
     page = browser.open(view.url)
+    browser.wait_for(page, "document.body.dataset.state === 'waiting' && document.getElementById('viewers')"
+                           ".textContent === '1'")
+    assert browser.evaluate(page, "document.getElementById('waiting').hidden") is False
+    view.publish(smooth_frame(), STATUS)
     browser.wait_for(page, "document.body.dataset.frames === '1' && document.body.dataset.state === 'running'")
     view.close()
     browser.wait_for(page, "document.body.dataset.state === 'lost'")

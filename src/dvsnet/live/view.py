@@ -131,7 +131,10 @@ class LiveView:
                  grid: bool = False, jpeg_quality: int = JPEG_QUALITY) -> None:
         self.host, self.port, self.title, self.grid = host, int(port), title, grid
         self.jpeg_quality = int(jpeg_quality)
-        self._changed = threading.Condition()  # notified on every publish and on close
+        # each waiting connection's doorbell: a held Lock that publish() releases (never blocks, unlike a
+        # Condition, whose lock a connection thread may hold when the publisher wants it)
+        self._doorbells: set[threading.Lock] = set()
+        self._publish_lock = threading.Lock()  # only publishers take it: numbering stays exact if several
         self._frame: tuple[int, np.ndarray] | None = None  # (publish number, H×W×3 uint8 RGB)
         self._status: tuple[int, object] = (0, {})  # (status number, status as published)
         self._published = 0
@@ -171,6 +174,7 @@ class LiveView:
             raise DvsnetError(f"cannot serve the live view on {where}: {reason}") from None
         server.view = self
         self._page = self._render_page()
+        self._closing = False
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="dvsnet-live-view", daemon=True)
@@ -181,24 +185,25 @@ class LiveView:
         """Show `image` (H×W×3 uint8 RGB, the overlay frame) and `status` (JSON-able: frame, fps,
         latency_ms, dropped, received, threshold, policy, source, regions [{"box": [y0, x0, y1, x1],
         "path": "seg" | "warp", "score"}], reconnects, state "running" | "reconnecting" | "ended"; unknown
-        keys are shown as they are). O(1), never blocks on a client: it keeps a reference to both (do not
-        write into `image` afterwards) and wakes the connections; encoding happens on their threads."""
+        keys are shown as they are). Constant time whatever the frame size, and never waits for a client: it
+        keeps a reference to both (do not write into `image` afterwards) and wakes the waiting connections;
+        encoding happens on their threads."""
         if getattr(image, "ndim", 0) != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"publish takes an H×W×3 uint8 image, got {getattr(image, 'shape', type(image))} "
                              f"{getattr(image, 'dtype', '')}")
-        with self._changed:
+        with self._publish_lock:
             self._published += 1
             self._status_number += 1
             self._frame = (self._published, image)
             self._status = (self._status_number, status)
-            self._changed.notify_all()
+        self._ring()
 
     def publish_status(self, status: dict) -> None:
         """Update the status only, keeping the frame shown (e.g. "reconnecting" while no frames come). O(1)."""
-        with self._changed:
+        with self._publish_lock:
             self._status_number += 1
             self._status = (self._status_number, status)
-            self._changed.notify_all()
+        self._ring()
 
     def close(self) -> None:
         """Stop serving and end every connection (each client sees its stream end); returns within about
@@ -207,9 +212,8 @@ class LiveView:
         if server is None:
             return
         self._server = None
-        with self._changed:
-            self._closing = True
-            self._changed.notify_all()
+        self._closing = True
+        self._ring()
         server.shutdown()  # the accept loop ends within its poll interval
         server.server_close()
         with self._connections_lock:
@@ -278,18 +282,32 @@ class LiveView:
     def _frame_number(self) -> int:
         return self._frame[0] if self._frame else 0
 
+    def _ring(self) -> None:
+        """Wake every waiting connection; never blocks."""
+        for bell in tuple(self._doorbells):
+            try:
+                bell.release()
+            except RuntimeError:
+                pass  # rung already: its connection has not looked yet
+
     def _wait(self, ready: Callable[[], bool], timeout: float, client_gone: Callable[[], bool]) -> bool:
         """Wait until `ready()` (True), the view closes, `timeout` s pass or the client goes (False)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            with self._changed:
-                if self._closing:
+        bell = threading.Lock()
+        bell.acquire()
+        self._doorbells.add(bell)  # before looking at ready(): a publish from now on rings it
+        try:
+            deadline = time.monotonic() + timeout
+            while not self._closing:
+                if ready():
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
                     return False
-                if self._changed.wait_for(lambda: self._closing or ready(), min(CHECK_S, max(0.0, left))):
-                    return not self._closing
-            if left <= CHECK_S or client_gone():
-                return False
+                if not bell.acquire(timeout=min(CHECK_S, left)) and client_gone():
+                    return False
+            return False
+        finally:
+            self._doorbells.discard(bell)
 
     @contextmanager
     def _watching(self) -> Iterator[None]:
@@ -417,10 +435,9 @@ class _Handler(BaseHTTPRequestHandler):
                         return
                     continue
                 sent, jpeg = view._newest_jpeg()
-                self.wfile.write(b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\nX-Frame: %d\r\n\r\n"
-                                 % (BOUNDARY.encode(), len(jpeg), sent))
-                self.wfile.write(jpeg)
-                self.wfile.write(b"\r\n")
+                head = b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\nX-Frame: %d\r\n\r\n" % (
+                    BOUNDARY.encode(), len(jpeg), sent)
+                self.wfile.write(b"".join((head, jpeg, b"\r\n")))  # one send: fewer trips for the GIL
 
     def _events(self, query: dict) -> None:
         view = self.view
