@@ -149,6 +149,7 @@ def test_an_agreement_target_holds_through_a_change_of_motion():
     assert outs[0].threshold is None and all(0 <= o.threshold <= 1.01 for o in outs[1:])
 
 
+@pytest.mark.backends
 def test_an_fps_target_runs_the_pipeline_and_records_its_threshold():
     frames = still_then_fast_then_still(8)
     pipe = DVSNet(segmenter=ColourSegmenter(), policy="dn:fps=1000")

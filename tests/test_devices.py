@@ -43,6 +43,7 @@ def test_a_segmenter_on_another_device_than_the_requested_one_is_refused():
     assert not same_device(torch.device("cpu"), torch.device("meta"))
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("device", DEVICES)
 def test_every_network_runs_on_the_requested_device_with_the_cpus_results(device, monkeypatch, request):
     # TF32 convolutions and matmuls (the CUDA default on recent GPUs) would move scores near the threshold

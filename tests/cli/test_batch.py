@@ -5,6 +5,8 @@ that the label PNGs of every backend can be compared byte for byte with a sequen
 """
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -72,6 +74,7 @@ def test_fifty_videos_five_corrupt(tmp_path, weights, capfd):
     assert len(os.listdir(out)) == 47
 
 
+@pytest.mark.backends
 def test_workers_write_the_same_labels_as_one_process(tmp_path, weights, capfd):
     videos = make_videos(tmp_path / "in", good=3, corrupt=1)
     (tmp_path / "list.txt").write_text("\n".join(os.path.relpath(v, tmp_path) for v in videos) + "\n")
@@ -97,6 +100,7 @@ def _ray():
     return import_or_install("ray", "ray>=2")
 
 
+@pytest.mark.backends
 def test_ray_writes_the_same_labels_as_one_process(tmp_path, weights):
     ray = _ray()
     make_videos(tmp_path / "in", good=3, corrupt=1)
@@ -145,6 +149,7 @@ def test_ctrl_c_keeps_finished_runs_and_the_next_run_finishes(tmp_path, weights)
     assert set(before) <= set(os.listdir(out))  # nothing the first run left was removed
 
 
+@pytest.mark.backends
 def test_each_video_starts_with_a_fresh_policy(tmp_path, weights):
     """dn:agree=A learns from every frame (dvsnet.control): in a batch, the second video must be
     segmented as if it were alone, not with what the policy learnt on the first."""

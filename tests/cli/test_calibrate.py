@@ -24,6 +24,7 @@ def calibrate(clip, weights, out, cache, *extra):
                  "--no-progress", "--threads", "1", *extra])
 
 
+@pytest.mark.backends
 def test_calibrate_writes_a_dn_its_table_and_a_plot_that_segment_uses(clip, weights, tmp_path, capsys):
     out = tmp_path / "cal" / "dn.safetensors"
     assert calibrate(clip, weights, out, tmp_path / "cache") == 0

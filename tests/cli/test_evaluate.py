@@ -23,6 +23,7 @@ def _run(capsys, *argv):
     return code, out, err
 
 
+@pytest.mark.backends
 def test_evaluate_writes_a_complete_result_and_never_overwrites(tree, weights, tmp_path, capsys):
     out_dir = tmp_path / "results"
     args = [tree, "--segmenter", weights, "--policy", "fixed:5", "--grid", "2x2", "--overlap", "8",

@@ -77,6 +77,7 @@ def count_video_frames(path: Path) -> int:
     return n
 
 
+@pytest.mark.backends
 def test_video_default_outputs_and_numbered_runs(tmp_path, weights, capfd):
     video = write_video(tmp_path / "clip.mp4", moving_frames(12))
     out = tmp_path / "runs"
@@ -110,6 +111,7 @@ def test_video_default_outputs_and_numbered_runs(tmp_path, weights, capfd):
     assert (run / "summary.json").read_bytes() == before
 
 
+@pytest.mark.backends
 def test_label_pngs_match_the_python_api(tmp_path, weights):
     frames = moving_frames(6)
     folder = write_folder(tmp_path / "frames", frames)
@@ -168,6 +170,7 @@ def test_gray_rgba_and_odd_sized_frames_work(tmp_path, weights):
     assert count_video_frames(run / "overlay.mp4") == 3
 
 
+@pytest.mark.backends
 def test_resolution_change_restarts_key_frames(tmp_path, weights, capfd):
     folder = tmp_path / "frames"
     write_folder(folder, moving_frames(3), "f{:02d}.png")
