@@ -213,17 +213,6 @@ def test_a_segmenter_that_follows_a_panning_pattern_is_consistent_over_time():
     assert fixed["config"]["data"] == "panning" and fixed["config"]["consistency_flow"] == "dis-medium"
 
 
-def test_warm_up_frames_run_through_every_pipeline_and_are_not_counted():
-    from dvsnet.evaluate import run_interleaved
-
-    segmenters = [ConstantSegmenter(0), ConstantSegmenter(2)]
-    pipes = [dvsnet.DVSNet(segmenter=s, flow="dis", policy="always", grid=(1, 1)) for s in segmenters]
-    runs = run_interleaved(_frames(8), pipes, warmup_frames=3)
-    assert [s.calls for s in segmenters] == [1 + 3 + 8] * 2  # dry run, warm-up, frames
-    assert [stats.frames for _, stats in runs] == [8, 8]
-    assert [int(labels[0].max()) for labels, _ in runs] == [0, 2]
-
-
 def test_configurations_evaluated_together_share_one_segmenter():
     from dvsnet.evaluate import evaluate_video_configs
 

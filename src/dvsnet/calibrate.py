@@ -38,10 +38,11 @@ from dvsnet.flow import build_flow
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, versions
 from dvsnet.regions import core_shares
+from dvsnet.runner import Clip as RunnerClip
+from dvsnet.runner import run_interleaved
 
 MAX_OFFSET = 10  # the paper's training pairs have key offsets up to 10 frames
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98)
-WARMUP_FRAMES = 3  # run through each pipeline once before it is timed (allocations, first kernel calls)
 WITHIN = (0.05, 0.10)  # "within 5 % / 10 % of per-frame output": agreement >= 0.95 / 0.90
 CACHE_FORMAT = 1
 
@@ -237,52 +238,26 @@ def collect_samples(clips: list[Clip], config: CalibrationConfig, pipe: DVSNet, 
 def threshold_table(clips: list[Clip], config: CalibrationConfig, dn_path: Path, *,
                     progress: bool) -> list[dict[str, Any]]:
     """One row per threshold on the held-out clips: predicted and measured agreement with per-frame
-    output, share of regions segmented, fps and speed-up over per-frame segmentation in the same run."""
-    frames = [frame for clip in clips for frame in clip_frames(clip, config)]
-    boundaries = set(_clip_starts(clips))
-    reference = DVSNet.from_config(config.pipeline.replace(policy="always", grid=(1, 1), dn=None))
-    _warm_up(reference, frames)
-    ref_labels, ref_seconds = [], 0.0
-    for i, frame in enumerate(tqdm(frames, desc="calibrate: per-frame reference", disable=not progress)):
-        if i in boundaries:
-            reference.reset()
-        out = _step(reference, frame)
-        ref_labels.append(out.labels)
-        ref_seconds += out.timings["total"]
-    rows = []
-    for threshold in tqdm(config.thresholds, desc="calibrate: thresholds", disable=not progress):
-        pipe = DVSNet.from_config(config.pipeline.replace(policy=f"dn:{threshold:g}", dn=str(dn_path)))
-        _warm_up(pipe, frames)
-        measured, predicted, seconds, seg, regions = [], [], 0.0, 0, 0
-        for i, frame in enumerate(frames):
-            if i in boundaries:
-                pipe.reset()
-            out = _step(pipe, frame)
-            seconds += out.timings["total"]
-            measured.append(float((out.labels == ref_labels[i]).mean()))
-            expected = [1.0 if p == "seg" else s for p, s in zip(out.paths, out.scores)]
-            predicted.append(float(np.dot(core_shares(out.regions), expected)))
-            seg += out.paths.count("seg")
-            regions += len(out.paths)
-        rows.append({"threshold": threshold, "predicted_agreement": float(np.mean(predicted)),
-                     "measured_agreement": float(np.mean(measured)), "regions_segmented": seg / regions,
-                     "fps": len(frames) / seconds, "fps_per_frame": len(frames) / ref_seconds,
-                     "speedup": ref_seconds / seconds})
-    return rows
-
-
-def _warm_up(pipe: DVSNet, frames: list[Frame]) -> None:
-    for frame in frames[:WARMUP_FRAMES]:
-        _step(pipe, frame)
-    pipe.reset()
-
-
-def _clip_starts(clips: list[Clip]) -> Iterator[int]:
-    """Indices in the concatenated held-out frames where a new clip starts (key frames start over)."""
-    position = 0
+    output, share of regions segmented, fps and speed-up over the per-frame reference, every threshold
+    interleaved with that reference in one run (dvsnet.runner)."""
+    held = []
     for clip in clips:
-        yield position
-        position += clip.stop - clip.start
+        frames = list(clip_frames(clip, config))
+        held.append(RunnerClip([f.image for f in frames], [f.motion for f in frames], name=clip.source))
+    reference = DVSNet.from_config(config.pipeline.per_frame())
+    pipes = [DVSNet.from_config(config.pipeline.replace(policy=f"dn:{t:g}", dn=str(dn_path)))
+             for t in config.thresholds]
+    run = run_interleaved(held, pipes, reference=reference, progress=progress)
+    per_frame = run.reference.stats.figures()["fps"]
+    rows = []
+    for threshold, measured in zip(config.thresholds, run.runs):
+        predicted = [np.dot(core_shares(r.regions), [1.0 if p == "seg" else s for p, s in zip(r.paths, r.scores)])
+                     for r in measured.frames]
+        figures = measured.stats.figures()
+        rows.append({"threshold": threshold, "predicted_agreement": float(np.mean(predicted)),
+                     "measured_agreement": measured.agreement, "regions_segmented": figures["seg_share"],
+                     "fps": figures["fps"], "fps_per_frame": per_frame, "speedup": run.speedup(measured)})
+    return rows
 
 
 def recommend(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:

@@ -176,6 +176,12 @@ class PipelineConfig:
 
         return DN_MAX_KEY_AGE if type(policy) is DecisionNetwork else None
 
+    def per_frame(self) -> PipelineConfig:
+        """The per-frame reference of this configuration, the one every speed-up and agreement is measured
+        against (docs/design.md §5, dvsnet.runner): the same segmenter on every whole frame (policy "always",
+        grid 1x1, no overlap, no decision network) on the same backend, precision and device."""
+        return self.replace(policy="always", grid=(1, 1), overlap=None, dn=None)
+
     def replace(self, **changes: Any) -> PipelineConfig:
         """A copy with some fields changed (dataclasses.replace)."""
         return dataclasses.replace(self, **changes)

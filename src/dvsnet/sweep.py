@@ -15,10 +15,10 @@ grids, fixed, flow, diff, oracle, c, d, then the rest of a) and are appended to 
 finish, the file being rewritten atomically each time, so an interrupted sweep resumes where it stopped
 without redoing rows.
 
-Speed on a shared machine: besides its own fps, every row records `ref_fps`, the per-frame baseline of
-the same segmenter (policy always, 1×1) timed on the first `ref_frames` frames of the first snippet
-right before the row, and
-`speedup` = fps / ref_fps; so a row's speed-up compares two timings taken under the same load.
+Speed on a shared machine: every row runs interleaved frame by frame with its per-frame reference
+(`PipelineConfig.per_frame()`: the same segmenter, policy always, 1×1) on the same snippets
+(dvsnet.runner), and records the reference's fps as `ref_fps` and `speedup` = reference time / the row's;
+so a row's speed-up compares two timings taken under the same load.
 Overlap in the row key is the effective value in pixels (the default is resolved from the frame width).
 
 Each row's configuration is a PipelineConfig (`PlannedRow.config`), built with DVSNet.from_config; its CSV
@@ -174,9 +174,9 @@ def _ran_otherwise(row: SweepRow, config: SweepConfig) -> bool:
     return ran != resolve(config.backend, config.precision, torch.device("cpu"))
 
 
-def result_to_row(row: PlannedRow, result: dict[str, Any], ref_fps: float, *, data: str, frame_size: str,
+def result_to_row(row: PlannedRow, result: dict[str, Any], *, data: str, frame_size: str,
                   machine: dict[str, Any]) -> SweepRow:
-    """One CSV row: the planned row's configuration record and a run_pipeline() result."""
+    """One CSV row: the planned row's configuration record and a run_pipeline() result with a reference."""
     stage = result["stage_ms"]
     return SweepRow(
         **{**row.record(), "backend": result.get("backend"), "precision": result.get("precision")},
@@ -184,7 +184,7 @@ def result_to_row(row: PlannedRow, result: dict[str, Any], ref_fps: float, *, da
                                            "warp_share", "workload_saved", "warp_seg_ratio", "snippets",
                                            "frames")},
         **{f"{s}_ms": stage.get(s) for s in ("flow", "decision", "segmentation", "warp", "stitch")},
-        ref_fps=ref_fps, speedup=result["fps"] / ref_fps, frame_size=frame_size, data=data,
+        ref_fps=result["ref_fps"], speedup=result["speedup"], frame_size=frame_size, data=data,
         load_1m=machine["load_average_1m"], torch_threads=machine["torch_threads"],
         finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
@@ -217,52 +217,54 @@ def _slug(key: str) -> str:  # not atomic.slug: the names of rows/*.json already
     return "".join(c if c.isalnum() or c in ".-" else "_" for c in key)
 
 
-# (row, result, ref fps, machine, "") for a measured row; (row, None, 0, {}, why) for a skipped one
-RowOutcome = tuple[PlannedRow, dict[str, Any] | None, float, dict[str, Any], str]
+# (row, result, machine, "") for a measured row; (row, None, {}, why) for a skipped one
+RowOutcome = tuple[PlannedRow, dict[str, Any] | None, dict[str, Any], str]
 
 
 class _RowRunner:
-    """Evaluates rows in one process: its snippets, the reference clip and the segmenters it has loaded."""
+    """Evaluates rows in one process: its snippets and the segmenters it has loaded."""
 
-    def __init__(self, snippets: list, *, ref_frames: int, warmup_frames: int,
-                 segmenter_loader: Callable[[str], Any] | None, progress: bool):
-        from dvsnet.evaluate import Snippet
-
+    def __init__(self, snippets: list, *, warmup_frames: int, segmenter_loader: Callable[[str], Any] | None,
+                 progress: bool):
         self.snippets = snippets
-        # the reference timing: per-frame segmentation of the first frames of the first snippet (unscored)
-        self.ref_clip = [Snippet("reference", snippets[0].frames[:ref_frames], {})]
         self.warmup_frames = warmup_frames
         self.load = segmenter_loader  # None: the row's backend and precision (dvsnet.backends)
         self.progress = progress
         self.segmenters: dict[str, Any] = {}
         self.failed: dict[str, str] = {}
 
-    def run(self, row: PlannedRow) -> RowOutcome:
+    def segmenter(self, row: PlannedRow) -> Any:
+        """The row's segmenter, loaded once per name; DvsnetError (remembered) when it cannot be."""
         from dvsnet.backends import load_pipeline_segmenter
+
+        name = row.config.segmenter
+        if name in self.failed:
+            raise DvsnetError(self.failed[name])
+        if name not in self.segmenters:
+            try:
+                self.segmenters[name] = self.load(name) if self.load else load_pipeline_segmenter(
+                    name, row.config.backend, row.config.precision, "cpu")[0]
+            except DvsnetError as exc:
+                self.failed[name] = str(exc)
+                raise
+        return self.segmenters[name]
+
+    def run(self, row: PlannedRow) -> RowOutcome:
+        """The row on every snippet, interleaved frame by frame with its per-frame reference (dvsnet.runner)."""
         from dvsnet.evaluate import run_pipeline
         from dvsnet.pipeline import DVSNet
         from dvsnet.provenance import describe_machine
 
-        name = row.config.segmenter
         try:
-            if name in self.failed:
-                raise DvsnetError(self.failed[name])
-            if name not in self.segmenters:
-                try:
-                    self.segmenters[name] = self.load(name) if self.load else load_pipeline_segmenter(
-                        name, row.config.backend, row.config.precision, "cpu")[0]
-                except DvsnetError as exc:
-                    self.failed[name] = str(exc)
-                    raise
-            config = row.config.replace(segmenter=self.segmenters[name])
+            config = row.config.replace(segmenter=self.segmenter(row))
             pipe = DVSNet.from_config(config)  # fails fast
-            reference = DVSNet.from_config(config.replace(policy="always", grid=(1, 1), overlap=None, dn=None))
-            ref = run_pipeline(self.ref_clip, reference, warmup_frames=self.warmup_frames)
-            result = run_pipeline(self.snippets, pipe, warmup_frames=self.warmup_frames, progress=self.progress)
+            reference = DVSNet.from_config(config.per_frame())
+            result = run_pipeline(self.snippets, pipe, warmup_frames=self.warmup_frames, progress=self.progress,
+                                  reference=reference)
             result = {**result, "backend": pipe.backend, "precision": pipe.precision}  # what ran
         except DvsnetError as exc:
-            return row, None, 0.0, {}, str(exc)
-        return row, result, ref["fps"], describe_machine(), ""
+            return row, None, {}, str(exc)
+        return row, result, describe_machine(), ""
 
 
 _worker: _RowRunner | None = None
@@ -303,7 +305,6 @@ def run_sweep(
     config: SweepConfig = SweepConfig(),
     max_snippets: int | None = None,
     warmup_frames: int = 5,
-    ref_frames: int = 10,
     jobs: int = 1,
     segmenter_loader: Callable[[str], Any] | None = None,
     progress: bool = False,
@@ -357,15 +358,15 @@ def run_sweep(
     write_json_atomic(output / "config.json", config.to_record())
 
     def record(n: int, outcome: RowOutcome) -> None:
-        plan, result, ref_fps, machine, skipped = outcome
+        plan, result, machine, skipped = outcome
         if result is None:
             log(f"sweep: [{n}/{len(todo)}] {plan.key}: skipped: {skipped}")
             return
-        row = result_to_row(plan, result, ref_fps, data=str(root), frame_size=frame_size, machine=machine)
+        row = result_to_row(plan, result, data=str(root), frame_size=frame_size, machine=machine)
         # jobs: rows measured at the same time as this one, this one included
         row = row.replace(weights_id=weights_id(row.segmenter, row.flow, row.policy), jobs=jobs)
         full = {"key": plan.key, "experiments": list(plan.experiments), "config": plan.record(),
-                "ref_fps": ref_fps, **result, "machine": machine, "jobs": jobs}
+                **result, "machine": machine, "jobs": jobs}
         write_json_atomic(row_file(output, plan.key), full)
         done.append(row)
         write_rows(csv_path, done)
@@ -373,7 +374,7 @@ def run_sweep(
         log(f"sweep: [{n}/{len(todo)}] {plan.key}: mIoU {miou}, {row.fps:.2f} fps "
             f"({row.speedup:.2f}x per-frame), {100 * row.seg_share:.1f}% regions segmented")
 
-    options = {"ref_frames": ref_frames, "warmup_frames": warmup_frames, "segmenter_loader": segmenter_loader}
+    options = {"warmup_frames": warmup_frames, "segmenter_loader": segmenter_loader}
     if jobs == 1:
         runner = _RowRunner(snippets, **options, progress=progress)
         for n, row in enumerate(todo, 1):
