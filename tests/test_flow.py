@@ -6,6 +6,7 @@ import torch
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import (
     DIS_PRESETS,
+    FLOWS,
     DISFlow,
     build_flow,
     half_resolution,
@@ -77,3 +78,13 @@ def test_key_segmentation_features_measure_uncertainty_and_class_boundaries():
 def test_half_resolution_is_a_2x2_average_pool():
     images = torch.rand(2, 2, 13, 18)  # odd height: the last row is dropped, as avg_pool2d drops it
     assert torch.allclose(half_resolution(images), torch.nn.functional.avg_pool2d(images, 2), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(FLOWS))
+def test_dn_variant_names_the_features_each_estimator_gives(name):
+    from dvsnet.flow import dn_variant
+    from dvsnet.models import DN_VARIANTS
+
+    estimator = build_flow(name)
+    assert dn_variant(name) == (getattr(estimator, "dn_variant", None) or estimator.name)
+    assert dn_variant(name) in DN_VARIANTS

@@ -31,10 +31,11 @@ import torch
 from tqdm import tqdm
 
 from dvsnet.atomic import atomic_path, write_json_atomic
-from dvsnet.config import PipelineConfig, format_grid, segmenter_identity
+from dvsnet.config import PipelineConfig, format_grid
 from dvsnet.data.video import Frame, SourceInfo, expected_frames, probe, read_named_frames
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import build_flow
+from dvsnet.models.weights import segmenter_identity
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, versions
 from dvsnet.regions import core_shares

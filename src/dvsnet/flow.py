@@ -179,6 +179,17 @@ def _motion_vector_flow(device: torch.device) -> FlowEstimator:
     return MotionVectorFlow(device=device)
 
 
+def dn_variant(flow: str) -> str:
+    """The decision-network variant (dvsnet.models.DN_VARIANTS) whose features the estimator named `flow`
+    gives by default, without building it: "dis" for every DIS preset, "flownet-conv6" for "flownet", the
+    name itself for the other FlowNet features and for "mv" (its codec features)."""
+    if flow not in FLOWS:
+        raise DvsnetError(f"unknown flow estimator {flow!r}; valid: {', '.join(FLOWS)}")
+    if flow.startswith("dis"):
+        return "dis"
+    return "flownet-conv6" if flow == "flownet" else flow
+
+
 def build_flow(spec: str | FlowEstimator, device: str | torch.device = "cpu") -> FlowEstimator:
     """A flow estimator from its name (see FLOWS), its network on `device`, or an estimator callable
     (returned as is)."""

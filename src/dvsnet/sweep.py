@@ -36,7 +36,6 @@ from typing import Any
 
 from dvsnet.atomic import write_json_atomic
 from dvsnet.config import PipelineConfig, format_grid
-from dvsnet.digest import file_digest
 from dvsnet.errors import DvsnetError
 from dvsnet.experiments import DEFAULT_GRID, SweepRow, read_rows, row_key, write_rows
 
@@ -191,20 +190,20 @@ def result_to_row(row: PlannedRow, result: dict[str, Any], *, data: str, frame_s
 
 
 def weights_id(segmenter: str, flow: str, policy: str) -> str:
-    """Short hashes of the weights files a row depends on (segmenter, flownet, decision network).
+    """Short hashes of the weights files a row depends on: its segmenter, FlowNetS for a flownet flow, and
+    for a dn policy the decision network shipped for the flow's features (dvsnet.flow.dn_variant).
 
     Rows measured with other weights (e.g. before a retrained `fast` shipped) are stale: the sweep moves
     them aside and measures them again, so one CSV never mixes networks.
     """
-    from dvsnet.models import SEGMENTERS
-    from dvsnet.models.weights import shipped_path
+    from dvsnet.flow import dn_variant
+    from dvsnet.models.weights import shipped_path, weights_digest
 
-    parts = [file_digest(shipped_path(segmenter) if segmenter in SEGMENTERS else Path(segmenter), 10)]
-    if flow == "flownet":
-        parts.append(file_digest(shipped_path("flownet"), 10))
+    parts = [weights_digest(segmenter, 10)]
+    if flow.startswith("flownet"):
+        parts.append(weights_digest(shipped_path("flownet"), 10))
     if policy.startswith("dn:"):
-        variant = "dis" if flow.startswith("dis") else f"{flow}-conv6"
-        parts.append(file_digest(shipped_path(f"dn-{variant}"), 10))
+        parts.append(weights_digest(shipped_path(f"dn-{dn_variant(flow)}"), 10))
     return "-".join(parts)
 
 
