@@ -58,7 +58,7 @@ def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEF
         run = run_interleaved(videos, list(pipes.values()), reference=reference, warmup_frames=warmup)
         measured = {BASELINE: run.reference, **dict(zip(pipes, run.runs))}
         for name in configs:
-            figures = measured[name].stats.figures()
+            figures = measured[name].figures()
             rows.append({"size": f"{height}x{width}", "config": name, "fps": figures["fps"],
                          "speedup": run.speedup(measured[name]), "seg_share": figures["seg_share"],
                          "stage_ms": figures["stage_ms"],

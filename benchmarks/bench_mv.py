@@ -183,7 +183,7 @@ def accuracy(snippets, thresholds, crf: int, workdir: Path, reader_ms_per_px: fl
     for key, measured in zip(pipes, run.runs):
         seconds = measured.stats.pipeline_seconds + (extra_s * frames if rows[key][0] == "mv" else 0.0)
         out[key] = {"miou": float(mean_iou(measured.confusion)), "speedup": run.reference.stats.pipeline_seconds
-                    / seconds, "warp_share": measured.stats.figures()["warp_share"],
+                    / seconds, "warp_share": measured.figures()["warp_share"],
                     "ms_per_frame": 1000 * seconds / frames}
     return out
 
@@ -231,7 +231,7 @@ def clips(names, width: int, frames: int, thresholds, reader_ms_per_px: float) -
         for key, measured in zip(keys, run.runs):
             seconds = measured.stats.pipeline_seconds + (extra_s * len(images) if rows[key][0] == "mv" else 0.0)
             result[key] = {"agreement": measured.agreement, "speedup": ref_seconds / seconds,
-                           "warp_share": measured.stats.figures()["warp_share"]}
+                           "warp_share": measured.figures()["warp_share"]}
         out[name] = {"frames": len(images), "size": f"{images[0].shape[0]}x{images[0].shape[1]}", **result}
     return out
 

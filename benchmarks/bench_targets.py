@@ -73,7 +73,7 @@ class TracedAgreement(Traced, AgreementTarget):
 
 def speed(policy: str, frames: list[np.ndarray]) -> float:
     """fps of `policy` on `frames` after the runner's warm-up."""
-    return run_interleaved([Clip(frames)], [DVSNet(policy=policy, **MEASURED)]).runs[0].stats.figures()["fps"]
+    return run_interleaved([Clip(frames)], [DVSNet(policy=policy, **MEASURED)]).runs[0].figures()["fps"]
 
 
 def per_second(totals: list[float]) -> list[int]:
@@ -98,7 +98,7 @@ def run_fps(target: float, seconds: float, speed_px: float, dn) -> dict:
         "median_per_second": float(np.median(rates)), "worst_second_after_5s": min(after),
         "seconds_within_10pct": float(np.mean([abs(r - target) <= 0.1 * target for r in rates])),
         "per_second": rates, "notes": notes,
-        "regions_segmented": float(np.mean([p.count("seg") / len(p) for _, _, p, _ in policy.trace])),
+        "seg_share": float(np.mean([p.count("seg") / len(p) for _, _, p, _ in policy.trace])),
         "threshold": [th for th, _, _, _ in policy.trace], "totals": totals,
     }
 
@@ -115,9 +115,9 @@ def run_agreement(targets: list[float], thresholds: list[float], frames: list[np
     run = run_interleaved([Clip(frames)], pipes, reference=reference)
     rows = []
     for pipe, measured in zip(pipes, run.runs):
-        figures = measured.stats.figures()
+        figures = measured.figures()
         rows.append({"policy": repr(pipe.policy), "agreement": measured.agreement, "speedup": run.speedup(measured),
-                     "fps": figures["fps"], "regions_segmented": figures["seg_share"],
+                     "fps": figures["fps"], "seg_share": figures["seg_share"],
                      "per_frame_agreement": [r.agreement for r in measured.frames]})
     fixed = rows[: len(thresholds)]
     for row, policy in zip(rows[len(thresholds):], policies):
@@ -129,7 +129,7 @@ def run_agreement(targets: list[float], thresholds: list[float], frames: list[np
         best = max(reaching, key=lambda r: r["speedup"]) if reaching else None
         row["best_fixed_reaching_it"] = None if best is None else {k: best[k] for k in ("policy", "agreement", "speedup")}
         row["target"] = policy.target
-    return {"frames": len(frames), "reference_fps": run.reference.stats.figures()["fps"], "rows": rows}
+    return {"frames": len(frames), "reference_fps": run.reference.figures()["fps"], "rows": rows}
 
 
 def plot(fps_run: dict, agree_row: dict, path: Path) -> None:
@@ -190,7 +190,7 @@ def main() -> int:
     agreement = run_agreement(args.agreements, args.thresholds, motion_clip(args.agree_frames, args.speed), dn)
     for row in agreement["rows"]:
         print(f"{row['policy']}: agreement {100 * row['agreement']:.2f}%, speed-up {row['speedup']:.2f}x, "
-              f"{100 * row['regions_segmented']:.0f}% segmented"
+              f"{100 * row['seg_share']:.0f}% segmented"
               + (f"; best fixed reaching it: {row['best_fixed_reaching_it']}" if "target" in row else ""))
     record = {"size": f"{SIZE[0]}x{SIZE[1]}", "speed_px_per_frame": args.speed, "per_frame_fps": per_frame,
               "warp_only_fps": warp_only, "fps_runs": fps_runs, "agreement": agreement,

@@ -92,7 +92,7 @@ def table1(rows: list[ex.SweepRow], config: SweepConfig, ov: int):
 
     def line(name, r, drop):
         return [name, r.policy, r.grid, pct(r.miou), f"{r.fps:.2f}", f"{r.speedup:.2f}×",
-                "–" if drop is None else f"{drop:.2f}", f"{100 * r.workload_saved:.1f}%"]
+                "–" if drop is None else f"{drop:.2f}", f"{100 * r.warp_share:.1f}%"]
 
     def point(r, drop) -> str:
         return f"{r.policy} on {r.grid}: {r.speedup:.2f}× at {drop:.2f} points drop"

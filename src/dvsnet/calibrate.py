@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from dvsnet.atomic import atomic_path, write_json_atomic
+from dvsnet.calibration_table import TABLE_FILE, CalibrationTable, ThresholdRow, predicted_agreement
 from dvsnet.config import PipelineConfig, format_grid
 from dvsnet.data.video import Frame, SourceInfo, expected_frames, probe, read_named_frames
 from dvsnet.errors import DvsnetError
@@ -237,7 +238,7 @@ def collect_samples(clips: list[Clip], config: CalibrationConfig, pipe: DVSNet, 
 
 
 def threshold_table(clips: list[Clip], config: CalibrationConfig, dn_path: Path, *,
-                    progress: bool) -> list[dict[str, Any]]:
+                    progress: bool) -> list[ThresholdRow]:
     """One row per threshold on the held-out clips: predicted and measured agreement with per-frame
     output, share of regions segmented, fps and speed-up over the per-frame reference, every threshold
     interleaved with that reference in one run (dvsnet.runner)."""
@@ -249,46 +250,44 @@ def threshold_table(clips: list[Clip], config: CalibrationConfig, dn_path: Path,
     pipes = [DVSNet.from_config(config.pipeline.replace(policy=f"dn:{t:g}", dn=str(dn_path)))
              for t in config.thresholds]
     run = run_interleaved(held, pipes, reference=reference, progress=progress)
-    per_frame = run.reference.stats.figures()["fps"]
+    per_frame = run.reference.figures()["fps"]
     rows = []
     for threshold, measured in zip(config.thresholds, run.runs):
-        predicted = [np.dot(core_shares(r.regions), [1.0 if p == "seg" else s for p, s in zip(r.paths, r.scores)])
-                     for r in measured.frames]
-        figures = measured.stats.figures()
-        rows.append({"threshold": threshold, "predicted_agreement": float(np.mean(predicted)),
-                     "measured_agreement": measured.agreement, "regions_segmented": figures["seg_share"],
-                     "fps": figures["fps"], "fps_per_frame": per_frame, "speedup": run.speedup(measured)})
+        predicted = [predicted_agreement(r.paths, r.scores, core_shares(r.regions)) for r in measured.frames]
+        figures = measured.figures()
+        rows.append(ThresholdRow(threshold, float(np.mean(predicted)), measured.agreement, figures["seg_share"],
+                                 figures["fps"], per_frame, run.speedup(measured)))
     return rows
 
 
-def recommend(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+def recommend(rows: list[ThresholdRow]) -> dict[str, ThresholdRow | None]:
     """For each tolerance in WITHIN: the fastest row whose measured agreement is >= 1 - tolerance."""
     out = {}
     for tolerance in WITHIN:
-        fits = [r for r in rows if r["measured_agreement"] >= 1 - tolerance]
-        out[f"within_{round(tolerance * 100)}pct"] = max(fits, key=lambda r: r["speedup"]) if fits else None
+        fits = [r for r in rows if r.measured_agreement >= 1 - tolerance]
+        out[f"within_{round(tolerance * 100)}pct"] = max(fits, key=lambda r: r.speedup) if fits else None
     return out
 
 
-def plot_table(rows: list[dict[str, Any]], path: Path) -> None:
+def plot_table(rows: list[ThresholdRow], path: Path) -> None:
     """calibration.png: agreement (predicted, measured), regions segmented and speed-up per threshold."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t = [r["threshold"] for r in rows]
+    t = [r.threshold for r in rows]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.4), sharex=True)
-    top.plot(t, [100 * r["predicted_agreement"] for r in rows], "o--", label="predicted by the DN")
-    top.plot(t, [100 * r["measured_agreement"] for r in rows], "o-", label="measured (held-out clips)")
+    top.plot(t, [100 * r.predicted_agreement for r in rows], "o--", label="predicted by the DN")
+    top.plot(t, [100 * r.measured_agreement for r in rows], "o-", label="measured (held-out clips)")
     for tolerance in WITHIN:
         top.axhline(100 * (1 - tolerance), color="grey", lw=0.8, ls=":")
     top.set_ylabel("agreement with per-frame output (%)")
     top.legend(loc="lower right")
-    bottom.plot(t, [r["speedup"] for r in rows], "o-", color="C2", label="speed-up over per-frame")
+    bottom.plot(t, [r.speedup for r in rows], "o-", color="C2", label="speed-up over per-frame")
     bottom.set_ylabel("speed-up (x)")
     twin = bottom.twinx()
-    twin.plot(t, [100 * r["regions_segmented"] for r in rows], "s:", color="C3", label="regions segmented")
+    twin.plot(t, [100 * r.seg_share for r in rows], "s:", color="C3", label="regions segmented")
     twin.set_ylabel("regions segmented (%)")
     bottom.set_xlabel("threshold T of dn:T")
     bottom.legend(loc="upper left")
@@ -308,7 +307,7 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
     out = Path(out)
     if out.suffix != ".safetensors":
         raise DvsnetError(f"--out must name a .safetensors file, got {out}")
-    record_path, plot_path = out.with_name("calibration.json"), out.with_name("calibration.png")
+    record_path, plot_path = out.with_name(TABLE_FILE), out.with_name("calibration.png")
     for path in (out, record_path, plot_path):
         if path.exists():
             raise DvsnetError(f"{path} exists; calibrate never overwrites: pick another --out folder")
@@ -344,7 +343,8 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
         "dn_error_points": error, "mean_predictor_error_points": mean_error,
         "held_out_mean_score": {"true": float(y_held.mean()),
                                 "predicted": float(predict(net, x_held, pipe.device).mean())},
-        "thresholds": rows, "recommended": chosen,
+        "thresholds": CalibrationTable(tuple(rows), out.name).to_records(),
+        "recommended": {name: row and row.to_record() for name, row in chosen.items()},
         "seconds": {"samples": sampled - started, "training": trained - sampled, "table": time.time() - trained},
         "versions": versions(), "machine": describe_machine(pipe.device),
     }
@@ -356,12 +356,12 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
     for name, row in chosen.items():
         tolerance = name.removeprefix("within_").removesuffix("pct")
         if row is None:
-            best = max(rows, key=lambda r: r["measured_agreement"])
-            log(f"  within {tolerance}% of per-frame output: no threshold reaches it (best: dn:{best['threshold']:g}, "
-                f"{100 * best['measured_agreement']:.1f}% agreement)")
+            best = max(rows, key=lambda r: r.measured_agreement)
+            log(f"  within {tolerance}% of per-frame output: no threshold reaches it (best: dn:{best.threshold:g}, "
+                f"{100 * best.measured_agreement:.1f}% agreement)")
         else:
-            log(f"  within {tolerance}% of per-frame output: --policy dn:{row['threshold']:g} --dn {out} "
-                f"({100 * row['measured_agreement']:.1f}% agreement, {row['speedup']:.2f}x, "
-                f"{100 * row['regions_segmented']:.0f}% of regions segmented)")
+            log(f"  within {tolerance}% of per-frame output: --policy dn:{row.threshold:g} --dn {out} "
+                f"({100 * row.measured_agreement:.1f}% agreement, {row.speedup:.2f}x, "
+                f"{100 * row.seg_share:.0f}% of regions segmented)")
     log(f"  table and plot: {record_path}, {plot_path}")
     return record

@@ -121,8 +121,8 @@ def run_pipeline(
     """Run `pipe` over in-memory snippets with the §5 protocol (dvsnet.runner); accuracy and speed figures.
 
     Returns the measured part of the result dict: miou, iou_per_class, pixel_accuracy, the run's
-    RunStats figures (fps, ms_per_frame, stage_ms, seg_share, warp_share, workload_saved, ...: see
-    dvsnet.stats), snippets, scored_frames, and the accumulated confusion matrix (as nested lists). With a
+    RunStats figures (fps, ms_per_frame, stage_ms, seg_share, warp_share, ...: see dvsnet.stats and
+    PipelineRun.figures), snippets, scored_frames, and the accumulated confusion matrix (as nested lists). With a
     `reference` (the per-frame pipeline, run interleaved with `pipe`): also ref_fps and speedup.
     """
     return run_pipelines(snippets, [pipe], all_frames=all_frames, warmup_frames=warmup_frames,
@@ -151,7 +151,7 @@ def run_pipelines(
     scored_frames = sum(len(s.labels) if all_frames else 1 for s in snippets)
     results = []
     for measured in ([] if reference is None else [run.reference]) + run.runs:
-        speed = {} if reference is None else {"ref_fps": run.reference.stats.figures()["fps"],
+        speed = {} if reference is None else {"ref_fps": run.reference.figures()["fps"],
                                               "speedup": run.speedup(measured)}
         figures = labelled_figures(measured, num_classes)
         matrix = figures.pop("confusion_matrix")
@@ -168,7 +168,7 @@ def labelled_figures(run: PipelineRun, num_classes: int) -> dict[str, Any]:
     iou = iou_per_class(matrix)
     names = CLASS_NAMES if num_classes == len(CLASS_NAMES) else tuple(str(c) for c in range(num_classes))
     miou = mean_iou(matrix)
-    figures = run.stats.figures()
+    figures = run.figures()
     del figures["restarts"]
     return {
         "miou": None if np.isnan(miou) else miou,
@@ -299,12 +299,11 @@ def evaluate_video_configs(
     measures, ref_measures = measure_against_reference(frames, [r.labels for r in run.runs], run.reference.labels,
                                                        num_classes=reference.num_classes, progress=progress)
     height, width = frames[0].shape[:2]
-    ref_figures = run.reference.stats.figures()
+    ref_figures = run.reference.figures()
     finished = datetime.datetime.now(datetime.timezone.utc)
     results = []
     for config, pipe, measured_run, measured in zip(configs, pipes, run.runs, measures):
-        stats = measured_run.stats
-        figures = stats.figures()
+        figures = measured_run.figures()
         del figures["restarts"]  # one clip, one start
         record = {
             **config.to_record(width, height), "backend": pipe.backend, "precision": pipe.precision,  # what ran
@@ -325,7 +324,6 @@ def evaluate_video_configs(
             "fps": figures["fps"],
             "fps_per_frame": ref_figures["fps"],
             "speedup": run.speedup(measured_run),
-            "regions_segmented": figures["seg_share"],
             **figures,
             "regions_per_frame": figures["region_frames"] / figures["frames"],
             "per_frame": {k: ref_figures[k] for k in ("fps", "ms_per_frame", "stage_ms")},
@@ -361,8 +359,8 @@ def evaluate_video(
     reference's record and consistency_flow); pixel_agreement (mean over frames of the share of pixels
     equal to the per-frame labels) and pixel_agreement_min (the worst frame); miou_vs_per_frame;
     temporal_consistency {dvsnet, per_frame}; flicker_ceiling (dvsnet.agreement); fps, fps_per_frame,
-    speedup (= fps / fps_per_frame, timed in the same run); regions_segmented (= seg_share); the RunStats
-    figures; per_frame (the reference's fps, ms_per_frame, stage_ms); protocol, versions, machine,
+    speedup (= fps / fps_per_frame, timed in the same run); the RunStats figures (seg_share: the share of
+    regions segmented); per_frame (the reference's fps, ms_per_frame, stage_ms); protocol, versions, machine,
     started_utc, elapsed_s. Fractions in [0, 1]; None where nothing was scored.
     """
     return evaluate_video_configs(source, [config], resize=resize, stride=stride, max_frames=max_frames,

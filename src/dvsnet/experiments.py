@@ -41,7 +41,7 @@ TARGETS = {"balanced": (3.5, 3.0), "high-speed": (6.0, 8.0)}  # (min speed-up, m
 COLUMNS = (
     "key", "segmenter", "flow", "policy", "policy_kind", "policy_value", "grid", "overlap",
     "miou", "pixel_accuracy", "fps", "ms_per_frame", "ref_fps", "speedup",
-    "seg_share", "warp_share", "workload_saved", "warp_seg_ratio",
+    "seg_share", "warp_share", "warp_seg_ratio",
     "flow_ms", "decision_ms", "segmentation_ms", "warp_ms", "stitch_ms",
     "snippets", "frames", "frame_size", "data", "weights_id", "load_1m", "torch_threads", "jobs", "finished_utc",
     "overlap_default", "stitch", "dn", "device", "flow_width", "grid_default", "max_key_age", "backend", "precision",
@@ -52,6 +52,8 @@ _TEXT = frozenset({"segmenter", "flow", "policy", "grid", "frame_size", "data", 
                    "stitch", "dn", "device", "backend", "precision"})
 _INT = frozenset({"overlap", "snippets", "frames", "torch_threads", "jobs", "flow_width", "max_key_age"})
 _DERIVED = frozenset({"key", "policy_kind", "policy_value"})  # written from the other columns, not read
+# a column older files also wrote under another name: read into the one name where that is empty
+_RENAMED = {"workload_saved": "warp_share"}
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,6 @@ class SweepRow:
     speedup: float | None = None
     seg_share: float | None = None
     warp_share: float | None = None
-    workload_saved: float | None = None
     warp_seg_ratio: float | None = None
     flow_ms: float | None = None
     decision_ms: float | None = None
@@ -167,6 +168,8 @@ def read_rows(path: str | Path) -> list[SweepRow]:
                 raise DvsnetError(f"{path}, line {line}: no {', '.join(empty)}; fix or delete that row to resume")
             fields = {}
             for name, text in raw.items():
+                if name in _RENAMED and raw.get(_RENAMED[name]) in ("", None):
+                    name = _RENAMED[name]
                 if name in names and name not in _DERIVED and text not in ("", None):
                     try:
                         fields[name] = _parse(name, text)

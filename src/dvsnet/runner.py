@@ -31,6 +31,8 @@ from dvsnet.regions import Region
 from dvsnet.stats import RunStats
 
 WARMUP_FRAMES = 5  # untimed frames run through every pipeline before the measured run
+# RunStats names of figures that result files record under one other name: workload_saved is warp_share
+FIGURE_ALIASES = ("workload_saved",)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,13 @@ class PipelineRun:
     stats: RunStats = field(default_factory=RunStats)
     frames: list[FrameRecord] = field(default_factory=list)
     confusion: np.ndarray | None = None
+
+    def figures(self) -> dict[str, Any]:
+        """The run's RunStats figures (dvsnet.stats), one name each: warp_share, not its alias workload_saved."""
+        figures = self.stats.figures()
+        for alias in FIGURE_ALIASES:
+            figures.pop(alias, None)
+        return figures
 
     @property
     def labels(self) -> list[np.ndarray]:

@@ -180,7 +180,7 @@ def result_to_row(row: PlannedRow, result: dict[str, Any], *, data: str, frame_s
     return SweepRow(
         **{**row.record(), "backend": result.get("backend"), "precision": result.get("precision")},
         **{name: result[name] for name in ("miou", "pixel_accuracy", "fps", "ms_per_frame", "seg_share",
-                                           "warp_share", "workload_saved", "warp_seg_ratio", "snippets",
+                                           "warp_share", "warp_seg_ratio", "snippets",
                                            "frames")},
         **{f"{s}_ms": stage.get(s) for s in ("flow", "decision", "segmentation", "warp", "stitch")},
         ref_fps=result["ref_fps"], speedup=result["speedup"], frame_size=frame_size, data=data,

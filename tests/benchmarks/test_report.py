@@ -27,7 +27,7 @@ def row(policy: str, grid: str, miou: float, speedup: float, *, segmenter="fast"
     return SweepRow(
         segmenter=segmenter, flow=flow, policy=policy, grid=grid, overlap=0 if grid == "1x1" else OVERLAP,
         miou=miou, pixel_accuracy=0.9, fps=10.0 * speedup, ms_per_frame=100.0 / speedup, ref_fps=10.0,
-        speedup=speedup, seg_share=1 - saved, warp_share=saved, workload_saved=saved,
+        speedup=speedup, seg_share=1 - saved, warp_share=saved,
         warp_seg_ratio=None if saved == 0 else 1.0, flow_ms=1.0, decision_ms=0.1, segmentation_ms=50.0,
         warp_ms=1.0, stitch_ms=0.1, snippets=1, frames=20, frame_size="256x512", data="data/synth",
         weights_id="w", load_1m=1.0, torch_threads=1, finished_utc="2026-01-01T00:00:00+00:00",

@@ -33,7 +33,7 @@ EPILOG = """examples:
 
 Without labels (a video, folder or glob) the result holds pixel_agreement and miou_vs_per_frame (against
 the same segmenter run on every frame, in the same run), temporal_consistency of both outputs, the
-flicker_ceiling, fps, fps_per_frame, speedup and regions_segmented: docs/real-video.md.
+flicker_ceiling, fps, fps_per_frame, speedup and seg_share (regions segmented): docs/real-video.md.
 """
 
 TREE_ONLY = ("--split", "--all-frames", "--max-snippets")
@@ -96,7 +96,7 @@ def format_summary(result: dict) -> str:
         (f"fps {result['fps']:.2f} ({result['ms_per_frame']:.1f} ms/frame, pipeline time only, "
         f"{result['machine']['torch_threads']} torch threads)"),
         (f"regions: {100 * result['seg_share']:.1f}% seg, {100 * result['warp_share']:.1f}% warp; "
-        f"workload saved {100 * result['workload_saved']:.1f}%"),
+        f"workload saved {100 * result['warp_share']:.1f}%"),
     ]
     return "\n".join(lines)
 
@@ -118,7 +118,7 @@ def format_video_summary(result: dict) -> str:
          f"flicker ceiling {_percent(result['flicker_ceiling'])}"),
         (f"fps {result['fps']:.2f} vs per-frame {result['fps_per_frame']:.2f}: {result['speedup']:.2f}x "
          f"(pipeline time only, {result['machine']['torch_threads']} torch threads); "
-         f"{_percent(result['regions_segmented'])} of regions segmented"),
+         f"{_percent(result['seg_share'])} of regions segmented"),
     ])
 
 
