@@ -6,7 +6,7 @@ Three measurements, baseline and candidate in the same run, torch and OpenCV on 
    `+export_mvs` plus the dense field (reader overhead, dvsnet.data.motion), mv's chaining and region
    crops on a 2x2 grid (MotionVectorFlow.advance), the same with the `mv` DN's codec features, DIS ultrafast
    on the same four region crops (key = the previous frame), and the `dis` DN's features
-   (dvsnet.flow.motion_features, computed from either flow).
+   (dvsnet.features.motion_features, computed from either flow).
 2. mIoU vs speed-up: the synthetic val snippets at 256x512 encoded the same way; both flows run on the
    DECODED frames (so compression hurts both alike), frames 0..19 of each snippet from a fresh key, scored
    on every frame against the stored labels; policy dn:T for each T in --thresholds, segmenter fast, grid
@@ -41,7 +41,8 @@ from dvsnet.atomic import write_text_atomic
 from dvsnet.config import PipelineConfig
 from dvsnet.data.cityscapes import CityscapesSequences, load_image, load_labels
 from dvsnet.data.motion import dense_field, encode_video, read_motion_frames
-from dvsnet.flow import DISFlow, motion_features
+from dvsnet.features import motion_features
+from dvsnet.flow import DISFlow
 from dvsnet.flow_mv import MotionVectorFlow
 from dvsnet.metrics import mean_iou
 from dvsnet.pipeline import DVSNet
@@ -158,7 +159,7 @@ def cost(snippets, crf: int, workdir: Path) -> dict:
         "dis_flow_with_features_ms": ms["dis"] + ms["features"],
         "note": "medians; mv_flow_ms = dense field from the vectors (mv_field) + chaining and region crops "
                 "(mv_chain); with codec features: the same with the mv DN's input chained and pooled "
-                "(mv_chain_codec_features); features = dvsnet.flow.motion_features (the dis DN's input); decoding with PyAV (FFmpeg's own threads) is reported apart: decode, and "
+                "(mv_chain_codec_features); features = dvsnet.features.motion_features (the dis DN's input); decoding with PyAV (FFmpeg's own threads) is reported apart: decode, and "
                 "decode_export with the vectors exported",
     }
 

@@ -14,3 +14,15 @@ def test_dvsnet_sets_a_short_openmp_spin_unless_the_user_did():
     env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
     assert _spincount(env) == "1000"
     assert _spincount({**env, "GOMP_SPINCOUNT": "42"}) == "42"
+
+
+def test_the_version_every_record_carries_is_the_packages():
+    from pathlib import Path
+
+    import tomllib
+
+    import dvsnet
+    from dvsnet.provenance import versions
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert versions()["dvsnet"] == dvsnet.__version__ == pyproject["project"]["version"]

@@ -1,56 +1,55 @@
 """Label-free calibration: a decision network for the user's segmenter and flow, trained on their own video.
 
 The DN's target (paper Eq. 1) is the agreement between a warped key segmentation and the segmenter's own
-output on the current region, so it needs no labels. Samples come from the pipeline itself (one code path
-with inference): a DVSNet with the `oracle:0` policy warps every region from the first frame of a chunk of
-`max_offset + 1` frames and reports, on each later frame, the true confidence score of every region; the
-flow estimator's features for that frame (the DN's input) are recorded beside it. Chunks follow each other
-without overlap, so every frame is segmented once.
+output on the current region, so it needs no labels. Samples come from the pipeline itself (dvsnet.sampling:
+key frames warped to every region of the next `max_offset` frames by the `oracle:0` policy, the flow's
+features recorded beside the true scores, cached per chunk).
 
 Held out: the `held_out` sources when given; else, with two sources or more, the last quarter of the sources
 (`holdout`, at least one); with one, the last quarter of its frames. The held-out frames give the DN's error, and a table per threshold T: the
 predicted agreement with per-frame output (each frame: segmented regions count 1, warped ones their DN
 score, weighted by their cell's area), the measured one (share of pixels equal to the labels of the same
 segmenter run on every frame, in the same run), the share of regions segmented and the speed-up over that
-per-frame run. Samples are cached per chunk (`cache`), so an interrupted calibration resumes.
+per-frame run, all timed interleaved with that run (dvsnet.runner); the table is a CalibrationTable
+(dvsnet.calibration_table), written as calibration.json beside the weights.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from dvsnet.atomic import atomic_path, write_json_atomic
 from dvsnet.calibration_table import TABLE_FILE, CalibrationTable, ThresholdRow, predicted_agreement
 from dvsnet.config import PipelineConfig, format_grid
-from dvsnet.data.video import Frame, SourceInfo, expected_frames, probe, read_named_frames
+from dvsnet.data.video import expected_frames, probe
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import build_flow
 from dvsnet.models.weights import segmenter_identity
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, versions
 from dvsnet.regions import core_shares
 from dvsnet.runner import Clip as RunnerClip
 from dvsnet.runner import run_interleaved
+from dvsnet.sampling import (
+    MAX_OFFSET,
+    Clip,
+    SamplingConfig,
+    clip_frames,
+    collect_samples,
+    read_source,
+    sampling_pipeline,
+)
+from dvsnet.train.dn import fit_decision_net, predict
 
-MAX_OFFSET = 10  # the paper's training pairs have key offsets up to 10 frames
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98)
 WITHIN = (0.05, 0.10)  # "within 5 % / 10 % of per-frame output": agreement >= 0.95 / 0.90
-CACHE_FORMAT = 1
-
-
-def default_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dvsnet" / "calibrate"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,43 +72,10 @@ class CalibrationConfig:
     cache: str | None = None
     seed: int = 0
 
-
-@dataclasses.dataclass
-class Clip:
-    """Frames [start, stop) of one source (after --stride and --max-frames)."""
-
-    source: str
-    info: SourceInfo
-    start: int
-    stop: int
-
-
-class RecordingFlow:
-    """A flow estimator that keeps the features of its last call: the DN's input for that frame. It wraps
-    the codec's motion vectors (dvsnet.flow_mv) as well: the same calls, region_flow's features recorded."""
-
-    def __init__(self, estimator: Callable):
-        self.estimator = estimator
-        self.name = getattr(estimator, "name", "custom")
-        self.dn_variant = getattr(estimator, "dn_variant", None)
-        self.features: torch.Tensor | None = None
-
-    def __getattr__(self, name: str):  # the rest is the estimator's (the mv one's advance, reset, untrusted...)
-        if name == "estimator":  # not set yet (a copy being built): no recursion
-            raise AttributeError(name)
-        return getattr(self.estimator, name)
-
-    def __call__(self, key: torch.Tensor, cur: torch.Tensor):
-        flow, features = self.estimator(key, cur)
-        self.features = features
-        return flow, features
-
-    def region_flow(self, index: torch.Tensor, key: torch.Tensor | None, cur: torch.Tensor | None,
-                    features: bool = True):
-        flow, found = self.estimator.region_flow(index, key, cur, features)
-        if features:
-            self.features = found
-        return flow, found
+    @property
+    def sampling(self) -> SamplingConfig:
+        """How this calibration draws its samples (dvsnet.sampling)."""
+        return SamplingConfig(self.pipeline, self.max_offset, self.resize, self.stride, self.max_frames, self.cache)
 
 
 def _clip(source: str, config: CalibrationConfig, need: int) -> Clip:
@@ -117,7 +83,7 @@ def _clip(source: str, config: CalibrationConfig, need: int) -> Clip:
     info = probe(source)
     count = expected_frames(info, stride=config.stride, max_frames=config.max_frames)
     if count is None:
-        count = sum(1 for _ in _frames(source, config))
+        count = sum(1 for _ in read_source(source, config.sampling))
     if count < need:
         raise DvsnetError(f"{source} has {count} frames; key offsets up to {config.max_offset} need at least "
                           f"{need} (lower --max-offset or give longer clips)")
@@ -142,101 +108,6 @@ def split_clips(config: CalibrationConfig) -> tuple[list[Clip], list[Clip]]:
     return clips[:-held], clips[-held:]
 
 
-def _frames(source: str, config: CalibrationConfig) -> Iterator[Frame]:
-    return read_named_frames(source, resize=config.resize, stride=config.stride, max_frames=config.max_frames,
-                             motion=config.pipeline.flow == "mv")
-
-
-def clip_frames(clip: Clip, config: CalibrationConfig) -> Iterator[Frame]:
-    """The frames of `clip`, each with its codec motion when the flow is "mv" (Frame.motion)."""
-    for index, frame in enumerate(_frames(clip.source, config)):
-        if index >= clip.stop:
-            return
-        if index >= clip.start:
-            yield frame
-
-
-def _step(pipe: DVSNet, frame: Frame):
-    return pipe.step(frame.image, motion=frame.motion)
-
-
-def chunks(frames: Iterator[Frame], length: int) -> Iterator[list[Frame]]:
-    """Consecutive chunks of `length` frames; a shorter last chunk if it has a key and one frame after."""
-    chunk: list[Frame] = []
-    for frame in frames:
-        chunk.append(frame)
-        if len(chunk) == length:
-            yield chunk
-            chunk = []
-    if len(chunk) >= 2:
-        yield chunk
-
-
-def _cache_key(clip: Clip, index: int, config: CalibrationConfig) -> str:
-    path = Path(clip.source)
-    stat = path.stat() if path.exists() else None
-    p = config.pipeline
-    key = {"source": str(path.resolve()) if stat else clip.source, "mtime": stat.st_mtime_ns if stat else None,
-           "size": stat.st_size if stat else None, "start": clip.start, "chunk": index,
-           "segmenter": segmenter_identity(p.segmenter), "flow": str(p.flow), "grid": format_grid(p.grid),
-           "overlap": p.overlap, "flow_width": p.flow_width, "max_offset": config.max_offset,
-           "resize": config.resize, "stride": config.stride, "format": CACHE_FORMAT,
-           # the targets are the segmenter's own output: its arithmetic is part of what was sampled
-           "backend": p.backend, "precision": p.precision}
-    return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def sampling_pipeline(pipeline: PipelineConfig) -> tuple[DVSNet, RecordingFlow]:
-    """The pipeline that samples (oracle:0 warps every region from its chunk's first frame; no key-age cap
-    may cut the key offsets short) and its flow estimator, which records the DN's features."""
-    flow = RecordingFlow(build_flow(pipeline.flow))
-    if flow.name not in ("dis", "mv") and not flow.name.startswith("flownet"):
-        raise DvsnetError(f"flow estimator {flow.name!r} has no decision-network features to calibrate")
-    return DVSNet.from_config(pipeline.replace(flow=flow, policy="oracle:0", dn=None, max_key_age=0)), flow
-
-
-def sample_chunk(pipe: DVSNet, flow: RecordingFlow, frames: list[Frame]) -> dict[str, np.ndarray]:
-    """Features (N, C, h, w) float16, true confidence scores (N,) and key offsets (N,) of every region of
-    every frame after the chunk's first, each warped from the first (the pipeline's `oracle:0`)."""
-    pipe.reset()
-    features, targets, offsets = [], [], []
-    for frame in frames:
-        out = _step(pipe, frame)
-        if out.index == 0:
-            continue
-        if flow.features is None:
-            raise DvsnetError(f"flow estimator {flow.name!r} gives no features for a decision network")
-        features.append(flow.features.float().cpu().half().numpy())
-        targets.append(np.asarray(out.scores, dtype=np.float32))
-        offsets.append(np.full(len(out.scores), out.index, dtype=np.int16))
-    return {"features": np.concatenate(features), "targets": np.concatenate(targets),
-            "offsets": np.concatenate(offsets)}
-
-
-def collect_samples(clips: list[Clip], config: CalibrationConfig, pipe: DVSNet, flow: RecordingFlow, *,
-                    what: str, progress: bool) -> dict[str, np.ndarray]:
-    """Samples of every chunk of `clips`, from the cache where a chunk was done before."""
-    cache = Path(config.cache) if config.cache else default_cache()
-    cache.mkdir(parents=True, exist_ok=True)
-    parts = []
-    total = sum(-(-(c.stop - c.start) // (config.max_offset + 1)) for c in clips)
-    bar = tqdm(total=total, desc=f"calibrate: {what} samples", unit="chunk", disable=not progress)
-    for clip in clips:
-        for index, chunk in enumerate(chunks(clip_frames(clip, config), config.max_offset + 1)):
-            path = cache / f"chunk-{_cache_key(clip, index, config)}.npz"
-            if path.is_file():
-                with np.load(path) as data:
-                    parts.append({k: data[k] for k in data.files})
-            else:
-                part = sample_chunk(pipe, flow, chunk)
-                with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                    np.savez(f, **part)
-                parts.append(part)
-            bar.update(1)
-    bar.close()
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
 def threshold_table(clips: list[Clip], config: CalibrationConfig, dn_path: Path, *,
                     progress: bool) -> list[ThresholdRow]:
     """One row per threshold on the held-out clips: predicted and measured agreement with per-frame
@@ -244,7 +115,7 @@ def threshold_table(clips: list[Clip], config: CalibrationConfig, dn_path: Path,
     interleaved with that reference in one run (dvsnet.runner)."""
     held = []
     for clip in clips:
-        frames = list(clip_frames(clip, config))
+        frames = list(clip_frames(clip, config.sampling))
         held.append(RunnerClip([f.image for f in frames], [f.motion for f in frames], name=clip.source))
     reference = DVSNet.from_config(config.pipeline.per_frame())
     pipes = [DVSNet.from_config(config.pipeline.replace(policy=f"dn:{t:g}", dn=str(dn_path)))
@@ -302,8 +173,6 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train a DN for `config.pipeline`'s segmenter and flow on `config.sources`; write `out` (weights),
     calibration.json and calibration.png beside it; return the calibration record."""
-    from dvsnet.train.dn import fit_decision_net, predict
-
     out = Path(out)
     if out.suffix != ".safetensors":
         raise DvsnetError(f"--out must name a .safetensors file, got {out}")
@@ -314,8 +183,8 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
     started = time.time()
     train_clips, held_clips = split_clips(config)
     pipe, flow = sampling_pipeline(config.pipeline)
-    train = collect_samples(train_clips, config, pipe, flow, what="training", progress=progress)
-    held = collect_samples(held_clips, config, pipe, flow, what="held-out", progress=progress)
+    train = collect_samples(train_clips, config.sampling, pipe, flow, what="training", progress=progress)
+    held = collect_samples(held_clips, config.sampling, pipe, flow, what="held-out", progress=progress)
     sampled = time.time()
     work = out.with_name(f".{out.stem}.training")
     work.mkdir(parents=True, exist_ok=True)

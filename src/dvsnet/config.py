@@ -13,8 +13,8 @@ from typing import Any
 
 from dvsnet.errors import DvsnetError
 from dvsnet.models.weights import same_segmenter  # noqa: F401  pipeline.py's import; owned by models.weights
+from dvsnet.regions import STITCH_MODES
 
-STITCH_MODES = ("max-logit", "core")
 AUTO_GRID = "auto"
 # grid "auto" cuts a frame into regions of about the paper's size (§4.5: a 2x2 grid on 1024x2048 Cityscapes
 # frames, 512x1024 px regions): smaller regions lose the context the segmenter needs. On frames up to 512 px

@@ -21,6 +21,7 @@ from dvsnet.cli.options import (
     positive_int,
     require,
 )
+from dvsnet.data.sources import is_glob
 from dvsnet.errors import DvsnetError
 
 EPILOG = """examples:
@@ -140,12 +141,8 @@ def _refuse_options_of_the_other_kind(args: argparse.Namespace, trees: list[bool
                                "Cityscapes-layout trees")
 
 
-def _is_glob(source: str) -> bool:
-    return any(ch in source for ch in "*?[")
-
-
 def _video_stem(source: str, config: dict) -> str:
-    name = "glob" if _is_glob(source) else Path(source.rstrip("/\\")).stem
+    name = "glob" if is_glob(source) else Path(source.rstrip("/\\")).stem
     return slug(f"evaluate-{name}-{Path(config['segmenter']).stem}-{config['flow']}-{config['policy']}-"
                 f"{config['grid']}")
 
@@ -157,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
 
     trees = [is_cityscapes_tree(source) for source in args.data]
     for source, tree in zip(args.data, trees):
-        require(tree or os.path.exists(source) or _is_glob(source), f"source {source} does not exist")
+        require(tree or os.path.exists(source) or is_glob(source), f"source {source} does not exist")
     _refuse_options_of_the_other_kind(args, trees)
     output = Path(args.output)
     blocker = next((p for p in (output, *output.parents) if p.exists()), None)

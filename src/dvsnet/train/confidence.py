@@ -10,8 +10,8 @@ region of every grid, exactly what the pipeline does at inference is repeated wi
   target   = policies.confidence_score(O^r, S^r)            # Eq. (1): share of pixels where O^r == S^r
 Per (snippet, key, offset, grid, region) the cache stores the target for each flow estimator and the
 features of each decision-network variant:
-  dis                 dvsnet.flow.motion_features of the DIS (ultrafast) flow   (7, 16, 16)
-  dis-keyseg          dis + dvsnet.flow.key_segmentation_features of the key    (9, 16, 16)
+  dis                 dvsnet.features.motion_features of the DIS (ultrafast) flow   (7, 16, 16)
+  dis-keyseg          dis + dvsnet.features.key_segmentation_features of the key    (9, 16, 16)
   flownet-conv4/5/6   FlowNetS encoder features                                   (C, h, w) of the crop
   flownet-image-flow  key crop (3 ch) + flownet flow (2 ch), both average-pooled  (5, 16, 16)
 (the flownet variants as dvsnet.flow.FlowNetFlow gives them at inference, flow names "flownet-<features>")
@@ -37,7 +37,8 @@ from dvsnet.config import default_overlap
 from dvsnet.data.cityscapes import CityscapesSequences, load_image
 from dvsnet.digest import file_digest
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import DISFlow, FlowNetFlow, key_segmentation_features
+from dvsnet.features import key_segmentation_features
+from dvsnet.flow import DISFlow, FlowNetFlow
 from dvsnet.policies import confidence_score
 from dvsnet.regions import crop_multiple, crop_regions, padded_size, region_grid
 from dvsnet.warp import WARP_UPSCALE, estimate_flow, upsample_logits, warp_labels, warp_upscale
