@@ -183,7 +183,8 @@ def result_to_row(row: PlannedRow, result: dict[str, Any], *, data: str, frame_s
                                            "warp_share", "warp_seg_ratio", "snippets",
                                            "frames")},
         **{f"{s}_ms": stage.get(s) for s in ("flow", "decision", "segmentation", "warp", "stitch")},
-        ref_fps=result["ref_fps"], speedup=result["speedup"], frame_size=frame_size, data=data,
+        ref_fps=result["ref_fps"], speedup=result["speedup"], ref_frames=result["frames"], frame_size=frame_size,
+        data=data,
         load_1m=machine["load_average_1m"], torch_threads=machine["torch_threads"],
         finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )

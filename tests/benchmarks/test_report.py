@@ -92,6 +92,15 @@ def test_the_setup_says_when_rows_ran_in_parallel(report, tmp_path):
     assert "Rows ran up to 2 at a time (`--jobs`)" in render(report, parallel, tmp_path)
 
 
+def test_the_setup_says_how_the_rows_timed_their_reference(report, tmp_path):
+    old = render(report, [BASE, *PAPER_GRID], tmp_path)  # rows from before the one runner: no ref_frames
+    assert "first 10 frames of the first snippet, timed in the same worker just before each row" in old
+    assert "the scatter of its own 10-frame reference" in old
+    new = render(report, [r.replace(ref_frames=20) for r in [BASE, *PAPER_GRID]], tmp_path)
+    assert "(policy `always`, 1x1, interleaved frame by frame with each row on its snippets, dvsnet.runner)" in new
+    assert "the scatter of its own reference, timed on the same frames interleaved with it" in new
+
+
 def test_speed_ups_use_the_runs_median_reference_not_each_rows_own(report, tmp_path):
     # the same rows, their 10-frame reference timings scattered around 10 fps as on a busy machine
     scatter = [7.0, 10.0, 13.0, 10.0]
