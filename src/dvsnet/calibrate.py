@@ -188,30 +188,19 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
     sampled = time.time()
     work = out.with_name(f".{out.stem}.training")
     work.mkdir(parents=True, exist_ok=True)
-    identity = segmenter_identity(config.pipeline.segmenter)
-    metadata = {"calibrated": "1", "segmenter": identity, "flow": str(config.pipeline.flow),
-                "grid": format_grid(config.pipeline.grid), "max_offset": str(config.max_offset)}
-    torch.manual_seed(config.seed)
-    x_train, y_train = torch.from_numpy(train["features"].astype(np.float32)), torch.from_numpy(train["targets"])
-    x_held, y_held = torch.from_numpy(held["features"].astype(np.float32)), torch.from_numpy(held["targets"])
-    net, error = fit_decision_net(x_train, y_train, x_held, y_held, variant=flow.dn_variant or flow.name, out=work, steps=config.steps,
-                                  lr=config.lr, val_every=max(1, config.steps // 5), seed=config.seed,
-                                  device=pipe.device, metadata=metadata, progress=progress)
-    mean_error = float((y_held - y_train.mean()).abs().mean() * 100)
+    fit = _fit(config, train, held, flow.dn_variant or flow.name, pipe.device, work, progress)
     trained = time.time()
     rows = threshold_table(held_clips, config, work / "model.safetensors", progress=progress)
     chosen = recommend(rows)
+
     def describe(clips: list[Clip]) -> list[dict[str, Any]]:
         return [{"source": c.source, "frames": [c.start, c.stop]} for c in clips]
 
     record = {
         "weights": out.name, "pipeline": {**config.pipeline.to_record(), "policy": "dn:T", "dn": out.name},
-        "segmenter_identity": identity, "sources": list(config.sources),
+        "segmenter_identity": segmenter_identity(config.pipeline.segmenter), "sources": list(config.sources),
         "training_clips": describe(train_clips), "held_out_clips": describe(held_clips),
-        "max_offset": config.max_offset, "samples": {"training": len(y_train), "held_out": len(y_held)},
-        "dn_error_points": error, "mean_predictor_error_points": mean_error,
-        "held_out_mean_score": {"true": float(y_held.mean()),
-                                "predicted": float(predict(net, x_held, pipe.device).mean())},
+        "max_offset": config.max_offset, **fit,
         "thresholds": CalibrationTable(tuple(rows), out.name).to_records(),
         "recommended": {name: row and row.to_record() for name, row in chosen.items()},
         "seconds": {"samples": sampled - started, "training": trained - sampled, "table": time.time() - trained},
@@ -221,7 +210,34 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
     plot_table(rows, plot_path)
     os.replace(work / "model.safetensors", out)  # last: the weights appear with their table
     shutil.rmtree(work)
-    log(f"calibrated {out}: DN error {error:.2f} points on held-out clips (a constant guess: {mean_error:.2f})")
+    _log_recommendations(log, out, record, rows, chosen)
+    log(f"  table and plot: {record_path}, {plot_path}")
+    return record
+
+
+def _fit(config: CalibrationConfig, train: dict[str, np.ndarray], held: dict[str, np.ndarray], variant: str,
+         device: torch.device, work: Path, progress: bool) -> dict[str, Any]:
+    """Train the DN on the training samples into work/model.safetensors; the record's figures of the fit
+    (samples, dn_error_points, mean_predictor_error_points, held_out_mean_score)."""
+    metadata = {"calibrated": "1", "segmenter": segmenter_identity(config.pipeline.segmenter),
+                "flow": str(config.pipeline.flow), "grid": format_grid(config.pipeline.grid),
+                "max_offset": str(config.max_offset)}
+    torch.manual_seed(config.seed)
+    x_train, y_train = torch.from_numpy(train["features"].astype(np.float32)), torch.from_numpy(train["targets"])
+    x_held, y_held = torch.from_numpy(held["features"].astype(np.float32)), torch.from_numpy(held["targets"])
+    net, error = fit_decision_net(x_train, y_train, x_held, y_held, variant=variant, out=work, steps=config.steps,
+                                  lr=config.lr, val_every=max(1, config.steps // 5), seed=config.seed,
+                                  device=device, metadata=metadata, progress=progress)
+    return {"samples": {"training": len(y_train), "held_out": len(y_held)}, "dn_error_points": error,
+            "mean_predictor_error_points": float((y_held - y_train.mean()).abs().mean() * 100),
+            "held_out_mean_score": {"true": float(y_held.mean()),
+                                    "predicted": float(predict(net, x_held, device).mean())}}
+
+
+def _log_recommendations(log: Callable[[str], None], out: Path, record: dict[str, Any], rows: list[ThresholdRow],
+                         chosen: dict[str, ThresholdRow | None]) -> None:
+    log(f"calibrated {out}: DN error {record['dn_error_points']:.2f} points on held-out clips (a constant guess: "
+        f"{record['mean_predictor_error_points']:.2f})")
     for name, row in chosen.items():
         tolerance = name.removeprefix("within_").removesuffix("pct")
         if row is None:
@@ -232,5 +248,3 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
             log(f"  within {tolerance}% of per-frame output: --policy dn:{row.threshold:g} --dn {out} "
                 f"({100 * row.measured_agreement:.1f}% agreement, {row.speedup:.2f}x, "
                 f"{100 * row.seg_share:.0f}% of regions segmented)")
-    log(f"  table and plot: {record_path}, {plot_path}")
-    return record

@@ -43,7 +43,7 @@ from dvsnet.errors import DvsnetError
 from dvsnet.metrics import iou_per_class, mean_iou, pixel_accuracy
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, versions
-from dvsnet.runner import WARMUP_FRAMES, Clip, PipelineRun, run_interleaved
+from dvsnet.runner import WARMUP_FRAMES, Clip, InterleavedRun, PipelineRun, run_interleaved
 
 ANNOTATED_OFFSET = 19  # paper §4.1: the 20th frame of each 30-frame snippet is annotated
 DEFAULT_CONFIG = PipelineConfig()
@@ -277,17 +277,7 @@ def evaluate_video_configs(
     dict (JSON-ready, as evaluate_video's) per config. `frames`, when given, are used instead of decoding
     `source` (which is then only recorded). motion: decode the codec's motion vectors with the frames,
     for configurations with flow "mv" (dvsnet.flow_mv.plan_motion says whether the source has them)."""
-    if not configs:
-        raise DvsnetError("nothing to evaluate: no configuration")
-    first = configs[0]
-    if any((c.segmenter, c.device, c.backend, c.precision) != (first.segmenter, first.device, first.backend,
-                                                                   first.precision) for c in configs):
-        raise DvsnetError("the configurations evaluated together must share the segmenter, device, backend and "
-                          "precision (one per-frame reference serves them all)")
-    pipes = [DVSNet.from_config(c) for c in configs]
-    reference_config = first.per_frame()
-    # the same segmenter object: no second copy of the weights, and outputs equal where the crops are
-    reference = DVSNet.from_config(reference_config.replace(segmenter=pipes[0].segmenter))
+    pipes, reference = _pipelines_sharing_a_reference(configs)
     motions = [] if motion else None
     if frames is None:
         frames = load_frames(source, resize=resize, stride=stride, max_frames=max_frames, progress=progress,
@@ -299,45 +289,61 @@ def evaluate_video_configs(
     measures, ref_measures = measure_against_reference(frames, [r.labels for r in run.runs], run.reference.labels,
                                                        num_classes=reference.num_classes, progress=progress)
     height, width = frames[0].shape[:2]
-    ref_figures = run.reference.figures()
-    finished = datetime.datetime.now(datetime.timezone.utc)
+    shared = {"data": os.fspath(source), "resize": _format_resize(resize), "stride": stride,
+              "max_frames": max_frames, "warmup_frames": warmup_frames, "frame_size": f"{height}x{width}"}
+    run_record = {
+        "protocol": ("label-free: reference = the same segmenter on every frame (policy always, grid 1x1), "
+                     f"interleaved frame by frame with {len(configs)} configuration(s) on the same decoded "
+                     "frames; fps = frames / pipeline time (decoding excluded), warm-up excluded; temporal "
+                     f"consistency = mIoU of frame t's labels and frame t+1's warped back by {CONSISTENCY_FLOW} "
+                     "flow (nearest neighbour, out-of-frame pixels unscored), Liu et al. 2020"),
+        "versions": versions(), "machine": machine, "started_utc": started.isoformat(timespec="seconds"),
+        "elapsed_s": (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(),
+    }
     results = []
     for config, pipe, measured_run, measured in zip(configs, pipes, run.runs, measures):
-        figures = measured_run.figures()
-        del figures["restarts"]  # one clip, one start
-        record = {
-            **config.to_record(width, height), "backend": pipe.backend, "precision": pipe.precision,  # what ran
-            "data": os.fspath(source), "resize": _format_resize(resize),
-            "stride": stride, "max_frames": max_frames, "warmup_frames": warmup_frames,
-            "frame_size": f"{height}x{width}", "key_age_cap": pipe.max_key_age,
-            "reference": reference_config.to_record(width, height),
-            "consistency_flow": CONSISTENCY_FLOW,
-        }
-        results.append({
-            "config": record,
-            "pixel_agreement": measured["pixel_agreement"],
-            "pixel_agreement_min": measured["pixel_agreement_min"],
-            "miou_vs_per_frame": measured["miou_vs_per_frame"],
-            "temporal_consistency": {"dvsnet": measured["temporal_consistency"],
-                                     "per_frame": ref_measures["temporal_consistency"]},
-            "flicker_ceiling": ref_measures["flicker_ceiling"],
-            "fps": figures["fps"],
-            "fps_per_frame": ref_figures["fps"],
-            "speedup": run.speedup(measured_run),
-            **figures,
-            "regions_per_frame": figures["region_frames"] / figures["frames"],
-            "per_frame": {k: ref_figures[k] for k in ("fps", "ms_per_frame", "stage_ms")},
-            "protocol": ("label-free: reference = the same segmenter on every frame (policy always, grid 1x1), "
-                         f"interleaved frame by frame with {len(configs)} configuration(s) on the same decoded "
-                         "frames; fps = frames / pipeline time (decoding excluded), warm-up excluded; temporal "
-                         f"consistency = mIoU of frame t's labels and frame t+1's warped back by {CONSISTENCY_FLOW} "
-                         "flow (nearest neighbour, out-of-frame pixels unscored), Liu et al. 2020"),
-            "versions": versions(),
-            "machine": machine,
-            "started_utc": started.isoformat(timespec="seconds"),
-            "elapsed_s": (finished - started).total_seconds(),
-        })
+        record = {**config.to_record(width, height), "backend": pipe.backend, "precision": pipe.precision,  # ran
+                  **shared, "key_age_cap": pipe.max_key_age,
+                  "reference": configs[0].per_frame().to_record(width, height), "consistency_flow": CONSISTENCY_FLOW}
+        results.append({"config": record, **_video_figures(run, measured_run, measured, ref_measures), **run_record})
     return results
+
+
+def _pipelines_sharing_a_reference(configs: Sequence[PipelineConfig]) -> tuple[list[DVSNet], DVSNet]:
+    """A pipeline per config and their one per-frame reference (PipelineConfig.per_frame()); DvsnetError
+    unless they share the segmenter, device, backend and precision."""
+    if not configs:
+        raise DvsnetError("nothing to evaluate: no configuration")
+    first = configs[0]
+    if any((c.segmenter, c.device, c.backend, c.precision) != (first.segmenter, first.device, first.backend,
+                                                                   first.precision) for c in configs):
+        raise DvsnetError("the configurations evaluated together must share the segmenter, device, backend and "
+                          "precision (one per-frame reference serves them all)")
+    pipes = [DVSNet.from_config(c) for c in configs]
+    # the same segmenter object: no second copy of the weights, and outputs equal where the crops are
+    return pipes, DVSNet.from_config(first.per_frame().replace(segmenter=pipes[0].segmenter))
+
+
+def _video_figures(run: InterleavedRun, measured_run: PipelineRun, measured: dict[str, Any],
+                   ref_measures: dict[str, Any]) -> dict[str, Any]:
+    """One configuration's figures in evaluate_video's result (its keys between config and protocol)."""
+    ref_figures = run.reference.figures()
+    figures = measured_run.figures()
+    del figures["restarts"]  # one clip, one start
+    return {
+        "pixel_agreement": measured["pixel_agreement"],
+        "pixel_agreement_min": measured["pixel_agreement_min"],
+        "miou_vs_per_frame": measured["miou_vs_per_frame"],
+        "temporal_consistency": {"dvsnet": measured["temporal_consistency"],
+                                 "per_frame": ref_measures["temporal_consistency"]},
+        "flicker_ceiling": ref_measures["flicker_ceiling"],
+        "fps": figures["fps"],
+        "fps_per_frame": ref_figures["fps"],
+        "speedup": run.speedup(measured_run),
+        **figures,
+        "regions_per_frame": figures["region_frames"] / figures["frames"],
+        "per_frame": {k: ref_figures[k] for k in ("fps", "ms_per_frame", "stage_ms")},
+    }
 
 
 def evaluate_video(

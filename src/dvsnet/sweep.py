@@ -329,68 +329,87 @@ def run_sweep(
         (output / "rows").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DvsnetError(f"cannot create the sweep folder {output}: {exc.strerror or exc}") from None
-    csv_path = output / CSV_NAME
     snippets = load_snippets(root, split, max_snippets=max_snippets)
     height, width = snippets[0].frames[0].shape[:2]
-    frame_size = f"{height}x{width}"
-    done = read_rows(csv_path)
-    for row in done:
-        if row.snippets != len(snippets) or row.frame_size != frame_size or row.data != str(root):
-            raise DvsnetError(f"{csv_path} holds rows for {row.snippets} snippets of {row.data} at "
-                              f"{row.frame_size}, not {len(snippets)} of {root} at {frame_size}; resume with "
-                              f"the same data and --max-snippets, or use another --output")
-    stale = [row for row in done if row.weights_id != weights_id(row.segmenter, row.flow, row.policy)
-             or _ran_otherwise(row, config)]
-    if stale:
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        write_rows(output / f"sweep-stale-{stamp}.csv", stale)
-        done = [row for row in done if row not in stale]
-        write_rows(csv_path, done)
-        log(f"sweep: {len(stale)} rows were measured with other weights or another backend or precision; "
-            f"moved to sweep-stale-{stamp}.csv and measured again")
-    done_keys = {row.key for row in done}
+    book = _RowBook(output, str(root), f"{height}x{width}", log)
+    book.resume(len(snippets), config)
     planned = plan_rows(config, width)
-    todo = [row for row in planned if row.key not in done_keys]
-    jobs = min(jobs, max(1, len(todo)))
-    log(f"sweep: {len(planned)} rows planned, {len(planned) - len(todo)} already in {csv_path}, "
-        f"{len(todo)} to run on {len(snippets)} snippets at {frame_size}"
+    done = {row.key for row in book.done}
+    todo = [row for row in planned if row.key not in done]
+    book.jobs = jobs = min(jobs, max(1, len(todo)))
+    book.total = len(todo)
+    log(f"sweep: {len(planned)} rows planned, {len(planned) - len(todo)} already in {book.csv_path}, "
+        f"{len(todo)} to run on {len(snippets)} snippets at {book.frame_size}"
         + (f", {jobs} at a time" if jobs > 1 else ""))
     write_json_atomic(output / "config.json", config.to_record())
-
-    def record(n: int, outcome: RowOutcome) -> None:
-        plan, result, machine, skipped = outcome
-        if result is None:
-            log(f"sweep: [{n}/{len(todo)}] {plan.key}: skipped: {skipped}")
-            return
-        row = result_to_row(plan, result, data=str(root), frame_size=frame_size, machine=machine)
-        # jobs: rows measured at the same time as this one, this one included
-        row = row.replace(weights_id=weights_id(row.segmenter, row.flow, row.policy), jobs=jobs)
-        full = {"key": plan.key, "experiments": list(plan.experiments), "config": plan.record(),
-                **result, "machine": machine, "jobs": jobs}
-        write_json_atomic(row_file(output, plan.key), full)
-        done.append(row)
-        write_rows(csv_path, done)
-        miou = "n/a" if row.miou is None else f"{100 * row.miou:.2f}%"
-        log(f"sweep: [{n}/{len(todo)}] {plan.key}: mIoU {miou}, {row.fps:.2f} fps "
-            f"({row.speedup:.2f}x per-frame), {100 * row.seg_share:.1f}% regions segmented")
-
     options = {"warmup_frames": warmup_frames, "segmenter_loader": segmenter_loader}
     if jobs == 1:
         runner = _RowRunner(snippets, **options, progress=progress)
         for n, row in enumerate(todo, 1):
-            record(n, runner.run(row))
-        return csv_path
+            book.record(n, runner.run(row))
+    else:
+        del snippets  # each worker decodes its own copy
+        _run_in_pool(todo, jobs, (str(root), split, max_snippets), {**options, "progress": False}, book.record)
+    return book.csv_path
 
+
+class _RowBook:
+    """sweep.csv and rows/*.json of one sweep folder: the rows done, and each row recorded as it finishes."""
+
+    def __init__(self, output: Path, data: str, frame_size: str, log: Callable[[str], None]):
+        self.output, self.data, self.frame_size, self.log = output, data, frame_size, log
+        self.csv_path = output / CSV_NAME
+        self.done = read_rows(self.csv_path)
+        self.jobs, self.total = 1, 0
+
+    def resume(self, snippets: int, config: SweepConfig) -> None:
+        """Refuse rows of other data; move rows of other weights, backend or precision to sweep-stale-*.csv."""
+        for row in self.done:
+            if row.snippets != snippets or row.frame_size != self.frame_size or row.data != self.data:
+                raise DvsnetError(f"{self.csv_path} holds rows for {row.snippets} snippets of {row.data} at "
+                                  f"{row.frame_size}, not {snippets} of {self.data} at {self.frame_size}; resume "
+                                  f"with the same data and --max-snippets, or use another --output")
+        stale = [row for row in self.done if row.weights_id != weights_id(row.segmenter, row.flow, row.policy)
+                 or _ran_otherwise(row, config)]
+        if stale:
+            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+            write_rows(self.output / f"sweep-stale-{stamp}.csv", stale)
+            self.done = [row for row in self.done if row not in stale]
+            write_rows(self.csv_path, self.done)
+            self.log(f"sweep: {len(stale)} rows were measured with other weights or another backend or precision; "
+                     f"moved to sweep-stale-{stamp}.csv and measured again")
+
+    def record(self, n: int, outcome: RowOutcome) -> None:
+        """Append the n-th row to finish to sweep.csv (rewritten atomically) and write its rows/<key>.json."""
+        plan, result, machine, skipped = outcome
+        if result is None:
+            self.log(f"sweep: [{n}/{self.total}] {plan.key}: skipped: {skipped}")
+            return
+        row = result_to_row(plan, result, data=self.data, frame_size=self.frame_size, machine=machine)
+        # jobs: rows measured at the same time as this one, this one included
+        row = row.replace(weights_id=weights_id(row.segmenter, row.flow, row.policy), jobs=self.jobs)
+        full = {"key": plan.key, "experiments": list(plan.experiments), "config": plan.record(),
+                **result, "machine": machine, "jobs": self.jobs}
+        write_json_atomic(row_file(self.output, plan.key), full)
+        self.done.append(row)
+        write_rows(self.csv_path, self.done)
+        miou = "n/a" if row.miou is None else f"{100 * row.miou:.2f}%"
+        self.log(f"sweep: [{n}/{self.total}] {plan.key}: mIoU {miou}, {row.fps:.2f} fps "
+                 f"({row.speedup:.2f}x per-frame), {100 * row.seg_share:.1f}% regions segmented")
+
+
+def _run_in_pool(todo: list[PlannedRow], jobs: int, data: tuple, options: dict,
+                 record: Callable[[int, RowOutcome], None]) -> None:
+    """The rows in `jobs` spawned worker processes (each with this process's thread counts, its snippets
+    of data = (root, split, max_snippets) decoded once), recorded in the order they finish."""
     import multiprocessing
 
     import cv2
     import torch
 
-    del snippets  # each worker decodes its own copy
     threads = (torch.get_num_threads(), cv2.getNumThreads())
-    pool = multiprocessing.get_context("spawn").Pool(
-        jobs, initializer=_start_worker,
-        initargs=(str(root), split, max_snippets, threads, {**options, "progress": False}))
+    pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_start_worker,
+                                                     initargs=(*data, threads, options))
     try:
         for n, outcome in enumerate(pool.imap_unordered(_run_in_worker, todo), 1):
             record(n, outcome)
@@ -398,4 +417,3 @@ def run_sweep(
     finally:
         pool.terminate()  # on Ctrl-C or an error: rows already recorded stay in sweep.csv
         pool.join()
-    return csv_path
