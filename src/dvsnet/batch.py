@@ -46,7 +46,7 @@ from tqdm import tqdm
 from dvsnet.atomic import slug, write_json_atomic, write_text_atomic
 from dvsnet.config import PipelineConfig
 from dvsnet.data.labels import classes_of
-from dvsnet.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, _is_glob, natural_key
+from dvsnet.data.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_glob, natural_key
 from dvsnet.errors import DvsnetError
 from dvsnet.outputs import check_writes
 from dvsnet.pipeline import DVSNet
@@ -121,7 +121,7 @@ def batch_sources(sources: list[str]) -> list[str] | None:
     if len(sources) == 1:
         (source,) = sources
         if not _is_list(source):
-            images, videos = (_glob_files(source) if _is_glob(source) else
+            images, videos = (_glob_files(source) if is_glob(source) else
                               _folder_files(source) if os.path.isdir(source) else ([], []))
             if images or not videos:
                 return None
@@ -133,7 +133,7 @@ def batch_sources(sources: list[str]) -> list[str] | None:
         if _is_list(source):
             items += read_list(source)
             continue
-        images, videos = (_glob_files(source) if _is_glob(source) else
+        images, videos = (_glob_files(source) if is_glob(source) else
                           _folder_files(source) if os.path.isdir(source) else ([], []))
         items += videos if videos and not images else [source]
     if not items:

@@ -5,8 +5,6 @@ that the label PNGs of every backend can be compared byte for byte with a sequen
 """
 from __future__ import annotations
 
-import pytest
-
 import json
 import os
 import signal
@@ -17,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from dvsnet.cli import main
 from tests.cli.test_segment import SRC, moving_frames, write_video

@@ -35,7 +35,7 @@ def test_calibrate_writes_a_dn_its_table_and_a_plot_that_segment_uses(clip, weig
     assert [r["threshold"] for r in record["thresholds"]] == [0.5, 0.99]
     for row in record["thresholds"]:
         assert 0 <= row["measured_agreement"] <= 1 and 0 <= row["predicted_agreement"] <= 1
-        assert 0 < row["regions_segmented"] <= 1 and row["speedup"] > 0
+        assert 0 < row["seg_share"] <= 1 and row["speedup"] > 0
     # 14 frames, one source: frames 0..9 train, 10..13 held out; chunks of 3 frames (key + 2), a last
     # chunk of one frame has no offset and is dropped; 2 regions per frame
     assert record["training_clips"][0]["frames"] == [0, 10] and record["held_out_clips"][0]["frames"] == [10, 14]

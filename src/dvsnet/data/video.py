@@ -28,7 +28,6 @@ import contextlib
 import glob
 import math
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,12 +41,10 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2
 import numpy as np
 
+from dvsnet.data.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_glob, natural_key
 from dvsnet.errors import DvsnetError
 
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _INDEXED_CONTAINERS = (".mp4", ".mov", ".m4v", ".avi")
-_GLOB_CHARS = re.compile(r"[*?\[]")
 
 class Frame(NamedTuple):
     """One decoded frame: `name` identifies it in output file names, `image` is H×W×3 uint8 RGB.
@@ -95,11 +92,6 @@ class SourceInfo:
     fps: float | None
     height: int
     width: int
-
-
-def natural_key(text: str) -> list:
-    """Sort key that orders embedded numbers by value: 'f2.png' < 'f10.png'."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
 def to_rgb_uint8(image: np.ndarray, *, bgr: bool = True) -> np.ndarray:
@@ -163,13 +155,9 @@ def resize_frame(image: np.ndarray, resize: tuple[int, int] | int | None) -> np.
     return cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_AREA)
 
 
-def _is_glob(source: str) -> bool:
-    return bool(_GLOB_CHARS.search(source)) and not os.path.exists(source)
-
-
 def _image_files(source: str) -> list[Path]:
     """Image files of a folder or a glob, naturally sorted; DvsnetError when there are none."""
-    if _is_glob(source):
+    if is_glob(source):
         files = [Path(p) for p in glob.glob(source, recursive=True)
                  if Path(p).suffix.lower() in IMAGE_EXTENSIONS and os.path.isfile(p)]
         where = f"glob {source!r} matches no image files ({' '.join(IMAGE_EXTENSIONS)})"
@@ -233,7 +221,7 @@ def _open_video(path: str) -> cv2.VideoCapture:
 
 def _kind(source: str) -> str:
     """'video', 'images' (folder/glob) or 'image' (single file); DvsnetError if it does not exist."""
-    if _is_glob(source):
+    if is_glob(source):
         return "images"
     if not os.path.exists(source):
         raise DvsnetError(f"no such file or folder: {source}")
