@@ -37,6 +37,7 @@ from dvsnet.sweep import SweepConfig, run_sweep
 # sections other benchmarks write into benchmarks/report/ (each with its command and machine), in order
 BENCH_SECTIONS = (
     ("backends.md", "Backends and precisions (benchmarks/bench_backends.py)"),
+    ("backends-no-bf16.md", "The default on a CPU without native bf16 (benchmarks/bench_backends.py)"),
     ("real_clips.md", "Real clips without labels: the defaults against fixed schedules (benchmarks/bench_real_clips.py)"),
     ("calibrate.md", "Real clips: a decision network calibrated without labels (benchmarks/bench_calibrate.py)"),
     ("mv.md", "Flow from the codec: `--flow mv` against DIS (benchmarks/bench_mv.py)"),
