@@ -37,8 +37,10 @@ import numpy as np
 from tqdm import tqdm
 
 from dvsnet.agreement import CONSISTENCY_FLOW, measure_against_reference
+from dvsnet.auto_precision import CHECK_FRAMES
 from dvsnet.config import PipelineConfig
 from dvsnet.data.labels import CLASS_NAMES, NUM_CLASSES
+from dvsnet.data.video import read_named_frames
 from dvsnet.errors import DvsnetError
 from dvsnet.metrics import iou_per_class, mean_iou, pixel_accuracy
 from dvsnet.pipeline import DVSNet
@@ -236,8 +238,6 @@ def load_frames(
     """Decode a video, folder of frames or glob into memory (H×W×3 uint8 RGB frames, dvsnet.data.video's
     options); DvsnetError beyond MAX_DECODED_BYTES, or for fewer than 2 frames (nothing to measure over time).
     motions: a list that receives each frame's codec motion (dvsnet.data.motion), read with the frames."""
-    from dvsnet.data.video import read_named_frames
-
     frames, held = [], 0
     for frame in tqdm(read_named_frames(source, resize=resize, stride=stride, max_frames=max_frames,
                                         motion=motions is not None),
@@ -277,7 +277,10 @@ def evaluate_video_configs(
     dict (JSON-ready, as evaluate_video's) per config. `frames`, when given, are used instead of decoding
     `source` (which is then only recorded). motion: decode the codec's motion vectors with the frames,
     for configurations with flow "mv" (dvsnet.flow_mv.plan_motion says whether the source has them)."""
-    pipes, reference = _pipelines_sharing_a_reference(configs)
+    # auto checks its backend and precision on the first frames of this footage (dvsnet.auto_precision)
+    footage = (list(frames[:CHECK_FRAMES]) if frames is not None else
+               [f.image for f in read_named_frames(source, resize=resize, stride=stride, max_frames=CHECK_FRAMES)])
+    pipes, reference = _pipelines_sharing_a_reference(configs, footage)
     motions = [] if motion else None
     if frames is None:
         frames = load_frames(source, resize=resize, stride=stride, max_frames=max_frames, progress=progress,
@@ -309,7 +312,8 @@ def evaluate_video_configs(
     return results
 
 
-def _pipelines_sharing_a_reference(configs: Sequence[PipelineConfig]) -> tuple[list[DVSNet], DVSNet]:
+def _pipelines_sharing_a_reference(configs: Sequence[PipelineConfig], footage: Sequence[np.ndarray] | None = None
+                                   ) -> tuple[list[DVSNet], DVSNet]:
     """A pipeline per config and their one per-frame reference (PipelineConfig.per_frame()); DvsnetError
     unless they share the segmenter, device, backend and precision."""
     if not configs:
@@ -319,7 +323,7 @@ def _pipelines_sharing_a_reference(configs: Sequence[PipelineConfig]) -> tuple[l
                                                                    first.precision) for c in configs):
         raise DvsnetError("the configurations evaluated together must share the segmenter, device, backend and "
                           "precision (one per-frame reference serves them all)")
-    pipes = [DVSNet.from_config(c) for c in configs]
+    pipes = [DVSNet.from_config(c, footage) for c in configs]
     # the same segmenter object: no second copy of the weights, and outputs equal where the crops are
     return pipes, DVSNet.from_config(first.per_frame().replace(segmenter=pipes[0].segmenter))
 

@@ -11,7 +11,7 @@ decides, and regions the frame codes mostly intra (an I-frame) are segmented wha
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,18 +135,20 @@ class DVSNet:
                                    max_key_age=max_key_age, backend=backend, precision=precision))
 
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> DVSNet:
-        """The pipeline `config` describes (every user mistake a DvsnetError before any frame)."""
+    def from_config(cls, config: PipelineConfig, footage: Sequence[np.ndarray] | None = None) -> DVSNet:
+        """The pipeline `config` describes (every user mistake a DvsnetError before any frame). footage: the
+        first frames it will segment (H×W×3 uint8 RGB), on which `--precision auto` checks that its choice
+        keeps fp32's labels (dvsnet.auto_precision); None = its own check frames."""
         pipe = cls.__new__(cls)
-        pipe._build(config)
+        pipe._build(config, footage)
         return pipe
 
-    def _build(self, config: PipelineConfig) -> None:
+    def _build(self, config: PipelineConfig, footage: Sequence[np.ndarray] | None = None) -> None:
         self.config = config
         wanted = None if config.device is None else pick_device(config.device)
         # names and files load onto the device; callables get the adapter's dry run (class count, stride)
         segmenter, self.backend, self.precision = load_pipeline_segmenter(
-            config.segmenter, config.backend, config.precision, wanted or torch.device("cpu"))
+            config.segmenter, config.backend, config.precision, wanted or torch.device("cpu"), footage)
         held = _weights_device(segmenter)
         if wanted is not None and held is not None and not same_device(held, wanted):
             raise DvsnetError(f"the segmenter's weights are on {held}, not on the requested device {wanted}; "
