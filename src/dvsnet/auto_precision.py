@@ -8,13 +8,13 @@ CHECK_FRAMES frames (the default int8 calibration frames: rendered street scenes
 equal torch fp32's on >= MIN_AGREEMENT of the pixels; the fastest qualifying one wins, and a lower precision
 must beat the fastest fp32 by MARGIN, so timing noise never costs accuracy.
 
-The choice is measured once per machine and segmenter and cached in `$XDG_CACHE_HOME/dvsnet/auto-precision.json`
-(default ~/.cache), keyed by the weights' hash, the code that builds the graphs, the CPU (model and flags) and
-the library versions. Not by the thread count: the choice, made at the threads of the first run, stays the
-same for every run on the machine, so two runs of one video give the same labels whatever their threads. The
-measurement prints one line saying what was chosen and why; the pipeline records the reason
-(`DVSNet.backend_choice`, summary.json's config). `--backend` / `--precision` (or DVSNET_BACKEND /
-DVSNET_PRECISION, dvsnet.backends) pin a choice instead.
+The choice is measured once per machine and segmenter and cached in
+`$XDG_CACHE_HOME/dvsnet/auto-precision.json` (default ~/.cache), keyed by the weights' hash, the code that
+builds the graphs, the CPU (model and flags) and the library versions. Not by the thread count: the choice,
+made at the threads of the first run, stays the same for every run on the machine, so two runs of one video
+give the same labels whatever their threads. The measurement prints one line saying what was chosen and why;
+the pipeline records the reason (`DVSNet.backend_choice`, summary.json's config). `--backend` / `--precision`
+(or DVSNET_BACKEND / DVSNET_PRECISION, dvsnet.backends) pin a choice instead.
 """
 from __future__ import annotations
 
@@ -107,7 +107,8 @@ def measure(spec: Any) -> Choice:
     from dvsnet.models.quantize import default_calibration_frames
 
     frames = default_calibration_frames()[:CHECK_FRAMES]
-    images = [torch.from_numpy(f).permute(2, 0, 1)[None].float().div(255) for f in frames]  # (1, 3, H, W) each
+    # (1, 3, H, W) each
+    images = [torch.from_numpy(f).permute(2, 0, 1)[None].float().div(255) for f in frames]
     results: dict[tuple[str, str], tuple[float, float]] = {}  # -> (seconds per frame, agreement with fp32)
     reference: list[torch.Tensor] = []
     cpu = torch.device("cpu")
@@ -131,9 +132,10 @@ def pick(results: dict[tuple[str, str], tuple[float, float]]) -> Choice:
                 and seconds < results[best][0]:
             best = key
     seconds, agreement = results[best]
-    others = ", ".join(f"{p} {b} {base / s:.2f}x ({a:.1%})" for (b, p), (s, a) in results.items() if (b, p) != best)
-    reason = (f"{best[1]} on {best[0]}, {base / seconds:.2f}x torch fp32 here with {agreement:.1%} of its labels "
-              f"(others: {others})")
+    others = ", ".join(f"{p} {b} {base / s:.2f}x ({a:.1%})" for (b, p), (s, a) in results.items()
+                       if (b, p) != best)
+    reason = (f"{best[1]} on {best[0]}, {base / seconds:.2f}x torch fp32 here with {agreement:.1%} of its "
+              f"labels (others: {others})")
     return Choice(best[0], best[1], reason)
 
 
@@ -194,8 +196,8 @@ def load_pipeline_segmenter(spec: Any, backend: str, precision: str, device: str
         segmenter = spec
     else:
         if precision in ("bf16", "int8"):
-            raise DvsnetError(f"--precision {precision} applies to dvsnet's own segmenters (a name or a .safetensors "
-                              "file); export yours to ONNX and quantise it, or run it in fp32")
+            raise DvsnetError(f"--precision {precision} applies to dvsnet's own segmenters (a name or a "
+                              ".safetensors file); export yours to ONNX and quantise it, or run it in fp32")
         segmenter = load_segmenter(spec, device)
     onnx = isinstance(segmenter, ExternalSegmenter) and hasattr(segmenter, "providers")
     return (segmenter, getattr(segmenter, "backend", "onnxruntime" if onnx else "torch"),
