@@ -48,8 +48,10 @@ def main() -> None:
         for form in ("onnx", "pt2"):
             report = export_segmenter(load_segmenter("fast"), Path(folder) / f"fast.{form}", size=args.size)
             specs[form] = str(report.path)
-            exports[form] = {"max_abs_logit_diff": report.max_abs_diff, "check_label_agreement": report.label_agreement}
-        segmenters = {form: load_segmenter(spec) for form, spec in specs.items()}  # after set_threads: ORT too
+            exports[form] = {"max_abs_logit_diff": report.max_abs_diff,
+                             "check_label_agreement": report.label_agreement}
+        # after set_threads: ORT too
+        segmenters = {form: load_segmenter(spec) for form, spec in specs.items()}
         rows = [segmenter_row(segmenters, frames, args.warmup)]
         rows += [pipeline_row(specs, frames, args.warmup, policy) for policy in POLICIES]
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "size": list(args.size),
@@ -109,7 +111,8 @@ def pipeline_row(specs: dict, frames: list[np.ndarray], warmup: int, policy: str
     timed = len(frames) - warmup
     return {"what": f"pipeline 2x2 {policy}", "ms": {f: 1000 * s / timed for f, s in seconds.items()},
             "agreement": {f: float(np.mean(a)) for f, a in agree.items()},
-            "worst_frame_agreement": {f: float(np.min(a)) for f, a in agree.items()}, "same_paths": same_paths}
+            "worst_frame_agreement": {f: float(np.min(a)) for f, a in agree.items()},
+            "same_paths": same_paths}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""dvsnet.auto_precision: auto picks the fastest backend and precision whose labels keep torch fp32's, measures
-it once per machine and caches it; DVSNET_BACKEND / DVSNET_PRECISION pin it; DVSNET_NATIVE_BF16 fakes the CPU
-capability either way, and auto resolves as documented on both kinds of CPU."""
+"""dvsnet.auto_precision: auto picks the fastest backend and precision whose labels keep torch fp32's,
+measures it once per machine and caches it; DVSNET_BACKEND / DVSNET_PRECISION pin it; DVSNET_NATIVE_BF16
+fakes the CPU capability either way, and auto resolves as documented on both kinds of CPU."""
 from __future__ import annotations
 
 import json
@@ -31,15 +31,18 @@ def test_the_fastest_candidate_that_keeps_the_labels_wins():
 
 
 def test_a_lower_precision_must_beat_fp32_by_the_margin():
-    results = {("torch", "fp32"): (1.0, 1.0), ("onnxruntime", "fp32"): (0.5, 1.0),
-               ("onnxruntime", "int8"): (0.48, 0.999)}  # 4 % faster than ORT fp32: noise, not worth the labels
+    results = {
+        ("torch", "fp32"): (1.0, 1.0), ("onnxruntime", "fp32"): (0.5, 1.0),
+        ("onnxruntime", "int8"): (0.48, 0.999),  # 4 % faster than ORT fp32: noise, not worth the labels
+    }
     assert auto_precision.pick(results)[:2] == ("onnxruntime", "fp32")
     results[("onnxruntime", "int8")] = (0.40, 0.999)
     assert auto_precision.pick(results)[:2] == ("onnxruntime", "int8")
 
 
 def test_torch_fp32_wins_when_nothing_is_faster():
-    results = {("torch", "fp32"): (1.0, 1.0), ("onnxruntime", "fp32"): (1.2, 1.0), ("onnxruntime", "int8"): (1.5, 1.0)}
+    results = {("torch", "fp32"): (1.0, 1.0), ("onnxruntime", "fp32"): (1.2, 1.0),
+               ("onnxruntime", "int8"): (1.5, 1.0)}
     assert auto_precision.pick(results)[:2] == ("torch", "fp32")
 
 

@@ -1,6 +1,6 @@
-"""Both kinds of CPU on one machine: with native bf16 faked off and on (DVSNET_NATIVE_BF16), `auto` resolves as
-documented (dvsnet.auto_precision: the measured choice, never bf16 without native bf16) and `segment`, a
-batch with worker processes, `evaluate` and `calibrate` run end to end on the path it chose."""
+"""Both kinds of CPU on one machine: with native bf16 faked off and on (DVSNET_NATIVE_BF16), `auto`
+resolves as documented (dvsnet.auto_precision: the measured choice, never bf16 without native bf16) and
+`segment`, a batch with worker processes, `evaluate` and `calibrate` run end to end on the path it chose."""
 from __future__ import annotations
 
 import json
@@ -14,8 +14,8 @@ from tests.cli.test_segment import moving_frames, write_video
 
 
 @pytest.mark.parametrize("native_bf16", ["0", "1"])
-def test_every_command_runs_on_what_auto_chose_for_the_kind_of_cpu(native_bf16, tmp_path, weights, monkeypatch,
-                                                                    capsys):
+def test_every_command_runs_on_what_auto_chose_for_the_kind_of_cpu(native_bf16, tmp_path, weights,
+                                                                    monkeypatch, capsys):
     for name in (backends.BACKEND_ENV, backends.PRECISION_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(backends.NATIVE_BF16_ENV, native_bf16)  # inherited by the batch's worker processes
@@ -30,12 +30,15 @@ def test_every_command_runs_on_what_auto_chose_for_the_kind_of_cpu(native_bf16, 
     assert (config["backend"], config["precision"], config["backend_choice"]) == (*ran, choice.reason)
 
     make_videos(tmp_path / "in", good=2, frames=3)
-    assert main(["segment", str(tmp_path / "in"), *common, "--workers", "2", "--output", str(tmp_path / "batch")]) == 0
+    assert main(["segment", str(tmp_path / "in"), *common, "--workers", "2",
+                 "--output", str(tmp_path / "batch")]) == 0
     for row in rows_of(tmp_path / "batch").values():
         summary = json.loads((tmp_path / "batch" / row["run"] / "summary.json").read_text())
-        assert row["status"] == "complete" and (summary["config"]["backend"], summary["config"]["precision"]) == ran
+        assert (row["status"] == "complete"
+                and (summary["config"]["backend"], summary["config"]["precision"]) == ran)
 
-    assert main(["evaluate", str(video), *common, "--warmup-frames", "2", "--output", str(tmp_path / "eval")]) == 0
+    assert main(["evaluate", str(video), *common, "--warmup-frames", "2",
+                 "--output", str(tmp_path / "eval")]) == 0
     result = json.loads(next((tmp_path / "eval").glob("*.json")).read_text())
     assert (result["config"]["backend"], result["config"]["precision"]) == ran and result["frames"] == 14
 
