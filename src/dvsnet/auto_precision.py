@@ -2,20 +2,21 @@
 means on a CPU: the fastest engine and precision that keeps the labels.
 
 The candidates are those this CPU can run: torch fp32 (eager), ONNX Runtime fp32, ONNX Runtime int8, and
-torch bf16 where the CPU computes bf16 natively (dvsnet.backends.native_bf16). Each runs our segmenter on
-CHECK_FRAMES frames (rendered street scenes at the shipped networks' 256x512, of CHECK_SEEDS: not the frames
-int8 is calibrated on), timed as the median of REPEATS passes after one warm-up pass, the candidates taking
-turns pass by pass so that a load on the machine falls on all of them alike. A candidate qualifies when its labels
-equal torch fp32's on >= MIN_AGREEMENT of the pixels; the fastest qualifying one wins, and a lower precision
-must beat the fastest fp32 by MARGIN, so timing noise never costs accuracy.
+torch bf16 where the CPU computes bf16 natively (dvsnet.backends.native_bf16).
 
-The choice is measured once per machine and segmenter and cached in `$XDG_CACHE_HOME/dvsnet/auto-precision.json`
-(default ~/.cache), keyed by the weights' hash, the code that builds the graphs, the CPU (model and flags) and
-the library versions. Not by the thread count: the choice, made at the threads of the first run, stays the
-same for every run on the machine, so two runs of one video give the same labels whatever their threads. The
-measurement prints one line saying what was chosen and why; the pipeline records the reason
-(`DVSNet.backend_choice`, summary.json's config). `--backend` / `--precision` (or DVSNET_BACKEND /
-DVSNET_PRECISION, dvsnet.backends) pin a choice instead.
+- Speed, once per machine: each candidate segments CHECK_FRAMES frames (rendered street scenes at the shipped
+  networks' 256x512, of CHECK_SEEDS: not the frames int8 is calibrated on), timed as the median of REPEATS
+  passes after a warm-up pass, the candidates taking turns pass by pass so that a load on the machine falls
+  on all of them alike. Cached in `$XDG_CACHE_HOME/dvsnet/auto-precision.json` (default ~/.cache), keyed by
+  the weights' hash, the code that builds the graphs, the CPU (model and flags) and the library versions;
+  not by the thread count, so every run on a machine weighs the same speeds. One line says what it found.
+- Labels, once per footage: a candidate qualifies when its labels equal torch fp32's on >= MIN_AGREEMENT of
+  the pixels of the first CHECK_FRAMES frames of the footage the pipeline will segment (the check frames
+  when it has none; cached by the frames' digest). Rendered frames flatter int8: on real clips it keeps
+  92-94 % of fp32's labels (benchmarks/bench_precision_real.py), so there auto runs fp32.
+- The fastest qualifying candidate wins; a lower precision must beat the fastest fp32 by MARGIN, so timing
+  noise never costs labels. The pipeline records why (`DVSNet.backend_choice`, summary.json's config).
+  `--backend` / `--precision` (or DVSNET_BACKEND / DVSNET_PRECISION, dvsnet.backends) pin a choice instead.
 """
 from __future__ import annotations
 
@@ -117,7 +118,8 @@ def _measured(spec: Any, note: Any) -> dict[tuple[str, str], tuple[float, float]
     measured = measure(spec)
     choice = pick(measured)
     _write_cache(lambda entries: entries.__setitem__(key, {
-        **choice._asdict(), "segmenter": str(spec), "measured": {" ".join(k): list(v) for k, v in measured.items()}}))
+        **choice._asdict(), "segmenter": str(spec),
+        "measured": {" ".join(k): list(v) for k, v in measured.items()}}))
     note(f"note: --precision auto: {choice.reason} (measured once on this machine; cached in {cache_path()}; "
          "--backend/--precision pin another)")
     return measured
@@ -186,10 +188,11 @@ def pick(results: dict[tuple[str, str], tuple[float, float]], footage: bool = Fa
                 and seconds < results[best][0]:
             best = key
     seconds, agreement = results[best]
-    others = ", ".join(f"{p} {b} {base / s:.2f}x ({a:.1%})" for (b, p), (s, a) in results.items() if (b, p) != best)
+    others = ", ".join(f"{p} {b} {base / s:.2f}x ({a:.1%})"
+                       for (b, p), (s, a) in results.items() if (b, p) != best)
     where = "on this footage's first frames" if footage else "on the check frames"
-    reason = (f"{best[1]} on {best[0]}, {base / seconds:.2f}x torch fp32 here with {agreement:.1%} of its labels "
-              f"{where} (others: {others})")
+    reason = (f"{best[1]} on {best[0]}, {base / seconds:.2f}x torch fp32 here with {agreement:.1%} of its "
+              f"labels {where} (others: {others})")
     return Choice(best[0], best[1], reason)
 
 
@@ -260,8 +263,8 @@ def load_pipeline_segmenter(spec: Any, backend: str, precision: str, device: str
         segmenter = spec
     else:
         if precision in ("bf16", "int8"):
-            raise DvsnetError(f"--precision {precision} applies to dvsnet's own segmenters (a name or a .safetensors "
-                              "file); export yours to ONNX and quantise it, or run it in fp32")
+            raise DvsnetError(f"--precision {precision} applies to dvsnet's own segmenters (a name or a "
+                              ".safetensors file); export yours to ONNX and quantise it, or run it in fp32")
         segmenter = load_segmenter(spec, device)
     onnx = isinstance(segmenter, ExternalSegmenter) and hasattr(segmenter, "providers")
     return (segmenter, getattr(segmenter, "backend", "onnxruntime" if onnx else "torch"),
