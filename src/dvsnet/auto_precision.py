@@ -128,11 +128,11 @@ def _measured(spec: Any, note: Any) -> dict[tuple[str, str], tuple[float, float]
 def _check_on(spec: Any, frames: Sequence[np.ndarray], measured: dict) -> Choice:
     """The choice with the labels checked on `frames`: the candidates that could win, fastest first, each
     against torch fp32 on the same frames, until one keeps MIN_AGREEMENT of them."""
-    images = [torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None].float().div(255)
-              for f in frames[:CHECK_FRAMES]]  # (1, 3, H, W) each
     cpu = torch.device("cpu")
+    fp32 = load_backend_segmenter(spec, "torch", "fp32", cpu)
+    images = [_padded(f, int(getattr(fp32, "input_multiple", 8))) for f in frames[:CHECK_FRAMES]]
     with torch.no_grad():
-        reference = [load_backend_segmenter(spec, "torch", "fp32", cpu)(x).argmax(1) for x in images]
+        reference = [fp32(x).argmax(1) for x in images]
         checked = dict(measured)
         while True:
             choice = pick(checked, footage=True)
@@ -196,6 +196,14 @@ def pick(results: dict[tuple[str, str], tuple[float, float]], footage: bool = Fa
     return Choice(best[0], best[1], reason)
 
 
+def _padded(frame: np.ndarray, multiple: int) -> torch.Tensor:
+    """An H×W×3 uint8 frame as (1, 3, H', W') float RGB in [0, 1], padded bottom/right (edge pixels repeated)
+    to a multiple of `multiple`, as the pipeline pads its regions."""
+    height, width = frame.shape[:2]
+    image = np.pad(frame, ((0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255)
+
+
 def _frames_digest(frames: Sequence[np.ndarray]) -> str:
     digest = hashlib.sha256()
     for frame in frames[:CHECK_FRAMES]:
@@ -238,6 +246,21 @@ def resolve_for(spec: Any, backend: str, precision: str, device: torch.device,
     if (backend, precision) == ("auto", "auto") and device.type == "cpu":
         backend, precision, reason = choose(spec, footage)
     return (*resolve(backend, precision, device), reason)
+
+
+def first_frames(source: Any, **read: Any) -> list[np.ndarray] | None:
+    """The first CHECK_FRAMES frames of `source` (dvsnet.data.video.read_named_frames with `read`'s options),
+    on which auto checks its labels; those before a frame that cannot be read, None when there are none (the
+    run itself then reports the source's problem, where it belongs)."""
+    from dvsnet.data.video import read_named_frames
+
+    frames: list[np.ndarray] = []
+    try:
+        for frame in read_named_frames(source, max_frames=CHECK_FRAMES, **read):
+            frames.append(frame.image)
+    except DvsnetError:
+        pass
+    return frames or None
 
 
 def load_pipeline_segmenter(spec: Any, backend: str, precision: str, device: str | torch.device,

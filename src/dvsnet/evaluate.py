@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dvsnet.agreement import CONSISTENCY_FLOW, measure_against_reference
-from dvsnet.auto_precision import CHECK_FRAMES
+from dvsnet.auto_precision import CHECK_FRAMES, first_frames
 from dvsnet.config import PipelineConfig
 from dvsnet.data.labels import CLASS_NAMES, NUM_CLASSES
 from dvsnet.data.video import read_named_frames
@@ -279,7 +279,7 @@ def evaluate_video_configs(
     for configurations with flow "mv" (dvsnet.flow_mv.plan_motion says whether the source has them)."""
     # auto checks its backend and precision on the first frames of this footage (dvsnet.auto_precision)
     footage = (list(frames[:CHECK_FRAMES]) if frames is not None else
-               [f.image for f in read_named_frames(source, resize=resize, stride=stride, max_frames=CHECK_FRAMES)])
+               first_frames(source, resize=resize, stride=stride))
     pipes, reference = _pipelines_sharing_a_reference(configs, footage)
     motions = [] if motion else None
     if frames is None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dvsnet.auto_precision import CHECK_FRAMES
+from dvsnet.auto_precision import first_frames
 from dvsnet.config import DEFAULT_CONFIG, PipelineConfig
 from dvsnet.data.labels import classes_of
 from dvsnet.data.video import (
@@ -188,8 +188,7 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
     height, width = check_source_and_grid(config, info, resize)
     if pipe is None:
         # auto checks its backend and precision on the first frames of this footage (dvsnet.auto_precision)
-        footage = [f.image for f in read_named_frames(source, resize=resize, stride=stride, max_frames=CHECK_FRAMES)]
-        pipe = DVSNet.from_config(config, footage)
+        pipe = DVSNet.from_config(config, first_frames(source, resize=resize, stride=stride))
     else:
         pipe.reset()
     check_writes(writes, classes_of(pipe.segmenter))
