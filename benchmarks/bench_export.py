@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dvsnet import DVSNet, load_segmenter
+from dvsnet import DVSNet
 from dvsnet.atomic import write_json_atomic
 from dvsnet.cli.options import parse_size
 from dvsnet.data.synthetic import render_sequence
+from dvsnet.models import load_segmenter
 from dvsnet.models.export import export_segmenter
 from dvsnet.provenance import describe_machine, set_threads, versions
 

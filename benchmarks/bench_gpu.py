@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
-from dvsnet import load_segmenter
 from dvsnet.atomic import write_json_atomic
 from dvsnet.cli.options import parse_size
 from dvsnet.config import PipelineConfig
 from dvsnet.data.synthetic import render_clip
 from dvsnet.devices import describe_device, pick_device
 from dvsnet.errors import DvsnetError
+from dvsnet.models import load_segmenter
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, set_threads
 from dvsnet.runner import Clip, run_interleaved

@@ -292,3 +292,13 @@ def load_pipeline_segmenter(spec: Any, backend: str, precision: str, device: str
     onnx = isinstance(segmenter, ExternalSegmenter) and hasattr(segmenter, "providers")
     return (segmenter, getattr(segmenter, "backend", "onnxruntime" if onnx else "torch"),
             getattr(segmenter, "precision", "fp32"))
+
+
+def load_segmenter(spec: Any, device: str | torch.device = "cpu", *, backend: str = "auto",
+                   precision: str = "auto", footage: Sequence[np.ndarray] | None = None) -> Any:
+    """`dvsnet.load_segmenter`: a segmenter as a pipeline runs it, so the Python API and the command line run
+    at the same speed with the same defaults. Our segmenters (a name or .safetensors) on `backend` and
+    `precision` (auto: as `load_pipeline_segmenter` chooses, checked on `footage` when given); an .onnx /
+    .pt2 file, a module or a callable as dvsnet.models.load_segmenter adapts it. The eager fp32 torch module
+    of ours: `backend="torch"` (or dvsnet.models.load_segmenter)."""
+    return load_pipeline_segmenter(spec, backend, precision, device, footage)[0]

@@ -124,7 +124,8 @@ def test_label_pngs_match_the_python_api(tmp_path, weights):
     assert segment(folder, "--segmenter", weights, "--policy", "fixed:2", "--output", out,
                    "--write", "labels", "--write", "label-ids", "--write", "color", "--backend", "torch") == 0
     run = out / "segment-0001"
-    pipe = dvsnet.DVSNet(segmenter=dvsnet.load_segmenter(str(weights)), flow="dis", policy="fixed:2")
+    pipe = dvsnet.DVSNet(segmenter=dvsnet.load_segmenter(str(weights), backend="torch"), flow="dis",
+                         policy="fixed:2")
     for i, frame in enumerate(read_frames(folder)):
         expected = pipe.step(frame).labels
         base = f"city_000000_{i:06d}"
