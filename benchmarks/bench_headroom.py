@@ -8,9 +8,10 @@ Footage: steady real clips (carphone 176x144, bigbuckbunny at 512x288), a real m
 cuts at source frames 30, 76, 137), and footage with variation edited from the real clips
 (dvsnet.data.edited: stop-and-go of bigbuckbunny and of bikes, seeds 11 and 12, a montage of all three at
 512x216 with irregular cuts, seed 13; dvsnet.online's constants were chosen on simulations of other edits,
-seeds 1-4, and of the three real clips). Per clip, ONE timed run (dvsnet.evaluate.run_interleaved): the
+seeds 1-4, and of the three real clips). Per clip, ONE timed run (dvsnet.runner.run_interleaved): the
 per-frame reference (policy always, 1x1) and every fixed:L, dn:T (online, the default) and dn:T --no-online
-configuration, interleaved frame by frame, so every speed-up compares timings taken under the same load.
+configuration, interleaved frame by frame (dvsnet.runner), so every speed-up compares timings taken under
+the same load.
 The oracle (oracle:T, the true Eq. 1 score: the best a threshold rule on the score can do) costs a
 segmentation per frame whatever it decides, so its rows run after, untimed, sharing one segmentation per
 frame. Per row: share of regions segmented, mean agreement with per-frame output, the worst 5 % of frames
@@ -38,16 +39,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from dvsnet.agreement import pixel_agreement
 from dvsnet.atomic import write_text_atomic
 from dvsnet.config import PipelineConfig
 from dvsnet.data.edited import fit_frame, montage, stop_and_go
 from dvsnet.data.sample_clips import sample_clips
-from dvsnet.evaluate import load_frames, load_snippets, run_interleaved
-from dvsnet.metrics import confusion_matrix, mean_iou
+from dvsnet.evaluate import load_frames, load_snippets
+from dvsnet.metrics import mean_iou
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, set_threads, versions
 from dvsnet.regions import core_shares
+from dvsnet.runner import Clip, FrameRecord, PipelineRun, run_interleaved
 
 HERE = Path(__file__).resolve().parent
 REPORT_SECTION = HERE / "report" / "adaptive.md"  # included in REPORT.md by report.py
@@ -63,24 +64,6 @@ DEFAULT_POLICY = "dn:0.92"
 PAPER_BALANCED_SPEEDUP = 3.5  # paper Table 1: DeepLab-Fast balanced, 19.8 fps against 5.6 fps per-frame
 MONTAGE_SIZE = (216, 512)
 BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0001)
-
-
-class Recorded:
-    """A pipeline whose frames' paths, scores and online state are kept (for run_interleaved, which keeps
-    only labels and timings)."""
-
-    def __init__(self, pipe: DVSNet):
-        self.pipe, self.frames = pipe, []
-
-    def step(self, frame: np.ndarray, motion: Any = None):
-        out = self.pipe.step(frame, motion=motion)
-        self.frames.append({"paths": out.paths, "scores": out.scores, "regions": out.regions,
-                            "online": out.online})
-        return out
-
-    def reset(self) -> None:
-        self.pipe.reset()
-        self.frames = []
 
 
 class SharedSegmentation:
@@ -118,32 +101,30 @@ def worst_share(values: list[float], share: float = 0.05) -> float:
     return float(np.mean(ordered[:max(1, math.ceil(share * len(ordered)))]))
 
 
-def predicted_agreement(frame: dict) -> float | None:
+def predicted_agreement(frame: FrameRecord) -> float | None:
     """A frame's predicted agreement with per-frame output: segmented regions 1, warped ones their score,
     weighted by their cells (dn:agree's definition); None when a warped region has no score."""
-    expected = [1.0 if path == "seg" else score for path, score in zip(frame["paths"], frame["scores"])]
+    expected = [1.0 if path == "seg" else score for path, score in zip(frame.paths, frame.scores)]
     if any(e is None for e in expected):
         return None
-    return float(np.dot(core_shares(frame["regions"]), expected))
+    return float(np.dot(core_shares(frame.regions), expected))
 
 
-def row_figures(name: str, labels: list[np.ndarray], ref_labels: list[np.ndarray], recorded: Recorded,
-                stats: Any, ref_seconds: float | None) -> dict[str, Any]:
-    agreement = [pixel_agreement(a, b) for a, b in zip(labels, ref_labels)]
-    figures = stats.figures()
+def row_figures(name: str, run: PipelineRun, speedup: float | None) -> dict[str, Any]:
+    """One row from the runner's record of a pipeline (its frames' agreement with the reference)."""
+    agreement = [f.agreement for f in run.frames]
+    figures = run.figures()
     row = {"policy": name, "frames": len(agreement), "seg_share": figures["seg_share"],
            "agreement": float(np.mean(agreement)), "worst5": worst_share(agreement),
            "agreement_min": float(np.min(agreement)), "per_frame_agreement": agreement,
-           "speedup": None if ref_seconds is None else ref_seconds / stats.pipeline_seconds,
-           "stage_ms": figures["stage_ms"]}
+           "speedup": speedup, "stage_ms": figures["stage_ms"]}
     if name.startswith("dn:"):
-        predicted = [predicted_agreement(f) for f in recorded.frames]
+        predicted = [predicted_agreement(f) for f in run.frames]
         row["predicted_per_frame"] = predicted
         row["predicted"] = float(np.mean([p for p in predicted if p is not None]))
         row["warped_predictions"] = [  # (predicted, measured) of every warped frame of a 1-region grid
-            (f["scores"][0], a) for f, a in zip(recorded.frames, agreement)
-            if len(f["paths"]) == 1 and f["paths"][0] == "warp"]
-        row["online"] = recorded.frames[-1]["online"]
+            (f.scores[0], f.agreement) for f in run.frames if f.paths == ["warp"]]
+        row["online"] = figures.get("online")
     return row
 
 
@@ -177,50 +158,38 @@ def run_clip(name: str, frames: list[np.ndarray], base: PipelineConfig, warmup: 
     specs = ([(f"fixed:{n}", base.replace(policy=f"fixed:{n}")) for n in FIXED]
              + [(f"dn:{t:g}", base.replace(policy=f"dn:{t:g}")) for t in DN]
              + [(f"dn:{t:g} off", base.replace(policy=f"dn:{t:g}", online=False)) for t in OFF])
-    pipes = [Recorded(DVSNet.from_config(config)) for _, config in specs]
-    reference = DVSNet.from_config(base.replace(policy="always", grid=(1, 1), segmenter=pipes[0].pipe.segmenter))
-    runs = run_interleaved(frames, [reference, *pipes], warmup_frames=warmup, progress=True)
-    (ref_labels, ref_stats), runs = runs[0], runs[1:]
-    rows = [row_figures(spec, labels, ref_labels, pipe, stats, ref_stats.pipeline_seconds)
-            for (spec, _), pipe, (labels, stats) in zip(specs, pipes, runs)]
-    shared = SharedSegmentation(pipes[0].pipe.segmenter)
-    oracles = [Recorded(DVSNet.from_config(base.replace(policy=f"oracle:{t:g}", segmenter=shared))) for t in ORACLE]
-    for t, pipe, (labels, stats) in zip(ORACLE, oracles, run_interleaved(frames, oracles, warmup_frames=0)):
-        rows.append(row_figures(f"oracle:{t:g}", labels, ref_labels, pipe, stats, None))
+    pipes = [DVSNet.from_config(config) for _, config in specs]
+    reference = DVSNet.from_config(base.per_frame().replace(segmenter=pipes[0].segmenter))
+    clip = Clip(frames, name=name)
+    timed = run_interleaved([clip], pipes, reference=reference, warmup_frames=warmup, progress=True)
+    rows = [row_figures(spec, run, timed.speedup(run)) for (spec, _), run in zip(specs, timed.runs)]
+    # the oracles, untimed: one segmentation per frame for them and a reference of their own (equal crops)
+    shared = SharedSegmentation(pipes[0].segmenter)
+    oracles = [DVSNet.from_config(base.replace(policy=f"oracle:{t:g}", segmenter=shared)) for t in ORACLE]
+    untimed = run_interleaved([clip], oracles, reference=DVSNet.from_config(base.per_frame().replace(segmenter=shared)),
+                              warmup_frames=0)
+    rows += [row_figures(f"oracle:{t:g}", run, None) for t, run in zip(ORACLE, untimed.runs)]
     compare(rows)
-    ref = ref_stats.figures()
+    ref = timed.reference.figures()
     return {"name": name, "kind": "steady" if name in STEADY else "variation", "frames": len(frames),
             "frame_size": f"{frames[0].shape[0]}x{frames[0].shape[1]}", "rows": rows,
             "per_frame": {"fps": ref["fps"], "stage_ms": ref["stage_ms"]}}
 
 
 def run_synth(root: str, base: PipelineConfig, warmup: int, snippets: int | None) -> dict[str, Any]:
-    """The synthetic val set with labels (paper protocol, every frame scored): per-frame and dn rows interleaved
-    frame by frame, a reset of every pipeline per snippet."""
+    """The synthetic val set with labels (paper protocol, every frame scored): the per-frame reference and dn
+    rows interleaved frame by frame, a reset of every pipeline per snippet (dvsnet.runner)."""
     data = load_snippets(root, "val", all_frames=True, max_snippets=snippets)
-    specs = ([("always", base.replace(policy="always", grid=(1, 1)))]
-             + [(f"dn:{t:g}", base.replace(policy=f"dn:{t:g}")) for t in SYNTH_DN]
+    specs = ([(f"dn:{t:g}", base.replace(policy=f"dn:{t:g}")) for t in SYNTH_DN]
              + [(f"dn:{t:g} off", base.replace(policy=f"dn:{t:g}", online=False)) for t in SYNTH_OFF])
-    first = DVSNet.from_config(specs[0][1])
-    pipes = [first] + [DVSNet.from_config(c.replace(segmenter=first.segmenter)) for _, c in specs[1:]]
-    for frame in data[0].frames[:warmup]:
-        for pipe in pipes:
-            pipe.step(frame)
-    classes = pipes[0].num_classes
-    matrices = [np.zeros((classes, classes), np.int64) for _ in pipes]
-    seconds, segmented, regions = [0.0] * len(pipes), [0] * len(pipes), [0] * len(pipes)
-    for snippet in data:
-        for pipe in pipes:
-            pipe.reset()
-        for offset, frame in enumerate(snippet.frames):
-            for i, pipe in enumerate(pipes):
-                out = pipe.step(frame)
-                seconds[i] += out.timings["total"]
-                segmented[i] += out.paths.count("seg")
-                regions[i] += len(out.paths)
-                matrices[i] += confusion_matrix(snippet.labels[offset], np.asarray(out.labels), classes)
-    rows = [{"policy": spec, "miou": float(mean_iou(m)), "speedup": seconds[0] / s, "seg_share": n / r}
-            for (spec, _), m, s, n, r in zip(specs, matrices, seconds, segmented, regions)]
+    reference = DVSNet.from_config(base.per_frame())
+    pipes = [DVSNet.from_config(c.replace(segmenter=reference.segmenter)) for _, c in specs]
+    clips_ = [Clip(snippet.frames, labels=snippet.labels, name=snippet.name) for snippet in data]
+    run = run_interleaved(clips_, pipes, reference=reference, warmup_frames=warmup, progress=True)
+    rows = [{"policy": "always", "miou": float(mean_iou(run.reference.confusion)), "speedup": 1.0,
+             "seg_share": run.reference.figures()["seg_share"]}]
+    rows += [{"policy": spec, "miou": float(mean_iou(r.confusion)), "speedup": run.speedup(r),
+              "seg_share": r.figures()["seg_share"]} for (spec, _), r in zip(specs, run.runs)]
     per_frame = rows[0]["miou"]
     balanced = max((r for r in rows[1:] if not r["policy"].endswith("off") and per_frame - r["miou"] <= 0.03),
                    key=lambda r: r["speedup"], default=None)

@@ -201,3 +201,15 @@ def test_summary_json_records_online_calibration(tmp_path):
     assert on_disk["config"]["online"] is True and on_disk["config"]["key_age_cap"] == ONLINE_MAX_KEY_AGE
     assert on_disk["online"]["samples"] >= 1  # the warm-up cap (5 frames) re-segments within 12 frames
     assert len(on_disk["online"]["weights"]) == 5 and on_disk["online"]["mean_abs_error"] is not None
+
+
+@pytest.mark.parametrize("policy", ["dn:agree=0.9", "dn:fps=20"])
+def test_a_target_keeps_its_online_model_through_reset(policy):
+    frames = [colour_frame(64, 128, 0), colour_frame(64, 128, 0, patch=(0, 32, 0, 64))]
+    pipe = DVSNet(segmenter=ColourSegmenter(), flow=StillFlow(), policy=policy, grid=(1, 1), max_key_age=1)
+    for frame in frames:
+        pipe.step(frame)
+    online = pipe.policy.online
+    assert online is not None and online.model.samples == 1
+    pipe.reset()
+    assert pipe.policy.online is online and online.model.samples == 0

@@ -8,8 +8,9 @@ Every re-segmentation is therefore a labelled sample (`learn`), at the cost of o
 
 The model (`AgreementModel`). The predicted agreement of a warped region is a logistic-linear function of
     x = [1, logit(DN score), 10 · photometric residual, 5 · peak residual, log(1 + key age)]
-(the residuals: the DIS motion features' channels 4 and 6, |grey(cur) - W(grey(key))| averaged and
-max-pooled over the region; a DN reading other features gets x without them), fitted as Bayesian ridge
+(the residuals: channels 4 and 6 of the DIS motion features, dvsnet.features.motion_features: |grey(cur)
+- W(grey(key))| averaged and max-pooled over the region; a DN reading other features gets x without
+them), fitted as Bayesian ridge
 regression on the logit of the measured scores: prior mean "the DN is right" (weight 1 on its logit, 0
 elsewhere; the first frames decide as the DN alone would), prior precision PRIOR_STRENGTH, older samples
 forgotten by FORGETTING per sample (footage changes). Solving a 5x5 system per frame costs microseconds.
@@ -42,7 +43,7 @@ PRIOR_STRENGTH = 2.0  # precision of the prior "the DN's score is the agreement"
 FORGETTING = 0.95  # weight left to the older samples at each new one (an effective memory of ~20 samples)
 WARM_UP_AGE = 3  # key-age cap before the first sample, times 1 + key_price(T); doubles with every sample
 LOGIT_EPS = 1e-3  # scores and agreements are clipped to [eps, 1 - eps] before the logit
-RESIDUAL_CHANNELS = (4, 6)  # dvsnet.flow.motion_features: photometric residual, and its max-pooled peak
+RESIDUAL_CHANNELS = (4, 6)  # dvsnet.features.motion_features: photometric residual, and its max-pooled peak
 RESIDUAL_SCALE = (10.0, 5.0)  # to unit-ish ranges, so one prior strength suits every feature
 DIS_FEATURES = ("dis", "dis-keyseg")  # DN variants whose input has the motion features' channel layout
 

@@ -11,7 +11,7 @@ decides, and regions the frame codes mostly intra (an I-frame) are segmented wha
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvsnet.backends import OnnxDecisionNet, OnnxFlowNet, load_pipeline_segmenter
+from dvsnet.auto_precision import load_pipeline_segmenter
+from dvsnet.backends import OnnxDecisionNet, OnnxFlowNet
 from dvsnet.config import AUTO_GRID, PipelineConfig, same_segmenter
 from dvsnet.data.motion import MotionField
 from dvsnet.devices import clock, pick_device, same_device
@@ -143,18 +144,20 @@ class DVSNet:
                                    max_key_age=max_key_age, backend=backend, precision=precision, online=online))
 
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> DVSNet:
-        """The pipeline `config` describes (every user mistake a DvsnetError before any frame)."""
+    def from_config(cls, config: PipelineConfig, footage: Sequence[np.ndarray] | None = None) -> DVSNet:
+        """The pipeline `config` describes (every user mistake a DvsnetError before any frame). footage: the
+        first frames it will segment (H×W×3 uint8 RGB), on which `--precision auto` checks that its choice
+        keeps fp32's labels (dvsnet.auto_precision); None = its own check frames."""
         pipe = cls.__new__(cls)
-        pipe._build(config)
+        pipe._build(config, footage)
         return pipe
 
-    def _build(self, config: PipelineConfig) -> None:
+    def _build(self, config: PipelineConfig, footage: Sequence[np.ndarray] | None = None) -> None:
         self.config = config
         wanted = None if config.device is None else pick_device(config.device)
         # names and files load onto the device; callables get the adapter's dry run (class count, stride)
         segmenter, self.backend, self.precision = load_pipeline_segmenter(
-            config.segmenter, config.backend, config.precision, wanted or torch.device("cpu"))
+            config.segmenter, config.backend, config.precision, wanted or torch.device("cpu"), footage)
         held = _weights_device(segmenter)
         if wanted is not None and held is not None and not same_device(held, wanted):
             raise DvsnetError(f"the segmenter's weights are on {held}, not on the requested device {wanted}; "
@@ -162,6 +165,8 @@ class DVSNet:
         self.device = held or wanted or torch.device("cpu")  # held: "cuda" may mean cuda:1
         self._clock = clock(self.device)
         self.segmenter = segmenter
+        # why auto chose this backend and precision (dvsnet.auto_precision); None when they were given
+        self.backend_choice: str | None = getattr(segmenter, "backend_choice", None)
         self.num_classes = int(segmenter.num_classes)
         self._warp_upscale = warp_upscale(int(getattr(segmenter, "output_stride", 8)))
         self.flow = build_flow(config.flow, self.device)
@@ -194,7 +199,11 @@ class DVSNet:
             self.flow.with_features = isinstance(self.policy, DecisionNetwork)
 
     def reset(self) -> None:
-        """Forget every key frame (call between videos)."""
+        """Start a new video: forget every key frame, and return a policy that learns from the frames
+        (dvsnet.control's targets) to its initial state, so each video runs as if it were the only one."""
+        reset_policy = getattr(self.policy, "reset", None)
+        if callable(reset_policy):
+            reset_policy()
         self._frame_size: tuple[int, int] | None = None
         # "auto" is resolved for the frame size by _start
         self.grid: tuple[int, int] | None = None if self.config.grid == AUTO_GRID else self.config.grid
@@ -203,8 +212,6 @@ class DVSNet:
         self._key_logits: torch.Tensor | None = None  # (R, K, Hc/s, Wc/s)
         self._key_index = np.zeros(0, dtype=np.int64)  # (R,) frame index of each region's key
         self.index = -1
-        if hasattr(self.policy, "reset"):  # a policy that learns from the video forgets it
-            self.policy.reset()
 
     def _start(self, height: int, width: int) -> None:
         self.grid = self.config.grid_at(height, width)

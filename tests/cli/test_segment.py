@@ -25,6 +25,7 @@ from dvsnet.cli import main
 from dvsnet.data.labels import TRAIN_TO_LABEL, colorize
 from dvsnet.data.video import read_frames
 from dvsnet.models import build_accurate, save_weights
+from tests.videos import lie_about_frame_count
 
 H, W = 64, 128
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -51,7 +52,8 @@ def write_video(path: Path, frames: list[np.ndarray], fourcc: str = "mp4v") -> P
     return path
 
 
-def write_folder(folder: Path, frames: list[np.ndarray], name: str = "city_000000_{:06d}_leftImg8bit.png") -> Path:
+def write_folder(folder: Path, frames: list[np.ndarray],
+                 name: str = "city_000000_{:06d}_leftImg8bit.png") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i, frame in enumerate(frames):
         image = frame if frame.ndim == 2 else frame[:, :, ::-1]
@@ -76,11 +78,13 @@ def count_video_frames(path: Path) -> int:
     return n
 
 
+@pytest.mark.backends
 def test_video_default_outputs_and_numbered_runs(tmp_path, weights, capfd):
     video = write_video(tmp_path / "clip.mp4", moving_frames(12))
     out = tmp_path / "runs"
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    assert segment(video, "--segmenter", weights, "--policy", "fixed:3", "--grid", "2x2", "--output", out) == 0
+    assert segment(video, "--segmenter", weights, "--policy", "fixed:3", "--grid", "2x2",
+                   "--output", out) == 0
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # restored
     stdout, stderr = capfd.readouterr()
     run = out / "segment-0001"
@@ -95,8 +99,10 @@ def test_video_default_outputs_and_numbered_runs(tmp_path, weights, capfd):
     assert summary["workload_saved"] == pytest.approx(32 / 48)
     assert summary["fps"] > 0 and summary["fps_end_to_end"] > 0
     assert summary["config"]["policy"] == "fixed:3" and summary["config"]["grid"] == "2x2"
-    assert summary["config"]["device"].startswith("cuda" if torch.cuda.is_available() else "cpu")  # --device auto
-    assert summary["config"]["source_info"]["frames"] == 12 and summary["versions"]["torch"] == torch.__version__
+    # --device auto
+    assert summary["config"]["device"].startswith("cuda" if torch.cuda.is_available() else "cpu")
+    assert (summary["config"]["source_info"]["frames"] == 12
+            and summary["versions"]["torch"] == torch.__version__)
     with open(run / "frames.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 12 * 4
@@ -104,11 +110,13 @@ def test_video_default_outputs_and_numbered_runs(tmp_path, weights, capfd):
     assert [r["path"] for r in rows if r["frame"] == "4"] == ["warp"] * 4
     # a second run never touches the first
     before = (run / "summary.json").read_bytes()
-    assert segment(video, "--segmenter", weights, "--policy", "fixed:3", "--output", out, "--max-frames", "2") == 0
+    assert segment(video, "--segmenter", weights, "--policy", "fixed:3", "--output", out,
+                   "--max-frames", "2") == 0
     assert run_dirs(out) == ["segment-0001", "segment-0002"]
     assert (run / "summary.json").read_bytes() == before
 
 
+@pytest.mark.backends
 def test_label_pngs_match_the_python_api(tmp_path, weights):
     frames = moving_frames(6)
     folder = write_folder(tmp_path / "frames", frames)
@@ -116,7 +124,8 @@ def test_label_pngs_match_the_python_api(tmp_path, weights):
     assert segment(folder, "--segmenter", weights, "--policy", "fixed:2", "--output", out,
                    "--write", "labels", "--write", "label-ids", "--write", "color", "--backend", "torch") == 0
     run = out / "segment-0001"
-    pipe = dvsnet.DVSNet(segmenter=dvsnet.load_segmenter(str(weights)), flow="dis", policy="fixed:2")
+    pipe = dvsnet.DVSNet(segmenter=dvsnet.load_segmenter(str(weights), backend="torch"), flow="dis",
+                         policy="fixed:2")
     for i, frame in enumerate(read_frames(folder)):
         expected = pipe.step(frame).labels
         base = f"city_000000_{i:06d}"
@@ -147,7 +156,8 @@ def test_threshold_sets_the_policy_threshold(tmp_path, weights):
     video = write_video(tmp_path / "clip.mp4", moving_frames(5))
     out = tmp_path / "runs"
     # oracle:T warps a region when its true confidence score >= T; T = 0 accepts every warp
-    assert segment(video, "--segmenter", weights, "--policy", "oracle:0.9", "--threshold", "0", "--grid", "2x2", "--output", out) == 0
+    assert segment(video, "--segmenter", weights, "--policy", "oracle:0.9", "--threshold", "0",
+                   "--grid", "2x2", "--output", out) == 0
     summary = json.loads((out / "segment-0001" / "summary.json").read_text())
     assert summary["config"]["policy"] == "oracle:0"
     assert (summary["regions_seg"], summary["regions_warp"]) == (4, 16)
@@ -159,20 +169,22 @@ def test_gray_rgba_and_odd_sized_frames_work(tmp_path, weights):
     write_folder(folder, [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb[:2]], "a_{:03d}.png")
     write_folder(folder, [np.dstack([rgb[2][:, :, ::-1], np.full((37, 51), 200, np.uint8)])], "b_{:03d}.png")
     out = tmp_path / "runs"
-    assert segment(folder, "--segmenter", weights, "--policy", "fixed:2", "--output", out, "--write", "labels",
-                   "--write", "overlay") == 0
+    assert segment(folder, "--segmenter", weights, "--policy", "fixed:2", "--output", out,
+                   "--write", "labels", "--write", "overlay") == 0
     run = out / "segment-0001"
     labels = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((run / "labels").iterdir())]
     assert [x.shape for x in labels] == [(37, 51)] * 3
     assert count_video_frames(run / "overlay.mp4") == 3
 
 
+@pytest.mark.backends
 def test_resolution_change_restarts_key_frames(tmp_path, weights, capfd):
     folder = tmp_path / "frames"
     write_folder(folder, moving_frames(3), "f{:02d}.png")
     write_folder(folder, [f for f in moving_frames(2, 48, 96)], "g{:02d}.png")
     out = tmp_path / "runs"
-    assert segment(folder, "--segmenter", weights, "--policy", "fixed:10", "--grid", "2x2", "--output", out) == 0
+    assert segment(folder, "--segmenter", weights, "--policy", "fixed:10", "--grid", "2x2",
+                   "--output", out) == 0
     _, stderr = capfd.readouterr()
     assert stderr.strip() == "note: frame 3 (g00) is 48x96, a new size: key frames restarted"
     run = out / "segment-0001"
@@ -201,6 +213,21 @@ def test_truncated_video_keeps_finished_frames_and_fails(tmp_path, weights, capf
     assert count_video_frames(run / "overlay.mp4") == summary["frames"]
     assert len((run / "frames.csv").read_text().splitlines()) == 1 + 4 * summary["frames"]
     assert not any("partial" in name for name in os.listdir(run))
+
+
+def test_a_video_shorter_than_its_header_is_segmented_to_its_end(tmp_path, weights, capfd):
+    """A header that announces 444 frames over 20 clean ones (FFmpeg decodes all 20 without an error): the run
+    is complete, exit 0, one note, and summary.json records both counts."""
+    avi = lie_about_frame_count(write_video(tmp_path / "short.avi", moving_frames(20), "MJPG"), 444)
+    out = tmp_path / "runs"
+    assert segment(avi, "--segmenter", weights, "--policy", "fixed:3", "--output", out) == 0
+    _, stderr = capfd.readouterr()
+    notes = [line for line in stderr.splitlines() if "its header announces" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: ") and "holds 20 frames, not the 444" in notes[0]
+    summary = json.loads((out / "segment-0001" / "summary.json").read_text())
+    assert summary["complete"] is True and summary["frames"] == 20
+    assert summary["source_ended_early"] == {"announced_frames": 444, "decoded_frames": 20}
+    assert summary["config"]["source_info"]["frames"] == 444
 
 
 def assert_one_line_error(stderr: str, match: str) -> None:
@@ -370,7 +397,8 @@ def test_signal_mid_run_leaves_valid_outputs(tmp_path, weights, signum):
     assert summary["complete"] is False and summary["stopped"] == "interrupted"
     assert 3 <= summary["frames"] < 400
     assert count_video_frames(run / "overlay.mp4") == summary["frames"]
-    assert len((run / "frames.csv").read_text().splitlines()) == 1 + summary["frames"]  # grid auto: 1x1 on small frames
+    # grid auto: 1x1 on small frames
+    assert len((run / "frames.csv").read_text().splitlines()) == 1 + summary["frames"]
     assert len(os.listdir(run / "labels")) == summary["frames"]
     assert sorted(os.listdir(run)) == ["frames.csv", "labels", "overlay.mp4", "summary.json"]
 

@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 
 from dvsnet.data.video import (
+    ShortVideo,
+    count_video_frames,
     expected_frames,
     natural_key,
     probe,
     read_frames,
     read_named_frames,
+    stream_damage,
     to_rgb_uint8,
 )
 from dvsnet.errors import DvsnetError
+from tests.videos import lie_about_frame_count
 
 H, W = 64, 128
 
@@ -58,7 +62,8 @@ def test_stride_max_frames_and_names(tmp_path):
     assert [f.name for f in named] == ["clip_000000", "clip_000003", "clip_000006", "clip_000009"]
     np.testing.assert_allclose(named[1].image.reshape(-1, 3).mean(0), solid_rgb(3), atol=6)
     assert len(list(read_frames(video, max_frames=4))) == 4
-    assert [f.name for f in read_named_frames(video, stride=4, max_frames=2)] == ["clip_000000", "clip_000004"]
+    assert ([f.name for f in read_named_frames(video, stride=4, max_frames=2)]
+            == ["clip_000000", "clip_000004"])
     info = probe(video)
     assert (info.kind, info.frames, info.fps, info.height, info.width) == ("video", 10, 10.0, H, W)
     assert expected_frames(info, stride=3) == 4 and expected_frames(info, stride=3, max_frames=2) == 2
@@ -156,6 +161,25 @@ def test_truncated_avi_yields_good_frames_then_fails(tmp_path):
     assert 0 < len(got) < 20
     for i, frame in enumerate(got):  # what was yielded is intact
         np.testing.assert_allclose(frame.reshape(-1, 3).mean(0), solid_rgb(i), atol=6)
+
+
+def test_a_video_shorter_than_its_header_is_read_to_its_end_and_reported_once(tmp_path):
+    avi = lie_about_frame_count(write_video(tmp_path / "short.avi", 12, "MJPG"), 444)
+    assert probe(avi).frames == 444  # what the header says
+    short: list[ShortVideo] = []
+    frames = list(read_named_frames(avi, on_short=short.append))
+    assert len(frames) == 12 and short == [ShortVideo(str(avi), 444, 12)]
+    for i, frame in enumerate(frames):
+        np.testing.assert_allclose(frame.image.reshape(-1, 3).mean(0), solid_rgb(i), atol=6)
+    assert count_video_frames(avi) == 12 and stream_damage(avi) is None
+    assert len(list(read_frames(avi))) == 12  # no callback: no error either
+
+
+def test_damage_is_told_apart_from_a_short_header(tmp_path):
+    data = write_video(tmp_path / "full.avi", 20, "MJPG").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: int(len(data) * 0.8)])
+    assert "partial or corrupt packet" in stream_damage(tmp_path / "cut.avi")
+    assert stream_damage(tmp_path / "full.avi") is None
 
 
 def test_empty_folder_and_folder_of_videos(tmp_path):
