@@ -452,7 +452,10 @@ def report_section(record: dict) -> str:
             "frame (speed-up = per-frame time / the row's time in that run); oracle rows untimed. \"off\" = "
             "`--no-online` (the DN's scores as they are, key-age cap 10: the default before online calibration). "
             "Agreement with per-frame output; \"fixed at share\" / \"oracle at share\" read those curves at the row's "
-            "share of regions segmented (docs/adaptive.md).\n\n"
+            "share of regions segmented (docs/adaptive.md)."
+            + (f" The oracle rows were measured again by `{record['oracles_rerun']['command']}` "
+               f"({record['oracles_rerun']['utc']})." if record.get("oracles_rerun") else "")
+            + "\n\n"
             "![agreement against share](report/adaptive_curves.png) "
             "![reliability](report/adaptive_reliability.png)\n\n" + markdown(record))
 
