@@ -11,12 +11,14 @@ summary.json.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -31,6 +33,10 @@ from dvsnet.outputs import RunRecorder, check_writes, create_run_folder
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, versions
 from dvsnet.regions import check_grid
+
+if TYPE_CHECKING:
+    from dvsnet.live.loop import FrameHook
+    from dvsnet.live.sources import StreamOptions
 
 DEFAULT_WRITES: tuple[str, ...] = ("overlay", "csv")
 Resize = tuple[int, int] | int | None
@@ -151,8 +157,10 @@ def check_source_and_grid(config: PipelineConfig, info: SourceInfo, resize: Resi
 def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *, output: str | Path = "runs",
                   writes: tuple[str, ...] = DEFAULT_WRITES, resize: Resize = None, stride: int = 1,
                   max_frames: int | None = None, progress: bool = False, prefix: str = "segment",
-                  note: Callable[[str], None] = _stderr, pipe: DVSNet | None = None,
-                  extra: dict[str, object] | None = None, flow_fallback: str = "dis") -> tuple[Path, dict]:
+                  note: Callable[[str], None] | None = None, pipe: DVSNet | None = None,
+                  extra: dict[str, object] | None = None, flow_fallback: str = "dis",
+                  realtime: bool = False, duration: float | None = None, stream: StreamOptions | None = None,
+                  keep_policy: bool = False, on_frame: FrameHook | None = None) -> tuple[Path, dict]:
     """Segment every frame of `source` (video file, frame folder or glob) with the pipeline `config`
     describes, into a new run folder `output/<prefix>-NNNN`; returns (run folder, summary).
 
@@ -162,7 +170,32 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
     videos loads the networks once (dvsnet.batch); extra: more keys for summary.json.
     flow_fallback: what flow "mv" becomes on a source without motion vectors: "dis" (with a note) or
     "none" (a DvsnetError); see dvsnet.flow_mv.plan_motion.
+
+    A live source (a camera index or /dev/videoN, a stream URL: dvsnet.live.sources.is_live), or a video
+    file with `realtime`, runs in real time instead (dvsnet.live.loop.segment_live): the newest frame
+    only, drops and latency recorded, until `duration` seconds, max_frames, a signal, or the stream's end.
+    stream: its timeouts, reconnect window and FFmpeg options (dvsnet.live.sources.StreamOptions);
+    keep_policy: run config.policy even when it is the default (else the live default, dn:fps at 0.9 x
+    the source's fps); on_frame: called per frame with (overlay H×W×3 uint8 RGB, status dict).
     """
+    from dvsnet.live.sources import is_live
+
+    live = is_live(source)
+    if live or realtime:
+        if stride != 1:
+            raise DvsnetError("--stride does not apply to a live source: the newest frame is taken whenever "
+                              "the pipeline is free")
+        if pipe is not None:
+            raise DvsnetError("a live source runs a pipeline of its own (pipe= reuses one across a batch of files)")
+        from dvsnet.live.loop import segment_live
+
+        return segment_live(os.fspath(source), config, output=output, writes=writes, resize=resize,
+                            max_frames=max_frames, progress=progress, prefix=prefix, note=note, extra=extra,
+                            flow_fallback=flow_fallback, stream=stream, realtime=realtime, duration=duration,
+                            keep_policy=keep_policy, on_frame=on_frame)
+    if duration is not None or on_frame is not None:
+        raise DvsnetError("duration and on_frame apply to live sources (or realtime=True)")
+    note = note or _stderr
     info = probe(source)
     flow, motion = plan_motion(config.flow, source, flow_fallback, note)
     if flow is not config.flow:  # "mv" on a source without vectors: the fallback flow, a pipeline of its own
