@@ -22,8 +22,9 @@ Motion vectors (`motion=True`): each frame's MotionField points back to the prev
 TOOK: the fields of the frames dropped in between are chained in (dvsnet.data.motion.chain_fields), so
 the `mv` flow sees the same motion as after a `--stride`.
 
-Counting starts at `begin()` (or the first frame taken): frames that arrive while a caller loads its
-networks are drained, not counted. After `close()`, received == taken + dropped.
+Counting starts at `begin()` (or the first frame taken): frames of a live source that arrive while a
+caller loads its networks are drained, not counted; a file starts playing then. After `close()`,
+received == taken + dropped.
 """
 from __future__ import annotations
 
@@ -128,6 +129,7 @@ class LiveFeed:
         self._stem = source_stem(self.source) if kind else os.path.splitext(os.path.basename(self.source))[0]
         self._cond = threading.Condition()
         self._stop = threading.Event()
+        self._begun = threading.Event()  # begin() was called: counting, and files playing
         self._thread: threading.Thread | None = None
         self._pending: LiveFrame | None = None
         self._restart_next = False
@@ -160,6 +162,7 @@ class LiveFeed:
                 self._counting = True
                 self.received = 1 if self._pending is not None else 0
                 self.dropped = self.taken = 0
+        self._begun.set()
 
     def close(self) -> None:
         """Stop the reader (it returns within the stream timeout, in the background) and count a frame left
@@ -252,6 +255,11 @@ class LiveFeed:
         """Publish the connection's frames until it ends (None) or fails (FFmpeg's words), or the feed is
         closed; files and finished streams at their own pace."""
         start = first_time = None
+        if not connection.live:  # a file plays from when the caller is ready for it
+            while not self._begun.wait(0.1):
+                if self._stop.is_set():
+                    connection.close()
+                    return None
         try:
             for image, motion, seconds in connection.frames(self.motion):
                 if self._stop.is_set():
@@ -269,6 +277,8 @@ class LiveFeed:
         except Exception as exc:  # PyAV's errors, which a file read by OpenCV never raises
             if type(exc).__module__.split(".")[0] != "av":
                 raise
+            if type(exc).__name__ == "ExitError":  # PyAV's read timeout interrupted FFmpeg
+                return f"no data for {self.options.timeout:g} s (--timeout)"
             return getattr(exc, "strerror", None) or str(exc)
         finally:
             connection.close()

@@ -8,16 +8,26 @@ The file's packets are sent as they are (no re-encoding: an H.264 file stays H.2
 reach the receiver), each when its presentation time comes due, in MPEG-TS (FLV for rtmp://). With
 `loop` the file starts again at its end, its timestamps continued, so the receiver sees one stream. A
 `tcp://...?listen=1` URL waits for the receiver to connect, as a camera's TCP server does. Needs PyAV.
+
+Run it in a process of its own (the command line above): PyAV holds Python's lock while it waits for a
+TCP receiver to connect or to read, so a sender thread would stall a receiver in the same process. The
+file runs as a script too (`python path/to/sender.py ...`), without importing the rest of dvsnet (torch).
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
-from dvsnet.errors import DvsnetError
+
+def _error(message: str) -> Exception:
+    """A DvsnetError, imported only when one is raised: run as a script, the sender needs no torch."""
+    from dvsnet.errors import DvsnetError
+
+    return DvsnetError(message)
 
 
 def container_format(url: str) -> str:
@@ -37,15 +47,15 @@ def send_video(path: str | Path, url: str, *, loop: bool = False, seconds: float
     try:
         source = av.open(str(path))
     except av.FFmpegError as exc:
-        raise DvsnetError(f"cannot read {path} ({exc})") from None
+        raise _error(f"cannot read {path} ({exc})") from None
     with source:
         if not source.streams.video:
-            raise DvsnetError(f"{path} has no video stream")
+            raise _error(f"{path} has no video stream")
         video = source.streams.video[0]
         try:
             sink = av.open(url, "w", format=container_format(url))
         except av.FFmpegError as exc:
-            raise DvsnetError(f"cannot send to {url} ({exc})") from None
+            raise _error(f"cannot send to {url} ({exc})") from None
         with sink:
             out = sink.add_stream_from_template(video)
             return _send(source, video, sink, out, loop=loop, seconds=seconds, stop=stop or threading.Event())
@@ -94,13 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", action="store_true", help="start the file again at its end")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this much stream time")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a clean stop: the muxer's last packets flushed
+    import av
+
+    print(f"sending {args.file} to {args.url}", file=sys.stderr, flush=True)
     try:
         send_video(args.file, args.url, loop=args.loop, seconds=args.seconds)
-    except DvsnetError as exc:
-        print(f"sender: error: {exc}", file=sys.stderr)
-        return 2
+    except (av.FFmpegError, OSError) as exc:  # the receiver went away
+        print(f"sender: stopped: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 (DvsnetError, imported lazily: a file or URL that cannot open)
+        print(f"sender: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
