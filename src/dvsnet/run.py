@@ -73,10 +73,13 @@ class StopRequest:
 
 def segment_frames(frames: Iterator[Frame], pipe: DVSNet, run_dir: Path, *, writes: tuple[str, ...] = DEFAULT_WRITES,
                    fps: float | None = None, total: int | None = None, progress: bool = False,
-                   record: dict[str, object] | None = None, note: Callable[[str], None] = _stderr) -> dict:
+                   record: dict[str, object] | None = None, note: Callable[[str], None] = _stderr,
+                   on_frame: FrameHook | None = None) -> dict:
     """Run `pipe` over `frames`, recording into `run_dir`; returns the summary (also in summary.json).
 
-    record: what summary.json holds besides the figures (the config). On a DvsnetError from the source
+    record: what summary.json holds besides the figures (the config). on_frame: called after each frame
+    with (overlay H×W×3 uint8 RGB, status dict) and once at the end with (None, status) (the live view's
+    feed, dvsnet.live.view; the status as dvsnet.live.loop.LiveRun.status's). On a DvsnetError from the source
     (truncated video, unreadable frame) or Ctrl-C/SIGTERM (honoured after the frame in progress; a second
     one stops at once), the outputs of the finished frames are closed and kept, summary.json says
     "complete": false, and the error is raised again (naming the run folder) for the caller to report.
@@ -91,13 +94,16 @@ def segment_frames(frames: Iterator[Frame], pipe: DVSNet, run_dir: Path, *, writ
         with stop:
             last = time.perf_counter()
             for frame in frames:
+                read = time.perf_counter()
                 out = pipe.step(frame.image, motion=frame.motion)
                 now = time.perf_counter()
                 if out.restarted and out.index > 0:
                     height, width = frame.image.shape[:2]
                     note(f"note: frame {out.index} ({frame.name}) is {height}x{width}, a new size: key frames restarted")
-                recorder.record(frame.name, frame.image, out, now - last)
+                overlay = recorder.record(frame.name, frame.image, out, now - last, draw=on_frame is not None)
                 last = now
+                if on_frame is not None:
+                    on_frame(overlay, file_status(recorder, out, 1000 * (now - read), record, "running"))
                 bar.update()
                 if bar.n % 10 == 1:
                     bar.set_postfix_str(f"{recorder.stats.figures()['warp_share']:.0%} warped", refresh=False)
@@ -112,6 +118,8 @@ def segment_frames(frames: Iterator[Frame], pipe: DVSNet, run_dir: Path, *, writ
         reason, error = f"internal error: {type(exc).__name__}: {exc}", exc
     finally:
         bar.close()
+        if on_frame is not None:
+            on_frame(None, file_status(recorder, None, None, record, "ended"))
         summary = recorder.close(complete=complete, reason=reason,
                                  extra={**(record or {}), "versions": versions(), "machine": describe_machine(pipe.device)})
     if isinstance(error, DvsnetError):
@@ -121,6 +129,21 @@ def segment_frames(frames: Iterator[Frame], pipe: DVSNet, run_dir: Path, *, writ
     if error is not None:
         raise error
     return summary
+
+
+def file_status(recorder: RunRecorder, out: object | None, latency_ms: float | None,
+                record: dict[str, object] | None, state: str) -> dict[str, object]:
+    """The status a file run gives its on_frame hook (the keys of a live run's: dvsnet.live.loop.LiveRun.status;
+    latency: from the frame read to its labels; nothing is dropped)."""
+    config = (record or {}).get("config", {})
+    return {
+        "frame": recorder.frames, "fps": recorder.running_fps(), "latency_ms": latency_ms, "dropped": 0,
+        "received": recorder.frames, "threshold": getattr(out, "threshold", None), "policy": config.get("policy"),
+        "source": config.get("source"), "reconnects": 0, "state": state,
+        "regions": [] if out is None else [
+            {"box": [r.core_top, r.core_left, r.core_bottom, r.core_right], "path": path, "score": score}
+            for r, path, score in zip(out.regions, out.paths, out.scores)],
+    }
 
 
 def run_record(config: PipelineConfig, pipe: DVSNet, source: str | Path, info: SourceInfo, *, resize: Resize,
@@ -176,7 +199,8 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
     only, drops and latency recorded, until `duration` seconds, max_frames, a signal, or the stream's end.
     stream: its timeouts, reconnect window and FFmpeg options (dvsnet.live.sources.StreamOptions);
     keep_policy: run config.policy even when it is the default (else the live default, dn:fps at 0.9 x
-    the source's fps); on_frame: called per frame with (overlay H×W×3 uint8 RGB, status dict).
+    the source's fps). on_frame (files and live sources): called per frame with (overlay H×W×3 uint8 RGB,
+    status dict), and with (None, status) when the state changes (reconnecting, ended).
     """
     from dvsnet.live.sources import is_live
 
@@ -193,8 +217,8 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
                             max_frames=max_frames, progress=progress, prefix=prefix, note=note, extra=extra,
                             flow_fallback=flow_fallback, stream=stream, realtime=realtime, duration=duration,
                             keep_policy=keep_policy, on_frame=on_frame)
-    if duration is not None or on_frame is not None:
-        raise DvsnetError("duration and on_frame apply to live sources (or realtime=True)")
+    if duration is not None:
+        raise DvsnetError("duration applies to live sources (or realtime=True)")
     note = note or _stderr
     info = probe(source)
     flow, motion = plan_motion(config.flow, source, flow_fallback, note)
@@ -216,7 +240,7 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
     record.update(extra or {})
     summary = segment_frames(frames, pipe, run_dir, writes=writes, fps=output_fps(info, stride),
                              total=expected_frames(info, stride=stride, max_frames=max_frames),
-                             progress=progress, record=record, note=note)
+                             progress=progress, record=record, note=note, on_frame=on_frame)
     return run_dir, summary
 
 

@@ -9,7 +9,8 @@ dvsnet.run.segment_video hands a live source (dvsnet.live.sources.is_live) or a 
 - the overlay as fragmented MP4 (dvsnet.outputs.StreamingVideoOutput), each frame at its capture time, so
   it plays in real time and stays playable if the process is killed;
 - a progress line on stderr: frames, fps, latency, drops, the threshold, reconnects;
-- an optional hook called per frame with (overlay H×W×3 uint8 RGB, status dict) (the live view's feed).
+- an optional hook called per frame with (overlay H×W×3 uint8 RGB, status dict), and with (None, status)
+  when the feed's state changes (reconnecting, ended): what `--serve` shows (dvsnet.live.view).
 
 The policy, when the caller leaves the default: `dn:fps=<LIVE_KEEP_SHARE × the source's fps>`, the target
 controller of dvsnet.control on the live clock (LiveFpsTarget). Any `dn:fps=F` on a live source runs on
@@ -60,7 +61,7 @@ PROGRESS_EVERY_LOG = 10.0  # s between progress lines written to a file or pipe
 WAIT_SLICE = 0.1  # s the loop waits for a frame before it looks at the clock and the signals again
 OUTSIDE_SMOOTHING = 0.2  # weight of the newest frame in the running time spent outside the pipeline
 
-FrameHook = Callable[[np.ndarray, dict[str, Any]], None]
+FrameHook = Callable[[np.ndarray | None, dict[str, Any]], None]  # (overlay or None: the status alone, status)
 
 
 def live_policy(fps: float) -> str:
@@ -196,7 +197,7 @@ class OutputWriter:
         self._jobs.put(job)
 
     def republish(self, status: dict[str, Any]) -> None:
-        """Show the hook the last overlay again with a new status (the feed reconnecting or ended)."""
+        """Tell the hook a new status without a frame (the feed reconnecting or ended): hook(None, status)."""
         self._jobs.put((None, status))
 
     def close(self) -> None:
@@ -214,9 +215,9 @@ class OutputWriter:
             if self.error is not None:
                 continue  # after an error: drain, so the loop never blocks on a full queue
             try:
-                if job[0] is None:  # republish
-                    if self.hook is not None and self.last_overlay is not None:
-                        self.hook(self.last_overlay, job[1])
+                if job[0] is None:  # a status alone
+                    if self.hook is not None:
+                        self.hook(None, job[1])
                     continue
                 name, image, result, wall, note, seconds, extra, status = job
                 overlay = self.recorder.record(name, image, result, wall, note=note, seconds=seconds, extra=extra,
@@ -357,8 +358,8 @@ def segment_live(source: str, config: PipelineConfig, *, output: str | Path = "r
     stream: how the source is opened and reopened (timeouts, reconnect window, RTSP transport, FFmpeg
     options). duration: stop after this many seconds; max_frames: after this many frames processed.
     keep_policy: run config.policy even when it is the default (else the live default, live_policy).
-    on_frame: called after each frame with (overlay H×W×3 uint8 RGB, status dict), and when the feed's
-    state changes (reconnecting, ended). The other arguments as dvsnet.run.segment_video's. Every mistake
+    on_frame: called after each frame with (overlay H×W×3 uint8 RGB, status dict), and with (None, status)
+    when the feed's state changes (reconnecting, running again, ended). The other arguments as dvsnet.run.segment_video's. Every mistake
     (bad URL, a source that does not open within the timeout, a grid the frames cannot hold) is a
     DvsnetError before the run folder exists.
     """
