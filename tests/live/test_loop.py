@@ -71,6 +71,8 @@ def check_live_records(run_dir: Path, summary: dict) -> dict:
         captured, ready, ms = float(row["captured_at"]), float(row["ready_at"]), float(row["latency_ms"])
         assert ready > captured and (ready - captured) * 1000 == pytest.approx(ms, abs=0.01)
     assert max(float(row["latency_ms"]) for row in rows) == pytest.approx(latency["max"], abs=0.01)
+    for earlier, later in zip(rows, rows[1:]):  # the stream's own clock, newest on (a reconnect restarts it)
+        assert later["restarted"] == "1" or float(later["stream_time"]) > float(earlier["stream_time"])
     assert abs(float(rows[-1]["captured_at"]) - time.time()) < 120  # wall-clock times, not a private clock
     assert video_frames(run_dir / "overlay.mp4") == live["frames_processed"]
     return live
@@ -197,6 +199,8 @@ def test_a_file_played_in_real_time_is_a_camera_simulator(av, camera_clip, tmp_p
     assert summary["config"]["policy"] == "dn:0.9"  # given, so kept
     names = sorted(path.name for path in (run_dir / "labels").iterdir())
     assert len(names) == live["frames_processed"] and names[0].startswith("carphone_0000")
+    for row in rows_of(run_dir / "frames.csv"):  # a file's frames: index / fps on the stream's clock
+        assert float(row["stream_time"]) == pytest.approx(int(row["name"].rsplit("_", 1)[1]) / 30, abs=1e-6)
 
 
 def test_python_callers_get_the_same_run_folder_and_a_hook_per_frame(av, camera_clip, tmp_path):

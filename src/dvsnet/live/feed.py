@@ -63,7 +63,8 @@ class LiveFrame:
     (decoded; for a paced file, when it came due), time.time() seconds since the epoch; clock: the same
     moment on time.perf_counter(), for latencies. motion: its dvsnet.data.motion.MotionField back to the
     previous frame taken (None unless the feed reads motion). restarted: the source was (re)opened since
-    the previous frame taken.
+    the previous frame taken. stream_time: its presentation time in the stream, seconds (the stream's own
+    clock: it identifies the frame; None when the stream gives none).
     """
 
     image: np.ndarray
@@ -73,6 +74,7 @@ class LiveFrame:
     clock: float
     motion: object | None = None
     restarted: bool = False
+    stream_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,7 @@ class LiveFeed:
                     wait = start + (seconds - first_time) - time.perf_counter()
                     if wait > 0 and self._stop.wait(wait):
                         return None
-                self._publish(resize_frame(image, self.resize), motion if self.motion else None)
+                self._publish(resize_frame(image, self.resize), motion if self.motion else None, seconds)
             return None
         except DvsnetError as exc:  # a file that stopped decoding
             return str(exc)
@@ -300,7 +302,7 @@ class LiveFeed:
                 return None
         return None
 
-    def _publish(self, image: np.ndarray, motion: object | None) -> None:
+    def _publish(self, image: np.ndarray, motion: object | None, stream_time: float | None = None) -> None:
         """Put a frame in the slot, replacing (dropping) one the consumer has not taken; its motion is
         chained over the dropped one, computed outside the lock (the consumer never waits on it)."""
         from dvsnet.data.motion import chain_fields
@@ -321,7 +323,8 @@ class LiveFeed:
                 self.dropped += 1 if self._counting else 0
                 restarted = restarted or waiting.restarted
                 motion = chained
-            self._pending = LiveFrame(image, f"{self._stem}_{index:06d}", index, captured, clock, motion, restarted)
+            self._pending = LiveFrame(image, f"{self._stem}_{index:06d}", index, captured, clock, motion, restarted,
+                                      stream_time)
             self._cond.notify_all()
 
     def _end(self, reason: str) -> None:

@@ -4,8 +4,9 @@ dvsnet.run.segment_video hands a live source (dvsnet.live.sources.is_live) or a 
 `segment_live`, which writes the same run folder as a file run (dvsnet.outputs.RunRecorder) with:
 - the newest frame only (dvsnet.live.feed.LiveFeed): frames arriving while the pipeline is busy are
   dropped and counted, never queued, so latency cannot grow;
-- frames.csv's extra columns `captured_at`, `ready_at` (time.time() seconds: the frame's arrival and the
-  moment its labels were ready) and `latency_ms`; summary.json's `live` (dvsnet.stats.LiveStats);
+- frames.csv's extra columns `stream_time` (the frame's presentation time in the stream, s), `captured_at`,
+  `ready_at` (time.time() seconds: the frame's arrival and the moment its labels were ready) and
+  `latency_ms`; summary.json's `live` (dvsnet.stats.LiveStats);
 - the overlay as fragmented MP4 (dvsnet.outputs.StreamingVideoOutput), each frame at its capture time, so
   it plays in real time and stays playable if the process is killed;
 - a progress line on stderr: frames, fps, latency, drops, the threshold, reconnects;
@@ -55,7 +56,7 @@ from dvsnet.provenance import describe_machine, versions
 from dvsnet.stats import LiveStats
 
 LIVE_KEEP_SHARE = 0.9  # the default live policy takes this share of the source's frames per second
-LIVE_COLUMNS: tuple[str, ...] = ("captured_at", "ready_at", "latency_ms")
+LIVE_COLUMNS: tuple[str, ...] = ("stream_time", "captured_at", "ready_at", "latency_ms")
 PROGRESS_EVERY_TTY = 0.5  # s between progress-line updates on a terminal
 PROGRESS_EVERY_LOG = 10.0  # s between progress lines written to a file or pipe
 WAIT_SLICE = 0.1  # s the loop waits for a frame before it looks at the clock and the signals again
@@ -273,7 +274,8 @@ class LiveRun:
         note_text = f"latency {1000 * latency:.0f} ms, dropped {self.feed.dropped}"
         if out.restarted and out.index > 0:
             note_text += ", key frames restarted"
-        extra = (f"{frame.captured:.6f}", f"{frame.captured + latency:.6f}", f"{1000 * latency:.3f}")
+        extra = ("" if frame.stream_time is None else f"{frame.stream_time:.6f}", f"{frame.captured:.6f}",
+                 f"{frame.captured + latency:.6f}", f"{1000 * latency:.3f}")
         self.writer.put((frame.name, frame.image, out, wall, note_text, max(frame.captured - self.epoch, 0.0), extra,
                          self.status() if self.writer.hook is not None else None))
         spent = time.perf_counter() - ready
