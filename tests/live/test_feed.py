@@ -94,3 +94,27 @@ def test_a_udp_stream_that_stops_is_reopened_and_counted_then_lost_after_the_rec
         assert sum(restarted for _, restarted in taken) == 1  # the first frame after the reconnect says so
     finally:
         sender.stop()
+
+
+def test_a_chain_over_dropped_p_frames_keeps_only_the_newest_frames_intra_cells_but_an_i_frame_stays_intra():
+    from dvsnet.data.motion import MotionField, chain_fields
+    from dvsnet.live.feed import _as_dropped
+
+    rng = np.random.default_rng(0)
+    h, w = 30, 40
+
+    def p_frame() -> MotionField:  # a fifth of the cells intra (texture), the rest moving 0.5 cell right
+        intra = rng.random((h, w)) < 0.2
+        flow = np.zeros((2, h, w), np.float32)
+        flow[0][~intra] = 0.5
+        return MotionField(flow, intra, (h * BLOCK, w * BLOCK))
+
+    chained = p_frame()
+    for _ in range(8):  # eight frames dropped, each chained under the next
+        newest = p_frame()
+        chained = chain_fields(newest, _as_dropped(chained))
+    assert chained.intra_share == pytest.approx(newest.intra_share, abs=0.02)  # not the union (~0.87)
+    inner = chained.flow[0, 5:-5, 5:-10][~chained.intra[5:-5, 5:-10]]
+    assert np.median(inner) == pytest.approx(4.5, abs=0.3)  # nine steps of 0.5 cell
+    i_frame = MotionField(np.zeros((2, h, w), np.float32), np.ones((h, w), bool), (h * BLOCK, w * BLOCK))
+    assert chain_fields(p_frame(), _as_dropped(i_frame)).intra_share == 1.0  # a cut stays a cut
