@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 from pathlib import Path
 
@@ -37,7 +38,8 @@ from dvsnet.provenance import describe_machine, set_threads, versions
 
 HERE = Path(__file__).resolve().parent
 CANDIDATES = (("torch fp32", "torch", "fp32"), ("onnxruntime fp32", "onnxruntime", "fp32"),
-              ("torch bf16", "torch", "bf16"), ("onnxruntime int8", "onnxruntime", "int8"))
+              ("torch bf16", "torch", "bf16"), ("onnxruntime int8", "onnxruntime", "int8"),
+              ("auto (default)", "auto", "auto"))  # what the defaults run here: dvsnet.auto_precision
 POINTS = (("per-frame", "always"), ("balanced", "dn:0.95"), ("high-speed", "dn:0.8"))
 WARMUP = 3
 
@@ -53,8 +55,13 @@ def main() -> None:
     parser.add_argument("--segmenter", default="fast")
     parser.add_argument("--out", type=Path, default=Path("results/bench_backends.json"))
     parser.add_argument("--markdown", type=Path, default=HERE / "report" / "backends.md")
+    parser.add_argument("--points", default=",".join(p for p, _ in POINTS),
+                        help="operating points to run (default: per-frame,balanced,high-speed)")
     args = parser.parse_args()
-    command = "PYTHONPATH=src python benchmarks/bench_backends.py " + " ".join(sys.argv[1:])
+    points = tuple(p for p in POINTS if p[0] in args.points.split(","))
+    forced = os.environ.get("DVSNET_NATIVE_BF16")  # a machine of the other kind, faked (docs/speed.md)
+    command = (f"DVSNET_NATIVE_BF16={forced} " if forced else "") + \
+        "PYTHONPATH=src python benchmarks/bench_backends.py " + " ".join(sys.argv[1:])
     candidates = [c for c in CANDIDATES if c[2] != "bf16" or native_bf16()]
     snippets = load_snippets(args.data, "val", all_frames=True, max_snippets=max(args.snippets, args.snippets_large))
     native = snippets[0].frames[0].shape[:2]
@@ -66,13 +73,14 @@ def main() -> None:
         for size in (parse_size(s) for s in args.sizes.split(",")):
             count = args.snippets if size == native else args.snippets_large
             frames, labels = resized(snippets[:count], size, native)
-            rows += measure(frames, labels, candidates, args.segmenter, size, threads)
+            rows += measure(frames, labels, candidates, args.segmenter, size, threads, points)
             loads.append(describe_machine()["load_average_1m"])
             print_rows([r for r in rows if r["threads"] == threads and r["size"] == list(size)])
             # written after each block: a run cut short keeps what it measured
             result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                       "command": command, "data": args.data, "segmenter": args.segmenter,
-                      "native_bf16": native_bf16(), "load_average_1m_after_each_block": loads,
+                      "native_bf16": native_bf16(),
+                      "native_bf16_forced": os.environ.get("DVSNET_NATIVE_BF16"), "load_average_1m_after_each_block": loads,
                       "versions": {**versions(), "onnxruntime": __import__("onnxruntime").__version__},
                       "machine": describe_machine(), "rows": rows}
             write_json_atomic(args.out, result)
@@ -94,11 +102,12 @@ def resized(snippets, size: tuple[int, int], native: tuple[int, int]) -> tuple[l
     return frames, labels
 
 
-def measure(frames, labels, candidates, segmenter: str, size: tuple[int, int], threads: int) -> list[dict]:
+def measure(frames, labels, candidates, segmenter: str, size: tuple[int, int], threads: int,
+            points: tuple = POINTS) -> list[dict]:
     """One row per (candidate, point): ms per frame, mIoU, label agreement with torch fp32 per-frame."""
     pipes = {(name, point): DVSNet(segmenter=segmenter, policy=policy, grid=(1, 1), max_key_age=0,
                                    backend=backend, precision=precision)
-             for name, backend, precision in candidates for point, policy in POINTS}
+             for name, backend, precision in candidates for point, policy in points}
     for frame in frames[0][:WARMUP]:
         for pipe in pipes.values():
             pipe.step(frame)
@@ -126,8 +135,8 @@ def measure(frames, labels, candidates, segmenter: str, size: tuple[int, int], t
     for (name, point), pipe in pipes.items():
         ms = 1000 * seconds[(name, point)] / count
         own_ms = 1000 * seconds[(name, "per-frame")] / count
-        rows.append({"candidate": name, "backend": pipe.backend, "precision": pipe.precision, "point": point,
-                     "policy": dict(POINTS)[point], "size": list(size), "threads": threads, "frames": count,
+        rows.append({"candidate": name, "backend": pipe.backend, "backend_choice": pipe.backend_choice, "precision": pipe.precision, "point": point,
+                     "policy": dict(points)[point], "size": list(size), "threads": threads, "frames": count,
                      "ms": ms, "speed_vs_torch_fp32": base_ms / ms, "speed_vs_own_per_frame": own_ms / ms,
                      "miou": mean_iou(matrices[(name, point)]),
                      "agreement_vs_torch_fp32": float(np.mean(agree[(name, point)])),
@@ -148,7 +157,9 @@ def markdown(result: dict) -> str:
     lines = [
         (f"Measured {result['date']} by `{result['command']}` on {machine['cpu']} ({machine['usable_cores']} usable "
         f"cores, 1-min load average after each size {result['load_average_1m_after_each_block']}), torch {result['versions']['torch']}, "
-        f"onnxruntime {result['versions']['onnxruntime']}; native bf16: {result['native_bf16']}. Speed = torch eager "
+        f"onnxruntime {result['versions']['onnxruntime']}; native bf16: {result['native_bf16']}"
+        f"{' (DVSNET_NATIVE_BF16=' + result['native_bf16_forced'] + ')' if result.get('native_bf16_forced') else ''}"
+        ". Speed = torch eager "
         "fp32 per-frame ms / the row's ms (same size, threads and run); agreement = share of pixels whose label "
         "equals torch fp32 per-frame's; mIoU over every frame 0..19 of the snippets (synthetic val; 512x1024 = "
         "upscaled 256x512 frames and labels)."),
@@ -158,7 +169,8 @@ def markdown(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
-        lines.append(f"| {r['size'][0]}x{r['size'][1]} | {r['threads']} | {r['backend']} | {r['precision']} | "
+        auto = " (auto)" if r["candidate"].startswith("auto") else ""
+        lines.append(f"| {r['size'][0]}x{r['size'][1]} | {r['threads']} | {r['backend']}{auto} | {r['precision']} | "
                      f"{r['point']} ({r['policy']}) | {r['frames']} | {r['ms']:.1f} | {r['speed_vs_torch_fp32']:.2f}x | "
                      f"{r['speed_vs_own_per_frame']:.2f}x | {100 * r['miou']:.2f} | "
                      f"{100 * r['agreement_vs_torch_fp32']:.2f} | {100 * r['segmented_share']:.0f}% |")

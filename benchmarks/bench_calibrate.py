@@ -81,7 +81,7 @@ def compare(results: list[dict], labels: list[str]) -> dict:
         "temporal_consistency": {label: r["temporal_consistency"]["dvsnet"] for label, r in rows.items()},
         "temporal_consistency_per_frame": first["temporal_consistency"]["per_frame"],
         "flicker_ceiling": first["flicker_ceiling"],
-        "rows": {label: {k: r[k] for k in ("pixel_agreement", "speedup", "regions_segmented", "fps", "fps_per_frame")}
+        "rows": {label: {k: r[k] for k in ("pixel_agreement", "speedup", "seg_share", "fps", "fps_per_frame")}
                  for label, r in rows.items()},
     }
 
@@ -110,7 +110,7 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {clip} | per-frame | 100.0% | 1.00x | 100.0% | {100 * c['temporal_consistency_per_frame']:.1f}% |")
         for label, row in c["rows"].items():
             lines.append(f"| {clip} | {label} | {100 * row['pixel_agreement']:.1f}% | {row['speedup']:.2f}x | "
-                         f"{100 * row['regions_segmented']:.1f}% | {100 * c['temporal_consistency'][label]:.1f}% |")
+                         f"{100 * row['seg_share']:.1f}% | {100 * c['temporal_consistency'][label]:.1f}% |")
         lines.append(f"| {clip} | flicker ceiling | {100 * c['flicker_ceiling']:.1f}% | | | |")
     lines += ["", "| held-out clip | fixed:L | its speed-up | fixed agreement | calibrated DN at that speed-up | difference |",
               "|---|---|---|---|---|---|"]

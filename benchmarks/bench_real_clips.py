@@ -123,7 +123,7 @@ def markdown(clips: list[dict]) -> str:
             lines.append(
                 f"| {clip['name']} {c['frame_size']} | {r['frames']} | {c['policy']} {c['grid']} {cap} "
                 f"| {pct(r['pixel_agreement'])} ({pct(r['pixel_agreement_min'])}) | {versus} "
-                f"| {r['speedup']:.2f}× | {pct(r['regions_segmented'])} "
+                f"| {r['speedup']:.2f}× | {pct(r['seg_share'])} "
                 f"| {pct(r['temporal_consistency']['dvsnet'])} | {pct(r['temporal_consistency']['per_frame'])} "
                 f"| {pct(r['flicker_ceiling'])} |")
     lines.append("")

@@ -11,7 +11,7 @@ fps: per-frame (always) and warp-only (dn:0) speed are measured first; then for 
 0.7x warp-only, dn:fps=F runs --seconds seconds of pipeline time (F·seconds frames); the rate per second
 of pipeline time (frames finished in each second) gives the median and the worst second after the first
 5 s. agree: the reference (always, grid 1x1), every fixed dn:T of --thresholds and dn:agree=A run
-interleaved frame by frame on --agree-frames frames (dvsnet.evaluate.run_interleaved, 5 warm-up frames);
+interleaved frame by frame on --agree-frames frames (dvsnet.runner.run_interleaved, its 5 warm-up frames);
 agreement = mean over frames of the share of pixels equal to the reference's (evaluate's
 pixel_agreement); speed-up = reference pipeline time / the run's. Writes results/targets.json and the
 plot docs/targets.png.
@@ -28,17 +28,17 @@ import numpy as np
 
 from dvsnet import DVSNet
 from dvsnet.atomic import write_json_atomic
+from dvsnet.config import PipelineConfig
 from dvsnet.control import AgreementTarget, FpsTarget
 from dvsnet.data.synthetic.render import render_sequence
-from dvsnet.evaluate import run_interleaved
 from dvsnet.models import load_decision_net
 from dvsnet.provenance import describe_machine, set_threads, versions
+from dvsnet.runner import Clip, run_interleaved
 
 SIZE = (256, 512)
 
 # the regions docs/targets.md measured: 2x2 without a key-age cap (the defaults then), eager fp32 torch
 MEASURED = {"grid": (2, 2), "max_key_age": 0, "backend": "torch", "precision": "fp32"}
-TORCH_FP32 = {"backend": "torch", "precision": "fp32"}
 
 def motion_clip(frames: int, speed: float, seed: int = 3) -> list[np.ndarray]:
     """`frames` H×W×3 uint8 frames: still, then a pan back and forth at `speed` px/frame, then still."""
@@ -72,11 +72,8 @@ class TracedAgreement(Traced, AgreementTarget):
 
 
 def speed(policy: str, frames: list[np.ndarray]) -> float:
-    pipe = DVSNet(policy=policy, **MEASURED)
-    for frame in frames[:3]:
-        pipe.step(frame)
-    seconds = sum(pipe.step(frame).timings["total"] for frame in frames[3:])
-    return (len(frames) - 3) / seconds
+    """fps of `policy` on `frames` after the runner's warm-up."""
+    return run_interleaved([Clip(frames)], [DVSNet(policy=policy, **MEASURED)]).runs[0].figures()["fps"]
 
 
 def per_second(totals: list[float]) -> list[int]:
@@ -101,7 +98,7 @@ def run_fps(target: float, seconds: float, speed_px: float, dn) -> dict:
         "median_per_second": float(np.median(rates)), "worst_second_after_5s": min(after),
         "seconds_within_10pct": float(np.mean([abs(r - target) <= 0.1 * target for r in rates])),
         "per_second": rates, "notes": notes,
-        "regions_segmented": float(np.mean([p.count("seg") / len(p) for _, _, p, _ in policy.trace])),
+        "seg_share": float(np.mean([p.count("seg") / len(p) for _, _, p, _ in policy.trace])),
         "threshold": [th for th, _, _, _ in policy.trace], "totals": totals,
     }
 
@@ -112,18 +109,16 @@ def run_agreement(targets: list[float], thresholds: list[float], frames: list[np
         policy = TracedAgreement(target, dn, note=print)
         policy.trace = []
         policies.append(policy)
-    reference = DVSNet(policy="always", grid=(1, 1), **TORCH_FP32)
-    pipes = [DVSNet(policy=f"dn:{t:g}", **MEASURED) for t in thresholds] + [DVSNet(policy=p, **MEASURED)
-                                                                             for p in policies]
-    runs = run_interleaved(frames, [reference, *pipes], warmup_frames=5)
-    (ref_labels, ref_stats), runs = runs[0], runs[1:]
+    config = PipelineConfig(**MEASURED)
+    reference = DVSNet.from_config(config.per_frame())
+    pipes = [DVSNet.from_config(config.replace(policy=p)) for p in [f"dn:{t:g}" for t in thresholds] + policies]
+    run = run_interleaved([Clip(frames)], pipes, reference=reference)
     rows = []
-    for pipe, (labels, stats) in zip(pipes, runs):
-        per_frame = [float((a == b).mean()) for a, b in zip(labels, ref_labels)]
-        rows.append({"policy": repr(pipe.policy), "agreement": float(np.mean(per_frame)),
-                     "speedup": ref_stats.pipeline_seconds / stats.pipeline_seconds,
-                     "fps": stats.frames / stats.pipeline_seconds, "regions_segmented": stats.figures()["seg_share"],
-                     "per_frame_agreement": per_frame})
+    for pipe, measured in zip(pipes, run.runs):
+        figures = measured.figures()
+        rows.append({"policy": repr(pipe.policy), "agreement": measured.agreement, "speedup": run.speedup(measured),
+                     "fps": figures["fps"], "seg_share": figures["seg_share"],
+                     "per_frame_agreement": [r.agreement for r in measured.frames]})
     fixed = rows[: len(thresholds)]
     for row, policy in zip(rows[len(thresholds):], policies):
         trace = policy.trace[-len(frames):]  # without the warm-up frames
@@ -134,7 +129,7 @@ def run_agreement(targets: list[float], thresholds: list[float], frames: list[np
         best = max(reaching, key=lambda r: r["speedup"]) if reaching else None
         row["best_fixed_reaching_it"] = None if best is None else {k: best[k] for k in ("policy", "agreement", "speedup")}
         row["target"] = policy.target
-    return {"frames": len(frames), "reference_fps": ref_stats.frames / ref_stats.pipeline_seconds, "rows": rows}
+    return {"frames": len(frames), "reference_fps": run.reference.figures()["fps"], "rows": rows}
 
 
 def plot(fps_run: dict, agree_row: dict, path: Path) -> None:
@@ -195,7 +190,7 @@ def main() -> int:
     agreement = run_agreement(args.agreements, args.thresholds, motion_clip(args.agree_frames, args.speed), dn)
     for row in agreement["rows"]:
         print(f"{row['policy']}: agreement {100 * row['agreement']:.2f}%, speed-up {row['speedup']:.2f}x, "
-              f"{100 * row['regions_segmented']:.0f}% segmented"
+              f"{100 * row['seg_share']:.0f}% segmented"
               + (f"; best fixed reaching it: {row['best_fixed_reaching_it']}" if "target" in row else ""))
     record = {"size": f"{SIZE[0]}x{SIZE[1]}", "speed_px_per_frame": args.speed, "per_frame_fps": per_frame,
               "warp_only_fps": warp_only, "fps_runs": fps_runs, "agreement": agreement,

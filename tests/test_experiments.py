@@ -118,6 +118,13 @@ def test_a_csv_of_the_old_columns_reads_and_resumes(tmp_path):
     assert PlannedRow(PipelineConfig(policy="dn:0.92", grid=(2, 2)), 512).key == rows[1].key
     ex.write_rows(tmp_path / "again.csv", rows)  # rewritten on resume: the new columns empty
     assert ex.read_rows(tmp_path / "again.csv") == rows
+    assert rows[1].warp_share == 0.5 and "workload_saved" not in (tmp_path / "again.csv").read_text()
+
+
+def test_workload_saved_of_an_old_csv_reads_as_warp_share(tmp_path):
+    (tmp_path / "sweep.csv").write_text("key,segmenter,flow,policy,grid,overlap,miou,fps,snippets,frame_size,data,"
+                                        "workload_saved\nk,fast,dis,dn:0.9,2x2,16,0.6,20,2,256x512,d,0.75\n")
+    assert ex.read_rows(tmp_path / "sweep.csv")[0].warp_share == 0.75
 
 
 def test_planned_rows_record_the_whole_pipeline_config():

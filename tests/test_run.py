@@ -17,6 +17,7 @@ def frame_folder(tmp_path):
     return folder
 
 
+@pytest.mark.backends
 def test_segment_video_writes_a_run_folder(frame_folder, tmp_path):
     config = PipelineConfig(segmenter=ColourSegmenter(), policy="fixed:3", grid=(2, 2))
     run_dir, summary = segment_video(frame_folder, config, output=tmp_path / "runs",

@@ -18,10 +18,9 @@ from dvsnet.errors import DvsnetError
 from dvsnet.models import load_segmenter
 from dvsnet.pipeline import DVSNet, FrameResult
 from dvsnet.policies import parse_policy
+from dvsnet.provenance import __version__ as __version__
 from dvsnet.run import segment_video
 from dvsnet.stats import RunStats
-
-__version__ = "0.1.0"
 
 __all__ = ["DVSNet", "DvsnetError", "FrameResult", "PipelineConfig", "RunStats", "load_segmenter", "parse_policy",
            "read_frames", "segment_video"]

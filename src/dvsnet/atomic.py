@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dvsnet.errors import DvsnetError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -40,18 +42,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    """Write `data` to `path` atomically; a failure (no such folder, no space, no permission) is one
+    DvsnetError line naming the file, and the old file, if any, is left as it was."""
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:
+        raise DvsnetError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write `text` (UTF-8) to `path` atomically."""
+    """Write `text` (UTF-8) to `path` atomically (errors as write_bytes_atomic)."""
     write_bytes_atomic(path, text.encode())
 
 
 def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
-    """Write `obj` as indented JSON (UTF-8, trailing newline) to `path` atomically."""
+    """Write `obj` as indented JSON (UTF-8, trailing newline) to `path` atomically (errors as
+    write_bytes_atomic): the one JSON writer of the package."""
     write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 

@@ -35,6 +35,8 @@ from dvsnet.errors import DvsnetError
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+BACKEND_ENV, PRECISION_ENV = "DVSNET_BACKEND", "DVSNET_PRECISION"  # pin what "auto" means (`pinned`)
+NATIVE_BF16_ENV = "DVSNET_NATIVE_BF16"  # 0 / 1: what `native_bf16` says, whatever the CPU
 CACHE_FORMAT = 1  # bumped when what goes into a cached graph changes
 # the code that makes a cached graph: its digest is in every cached graph's name, so an upgrade of dvsnet that
 # changes a network's forward or its export never runs a graph exported by the code before
@@ -57,8 +59,27 @@ def cpu_flags() -> frozenset[str]:
 
 def native_bf16() -> bool:
     """Whether the CPU computes bf16 in hardware (x86 AVX-512 BF16 or AMX-BF16, ARM BF16); elsewhere
-    torch emulates it, many times slower than fp32."""
+    torch emulates it, many times slower than fp32. DVSNET_NATIVE_BF16=0 or 1 overrides what the CPU says
+    (to test or run a machine as if it were of the other kind)."""
+    forced = os.environ.get(NATIVE_BF16_ENV)
+    if forced is not None:
+        if forced not in ("0", "1"):
+            raise DvsnetError(f"{NATIVE_BF16_ENV} must be 0 or 1, not {forced!r}")
+        return forced == "1"
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def pinned(backend: str, precision: str) -> tuple[str, str]:
+    """What the defaults (backend and precision both "auto") mean where DVSNET_BACKEND / DVSNET_PRECISION are
+    set: one switch that pins what every default pipeline of the process (and its workers) runs, e.g. to run
+    the whole test suite on one backend. A backend or precision given explicitly keeps the pair as given."""
+    for name, valid in ((BACKEND_ENV, BACKENDS), (PRECISION_ENV, PRECISIONS)):
+        value = os.environ.get(name)
+        if value is not None and value not in valid:
+            raise DvsnetError(f"{name}={value!r} is not one of {', '.join(valid)}")
+    if (backend, precision) != ("auto", "auto"):
+        return backend, precision
+    return os.environ.get(BACKEND_ENV) or backend, os.environ.get(PRECISION_ENV) or precision
 
 
 def cache_dir() -> Path:
@@ -69,6 +90,7 @@ def cache_dir() -> Path:
 def resolve(backend: str, precision: str, device: torch.device) -> tuple[str, str]:
     """(backend, precision) that will run, from the configured ones ("auto" resolved) on `device`;
     DvsnetError (one line) for a combination that cannot run here."""
+    backend, precision = pinned(backend, precision)
     if backend not in BACKENDS:
         raise DvsnetError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
@@ -214,33 +236,6 @@ def load_backend_segmenter(spec: Any, backend: str, precision: str, device: torc
     segmenter = load_onnx(cached_graph(spec, precision), device)
     segmenter.backend, segmenter.precision = backend, precision
     return segmenter
-
-
-def load_pipeline_segmenter(spec: Any, backend: str, precision: str, device: str | torch.device
-                            ) -> tuple[Any, str, str]:
-    """(segmenter, backend, precision) for a pipeline: our segmenters (a name or .safetensors) on the
-    resolved backend and precision; anything else (an .onnx / .pt2 file, a module or callable, a segmenter
-    this function made before) as it is, with the backend and precision it runs at. DvsnetError (one line)
-    for a combination that cannot run, or a bf16 / int8 request for a segmenter that is not ours."""
-    from dvsnet.devices import pick_device
-    from dvsnet.models import ExternalSegmenter, load_segmenter
-
-    device = pick_device(device) if isinstance(device, str) else device
-    if is_ours(spec):
-        backend, precision = resolve(backend, precision, device)
-        return load_backend_segmenter(spec, backend, precision, device), backend, precision
-    if backend not in BACKENDS or precision not in PRECISIONS:
-        resolve(backend, precision, device)  # its one-line error
-    if getattr(spec, "backend", None) and getattr(spec, "precision", None):  # made here before: reused
-        segmenter = spec
-    else:
-        if precision in ("bf16", "int8"):
-            raise DvsnetError(f"--precision {precision} applies to dvsnet's own segmenters (a name or a .safetensors "
-                              "file); export yours to ONNX and quantise it, or run it in fp32")
-        segmenter = load_segmenter(spec, device)
-    onnx = isinstance(segmenter, ExternalSegmenter) and hasattr(segmenter, "providers")
-    return (segmenter, getattr(segmenter, "backend", "onnxruntime" if onnx else "torch"),
-            getattr(segmenter, "precision", "fp32"))
 
 
 class OnnxDecisionNet:

@@ -25,7 +25,6 @@ backend, each video is run by dvsnet.run.segment_video on a pipeline that is res
 """
 from __future__ import annotations
 
-import copy
 import csv
 import dataclasses
 import datetime
@@ -47,7 +46,7 @@ from tqdm import tqdm
 from dvsnet.atomic import slug, write_json_atomic, write_text_atomic
 from dvsnet.config import PipelineConfig
 from dvsnet.data.labels import classes_of
-from dvsnet.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, _is_glob, natural_key
+from dvsnet.data.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_glob, natural_key
 from dvsnet.errors import DvsnetError
 from dvsnet.outputs import check_writes
 from dvsnet.pipeline import DVSNet
@@ -122,7 +121,7 @@ def batch_sources(sources: list[str]) -> list[str] | None:
     if len(sources) == 1:
         (source,) = sources
         if not _is_list(source):
-            images, videos = (_glob_files(source) if _is_glob(source) else
+            images, videos = (_glob_files(source) if is_glob(source) else
                               _folder_files(source) if os.path.isdir(source) else ([], []))
             if images or not videos:
                 return None
@@ -134,7 +133,7 @@ def batch_sources(sources: list[str]) -> list[str] | None:
         if _is_list(source):
             items += read_list(source)
             continue
-        images, videos = (_glob_files(source) if _is_glob(source) else
+        images, videos = (_glob_files(source) if is_glob(source) else
                           _folder_files(source) if os.path.isdir(source) else ([], []))
         items += videos if videos and not images else [source]
     if not items:
@@ -184,20 +183,7 @@ def _figures(summary: dict[str, Any]) -> Row:
     return {name: summary.get(name) for name in FIGURES}
 
 
-class ReusedPipeline:
-    """One pipeline for many videos: the networks loaded once, and for each video the pipeline reset
-    and its policy a fresh copy of the one first built (a policy may learn from every frame,
-    dvsnet.control), so each video is segmented as if it were the only one."""
-
-    def __init__(self, pipe: DVSNet) -> None:
-        self.pipe, self._policy = pipe, copy.deepcopy(pipe.policy)
-
-    def next_video(self) -> DVSNet:
-        self.pipe.policy = copy.deepcopy(self._policy)
-        return self.pipe
-
-
-def segment_one(source: str, options: BatchOptions, output: str | Path, pipe: ReusedPipeline | None = None,
+def segment_one(source: str, options: BatchOptions, output: str | Path, pipe: DVSNet | None = None,
                 note: Note = _stderr) -> Row:
     """Segment one video of a batch into a new run folder under `output`; returns its batch row. Never
     raises for the video's own failures (status "failed" with the one-line error); Ctrl-C gives status
@@ -208,7 +194,7 @@ def segment_one(source: str, options: BatchOptions, output: str | Path, pipe: Re
         run_dir, summary = segment_video(
             source, options.config, output=output, writes=options.writes, resize=options.resize,
             stride=options.stride, max_frames=options.max_frames, progress=False, prefix=run_prefix(source),
-            note=note, pipe=None if pipe is None else pipe.next_video(),
+            note=note, pipe=pipe,
             extra={"batch": {"source": source, "options": options.record()}}, flow_fallback=options.flow_fallback)
         row.update(status="complete", run=run_dir.name, **_figures(summary), error="")
     except KeyboardInterrupt:
@@ -342,10 +328,9 @@ def default_workers(videos: int) -> int:
 def _run_here(todo: list[str], options: BatchOptions, output: Path, pipe: DVSNet, threads: int | None,
               done: Callable[[Row], None], started: Callable[[str], None], note: Note) -> None:
     set_threads(threads)
-    reused = ReusedPipeline(pipe)
     for source in todo:
         started(source)
-        row = segment_one(source, options, output, reused, note)
+        row = segment_one(source, options, output, pipe, note)
         done(row)
         if row["status"] == "interrupted":
             raise KeyboardInterrupt
@@ -369,7 +354,7 @@ def _worker_main(tasks: Any, results: Any, stop: Any, options: BatchOptions, out
     tqdm.set_lock(threading.RLock())
     set_threads(threads)
     try:
-        pipe = ReusedPipeline(DVSNet.from_config(options.config))
+        pipe = DVSNet.from_config(options.config)
     except Exception as exc:  # noqa: BLE001 (reported by the parent, which checked the config already)
         results.put(("dead", os.getpid(), _one_line(exc)))
         return
@@ -458,7 +443,7 @@ class _RayWorker:
     def __init__(self, options: BatchOptions, output: str, threads: int) -> None:
         set_threads(threads)
         self.options, self.output = options, output
-        self.pipe = ReusedPipeline(DVSNet.from_config(options.config))
+        self.pipe = DVSNet.from_config(options.config)
 
     def run(self, source: str) -> Row:
         return segment_one(source, self.options, self.output, self.pipe)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dvsnet.digest import file_digest
 from dvsnet.errors import DvsnetError
+from dvsnet.models.weights import same_segmenter  # noqa: F401  pipeline.py's import; owned by models.weights
+from dvsnet.regions import STITCH_MODES
 
-STITCH_MODES = ("max-logit", "core")
 AUTO_GRID = "auto"
 # grid "auto" cuts a frame into regions of about the paper's size (§4.5: a 2x2 grid on 1024x2048 Cityscapes
 # frames, 512x1024 px regions): smaller regions lose the context the segmenter needs. On frames up to 512 px
@@ -70,33 +70,6 @@ def describe(part: Any) -> str | None:
     if type(part).__repr__ is not object.__repr__:
         return repr(part)
     return type(part).__name__
-
-
-def segmenter_identity(spec: Any) -> str:
-    """What a calibrated decision network records of its segmenter: a shipped name or a file with the hash
-    of its contents ("fast:1a2b3c4d5e6f", "model.onnx:..."), or an object's class name."""
-    if not isinstance(spec, (str, Path)):
-        return type(spec).__name__
-    from dvsnet.models import SEGMENTERS
-    from dvsnet.models.weights import shipped_path
-
-    text = str(spec)
-    path = shipped_path(text) if text in SEGMENTERS else Path(text)
-    if not path.is_file():
-        return text
-    name = text if text in SEGMENTERS else path.name
-    return f"{name}:{file_digest(path, 12)}"
-
-
-def same_segmenter(recorded: str, spec: Any) -> bool:
-    """Whether a DN calibrated for `recorded` (segmenter_identity) suits the segmenter `spec`: the same
-    weights (hash) when both are files; objects from the Python API are taken on trust."""
-    if not isinstance(spec, (str, Path)):
-        return True
-    current = segmenter_identity(spec)
-    if ":" in recorded and ":" in current:
-        return recorded.rsplit(":", 1)[1] == current.rsplit(":", 1)[1]
-    return recorded == current
 
 
 @dataclass(frozen=True)
@@ -175,6 +148,12 @@ class PipelineConfig:
         from dvsnet.policies import DecisionNetwork
 
         return DN_MAX_KEY_AGE if type(policy) is DecisionNetwork else None
+
+    def per_frame(self) -> PipelineConfig:
+        """The per-frame reference of this configuration, the one every speed-up and agreement is measured
+        against (docs/design.md §5, dvsnet.runner): the same segmenter on every whole frame (policy "always",
+        grid 1x1, no overlap, no decision network) on the same backend, precision and device."""
+        return self.replace(policy="always", grid=(1, 1), overlap=None, dn=None)
 
     def replace(self, **changes: Any) -> PipelineConfig:
         """A copy with some fields changed (dataclasses.replace)."""

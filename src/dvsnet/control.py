@@ -9,7 +9,7 @@
                 segmentation and pays overspent time back within a quarter of a second.
     dn:agree=A  hold the DN's predicted agreement with per-frame output at A, segmenting as few regions as
                 that allows, lowest DN score first. A frame's predicted agreement (the definition
-                dvsnet.calibrate.threshold_table uses) is
+                of calibration tables, dvsnet.calibration_table.predicted_agreement) is
                     P = Σ_r w_r · (1 if r is segmented else s_r + bias)    (w_r: share of the frame's cells)
                 At most every CHECK_EVERY frames, on a frame that segments some regions anyway (or
                 after 4·CHECK_EVERY frames without one), one region about to warp joins their batch
@@ -18,24 +18,23 @@
 
 Either way the frame's threshold T is the DN score of the first region left to warp (regions scoring
 >= T warp, as for dn:T), so frames.csv and summary.json record it. Both start from the DN's calibration
-table (calibration.json beside a DN from `dvsnet calibrate`) when it has one: the starting threshold, and
+table (dvsnet.calibration_table: calibration.json beside a DN from `dvsnet calibrate`) when it has one: the
+starting threshold, and
 for agree the DN's bias on the held-out clips. A target the run cannot reach is said once (a `note:` line
 on stderr), and the run goes on at the nearest point it can reach (warp everything; segment everything).
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from dvsnet.errors import DvsnetError
+from dvsnet.calibration_table import CalibrationTable, predicted_agreement
 from dvsnet.policies import Decision, DecisionNetwork, RegionBatch
 from dvsnet.regions import core_shares
 
@@ -49,34 +48,6 @@ WARM_UP_FRAMES = 2  # frames a controller does not learn from: the first calls o
 
 def print_note(message: str) -> None:
     print(f"note: {message}", file=sys.stderr)
-
-
-def read_calibration(dn_file: str | Path | None) -> list[dict[str, Any]] | None:
-    """The `thresholds` rows of the calibration.json beside the DN file `dn_file` (written by `dvsnet
-    calibrate` for those weights), or None when there is none (a shipped DN, a DN from `dvsnet train dn`)."""
-    if dn_file is None or not str(dn_file).endswith(".safetensors"):
-        return None
-    path = Path(dn_file).with_name("calibration.json")
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DvsnetError(f"cannot read the calibration table {path}: {exc}") from None
-    if record.get("weights") not in (None, Path(dn_file).name):
-        return None  # the table of other weights in the same folder
-    rows = record.get("thresholds") or None
-    return sorted(rows, key=lambda row: row["threshold"]) if rows else None
-
-
-def table_threshold(table: list[dict[str, Any]], column: str, target: float, *,
-                    reaching: Callable, otherwise: Callable) -> float:
-    """`reaching` (min or max) of the thresholds of the rows whose `column` >= target; with none, `otherwise`
-    of all the table's thresholds; START_THRESHOLD without a table."""
-    if not table:
-        return START_THRESHOLD
-    good = [row["threshold"] for row in table if row[column] >= target]
-    return reaching(good) if good else otherwise(row["threshold"] for row in table)
 
 
 def threshold_segmenting(scores: torch.Tensor, count: int) -> float:
@@ -93,18 +64,23 @@ class ThresholdController(DecisionNetwork):
 
     target_name = ""
 
-    def __init__(self, target: float, net: nn.Module | None = None, *, table: list[dict[str, Any]] | None = None,
+    def __init__(self, target: float, net: nn.Module | None = None, *, table: CalibrationTable | None = None,
                  note: Callable[[str], None] = print_note):
-        super().__init__(self.start_threshold(target, table or []), net)
+        super().__init__(self.start_threshold(target, table or CalibrationTable(())), net)
         self.target, self.table, self.note = target, table, note
         self._said: set[str] = set()
         self._streak = {"low": 0, "high": 0}
 
-    def start_threshold(self, target: float, table: list[dict[str, Any]]) -> float:
+    def start_threshold(self, target: float, table: CalibrationTable) -> float:
         return START_THRESHOLD
 
+    def reset(self) -> None:
+        """Back to the state before the first frame (DVSNet.reset: a new video): what was learnt is
+        forgotten, the starting threshold restored."""
+        self.__init__(self.target, self.net, table=self.table, note=self.note)
+
     def with_net(self, net: nn.Module, dn_file: str | None = None) -> ThresholdController:
-        table = self.table if self.table is not None else read_calibration(dn_file)
+        table = self.table if self.table is not None else CalibrationTable.read(dn_file)
         return type(self)(self.target, net, table=table, note=self.note)
 
     def decide(self, batch: RegionBatch) -> Decision:
@@ -160,9 +136,10 @@ class FpsTarget(ThresholdController):
         self._second = max(UNREACHABLE_FRAMES, math.ceil(fps))  # a limit is said after a second there
         self._seen = 0
 
-    def start_threshold(self, target: float, table: list[dict[str, Any]]) -> float:
+    def start_threshold(self, target: float, table: CalibrationTable) -> float:
         """The most accurate threshold of the table whose fps reaches F; else the fastest one."""
-        return table_threshold(table, "fps", target, reaching=max, otherwise=min)
+        found = table.threshold_where("fps", target, reaching=max, otherwise=min)
+        return START_THRESHOLD if found is None else found
 
     def frame_seconds(self, count: int, regions: int) -> float:
         """The model's time of a frame that segments `count` of `regions` regions and warps the others."""
@@ -220,18 +197,19 @@ class AgreementTarget(ThresholdController):
         self.weights: np.ndarray | None = None  # (R,) share of the frame of each region's cell
         self._frames = 0
 
-    def start_threshold(self, target: float, table: list[dict[str, Any]]) -> float:
+    def start_threshold(self, target: float, table: CalibrationTable) -> float:
         """The fastest threshold of the table whose measured agreement reaches A; else the most accurate."""
-        return table_threshold(table, "measured_agreement", target, reaching=min, otherwise=max)
+        found = table.threshold_where("measured_agreement", target, reaching=min, otherwise=max)
+        return START_THRESHOLD if found is None else found
 
     def _table_bias(self) -> float:
         """The DN's bias per warped region on the calibration clips, at the starting threshold: the gap
         between measured and predicted agreement over the share of regions warped there."""
-        row = next((r for r in self.table or [] if r["threshold"] == self.threshold), None)
-        warped = 1.0 - row.get("regions_segmented", 1.0) if row else 0.0
+        row = self.table.row_at(self.threshold) if self.table else None
+        warped = 1.0 - row.seg_share if row else 0.0
         if warped < 0.2:  # too few warped regions for the gap to say much
             return 0.0
-        return (row["measured_agreement"] - row["predicted_agreement"]) / warped
+        return (row.measured_agreement - row.predicted_agreement) / warped
 
     def segment_count(self, batch: RegionBatch, scores: torch.Tensor) -> int | None:
         if self.weights is None or len(self.weights) != len(scores):
@@ -274,7 +252,5 @@ class AgreementTarget(ThresholdController):
             self.weights = core_shares(result.regions)
         if result.restarted:
             return
-        expected = [1.0 if path == "seg" else min(max(score + self.bias, 0.0), 1.0)
-                    for path, score in zip(result.paths, result.scores)]
-        predicted = float(np.dot(self.weights, expected))
+        predicted = predicted_agreement(result.paths, result.scores, self.weights, self.bias)
         self.bank = min(max(self.bank + predicted - self.target, -0.5), 0.5)

@@ -7,8 +7,9 @@ and the confusion matrix accumulates on frame 19 (the annotated offset) against 
 synthetic set has them, real Cityscapes does not).
 
 Timing: a snippet's frames are decoded into memory before the clock starts, so fps = frames processed /
-summed pipeline time (each frame's `timings["total"]`), image decoding and file I/O excluded. Warm-up frames (the
-first frames of the first snippet, run once and then discarded with a reset) are excluded as well.
+summed pipeline time (each frame's `timings["total"]`), image decoding and file I/O excluded. Warm-up
+frames (the first frames of the first snippet, run once and then discarded with a reset) are excluded as
+well: the runner's one rule (dvsnet.runner).
 Other figures: the share of region-frames on each path ("seg" / "warp"), and the workload saved =
 1 - segmentation region calls / (regions × frames), i.e. the share of segmentation calls avoided
 relative to per-frame segmentation of every region (frame 0's key regions count as calls).
@@ -17,12 +18,11 @@ Units in the result dict: mIoU and IoU as fractions in [0, 1] (None for absent c
 frames/s, times in ms per frame.
 
 Without labels (`evaluate_video`, for a video file, a folder of frames or a glob): the reference is the
-same segmenter run on every frame (policy `always`, grid 1x1). The source is decoded into memory first;
-after the warm-up frames (run through every pipeline once, then a reset), the reference and each
-configuration step through the frames interleaved frame by frame, so load from other processes falls on
-all alike, and speedup = fps / fps_per_frame compares two timings of the same run. The measures
-(pixel agreement, mIoU against the reference, temporal consistency, flicker ceiling) are
-dvsnet.agreement's, computed after the timed run.
+configuration's `per_frame()` (the same segmenter on every whole frame). The source is decoded into memory
+first; the reference and each configuration then step through the frames interleaved frame by frame after
+the warm-up (dvsnet.runner.run_interleaved), so load from other processes falls on all alike, and speedup =
+fps / fps_per_frame compares two timings of the same run. The measures (pixel agreement, mIoU against the
+reference, temporal consistency, flicker ceiling) are dvsnet.agreement's, computed after the timed run.
 """
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ from dvsnet.agreement import CONSISTENCY_FLOW, measure_against_reference
 from dvsnet.config import PipelineConfig
 from dvsnet.data.labels import CLASS_NAMES, NUM_CLASSES
 from dvsnet.errors import DvsnetError
-from dvsnet.metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
+from dvsnet.metrics import iou_per_class, mean_iou, pixel_accuracy
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, versions
-from dvsnet.stats import RunStats
+from dvsnet.runner import WARMUP_FRAMES, Clip, InterleavedRun, PipelineRun, run_interleaved
 
 ANNOTATED_OFFSET = 19  # paper §4.1: the 20th frame of each 30-frame snippet is annotated
 DEFAULT_CONFIG = PipelineConfig()
@@ -113,47 +113,69 @@ def run_pipeline(
     pipe: DVSNet,
     *,
     all_frames: bool = False,
-    warmup_frames: int = 5,
+    warmup_frames: int = WARMUP_FRAMES,
     num_classes: int = NUM_CLASSES,
     progress: bool = False,
+    reference: DVSNet | None = None,
 ) -> dict[str, Any]:
-    """Run `pipe` over in-memory snippets with the §5 protocol; accuracy and speed figures.
+    """Run `pipe` over in-memory snippets with the §5 protocol (dvsnet.runner); accuracy and speed figures.
 
     Returns the measured part of the result dict: miou, iou_per_class, pixel_accuracy, the run's
-    RunStats figures (fps, ms_per_frame, stage_ms, seg_share, warp_share, workload_saved, ...: see
-    dvsnet.stats), snippets, scored_frames, and the accumulated confusion matrix (as nested lists).
+    RunStats figures (fps, ms_per_frame, stage_ms, seg_share, warp_share, ...: see dvsnet.stats and
+    PipelineRun.figures), snippets, scored_frames, and the accumulated confusion matrix (as nested lists). With a
+    `reference` (the per-frame pipeline, run interleaved with `pipe`): also ref_fps and speedup.
     """
+    return run_pipelines(snippets, [pipe], all_frames=all_frames, warmup_frames=warmup_frames,
+                         num_classes=num_classes, progress=progress, reference=reference)[1][0]
+
+
+def run_pipelines(
+    snippets: Iterable[Snippet],
+    pipes: Sequence[DVSNet],
+    *,
+    all_frames: bool = False,
+    warmup_frames: int = WARMUP_FRAMES,
+    num_classes: int = NUM_CLASSES,
+    progress: bool = False,
+    reference: DVSNet | None = None,
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(the reference's result or None, run_pipeline's result for each of `pipes`): all of them interleaved
+    frame by frame in one run over the snippets."""
     snippets = list(snippets)
     if not snippets:
         raise DvsnetError("nothing to evaluate: no snippets")
-    if warmup_frames > 0:
-        pipe.reset()
-        for frame in snippets[0].frames[:warmup_frames]:
-            pipe.step(frame)
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    stats = RunStats()
-    for snippet in tqdm(snippets, desc="evaluate", unit="snippet", disable=not progress, leave=False):
-        pipe.reset()
-        for offset, frame in enumerate(snippet.frames):
-            out = pipe.step(frame)
-            stats.add(out)
-            scored = all_frames or offset == len(snippet.frames) - 1
-            if scored and offset in snippet.labels:
-                matrix += confusion_matrix(snippet.labels[offset], np.asarray(out.labels), num_classes)
+    clips = [Clip(s.frames, labels={offset: labels for offset, labels in s.labels.items()
+                                    if all_frames or offset == len(s.frames) - 1}, name=s.name) for s in snippets]
+    run = run_interleaved(clips, pipes, reference=reference, warmup_frames=warmup_frames, num_classes=num_classes,
+                          progress=progress)
+    scored_frames = sum(len(s.labels) if all_frames else 1 for s in snippets)
+    results = []
+    for measured in ([] if reference is None else [run.reference]) + run.runs:
+        speed = {} if reference is None else {"ref_fps": run.reference.figures()["fps"],
+                                              "speedup": run.speedup(measured)}
+        figures = labelled_figures(measured, num_classes)
+        matrix = figures.pop("confusion_matrix")
+        results.append({**figures, **speed, "snippets": len(snippets), "scored_frames": scored_frames,
+                        "regions_per_frame": figures["region_frames"] / figures["frames"],
+                        "confusion_matrix": matrix})
+    return (results.pop(0) if reference is not None else None), results
+
+
+def labelled_figures(run: PipelineRun, num_classes: int) -> dict[str, Any]:
+    """A run's accuracy against the labels (miou, iou_per_class, classes_present, pixel_accuracy,
+    confusion_matrix) and its RunStats figures, restarts left out (every snippet starts over)."""
+    matrix = run.confusion if run.confusion is not None else np.zeros((num_classes,) * 2, np.int64)
     iou = iou_per_class(matrix)
     names = CLASS_NAMES if num_classes == len(CLASS_NAMES) else tuple(str(c) for c in range(num_classes))
     miou = mean_iou(matrix)
-    figures = stats.figures()
-    del figures["restarts"]  # every snippet starts over: nothing to learn from the list
+    figures = run.figures()
+    del figures["restarts"]
     return {
         "miou": None if np.isnan(miou) else miou,
         "iou_per_class": {name: (None if np.isnan(v) else float(v)) for name, v in zip(names, iou)},
         "classes_present": int((~np.isnan(iou)).sum()),
         "pixel_accuracy": pixel_accuracy(matrix),
         **figures,
-        "snippets": len(snippets),
-        "scored_frames": sum(len(s.labels) if all_frames else 1 for s in snippets),
-        "regions_per_frame": figures["region_frames"] / figures["frames"],
         "confusion_matrix": matrix.tolist(),
     }
 
@@ -165,7 +187,7 @@ def evaluate(
     split: str = "val",
     all_frames: bool = False,
     max_snippets: int | None = None,
-    warmup_frames: int = 5,
+    warmup_frames: int = WARMUP_FRAMES,
     snippets: list[Snippet] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -234,34 +256,6 @@ def load_frames(
     return tuple(frames)
 
 
-def run_interleaved(
-    frames: Sequence[np.ndarray],
-    pipes: Sequence[DVSNet],
-    *,
-    warmup_frames: int = 5,
-    progress: bool = False,
-    motions: Sequence | None = None,
-) -> list[tuple[list[np.ndarray], RunStats]]:
-    """Step every pipeline through `frames`, one frame at a time for all of them in turn, after
-    `warmup_frames` untimed frames (then a reset). Returns per pipeline its label maps and RunStats.
-    motions: each frame's codec motion, for pipelines with flow "mv" (the others ignore it)."""
-    motions = [None] * len(frames) if motions is None else motions
-    if warmup_frames > 0:
-        for frame, motion in zip(frames[:warmup_frames], motions):
-            for pipe in pipes:
-                pipe.step(frame, motion=motion)
-    for pipe in pipes:
-        pipe.reset()
-    runs: list[tuple[list[np.ndarray], RunStats]] = [([], RunStats()) for _ in pipes]
-    for frame, motion in tqdm(zip(frames, motions), total=len(frames), desc="evaluate", unit="frame",
-                              disable=not progress, leave=False):
-        for pipe, (labels, stats) in zip(pipes, runs):
-            out = pipe.step(frame, motion=motion)
-            stats.add(out)
-            labels.append(np.asarray(out.labels))
-    return runs
-
-
 def _format_resize(resize: tuple[int, int] | int | None) -> str | int | None:
     return f"{resize[0]}x{resize[1]}" if isinstance(resize, tuple) else resize
 
@@ -273,7 +267,7 @@ def evaluate_video_configs(
     resize: tuple[int, int] | int | None = None,
     stride: int = 1,
     max_frames: int | None = None,
-    warmup_frames: int = 5,
+    warmup_frames: int = WARMUP_FRAMES,
     frames: Sequence[np.ndarray] | None = None,
     progress: bool = False,
     motion: bool = False,
@@ -283,6 +277,41 @@ def evaluate_video_configs(
     dict (JSON-ready, as evaluate_video's) per config. `frames`, when given, are used instead of decoding
     `source` (which is then only recorded). motion: decode the codec's motion vectors with the frames,
     for configurations with flow "mv" (dvsnet.flow_mv.plan_motion says whether the source has them)."""
+    pipes, reference = _pipelines_sharing_a_reference(configs)
+    motions = [] if motion else None
+    if frames is None:
+        frames = load_frames(source, resize=resize, stride=stride, max_frames=max_frames, progress=progress,
+                             motions=motions)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    machine = describe_machine(reference.device)
+    run = run_interleaved([Clip(frames, motions)], pipes, reference=reference, warmup_frames=warmup_frames,
+                          keep_labels=True, progress=progress)
+    measures, ref_measures = measure_against_reference(frames, [r.labels for r in run.runs], run.reference.labels,
+                                                       num_classes=reference.num_classes, progress=progress)
+    height, width = frames[0].shape[:2]
+    shared = {"data": os.fspath(source), "resize": _format_resize(resize), "stride": stride,
+              "max_frames": max_frames, "warmup_frames": warmup_frames, "frame_size": f"{height}x{width}"}
+    run_record = {
+        "protocol": ("label-free: reference = the same segmenter on every frame (policy always, grid 1x1), "
+                     f"interleaved frame by frame with {len(configs)} configuration(s) on the same decoded "
+                     "frames; fps = frames / pipeline time (decoding excluded), warm-up excluded; temporal "
+                     f"consistency = mIoU of frame t's labels and frame t+1's warped back by {CONSISTENCY_FLOW} "
+                     "flow (nearest neighbour, out-of-frame pixels unscored), Liu et al. 2020"),
+        "versions": versions(), "machine": machine, "started_utc": started.isoformat(timespec="seconds"),
+        "elapsed_s": (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(),
+    }
+    results = []
+    for config, pipe, measured_run, measured in zip(configs, pipes, run.runs, measures):
+        record = {**config.to_record(width, height), "backend": pipe.backend, "precision": pipe.precision,  # ran
+                  **shared, "key_age_cap": pipe.max_key_age,
+                  "reference": configs[0].per_frame().to_record(width, height), "consistency_flow": CONSISTENCY_FLOW}
+        results.append({"config": record, **_video_figures(run, measured_run, measured, ref_measures), **run_record})
+    return results
+
+
+def _pipelines_sharing_a_reference(configs: Sequence[PipelineConfig]) -> tuple[list[DVSNet], DVSNet]:
+    """A pipeline per config and their one per-frame reference (PipelineConfig.per_frame()); DvsnetError
+    unless they share the segmenter, device, backend and precision."""
     if not configs:
         raise DvsnetError("nothing to evaluate: no configuration")
     first = configs[0]
@@ -291,61 +320,30 @@ def evaluate_video_configs(
         raise DvsnetError("the configurations evaluated together must share the segmenter, device, backend and "
                           "precision (one per-frame reference serves them all)")
     pipes = [DVSNet.from_config(c) for c in configs]
-    reference_config = first.replace(policy="always", grid=(1, 1), overlap=None, dn=None)
     # the same segmenter object: no second copy of the weights, and outputs equal where the crops are
-    reference = DVSNet.from_config(reference_config.replace(segmenter=pipes[0].segmenter))
-    motions = [] if motion else None
-    if frames is None:
-        frames = load_frames(source, resize=resize, stride=stride, max_frames=max_frames, progress=progress,
-                             motions=motions)
-    started = datetime.datetime.now(datetime.timezone.utc)
-    machine = describe_machine(reference.device)
-    runs = run_interleaved(frames, [reference, *pipes], warmup_frames=warmup_frames, progress=progress,
-                           motions=motions)
-    (ref_labels, ref_stats), runs = runs[0], runs[1:]
-    measures, ref_measures = measure_against_reference(frames, [labels for labels, _ in runs], ref_labels,
-                                                       num_classes=reference.num_classes, progress=progress)
-    height, width = frames[0].shape[:2]
-    ref_figures = ref_stats.figures()
-    finished = datetime.datetime.now(datetime.timezone.utc)
-    results = []
-    for config, pipe, (_, stats), measured in zip(configs, pipes, runs, measures):
-        figures = stats.figures()
-        del figures["restarts"]  # one clip, one start
-        record = {
-            **config.to_record(width, height), "backend": pipe.backend, "precision": pipe.precision,  # what ran
-            "data": os.fspath(source), "resize": _format_resize(resize),
-            "stride": stride, "max_frames": max_frames, "warmup_frames": warmup_frames,
-            "frame_size": f"{height}x{width}", "key_age_cap": pipe.max_key_age,
-            "reference": reference_config.to_record(width, height),
-            "consistency_flow": CONSISTENCY_FLOW,
-        }
-        results.append({
-            "config": record,
-            "pixel_agreement": measured["pixel_agreement"],
-            "pixel_agreement_min": measured["pixel_agreement_min"],
-            "miou_vs_per_frame": measured["miou_vs_per_frame"],
-            "temporal_consistency": {"dvsnet": measured["temporal_consistency"],
-                                     "per_frame": ref_measures["temporal_consistency"]},
-            "flicker_ceiling": ref_measures["flicker_ceiling"],
-            "fps": figures["fps"],
-            "fps_per_frame": ref_figures["fps"],
-            "speedup": ref_stats.pipeline_seconds / stats.pipeline_seconds,
-            "regions_segmented": figures["seg_share"],
-            **figures,
-            "regions_per_frame": figures["region_frames"] / figures["frames"],
-            "per_frame": {k: ref_figures[k] for k in ("fps", "ms_per_frame", "stage_ms")},
-            "protocol": ("label-free: reference = the same segmenter on every frame (policy always, grid 1x1), "
-                         f"interleaved frame by frame with {len(configs)} configuration(s) on the same decoded "
-                         "frames; fps = frames / pipeline time (decoding excluded), warm-up excluded; temporal "
-                         f"consistency = mIoU of frame t's labels and frame t+1's warped back by {CONSISTENCY_FLOW} "
-                         "flow (nearest neighbour, out-of-frame pixels unscored), Liu et al. 2020"),
-            "versions": versions(),
-            "machine": machine,
-            "started_utc": started.isoformat(timespec="seconds"),
-            "elapsed_s": (finished - started).total_seconds(),
-        })
-    return results
+    return pipes, DVSNet.from_config(first.per_frame().replace(segmenter=pipes[0].segmenter))
+
+
+def _video_figures(run: InterleavedRun, measured_run: PipelineRun, measured: dict[str, Any],
+                   ref_measures: dict[str, Any]) -> dict[str, Any]:
+    """One configuration's figures in evaluate_video's result (its keys between config and protocol)."""
+    ref_figures = run.reference.figures()
+    figures = measured_run.figures()
+    del figures["restarts"]  # one clip, one start
+    return {
+        "pixel_agreement": measured["pixel_agreement"],
+        "pixel_agreement_min": measured["pixel_agreement_min"],
+        "miou_vs_per_frame": measured["miou_vs_per_frame"],
+        "temporal_consistency": {"dvsnet": measured["temporal_consistency"],
+                                 "per_frame": ref_measures["temporal_consistency"]},
+        "flicker_ceiling": ref_measures["flicker_ceiling"],
+        "fps": figures["fps"],
+        "fps_per_frame": ref_figures["fps"],
+        "speedup": run.speedup(measured_run),
+        **figures,
+        "regions_per_frame": figures["region_frames"] / figures["frames"],
+        "per_frame": {k: ref_figures[k] for k in ("fps", "ms_per_frame", "stage_ms")},
+    }
 
 
 def evaluate_video(
@@ -355,7 +353,7 @@ def evaluate_video(
     resize: tuple[int, int] | int | None = None,
     stride: int = 1,
     max_frames: int | None = None,
-    warmup_frames: int = 5,
+    warmup_frames: int = WARMUP_FRAMES,
     frames: Sequence[np.ndarray] | None = None,
     progress: bool = False,
     motion: bool = False,
@@ -367,8 +365,8 @@ def evaluate_video(
     reference's record and consistency_flow); pixel_agreement (mean over frames of the share of pixels
     equal to the per-frame labels) and pixel_agreement_min (the worst frame); miou_vs_per_frame;
     temporal_consistency {dvsnet, per_frame}; flicker_ceiling (dvsnet.agreement); fps, fps_per_frame,
-    speedup (= fps / fps_per_frame, timed in the same run); regions_segmented (= seg_share); the RunStats
-    figures; per_frame (the reference's fps, ms_per_frame, stage_ms); protocol, versions, machine,
+    speedup (= fps / fps_per_frame, timed in the same run); the RunStats figures (seg_share: the share of
+    regions segmented); per_frame (the reference's fps, ms_per_frame, stage_ms); protocol, versions, machine,
     started_utc, elapsed_s. Fractions in [0, 1]; None where nothing was scored.
     """
     return evaluate_video_configs(source, [config], resize=resize, stride=stride, max_frames=max_frames,

@@ -36,22 +36,26 @@ DEFAULT_GRID = (2, 2)  # the paper's division (§4.5), the grid of every curve u
 POLICY_KINDS = ("dn", "fixed", "diff", "flow", "oracle")  # Fig. 9's curves
 TARGETS = {"balanced": (3.5, 3.0), "high-speed": (6.0, 8.0)}  # (min speed-up, max mIoU drop in points)
 
-# sweep.csv's columns in file order; the last nine came with PipelineConfig.to_record (older files lack them;
-# their rows ran before grid "auto", the key-age cap and the backends: explicit grids, no cap, torch fp32)
+# sweep.csv's columns in file order; the nine before the last came with PipelineConfig.to_record (older files
+# lack them; their rows ran before grid "auto", the key-age cap and the backends: explicit grids, no cap, torch
+# fp32), the last with the one runner (ref_frames: older rows timed their reference apart, see SweepRow)
 COLUMNS = (
     "key", "segmenter", "flow", "policy", "policy_kind", "policy_value", "grid", "overlap",
     "miou", "pixel_accuracy", "fps", "ms_per_frame", "ref_fps", "speedup",
-    "seg_share", "warp_share", "workload_saved", "warp_seg_ratio",
+    "seg_share", "warp_share", "warp_seg_ratio",
     "flow_ms", "decision_ms", "segmentation_ms", "warp_ms", "stitch_ms",
     "snippets", "frames", "frame_size", "data", "weights_id", "load_1m", "torch_threads", "jobs", "finished_utc",
     "overlap_default", "stitch", "dn", "device", "flow_width", "grid_default", "max_key_age", "backend", "precision",
+    "ref_frames",
 )
 # what resuming and drawing cannot do without; a CSV lacking one is not a sweep's, or was cut by hand
 REQUIRED_COLUMNS = ("key", "segmenter", "flow", "policy", "grid", "miou", "fps", "snippets", "frame_size", "data")
 _TEXT = frozenset({"segmenter", "flow", "policy", "grid", "frame_size", "data", "weights_id", "finished_utc",
                    "stitch", "dn", "device", "backend", "precision"})
-_INT = frozenset({"overlap", "snippets", "frames", "torch_threads", "jobs", "flow_width", "max_key_age"})
+_INT = frozenset({"overlap", "snippets", "frames", "torch_threads", "jobs", "flow_width", "max_key_age", "ref_frames"})
 _DERIVED = frozenset({"key", "policy_kind", "policy_value"})  # written from the other columns, not read
+# a column older files also wrote under another name: read into the one name where that is empty
+_RENAMED = {"workload_saved": "warp_share"}
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,6 @@ class SweepRow:
     speedup: float | None = None
     seg_share: float | None = None
     warp_share: float | None = None
-    workload_saved: float | None = None
     warp_seg_ratio: float | None = None
     flow_ms: float | None = None
     decision_ms: float | None = None
@@ -102,6 +105,9 @@ class SweepRow:
     max_key_age: int | None = None
     backend: str | None = None  # what ran the segmenter (dvsnet.backends); rows from before: torch fp32
     precision: str | None = None
+    # frames the reference was timed on, interleaved with the row (dvsnet.runner); rows from before the one
+    # runner have none: their ref_fps is a 10-frame per-frame timing taken just before the row
+    ref_frames: int | None = None
     speedup_own_ref: float | None = None
 
     @property
@@ -167,6 +173,8 @@ def read_rows(path: str | Path) -> list[SweepRow]:
                 raise DvsnetError(f"{path}, line {line}: no {', '.join(empty)}; fix or delete that row to resume")
             fields = {}
             for name, text in raw.items():
+                if name in _RENAMED and raw.get(_RENAMED[name]) in ("", None):
+                    name = _RENAMED[name]
                 if name in names and name not in _DERIVED and text not in ("", None):
                     try:
                         fields[name] = _parse(name, text)

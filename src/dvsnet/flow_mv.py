@@ -23,7 +23,7 @@ Decision-network features, two kinds (`dn_variant`, chosen by the DN the pipelin
        of frames along the path coded intra and the summed spread of the block vectors around it (3x3 cells),
        this frame's intra and zero-vector cells (skipped blocks mostly: FFmpeg does not mark them, and a
        skipped block of a still scene exports the zero vector), and the key's age.
-  dis  the DIS ones (dvsnet.flow.motion_features) computed from the chained flow and the region's pixels,
+  dis  the DIS ones (dvsnet.features.motion_features) computed from the chained flow and the region's pixels,
        so the `dis` DN serves `--flow mv` too.
 
 Where the vectors come from is the caller's business; `plan_motion` says, for a source, whether `mv`
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from dvsnet.data.motion import BLOCK, MotionField, box3, fill_intra, grid_size, why_no_vectors
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import flow_gradient, motion_features
+from dvsnet.features import flow_gradient, motion_features
 from dvsnet.regions import Region
 from dvsnet.warp import backward_warp, resize_flow
 

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvsnet.backends import OnnxDecisionNet, OnnxFlowNet, load_pipeline_segmenter
+from dvsnet.auto_precision import load_pipeline_segmenter
+from dvsnet.backends import OnnxDecisionNet, OnnxFlowNet
 from dvsnet.config import AUTO_GRID, PipelineConfig, same_segmenter
 from dvsnet.data.motion import MotionField
 from dvsnet.devices import clock, pick_device, same_device
@@ -153,6 +154,8 @@ class DVSNet:
         self.device = held or wanted or torch.device("cpu")  # held: "cuda" may mean cuda:1
         self._clock = clock(self.device)
         self.segmenter = segmenter
+        # why auto chose this backend and precision (dvsnet.auto_precision); None when they were given
+        self.backend_choice: str | None = getattr(segmenter, "backend_choice", None)
         self.num_classes = int(segmenter.num_classes)
         self._warp_upscale = warp_upscale(int(getattr(segmenter, "output_stride", 8)))
         self.flow = build_flow(config.flow, self.device)
@@ -181,7 +184,11 @@ class DVSNet:
             self.flow.with_features = isinstance(self.policy, DecisionNetwork)
 
     def reset(self) -> None:
-        """Forget every key frame (call between videos)."""
+        """Start a new video: forget every key frame, and return a policy that learns from the frames
+        (dvsnet.control's targets) to its initial state, so each video runs as if it were the only one."""
+        reset_policy = getattr(self.policy, "reset", None)
+        if callable(reset_policy):
+            reset_policy()
         self._frame_size: tuple[int, int] | None = None
         # "auto" is resolved for the frame size by _start
         self.grid: tuple[int, int] | None = None if self.config.grid == AUTO_GRID else self.config.grid

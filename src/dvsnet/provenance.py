@@ -13,6 +13,8 @@ import torch
 
 from dvsnet.devices import describe_device
 
+__version__ = "0.1.0"  # dvsnet's, as pyproject.toml has it; dvsnet.__version__ re-exports it
+
 
 def set_threads(threads: int | None) -> None:
     """Use `threads` CPU threads in torch and in OpenCV (DIS flow) in this process; None leaves their
@@ -27,8 +29,6 @@ def set_threads(threads: int | None) -> None:
 def versions() -> dict[str, str]:
     """dvsnet, Python, torch, numpy and OpenCV versions."""
     import cv2
-
-    from dvsnet import __version__
 
     return {"dvsnet": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
             "numpy": np.__version__, "opencv": cv2.__version__}

@@ -2,7 +2,7 @@
 
 Conventions owned here:
 - A `Region` is a half-open pixel box `[top, bottom) × [left, right)` of the frame, the grid cell
-  ("core") grown by `overlap` px on every inner edge (DESIGN.md §2); frame borders are not grown.
+  ("core") grown by `overlap` px on every inner edge (docs/design.md §2); frame borders are not grown.
 - Region crops travel as one batch `(R, C, Hc, Wc)`: every crop padded at its bottom/right edge (by
   replicating its last row/column) to the same size, a multiple of the segmenter's stride, so all regions
   go through a network in one call. Region r's pixels are `crops[r, :, :r.height, :r.width]`.
@@ -17,8 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvsnet.config import STITCH_MODES
 from dvsnet.errors import DvsnetError
+
+# how overlap bands are resolved: the higher max-logit (the paper's implementation) or each region's core
+STITCH_MODES = ("max-logit", "core")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,15 @@ from tqdm import tqdm
 
 from dvsnet.config import DEFAULT_CONFIG, PipelineConfig
 from dvsnet.data.labels import classes_of
-from dvsnet.data.video import Frame, SourceInfo, expected_frames, probe, read_named_frames, resized_size
+from dvsnet.data.video import (
+    Frame,
+    ShortVideo,
+    SourceInfo,
+    expected_frames,
+    probe,
+    read_named_frames,
+    resized_size,
+)
 from dvsnet.devices import describe_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow_mv import plan_motion
@@ -153,6 +161,7 @@ def run_record(config: PipelineConfig, pipe: DVSNet, source: str | Path, info: S
     return {"config": {
         **config.to_record(width, height), "device": describe_device(pipe.device), "policy": repr(pipe.policy),
         "key_age_cap": pipe.max_key_age, "backend": pipe.backend, "precision": pipe.precision,
+        "backend_choice": pipe.backend_choice,
         "source": str(source), "source_info": {"kind": info.kind, "frames": info.frames, "fps": info.fps,
                                                "height": info.height, "width": info.width},
         "frame_size": f"{height}x{width}", "resize": resize, "stride": stride, "max_frames": max_frames,
@@ -224,7 +233,14 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
     flow, motion = plan_motion(config.flow, source, flow_fallback, note)
     if flow is not config.flow:  # "mv" on a source without vectors: the fallback flow, a pipeline of its own
         config, pipe = config.replace(flow=flow), None
-    frames = read_named_frames(source, resize=resize, stride=stride, max_frames=max_frames, motion=motion)
+    record: dict[str, object] = {}
+
+    def short(video: ShortVideo) -> None:  # a header that lies: said once, recorded in summary.json
+        note(video.note())
+        record["source_ended_early"] = video.record()
+
+    frames = read_named_frames(source, resize=resize, stride=stride, max_frames=max_frames, motion=motion,
+                               on_short=short)
     height, width = check_source_and_grid(config, info, resize)
     if pipe is None:
         pipe = DVSNet.from_config(config)
@@ -235,8 +251,8 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
     if scale_note:
         note(scale_note)
     run_dir = create_run_folder(output, prefix)
-    record = run_record(config, pipe, source, info, resize=resize, stride=stride, max_frames=max_frames,
-                        writes=writes)
+    record.update(run_record(config, pipe, source, info, resize=resize, stride=stride, max_frames=max_frames,
+                             writes=writes))
     record.update(extra or {})
     summary = segment_frames(frames, pipe, run_dir, writes=writes, fps=output_fps(info, stride),
                              total=expected_frames(info, stride=stride, max_frames=max_frames),

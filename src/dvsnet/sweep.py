@@ -15,10 +15,10 @@ grids, fixed, flow, diff, oracle, c, d, then the rest of a) and are appended to 
 finish, the file being rewritten atomically each time, so an interrupted sweep resumes where it stopped
 without redoing rows.
 
-Speed on a shared machine: besides its own fps, every row records `ref_fps`, the per-frame baseline of
-the same segmenter (policy always, 1×1) timed on the first `ref_frames` frames of the first snippet
-right before the row, and
-`speedup` = fps / ref_fps; so a row's speed-up compares two timings taken under the same load.
+Speed on a shared machine: every row runs interleaved frame by frame with its per-frame reference
+(`PipelineConfig.per_frame()`: the same segmenter, policy always, 1×1) on the same snippets
+(dvsnet.runner), and records the reference's fps as `ref_fps` and `speedup` = reference time / the row's;
+so a row's speed-up compares two timings taken under the same load.
 Overlap in the row key is the effective value in pixels (the default is resolved from the frame width).
 
 Each row's configuration is a PipelineConfig (`PlannedRow.config`), built with DVSNet.from_config; its CSV
@@ -36,7 +36,6 @@ from typing import Any
 
 from dvsnet.atomic import write_json_atomic
 from dvsnet.config import PipelineConfig, format_grid
-from dvsnet.digest import file_digest
 from dvsnet.errors import DvsnetError
 from dvsnet.experiments import DEFAULT_GRID, SweepRow, read_rows, row_key, write_rows
 
@@ -166,45 +165,47 @@ def _ran_otherwise(row: SweepRow, config: SweepConfig) -> bool:
     CPU (rows from before the backends ran torch fp32)."""
     import torch
 
-    from dvsnet.backends import is_ours, resolve
+    from dvsnet.auto_precision import resolve_for
+    from dvsnet.backends import is_ours
 
     if not is_ours(row.segmenter):
         return False
     ran = (row.backend or "torch", row.precision or "fp32")
-    return ran != resolve(config.backend, config.precision, torch.device("cpu"))
+    return ran != resolve_for(row.segmenter, config.backend, config.precision, torch.device("cpu"))[:2]
 
 
-def result_to_row(row: PlannedRow, result: dict[str, Any], ref_fps: float, *, data: str, frame_size: str,
+def result_to_row(row: PlannedRow, result: dict[str, Any], *, data: str, frame_size: str,
                   machine: dict[str, Any]) -> SweepRow:
-    """One CSV row: the planned row's configuration record and a run_pipeline() result."""
+    """One CSV row: the planned row's configuration record and a run_pipeline() result with a reference."""
     stage = result["stage_ms"]
     return SweepRow(
         **{**row.record(), "backend": result.get("backend"), "precision": result.get("precision")},
         **{name: result[name] for name in ("miou", "pixel_accuracy", "fps", "ms_per_frame", "seg_share",
-                                           "warp_share", "workload_saved", "warp_seg_ratio", "snippets",
+                                           "warp_share", "warp_seg_ratio", "snippets",
                                            "frames")},
         **{f"{s}_ms": stage.get(s) for s in ("flow", "decision", "segmentation", "warp", "stitch")},
-        ref_fps=ref_fps, speedup=result["fps"] / ref_fps, frame_size=frame_size, data=data,
+        ref_fps=result["ref_fps"], speedup=result["speedup"], ref_frames=result["frames"], frame_size=frame_size,
+        data=data,
         load_1m=machine["load_average_1m"], torch_threads=machine["torch_threads"],
         finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
 
 
 def weights_id(segmenter: str, flow: str, policy: str) -> str:
-    """Short hashes of the weights files a row depends on (segmenter, flownet, decision network).
+    """Short hashes of the weights files a row depends on: its segmenter, FlowNetS for a flownet flow, and
+    for a dn policy the decision network shipped for the flow's features (dvsnet.flow.dn_variant).
 
     Rows measured with other weights (e.g. before a retrained `fast` shipped) are stale: the sweep moves
     them aside and measures them again, so one CSV never mixes networks.
     """
-    from dvsnet.models import SEGMENTERS
-    from dvsnet.models.weights import shipped_path
+    from dvsnet.flow import dn_variant
+    from dvsnet.models.weights import shipped_path, weights_digest
 
-    parts = [file_digest(shipped_path(segmenter) if segmenter in SEGMENTERS else Path(segmenter), 10)]
-    if flow == "flownet":
-        parts.append(file_digest(shipped_path("flownet"), 10))
+    parts = [weights_digest(segmenter, 10)]
+    if flow.startswith("flownet"):
+        parts.append(weights_digest(shipped_path("flownet"), 10))
     if policy.startswith("dn:"):
-        variant = "dis" if flow.startswith("dis") else f"{flow}-conv6"
-        parts.append(file_digest(shipped_path(f"dn-{variant}"), 10))
+        parts.append(weights_digest(shipped_path(f"dn-{dn_variant(flow)}"), 10))
     return "-".join(parts)
 
 
@@ -217,52 +218,54 @@ def _slug(key: str) -> str:  # not atomic.slug: the names of rows/*.json already
     return "".join(c if c.isalnum() or c in ".-" else "_" for c in key)
 
 
-# (row, result, ref fps, machine, "") for a measured row; (row, None, 0, {}, why) for a skipped one
-RowOutcome = tuple[PlannedRow, dict[str, Any] | None, float, dict[str, Any], str]
+# (row, result, machine, "") for a measured row; (row, None, {}, why) for a skipped one
+RowOutcome = tuple[PlannedRow, dict[str, Any] | None, dict[str, Any], str]
 
 
 class _RowRunner:
-    """Evaluates rows in one process: its snippets, the reference clip and the segmenters it has loaded."""
+    """Evaluates rows in one process: its snippets and the segmenters it has loaded."""
 
-    def __init__(self, snippets: list, *, ref_frames: int, warmup_frames: int,
-                 segmenter_loader: Callable[[str], Any] | None, progress: bool):
-        from dvsnet.evaluate import Snippet
-
+    def __init__(self, snippets: list, *, warmup_frames: int, segmenter_loader: Callable[[str], Any] | None,
+                 progress: bool):
         self.snippets = snippets
-        # the reference timing: per-frame segmentation of the first frames of the first snippet (unscored)
-        self.ref_clip = [Snippet("reference", snippets[0].frames[:ref_frames], {})]
         self.warmup_frames = warmup_frames
         self.load = segmenter_loader  # None: the row's backend and precision (dvsnet.backends)
         self.progress = progress
         self.segmenters: dict[str, Any] = {}
         self.failed: dict[str, str] = {}
 
+    def segmenter(self, row: PlannedRow) -> Any:
+        """The row's segmenter, loaded once per name; DvsnetError (remembered) when it cannot be."""
+        from dvsnet.auto_precision import load_pipeline_segmenter
+
+        name = row.config.segmenter
+        if name in self.failed:
+            raise DvsnetError(self.failed[name])
+        if name not in self.segmenters:
+            try:
+                self.segmenters[name] = self.load(name) if self.load else load_pipeline_segmenter(
+                    name, row.config.backend, row.config.precision, "cpu")[0]
+            except DvsnetError as exc:
+                self.failed[name] = str(exc)
+                raise
+        return self.segmenters[name]
+
     def run(self, row: PlannedRow) -> RowOutcome:
-        from dvsnet.backends import load_pipeline_segmenter
+        """The row on every snippet, interleaved frame by frame with its per-frame reference (dvsnet.runner)."""
         from dvsnet.evaluate import run_pipeline
         from dvsnet.pipeline import DVSNet
         from dvsnet.provenance import describe_machine
 
-        name = row.config.segmenter
         try:
-            if name in self.failed:
-                raise DvsnetError(self.failed[name])
-            if name not in self.segmenters:
-                try:
-                    self.segmenters[name] = self.load(name) if self.load else load_pipeline_segmenter(
-                        name, row.config.backend, row.config.precision, "cpu")[0]
-                except DvsnetError as exc:
-                    self.failed[name] = str(exc)
-                    raise
-            config = row.config.replace(segmenter=self.segmenters[name])
+            config = row.config.replace(segmenter=self.segmenter(row))
             pipe = DVSNet.from_config(config)  # fails fast
-            reference = DVSNet.from_config(config.replace(policy="always", grid=(1, 1), overlap=None, dn=None))
-            ref = run_pipeline(self.ref_clip, reference, warmup_frames=self.warmup_frames)
-            result = run_pipeline(self.snippets, pipe, warmup_frames=self.warmup_frames, progress=self.progress)
+            reference = DVSNet.from_config(config.per_frame())
+            result = run_pipeline(self.snippets, pipe, warmup_frames=self.warmup_frames, progress=self.progress,
+                                  reference=reference)
             result = {**result, "backend": pipe.backend, "precision": pipe.precision}  # what ran
         except DvsnetError as exc:
-            return row, None, 0.0, {}, str(exc)
-        return row, result, ref["fps"], describe_machine(), ""
+            return row, None, {}, str(exc)
+        return row, result, describe_machine(), ""
 
 
 _worker: _RowRunner | None = None
@@ -303,7 +306,6 @@ def run_sweep(
     config: SweepConfig = SweepConfig(),
     max_snippets: int | None = None,
     warmup_frames: int = 5,
-    ref_frames: int = 10,
     jobs: int = 1,
     segmenter_loader: Callable[[str], Any] | None = None,
     progress: bool = False,
@@ -328,68 +330,87 @@ def run_sweep(
         (output / "rows").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DvsnetError(f"cannot create the sweep folder {output}: {exc.strerror or exc}") from None
-    csv_path = output / CSV_NAME
     snippets = load_snippets(root, split, max_snippets=max_snippets)
     height, width = snippets[0].frames[0].shape[:2]
-    frame_size = f"{height}x{width}"
-    done = read_rows(csv_path)
-    for row in done:
-        if row.snippets != len(snippets) or row.frame_size != frame_size or row.data != str(root):
-            raise DvsnetError(f"{csv_path} holds rows for {row.snippets} snippets of {row.data} at "
-                              f"{row.frame_size}, not {len(snippets)} of {root} at {frame_size}; resume with "
-                              f"the same data and --max-snippets, or use another --output")
-    stale = [row for row in done if row.weights_id != weights_id(row.segmenter, row.flow, row.policy)
-             or _ran_otherwise(row, config)]
-    if stale:
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        write_rows(output / f"sweep-stale-{stamp}.csv", stale)
-        done = [row for row in done if row not in stale]
-        write_rows(csv_path, done)
-        log(f"sweep: {len(stale)} rows were measured with other weights or another backend or precision; "
-            f"moved to sweep-stale-{stamp}.csv and measured again")
-    done_keys = {row.key for row in done}
+    book = _RowBook(output, str(root), f"{height}x{width}", log)
+    book.resume(len(snippets), config)
     planned = plan_rows(config, width)
-    todo = [row for row in planned if row.key not in done_keys]
-    jobs = min(jobs, max(1, len(todo)))
-    log(f"sweep: {len(planned)} rows planned, {len(planned) - len(todo)} already in {csv_path}, "
-        f"{len(todo)} to run on {len(snippets)} snippets at {frame_size}"
+    done = {row.key for row in book.done}
+    todo = [row for row in planned if row.key not in done]
+    book.jobs = jobs = min(jobs, max(1, len(todo)))
+    book.total = len(todo)
+    log(f"sweep: {len(planned)} rows planned, {len(planned) - len(todo)} already in {book.csv_path}, "
+        f"{len(todo)} to run on {len(snippets)} snippets at {book.frame_size}"
         + (f", {jobs} at a time" if jobs > 1 else ""))
     write_json_atomic(output / "config.json", config.to_record())
-
-    def record(n: int, outcome: RowOutcome) -> None:
-        plan, result, ref_fps, machine, skipped = outcome
-        if result is None:
-            log(f"sweep: [{n}/{len(todo)}] {plan.key}: skipped: {skipped}")
-            return
-        row = result_to_row(plan, result, ref_fps, data=str(root), frame_size=frame_size, machine=machine)
-        # jobs: rows measured at the same time as this one, this one included
-        row = row.replace(weights_id=weights_id(row.segmenter, row.flow, row.policy), jobs=jobs)
-        full = {"key": plan.key, "experiments": list(plan.experiments), "config": plan.record(),
-                "ref_fps": ref_fps, **result, "machine": machine, "jobs": jobs}
-        write_json_atomic(row_file(output, plan.key), full)
-        done.append(row)
-        write_rows(csv_path, done)
-        miou = "n/a" if row.miou is None else f"{100 * row.miou:.2f}%"
-        log(f"sweep: [{n}/{len(todo)}] {plan.key}: mIoU {miou}, {row.fps:.2f} fps "
-            f"({row.speedup:.2f}x per-frame), {100 * row.seg_share:.1f}% regions segmented")
-
-    options = {"ref_frames": ref_frames, "warmup_frames": warmup_frames, "segmenter_loader": segmenter_loader}
+    options = {"warmup_frames": warmup_frames, "segmenter_loader": segmenter_loader}
     if jobs == 1:
         runner = _RowRunner(snippets, **options, progress=progress)
         for n, row in enumerate(todo, 1):
-            record(n, runner.run(row))
-        return csv_path
+            book.record(n, runner.run(row))
+    else:
+        del snippets  # each worker decodes its own copy
+        _run_in_pool(todo, jobs, (str(root), split, max_snippets), {**options, "progress": False}, book.record)
+    return book.csv_path
 
+
+class _RowBook:
+    """sweep.csv and rows/*.json of one sweep folder: the rows done, and each row recorded as it finishes."""
+
+    def __init__(self, output: Path, data: str, frame_size: str, log: Callable[[str], None]):
+        self.output, self.data, self.frame_size, self.log = output, data, frame_size, log
+        self.csv_path = output / CSV_NAME
+        self.done = read_rows(self.csv_path)
+        self.jobs, self.total = 1, 0
+
+    def resume(self, snippets: int, config: SweepConfig) -> None:
+        """Refuse rows of other data; move rows of other weights, backend or precision to sweep-stale-*.csv."""
+        for row in self.done:
+            if row.snippets != snippets or row.frame_size != self.frame_size or row.data != self.data:
+                raise DvsnetError(f"{self.csv_path} holds rows for {row.snippets} snippets of {row.data} at "
+                                  f"{row.frame_size}, not {snippets} of {self.data} at {self.frame_size}; resume "
+                                  f"with the same data and --max-snippets, or use another --output")
+        stale = [row for row in self.done if row.weights_id != weights_id(row.segmenter, row.flow, row.policy)
+                 or _ran_otherwise(row, config)]
+        if stale:
+            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+            write_rows(self.output / f"sweep-stale-{stamp}.csv", stale)
+            self.done = [row for row in self.done if row not in stale]
+            write_rows(self.csv_path, self.done)
+            self.log(f"sweep: {len(stale)} rows were measured with other weights or another backend or precision; "
+                     f"moved to sweep-stale-{stamp}.csv and measured again")
+
+    def record(self, n: int, outcome: RowOutcome) -> None:
+        """Append the n-th row to finish to sweep.csv (rewritten atomically) and write its rows/<key>.json."""
+        plan, result, machine, skipped = outcome
+        if result is None:
+            self.log(f"sweep: [{n}/{self.total}] {plan.key}: skipped: {skipped}")
+            return
+        row = result_to_row(plan, result, data=self.data, frame_size=self.frame_size, machine=machine)
+        # jobs: rows measured at the same time as this one, this one included
+        row = row.replace(weights_id=weights_id(row.segmenter, row.flow, row.policy), jobs=self.jobs)
+        full = {"key": plan.key, "experiments": list(plan.experiments), "config": plan.record(),
+                **result, "machine": machine, "jobs": self.jobs}
+        write_json_atomic(row_file(self.output, plan.key), full)
+        self.done.append(row)
+        write_rows(self.csv_path, self.done)
+        miou = "n/a" if row.miou is None else f"{100 * row.miou:.2f}%"
+        self.log(f"sweep: [{n}/{self.total}] {plan.key}: mIoU {miou}, {row.fps:.2f} fps "
+                 f"({row.speedup:.2f}x per-frame), {100 * row.seg_share:.1f}% regions segmented")
+
+
+def _run_in_pool(todo: list[PlannedRow], jobs: int, data: tuple, options: dict,
+                 record: Callable[[int, RowOutcome], None]) -> None:
+    """The rows in `jobs` spawned worker processes (each with this process's thread counts, its snippets
+    of data = (root, split, max_snippets) decoded once), recorded in the order they finish."""
     import multiprocessing
 
     import cv2
     import torch
 
-    del snippets  # each worker decodes its own copy
     threads = (torch.get_num_threads(), cv2.getNumThreads())
-    pool = multiprocessing.get_context("spawn").Pool(
-        jobs, initializer=_start_worker,
-        initargs=(str(root), split, max_snippets, threads, {**options, "progress": False}))
+    pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_start_worker,
+                                                     initargs=(*data, threads, options))
     try:
         for n, outcome in enumerate(pool.imap_unordered(_run_in_worker, todo), 1):
             record(n, outcome)
@@ -397,4 +418,3 @@ def run_sweep(
     finally:
         pool.terminate()  # on Ctrl-C or an error: rows already recorded stay in sweep.csv
         pool.join()
-    return csv_path

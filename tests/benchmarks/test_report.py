@@ -27,7 +27,7 @@ def row(policy: str, grid: str, miou: float, speedup: float, *, segmenter="fast"
     return SweepRow(
         segmenter=segmenter, flow=flow, policy=policy, grid=grid, overlap=0 if grid == "1x1" else OVERLAP,
         miou=miou, pixel_accuracy=0.9, fps=10.0 * speedup, ms_per_frame=100.0 / speedup, ref_fps=10.0,
-        speedup=speedup, seg_share=1 - saved, warp_share=saved, workload_saved=saved,
+        speedup=speedup, seg_share=1 - saved, warp_share=saved,
         warp_seg_ratio=None if saved == 0 else 1.0, flow_ms=1.0, decision_ms=0.1, segmentation_ms=50.0,
         warp_ms=1.0, stitch_ms=0.1, snippets=1, frames=20, frame_size="256x512", data="data/synth",
         weights_id="w", load_1m=1.0, torch_threads=1, finished_utc="2026-01-01T00:00:00+00:00",
@@ -90,6 +90,15 @@ def test_the_setup_says_when_rows_ran_in_parallel(report, tmp_path):
     assert "at a time" not in render(report, rows, tmp_path)
     parallel = [r.replace(jobs=2) for r in rows]
     assert "Rows ran up to 2 at a time (`--jobs`)" in render(report, parallel, tmp_path)
+
+
+def test_the_setup_says_how_the_rows_timed_their_reference(report, tmp_path):
+    old = render(report, [BASE, *PAPER_GRID], tmp_path)  # rows from before the one runner: no ref_frames
+    assert "first 10 frames of the first snippet, timed in the same worker just before each row" in old
+    assert "the scatter of its own 10-frame reference" in old
+    new = render(report, [r.replace(ref_frames=20) for r in [BASE, *PAPER_GRID]], tmp_path)
+    assert "(policy `always`, 1x1, interleaved frame by frame with each row on its snippets, dvsnet.runner)" in new
+    assert "the scatter of its own reference, timed on the same frames interleaved with it" in new
 
 
 def test_speed_ups_use_the_runs_median_reference_not_each_rows_own(report, tmp_path):

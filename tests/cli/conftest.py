@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from dvsnet.models import build_fast, save_weights
+from tests.conftest import settle_auto_choice
 
 
 @pytest.fixture(autouse=True)
@@ -22,4 +23,6 @@ def weights(tmp_path_factory) -> Path:
     """A `fast` segmenter with seeded random weights, saved like a trained one (arch in the metadata)."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "fast_random.safetensors"
-    return save_weights(build_fast().eval(), path, {"arch": "fast", "num_classes": "19"})
+    save_weights(build_fast().eval(), path, {"arch": "fast", "num_classes": "19"})
+    settle_auto_choice(path)
+    return path

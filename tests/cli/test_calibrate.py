@@ -6,6 +6,7 @@ import pytest
 
 from dvsnet.cli import main
 from tests.segmenters import panning_clip
+from tests.videos import lie_about_frame_count
 
 
 @pytest.fixture
@@ -23,6 +24,7 @@ def calibrate(clip, weights, out, cache, *extra):
                  "--no-progress", "--threads", "1", *extra])
 
 
+@pytest.mark.backends
 def test_calibrate_writes_a_dn_its_table_and_a_plot_that_segment_uses(clip, weights, tmp_path, capsys):
     out = tmp_path / "cal" / "dn.safetensors"
     assert calibrate(clip, weights, out, tmp_path / "cache") == 0
@@ -33,7 +35,7 @@ def test_calibrate_writes_a_dn_its_table_and_a_plot_that_segment_uses(clip, weig
     assert [r["threshold"] for r in record["thresholds"]] == [0.5, 0.99]
     for row in record["thresholds"]:
         assert 0 <= row["measured_agreement"] <= 1 and 0 <= row["predicted_agreement"] <= 1
-        assert 0 < row["regions_segmented"] <= 1 and row["speedup"] > 0
+        assert 0 < row["seg_share"] <= 1 and row["speedup"] > 0
     # 14 frames, one source: frames 0..9 train, 10..13 held out; chunks of 3 frames (key + 2), a last
     # chunk of one frame has no offset and is dropped; 2 regions per frame
     assert record["training_clips"][0]["frames"] == [0, 10] and record["held_out_clips"][0]["frames"] == [10, 14]
@@ -55,6 +57,21 @@ def test_a_calibrated_dn_is_refused_for_another_segmenter_or_flow(clip, weights,
     assert main([*base, "--segmenter", str(weights), "--flow", "dis-medium"]) == 2
     assert "was calibrated for flow 'dis'" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_calibrate_takes_a_video_shorter_than_its_header(weights, tmp_path, capsys):
+    """An AVI announcing 444 frames over 14 clean ones is calibrated on its 14 frames, split as a folder of
+    the same frames would be (it was refused as corrupt)."""
+    avi = tmp_path / "short.avi"
+    writer = cv2.VideoWriter(str(avi), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (128, 64))
+    for frame in panning_clip(14, height=64, width=128):
+        writer.write(frame[:, :, ::-1].copy())
+    writer.release()
+    lie_about_frame_count(avi, 444)
+    out = tmp_path / "cal" / "dn.safetensors"
+    assert calibrate(avi, weights, out, tmp_path / "cache") == 0
+    record = json.loads((out.parent / "calibration.json").read_text())
+    assert record["training_clips"][0]["frames"] == [0, 10] and record["held_out_clips"][0]["frames"] == [10, 14]
 
 
 def test_calibrate_refuses_short_clips_and_existing_files(clip, weights, tmp_path, capsys):

@@ -23,6 +23,7 @@ def _run(capsys, *argv):
     return code, out, err
 
 
+@pytest.mark.backends
 def test_evaluate_writes_a_complete_result_and_never_overwrites(tree, weights, tmp_path, capsys):
     out_dir = tmp_path / "results"
     args = [tree, "--segmenter", weights, "--policy", "fixed:5", "--grid", "2x2", "--overlap", "8",
@@ -36,7 +37,7 @@ def test_evaluate_writes_a_complete_result_and_never_overwrites(tree, weights, t
     assert result["config"]["overlap"] == 8 and result["config"]["frame_size"] == "64x128"
     assert result["snippets"] == 2 and result["frames"] == 40 and result["scored_frames"] == 2
     # fixed:5 over frames 0..19: key frames at 0, 5, 10, 15 in each of the 4 regions
-    assert result["regions_seg"] == 2 * 4 * 4 and result["workload_saved"] == pytest.approx(0.8)
+    assert result["regions_seg"] == 2 * 4 * 4 and result["warp_share"] == pytest.approx(0.8)
     assert (result["seg_share"], result["warp_share"]) == (pytest.approx(0.2), pytest.approx(0.8))
     matrix = np.array(result["confusion_matrix"])
     assert 0 < matrix.sum() <= 2 * 64 * 128  # two scored frames, void pixels left out
@@ -64,7 +65,7 @@ def test_all_frames_scores_every_frame(tree, weights, tmp_path, capsys):
     assert code == 0, err
     result = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert result["snippets"] == 1 and result["scored_frames"] == 20
-    assert result["workload_saved"] == 0.0 and result["seg_share"] == 1.0
+    assert result["warp_share"] == 0.0 and result["seg_share"] == 1.0
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -130,11 +131,11 @@ def test_a_real_clip_without_labels_end_to_end(sample_clips, tmp_path, capsys):
     assert (c["reference"]["policy"], c["reference"]["grid"]) == ("always", "1x1")
     assert result["frames"] == 30
     fractions = [result["pixel_agreement"], result["pixel_agreement_min"], result["miou_vs_per_frame"],
-                 *result["temporal_consistency"].values(), result["flicker_ceiling"], result["regions_segmented"]]
+                 *result["temporal_consistency"].values(), result["flicker_ceiling"], result["seg_share"]]
     assert all(0.0 <= value <= 1.0 for value in fractions), fractions
     assert result["pixel_agreement_min"] <= result["pixel_agreement"]
     assert result["pixel_agreement"] > 0.5 and result["flicker_ceiling"] > 0.5  # real footage, shipped networks
-    assert 0.0 < result["regions_segmented"] < 1.0  # frame 0 segments every region, later frames warp some
+    assert 0.0 < result["seg_share"] < 1.0  # frame 0 segments every region, later frames warp some
     assert result["fps"] > 0 and result["fps_per_frame"] > 0
     assert result["speedup"] == pytest.approx(result["fps"] / result["fps_per_frame"])
     assert result["machine"]["torch_threads"] == 1 and {"torch", "dvsnet"} <= set(result["versions"])
@@ -164,7 +165,7 @@ def test_always_on_one_region_is_the_reference_and_several_sources_get_one_resul
         assert result["pixel_agreement"] == result["pixel_agreement_min"] == result["miou_vs_per_frame"] == 1.0
         consistency = result["temporal_consistency"]
         assert consistency["dvsnet"] == consistency["per_frame"]
-        assert result["regions_segmented"] == 1.0
+        assert result["seg_share"] == 1.0
     assert [r["frames"] for r in results.values()] == [8, 4]
 
 

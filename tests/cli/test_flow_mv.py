@@ -21,6 +21,7 @@ def rows(run_dir):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.backends
 def test_mv_segments_an_h264_video_warping_from_its_vectors(av, tmp_path, weights, capsys):
     video = encode_video(textured_pan(2, 1, 8, 64, 128), tmp_path / "pan.mp4", crf=18)
     assert main(["segment", str(video), "--flow", "mv", "--policy", "fixed:4", "--segmenter", str(weights),
@@ -117,6 +118,7 @@ def test_the_demo_runs_mv_on_its_own_mpeg4_clip(av, tmp_path, weights, capfd):
     assert summary["config"]["flow"] == "mv" and (summary["regions_seg"], summary["regions_warp"]) == (8, 16)
 
 
+@pytest.mark.backends
 def test_a_batch_passes_flow_fallback_to_every_video(av, tmp_path, weights, capsys):
     folder = tmp_path / "videos"
     folder.mkdir()

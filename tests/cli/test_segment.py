@@ -25,6 +25,7 @@ from dvsnet.cli import main
 from dvsnet.data.labels import TRAIN_TO_LABEL, colorize
 from dvsnet.data.video import read_frames
 from dvsnet.models import build_accurate, save_weights
+from tests.videos import lie_about_frame_count
 
 H, W = 64, 128
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -76,6 +77,7 @@ def count_video_frames(path: Path) -> int:
     return n
 
 
+@pytest.mark.backends
 def test_video_default_outputs_and_numbered_runs(tmp_path, weights, capfd):
     video = write_video(tmp_path / "clip.mp4", moving_frames(12))
     out = tmp_path / "runs"
@@ -109,6 +111,7 @@ def test_video_default_outputs_and_numbered_runs(tmp_path, weights, capfd):
     assert (run / "summary.json").read_bytes() == before
 
 
+@pytest.mark.backends
 def test_label_pngs_match_the_python_api(tmp_path, weights):
     frames = moving_frames(6)
     folder = write_folder(tmp_path / "frames", frames)
@@ -167,6 +170,7 @@ def test_gray_rgba_and_odd_sized_frames_work(tmp_path, weights):
     assert count_video_frames(run / "overlay.mp4") == 3
 
 
+@pytest.mark.backends
 def test_resolution_change_restarts_key_frames(tmp_path, weights, capfd):
     folder = tmp_path / "frames"
     write_folder(folder, moving_frames(3), "f{:02d}.png")
@@ -201,6 +205,21 @@ def test_truncated_video_keeps_finished_frames_and_fails(tmp_path, weights, capf
     assert count_video_frames(run / "overlay.mp4") == summary["frames"]
     assert len((run / "frames.csv").read_text().splitlines()) == 1 + 4 * summary["frames"]
     assert not any("partial" in name for name in os.listdir(run))
+
+
+def test_a_video_shorter_than_its_header_is_segmented_to_its_end(tmp_path, weights, capfd):
+    """A header that announces 444 frames over 20 clean ones (FFmpeg decodes all 20 without an error): the run
+    is complete, exit 0, one note, and summary.json records both counts."""
+    avi = lie_about_frame_count(write_video(tmp_path / "short.avi", moving_frames(20), "MJPG"), 444)
+    out = tmp_path / "runs"
+    assert segment(avi, "--segmenter", weights, "--policy", "fixed:3", "--output", out) == 0
+    _, stderr = capfd.readouterr()
+    notes = [line for line in stderr.splitlines() if "its header announces" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: ") and "holds 20 frames, not the 444" in notes[0]
+    summary = json.loads((out / "segment-0001" / "summary.json").read_text())
+    assert summary["complete"] is True and summary["frames"] == 20
+    assert summary["source_ended_early"] == {"announced_frames": 444, "decoded_frames": 20}
+    assert summary["config"]["source_info"]["frames"] == 444
 
 
 def assert_one_line_error(stderr: str, match: str) -> None:

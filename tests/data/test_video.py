@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 
 from dvsnet.data.video import (
+    ShortVideo,
+    count_video_frames,
     expected_frames,
     natural_key,
     probe,
     read_frames,
     read_named_frames,
+    stream_damage,
     to_rgb_uint8,
 )
 from dvsnet.errors import DvsnetError
+from tests.videos import lie_about_frame_count
 
 H, W = 64, 128
 
@@ -156,6 +160,25 @@ def test_truncated_avi_yields_good_frames_then_fails(tmp_path):
     assert 0 < len(got) < 20
     for i, frame in enumerate(got):  # what was yielded is intact
         np.testing.assert_allclose(frame.reshape(-1, 3).mean(0), solid_rgb(i), atol=6)
+
+
+def test_a_video_shorter_than_its_header_is_read_to_its_end_and_reported_once(tmp_path):
+    avi = lie_about_frame_count(write_video(tmp_path / "short.avi", 12, "MJPG"), 444)
+    assert probe(avi).frames == 444  # what the header says
+    short: list[ShortVideo] = []
+    frames = list(read_named_frames(avi, on_short=short.append))
+    assert len(frames) == 12 and short == [ShortVideo(str(avi), 444, 12)]
+    for i, frame in enumerate(frames):
+        np.testing.assert_allclose(frame.image.reshape(-1, 3).mean(0), solid_rgb(i), atol=6)
+    assert count_video_frames(avi) == 12 and stream_damage(avi) is None
+    assert len(list(read_frames(avi))) == 12  # no callback: no error either
+
+
+def test_damage_is_told_apart_from_a_short_header(tmp_path):
+    data = write_video(tmp_path / "full.avi", 20, "MJPG").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: int(len(data) * 0.8)])
+    assert "partial or corrupt packet" in stream_damage(tmp_path / "cut.avi")
+    assert stream_damage(tmp_path / "full.avi") is None
 
 
 def test_empty_folder_and_folder_of_videos(tmp_path):

@@ -45,6 +45,7 @@ def test_export_writes_the_model_and_a_sidecar_that_reads_rgb_0_1(exported):
     assert isinstance(seg, ExternalSegmenter) and (seg.num_classes, seg.output_stride, seg.fixed_batch) == (19, 8, None)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("policy", ["always", "dn:0.92"])
 def test_the_pipeline_with_the_exported_fast_labels_as_torch_does(exported, policy):
     frames = [frame.image for frame in render_sequence(3, 3, (256, 512))]

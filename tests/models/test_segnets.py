@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from dvsnet.errors import DvsnetError
 from dvsnet.models import SEGMENTERS, ExternalSegmenter, build_segmenter, load_segmenter, save_weights
 from dvsnet.models.segnets import build_fast
-from dvsnet.models.weights import load_matching_weights
+from dvsnet.models.weights import load_matching_weights, shipped_path
 
 
 @pytest.mark.parametrize("name", SEGMENTERS)
@@ -159,3 +159,19 @@ def test_every_shipped_weights_file_loads_into_its_architecture_by_name():
             load_flownet()
         else:
             load_decision_net(name.removeprefix("dn-"))
+
+
+def test_a_segmenter_is_identified_by_its_name_or_file_and_the_hash_of_its_weights(tmp_path):
+    import hashlib
+
+    from dvsnet.models.weights import same_segmenter, segmenter_identity, weights_digest, weights_file
+
+    assert weights_file("fast") == shipped_path("fast") and weights_file("x.onnx").name == "x.onnx"
+    fast = hashlib.sha256(shipped_path("fast").read_bytes()).hexdigest()
+    assert weights_digest("fast", 16) == fast[:16] and segmenter_identity("fast") == f"fast:{fast[:12]}"
+    copy = tmp_path / "mine.safetensors"
+    copy.write_bytes(shipped_path("fast").read_bytes())
+    assert segmenter_identity(copy) == f"mine.safetensors:{fast[:12]}"
+    assert same_segmenter(segmenter_identity("fast"), copy)  # the same weights under another name
+    assert not same_segmenter(segmenter_identity("accurate"), copy)
+    assert segmenter_identity(tmp_path / "missing.onnx") == str(tmp_path / "missing.onnx")

@@ -9,7 +9,7 @@ import torch
 import dvsnet
 from dvsnet.data.cityscapes import CityscapesSequences
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import key_segmentation_features
+from dvsnet.features import key_segmentation_features
 from dvsnet.train.confidence import ScoreConfig, cache_path, load_or_generate_scores
 
 

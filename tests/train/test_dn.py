@@ -133,7 +133,7 @@ def test_unknown_or_unshipped_variant_fails_clearly(tmp_path):
 
 def test_mirrored_dis_features_are_those_of_the_mirrored_region_pair():
     """Known answer: a pair moving right has dx < 0 (flow points current -> key); its mirror moves left."""
-    from dvsnet.flow import motion_features
+    from dvsnet.features import motion_features
     from dvsnet.train.dn import mirror_features
 
     torch.manual_seed(0)

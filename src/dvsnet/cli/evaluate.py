@@ -21,6 +21,7 @@ from dvsnet.cli.options import (
     positive_int,
     require,
 )
+from dvsnet.data.sources import is_glob
 from dvsnet.errors import DvsnetError
 
 EPILOG = """examples:
@@ -33,7 +34,7 @@ EPILOG = """examples:
 
 Without labels (a video, folder or glob) the result holds pixel_agreement and miou_vs_per_frame (against
 the same segmenter run on every frame, in the same run), temporal_consistency of both outputs, the
-flicker_ceiling, fps, fps_per_frame, speedup and regions_segmented: docs/real-video.md.
+flicker_ceiling, fps, fps_per_frame, speedup and seg_share (regions segmented): docs/real-video.md.
 """
 
 TREE_ONLY = ("--split", "--all-frames", "--max-snippets")
@@ -96,7 +97,7 @@ def format_summary(result: dict) -> str:
         (f"fps {result['fps']:.2f} ({result['ms_per_frame']:.1f} ms/frame, pipeline time only, "
         f"{result['machine']['torch_threads']} torch threads)"),
         (f"regions: {100 * result['seg_share']:.1f}% seg, {100 * result['warp_share']:.1f}% warp; "
-        f"workload saved {100 * result['workload_saved']:.1f}%"),
+        f"workload saved {100 * result['warp_share']:.1f}%"),
     ]
     return "\n".join(lines)
 
@@ -118,7 +119,7 @@ def format_video_summary(result: dict) -> str:
          f"flicker ceiling {_percent(result['flicker_ceiling'])}"),
         (f"fps {result['fps']:.2f} vs per-frame {result['fps_per_frame']:.2f}: {result['speedup']:.2f}x "
          f"(pipeline time only, {result['machine']['torch_threads']} torch threads); "
-         f"{_percent(result['regions_segmented'])} of regions segmented"),
+         f"{_percent(result['seg_share'])} of regions segmented"),
     ])
 
 
@@ -140,12 +141,8 @@ def _refuse_options_of_the_other_kind(args: argparse.Namespace, trees: list[bool
                                "Cityscapes-layout trees")
 
 
-def _is_glob(source: str) -> bool:
-    return any(ch in source for ch in "*?[")
-
-
 def _video_stem(source: str, config: dict) -> str:
-    name = "glob" if _is_glob(source) else Path(source.rstrip("/\\")).stem
+    name = "glob" if is_glob(source) else Path(source.rstrip("/\\")).stem
     return slug(f"evaluate-{name}-{Path(config['segmenter']).stem}-{config['flow']}-{config['policy']}-"
                 f"{config['grid']}")
 
@@ -157,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
 
     trees = [is_cityscapes_tree(source) for source in args.data]
     for source, tree in zip(args.data, trees):
-        require(tree or os.path.exists(source) or _is_glob(source), f"source {source} does not exist")
+        require(tree or os.path.exists(source) or is_glob(source), f"source {source} does not exist")
     _refuse_options_of_the_other_kind(args, trees)
     output = Path(args.output)
     blocker = next((p for p in (output, *output.parents) if p.exists()), None)

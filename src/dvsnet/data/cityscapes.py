@@ -1,6 +1,6 @@
 """Cityscapes sequence trees, real or synthetic, as torch Datasets of snippets and of labelled frames.
 
-Layout (DESIGN.md §4), for split S and city C:
+Layout (docs/design.md §4), for split S and city C:
 
     ROOT/leftImg8bit_sequence/S/C/C_{seq:06d}_{frame:06d}_leftImg8bit.png   every frame, RGB
     ROOT/gtFine/S/C/C_{seq:06d}_{frame:06d}_gtFine_labelIds.png            labelled frames (label ids)

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dvsnet.data.sources import holds_images
 from dvsnet.errors import DvsnetError
 
 # px per cell of the field: H.264's 8x8 partitions (4x4 ones, rare, share a cell, the last one written wins);
@@ -171,10 +172,8 @@ def chain_fields(later: MotionField, earlier: MotionField) -> MotionField:
 
 def why_no_vectors(source: str | os.PathLike) -> str | None:
     """Why `source` cannot give motion vectors (a phrase for a note or an error), or None when it can."""
-    from dvsnet.data.video import IMAGE_EXTENSIONS, _is_glob
-
     text = os.fspath(source)
-    if _is_glob(text) or os.path.isdir(text) or Path(text).suffix.lower() in IMAGE_EXTENSIONS:
+    if holds_images(text):
         return f"{text} holds images, which carry no motion vectors"
     try:
         import av

@@ -15,9 +15,12 @@ Sources:
 
 Every problem the user can fix raises `DvsnetError` with one line: a missing source, a folder or glob
 without images, a file OpenCV cannot decode, a source with zero frames, and a video that ends before
-the frame count in its header (truncated or corrupt; exact for MP4/MOV/AVI, within 5 % for
-containers that only store a duration, such as MKV/WebM). That last one is raised only after every frame
-that did decode has been yielded, so a caller keeps the work done up to the damaged part.
+the frame count in its header because its data is damaged (truncated or corrupt: FFmpeg, through PyAV,
+finds a partial or undecodable packet). That last one is raised only after every frame that did decode has
+been yielded, so a caller keeps the work done up to the damaged part. A video that ends cleanly before its
+header's count (a header that lies: exact for MP4/MOV/AVI, within 5 % for containers that only store a
+duration, such as MKV/WebM) is no error: it is used as far as it goes, and the reader's `on_short` callback
+is told (`ShortVideo`), so a run can say so once and record it.
 """
 from __future__ import annotations
 
@@ -25,8 +28,7 @@ import contextlib
 import glob
 import math
 import os
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -39,12 +41,10 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2
 import numpy as np
 
+from dvsnet.data.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_glob, natural_key
 from dvsnet.errors import DvsnetError
 
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _INDEXED_CONTAINERS = (".mp4", ".mov", ".m4v", ".avi")
-_GLOB_CHARS = re.compile(r"[*?\[]")
 
 class Frame(NamedTuple):
     """One decoded frame: `name` identifies it in output file names, `image` is H×W×3 uint8 RGB.
@@ -57,6 +57,24 @@ class Frame(NamedTuple):
     name: str
     image: np.ndarray
     motion: object | None = None  # the codec's MotionField (dvsnet.data.motion), when read with motion=True
+
+
+class ShortVideo(NamedTuple):
+    """A video that ended cleanly before the frame count its header announces (no decode error)."""
+
+    path: str
+    announced: int  # frames in the header
+    decoded: int  # frames it holds
+
+    def note(self) -> str:
+        return (f"note: {self.path} holds {self.decoded} frames, not the {self.announced} its header announces; "
+                "it ends cleanly there (no decode error), so all of them are used")
+
+    def record(self) -> dict[str, object]:
+        return {"announced_frames": self.announced, "decoded_frames": self.decoded}
+
+
+OnShort = Callable[[ShortVideo], None]
 
 
 @dataclass(frozen=True)
@@ -74,11 +92,6 @@ class SourceInfo:
     fps: float | None
     height: int
     width: int
-
-
-def natural_key(text: str) -> list:
-    """Sort key that orders embedded numbers by value: 'f2.png' < 'f10.png'."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
 def to_rgb_uint8(image: np.ndarray, *, bgr: bool = True) -> np.ndarray:
@@ -142,13 +155,9 @@ def resize_frame(image: np.ndarray, resize: tuple[int, int] | int | None) -> np.
     return cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_AREA)
 
 
-def _is_glob(source: str) -> bool:
-    return bool(_GLOB_CHARS.search(source)) and not os.path.exists(source)
-
-
 def _image_files(source: str) -> list[Path]:
     """Image files of a folder or a glob, naturally sorted; DvsnetError when there are none."""
-    if _is_glob(source):
+    if is_glob(source):
         files = [Path(p) for p in glob.glob(source, recursive=True)
                  if Path(p).suffix.lower() in IMAGE_EXTENSIONS and os.path.isfile(p)]
         where = f"glob {source!r} matches no image files ({' '.join(IMAGE_EXTENSIONS)})"
@@ -212,7 +221,7 @@ def _open_video(path: str) -> cv2.VideoCapture:
 
 def _kind(source: str) -> str:
     """'video', 'images' (folder/glob) or 'image' (single file); DvsnetError if it does not exist."""
-    if _is_glob(source):
+    if is_glob(source):
         return "images"
     if not os.path.exists(source):
         raise DvsnetError(f"no such file or folder: {source}")
@@ -252,7 +261,7 @@ def expected_frames(info: SourceInfo, *, stride: int = 1, max_frames: int | None
     return count if max_frames is None else min(count, max_frames)
 
 
-def _video_frames(path: str, stride: int) -> Iterator[Frame]:
+def _video_frames(path: str, stride: int, on_short: OnShort | None = None) -> Iterator[Frame]:
     capture = _open_video(path)
     stem = Path(path).stem
     try:
@@ -277,8 +286,54 @@ def _video_frames(path: str, stride: int) -> Iterator[Frame]:
     if decoded == 0:
         raise DvsnetError(f"video {path} has no frames that can be decoded")
     if expected > 0 and decoded < expected - _count_slack(path, expected):
-        raise DvsnetError(f"video {path} ended after {decoded} of the {expected} frames its header "
-                          "announces (truncated or corrupt)")
+        damage = stream_damage(path)
+        if damage is not None:
+            raise DvsnetError(f"video {path} ended after {decoded} of the {expected} frames its header "
+                              f"announces (truncated or corrupt: {damage})")
+        if on_short is not None:
+            on_short(ShortVideo(path, expected, decoded))
+
+
+@contextlib.contextmanager
+def _quiet_ffmpeg() -> Iterator[None]:
+    """Keep PyAV's FFmpeg from printing decoder complaints: what they say is returned in one line instead."""
+    import av.logging
+
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.PANIC)
+    try:
+        yield
+    finally:
+        av.logging.set_level(previous)
+
+
+def stream_damage(path: str | os.PathLike) -> str | None:
+    """What FFmpeg (through PyAV) finds wrong in the video stream of `path`: the first partial or
+    undecodable packet, in a few words; None when every packet demuxes and decodes cleanly."""
+    import av
+
+    try:
+        with _quiet_ffmpeg(), av.open(os.fspath(path)) as container:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                if packet.is_corrupt:
+                    return f"a partial or corrupt packet at {packet.pos} bytes"
+                packet.decode()
+    except (av.error.FFmpegError, IndexError) as exc:
+        return " ".join(str(getattr(exc, "strerror", None) or exc).split()).lower()
+    return None
+
+
+def count_video_frames(path: str | os.PathLike) -> int:
+    """The frames a video file really holds (its video packets, demuxed without decoding): what a header
+    that lies does not say. DvsnetError when the file cannot be read."""
+    import av
+
+    try:
+        with _quiet_ffmpeg(), av.open(os.fspath(path)) as container:
+            return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise DvsnetError(f"cannot read video {path}: {' '.join(str(exc).split())}") from None
 
 
 def _count_slack(path: str, expected: int) -> int:
@@ -296,14 +351,16 @@ def _image_frames(files: list[Path], stride: int) -> Iterator[Frame]:
 
 
 def read_named_frames(source: str | os.PathLike, *, resize: tuple[int, int] | int | None = None,
-                      stride: int = 1, max_frames: int | None = None, motion: bool = False) -> Iterator[Frame]:
+                      stride: int = 1, max_frames: int | None = None, motion: bool = False,
+                      on_short: OnShort | None = None) -> Iterator[Frame]:
     """Like `read_frames`, but yields `Frame(name, image)` so outputs can be named after their input.
 
     The source is checked now (missing path, folder without images, undecodable video raise
     DvsnetError here); decoding happens one frame per `next()`. motion: decode with PyAV and give each
     frame its codec motion vectors (`Frame.motion`, a dvsnet.data.motion.MotionField on the source's own
     size, chained over the frames `stride` skips); DvsnetError when the source has none
-    (dvsnet.data.motion.why_no_vectors says why).
+    (dvsnet.data.motion.why_no_vectors says why). on_short: called once with a ShortVideo when a video
+    ends cleanly before its header's frame count (see the module docstring).
     """
     source = os.fspath(source)
     _check_options(resize, stride, max_frames)
@@ -317,7 +374,7 @@ def read_named_frames(source: str | os.PathLike, *, resize: tuple[int, int] | in
         frames = (Frame(*parts) for parts in read_motion_frames(source, stride))
     elif kind == "video":
         _open_video(source).release()  # fail now, not at the first next(), for a file that cannot open
-        frames = _video_frames(source, stride)
+        frames = _video_frames(source, stride, on_short)
     else:
         files = [Path(source)] if kind == "image" else _image_files(source)
         frames = _image_frames(files, stride)

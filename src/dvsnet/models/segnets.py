@@ -94,7 +94,7 @@ class SegNet(nn.Module):
 
 def build_fast(num_classes: int = NUM_CLASSES) -> SegNet:
     """DeepLab-Fast role: light backbone + ASPP-lite, output stride 8 (random init)."""
-    # Sized for the method's economics (DESIGN.md §2), not for FLOPs alone: on the first 2-core CPU the whole
+    # Sized for the method's economics (docs/design.md §2), not for FLOPs alone: on the first 2-core CPU the whole
     # warp path of a 256x512 frame costs ~6-9 ms, so a segmenter of ~20 ms (widths 24-128) leaves no room
     # for a speed-up; these widths cost ~60 ms per 256x512 frame there (~12.5 GMAC).
     backbone = Backbone(widths=(48, 96, 160, 256), depths=(2, 2, 3))

@@ -4,6 +4,10 @@ A weights file holds a module's state dict (shipped files in fp16, training chec
 string metadata such as {"arch": "fast", "num_classes": "19"}. Loading checks names and shapes against
 the architecture and fails with one line (`DvsnetError`) naming the file, the architecture and what
 did not match. Shipped files live in `dvsnet/weights/<name>.safetensors`.
+
+Identity: a weights file is known by the hash of its bytes (`weights_digest`): what names a cached ONNX
+graph (dvsnet.backends), what a calibrated decision network records of its segmenter
+(`segmenter_identity`) and what marks a sweep row's networks (dvsnet.sweep.weights_id).
 """
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from dvsnet.atomic import atomic_path
+from dvsnet.digest import file_digest
 from dvsnet.errors import DvsnetError
+from dvsnet.models.segnets import SEGMENTERS
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -23,6 +29,41 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 def shipped_path(name: str) -> Path:
     """Path of the shipped weights for `name` (may not exist yet)."""
     return SHIPPED_DIR / f"{name}.safetensors"
+
+
+def weights_file(spec: str | Path) -> Path:
+    """The .safetensors file of one of our segmenters: a shipped name ("fast", "accurate") or a path."""
+    return shipped_path(str(spec)) if str(spec) in SEGMENTERS else Path(spec)
+
+
+def weights_digest(spec: str | Path, digits: int) -> str:
+    """The first `digits` hex digits of the sha256 of `weights_file(spec)`'s bytes ("none" for no file).
+    Callers keep their own digits (16 for cached graphs, 12 for calibrated DNs, 10 for sweep rows): the
+    values are recorded in caches and result files."""
+    return file_digest(weights_file(spec), digits)
+
+
+def segmenter_identity(spec: Any) -> str:
+    """What a calibrated decision network records of its segmenter: a shipped name or a file with the hash
+    of its contents ("fast:1a2b3c4d5e6f", "model.onnx:..."), or an object's class name."""
+    if not isinstance(spec, (str, Path)):
+        return type(spec).__name__
+    path = weights_file(spec)
+    if not path.is_file():
+        return str(spec)
+    name = str(spec) if str(spec) in SEGMENTERS else path.name
+    return f"{name}:{weights_digest(spec, 12)}"
+
+
+def same_segmenter(recorded: str, spec: Any) -> bool:
+    """Whether a DN calibrated for `recorded` (segmenter_identity) suits the segmenter `spec`: the same
+    weights (hash) when both are files; objects from the Python API are taken on trust."""
+    if not isinstance(spec, (str, Path)):
+        return True
+    current = segmenter_identity(spec)
+    if ":" in recorded and ":" in current:
+        return recorded.rsplit(":", 1)[1] == current.rsplit(":", 1)[1]
+    return recorded == current
 
 
 def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, str], *, half: bool = False) -> Path:

@@ -10,8 +10,8 @@ region of every grid, exactly what the pipeline does at inference is repeated wi
   target   = policies.confidence_score(O^r, S^r)            # Eq. (1): share of pixels where O^r == S^r
 Per (snippet, key, offset, grid, region) the cache stores the target for each flow estimator and the
 features of each decision-network variant:
-  dis                 dvsnet.flow.motion_features of the DIS (ultrafast) flow   (7, 16, 16)
-  dis-keyseg          dis + dvsnet.flow.key_segmentation_features of the key    (9, 16, 16)
+  dis                 dvsnet.features.motion_features of the DIS (ultrafast) flow   (7, 16, 16)
+  dis-keyseg          dis + dvsnet.features.key_segmentation_features of the key    (9, 16, 16)
   flownet-conv4/5/6   FlowNetS encoder features                                   (C, h, w) of the crop
   flownet-image-flow  key crop (3 ch) + flownet flow (2 ch), both average-pooled  (5, 16, 16)
 (the flownet variants as dvsnet.flow.FlowNetFlow gives them at inference, flow names "flownet-<features>")
@@ -37,7 +37,8 @@ from dvsnet.config import default_overlap
 from dvsnet.data.cityscapes import CityscapesSequences, load_image
 from dvsnet.digest import file_digest
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import DISFlow, FlowNetFlow, key_segmentation_features
+from dvsnet.features import key_segmentation_features
+from dvsnet.flow import DISFlow, FlowNetFlow
 from dvsnet.policies import confidence_score
 from dvsnet.regions import crop_multiple, crop_regions, padded_size, region_grid
 from dvsnet.warp import WARP_UPSCALE, estimate_flow, upsample_logits, warp_labels, warp_upscale
@@ -84,24 +85,11 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
     """Compute targets and features for `config` (see module docstring). Returns arrays keyed by name:
     target-<flow> (N,) float32, features-<variant> (N, C, h, w) float16, and index columns snippet, key,
     offset, grid_rows, grid_cols, region (N,) int16."""
-    from dvsnet.models import load_flownet, load_segmenter
-
     if config.max_offset < 1:
         raise DvsnetError("max_offset must be >= 1")
-    segmenter = load_segmenter(config.segmenter)
-    upscale = warp_upscale(segmenter.output_stride)  # logits warped at WARP_STRIDE, as the pipeline does
-    dis = DISFlow("ultrafast", with_features=True)
-    flownet = None
-    if config.flownet is not None:
-        flownet = load_flownet(path=None if config.flownet == "shipped" else config.flownet)
+    scorer = _Scorer(config)
     snippets = CityscapesSequences(config.data, config.split).snippets[: config.max_snippets]
     rng = np.random.default_rng(config.seed)
-    columns: dict[str, list] = {k: [] for k in ("snippet", "key", "offset", "grid_rows", "grid_cols", "region")}
-    arrays: dict[str, list] = {}
-
-    def add(name: str, value: torch.Tensor) -> None:
-        arrays.setdefault(name, []).append(value.cpu().numpy())
-
     bar = tqdm(total=len(snippets), desc=f"confidence scores ({config.split})", disable=not progress)
     for s, snippet in enumerate(snippets):
         frames = snippet.frame_paths
@@ -112,41 +100,63 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
         keys = np.sort(rng.choice(last_key + 1, size=min(config.keys_per_snippet, last_key + 1), replace=False))
         needed = sorted({int(k) + o for k in keys for o in range(config.max_offset + 1)})
         images = {i: _to_tensor(load_image(frames[i])) for i in needed}
-        height, width = images[needed[0]].shape[1:]
         for rows, cols in config.grids:
-            regions = region_grid(height, width, rows, cols, default_overlap(width))
-            size = padded_size(regions, crop_multiple(segmenter))
-            crops = {i: crop_regions(images[i], regions, size) for i in needed}  # (R, 3, h, w)
-            logits = {i: segmenter(crops[i]) for i in needed}  # (R, K, h/s, w/s)
-            seg_labels = {i: upsample_logits(logits[i], size)[1] for i in needed}  # (R, h, w)
-            key_features = {int(k): key_segmentation_features(logits[int(k)]) for k in keys}
-            for k in keys:
-                k = int(k)
-                for o in range(1, config.max_offset + 1):
-                    key_crops, cur_crops = crops[k], crops[k + o]
-                    flow, features = estimate_flow(dis, key_crops, cur_crops)
-                    warped = warp_labels(logits[k], flow, size, upscale)[1]
-                    add("target-dis", confidence_score(warped, seg_labels[k + o]))
-                    add("features-dis", features.half())
-                    add("features-keyseg", key_features[k].half())
-                    if flownet is not None:  # one flownet run gives every flownet variant's features
-                        flow, layers = estimate_flow(flownet, key_crops, cur_crops)
-                        warped = warp_labels(logits[k], flow, size, upscale)[1]
-                        add("target-flownet", confidence_score(warped, seg_labels[k + o]))
-                        for name in FlowNetFlow.FEATURES:
-                            features = FlowNetFlow.decision_features(name, key_crops, flow, layers)
-                            add(f"features-flownet-{name}", features.half())
-                    n = len(regions)
-                    for name, value in (("snippet", s), ("key", k), ("offset", o), ("grid_rows", rows),
-                                        ("grid_cols", cols)):
-                        columns[name].extend([value] * n)
-                    columns["region"].extend(range(n))
+            scorer.score_grid(s, [int(k) for k in keys], images, rows, cols)
         bar.update(1)
         _release_freed_memory()
     bar.close()
-    out = {name: np.concatenate(_same_size(parts)) for name, parts in arrays.items()}
-    out.update({name: np.asarray(values, dtype=np.int16) for name, values in columns.items()})
+    out = {name: np.concatenate(_same_size(parts)) for name, parts in scorer.arrays.items()}
+    out.update({name: np.asarray(values, dtype=np.int16) for name, values in scorer.columns.items()})
     return out
+
+
+class _Scorer:
+    """The networks of a ScoreConfig, and the samples scored so far: arrays (targets, features) and index
+    columns, one entry per region of every (key, offset) pair."""
+
+    def __init__(self, config: ScoreConfig):
+        from dvsnet.models import load_flownet, load_segmenter
+
+        self.max_offset = config.max_offset
+        self.segmenter = load_segmenter(config.segmenter)
+        self.upscale = warp_upscale(self.segmenter.output_stride)  # logits warped at WARP_STRIDE, as the pipeline
+        self.dis = DISFlow("ultrafast", with_features=True)
+        self.flownet = None
+        if config.flownet is not None:
+            self.flownet = load_flownet(path=None if config.flownet == "shipped" else config.flownet)
+        self.columns: dict[str, list] = {k: [] for k in ("snippet", "key", "offset", "grid_rows", "grid_cols", "region")}
+        self.arrays: dict[str, list] = {}
+
+    def add(self, name: str, value: torch.Tensor) -> None:
+        self.arrays.setdefault(name, []).append(value.cpu().numpy())
+
+    def score_grid(self, s: int, keys: list[int], images: dict[int, torch.Tensor], rows: int, cols: int) -> None:
+        """Every region of a rows x cols grid, warped from each key to each of the max_offset frames after it."""
+        height, width = next(iter(images.values())).shape[1:]
+        regions = region_grid(height, width, rows, cols, default_overlap(width))
+        size = padded_size(regions, crop_multiple(self.segmenter))
+        crops = {i: crop_regions(image, regions, size) for i, image in images.items()}  # (R, 3, h, w)
+        logits = {i: self.segmenter(crops[i]) for i in images}  # (R, K, h/s, w/s)
+        seg_labels = {i: upsample_logits(logits[i], size)[1] for i in images}  # (R, h, w)
+        key_features = {k: key_segmentation_features(logits[k]) for k in keys}
+        for k in keys:
+            for o in range(1, self.max_offset + 1):
+                key_crops, cur_crops = crops[k], crops[k + o]
+                flow, features = estimate_flow(self.dis, key_crops, cur_crops)
+                warped = warp_labels(logits[k], flow, size, self.upscale)[1]
+                self.add("target-dis", confidence_score(warped, seg_labels[k + o]))
+                self.add("features-dis", features.half())
+                self.add("features-keyseg", key_features[k].half())
+                if self.flownet is not None:  # one flownet run gives every flownet variant's features
+                    flow, layers = estimate_flow(self.flownet, key_crops, cur_crops)
+                    warped = warp_labels(logits[k], flow, size, self.upscale)[1]
+                    self.add("target-flownet", confidence_score(warped, seg_labels[k + o]))
+                    for name in FlowNetFlow.FEATURES:
+                        self.add(f"features-flownet-{name}", FlowNetFlow.decision_features(name, key_crops, flow,
+                                                                                           layers).half())
+                for name, value in (("snippet", s), ("key", k), ("offset", o), ("grid_rows", rows), ("grid_cols", cols)):
+                    self.columns[name].extend([value] * len(regions))
+                self.columns["region"].extend(range(len(regions)))
 
 
 def _release_freed_memory() -> None:

@@ -30,6 +30,7 @@ from dvsnet.train.common import (
     start_run,
 )
 from dvsnet.train.confidence import ScoreConfig, load_or_generate_scores
+from dvsnet.train.mv import mv_samples
 
 PAPER_MAX_OFFSET = 10  # the paper's training pairs have key offsets up to 10; ours go to 20
 
@@ -108,8 +109,6 @@ def dataset(config: DNTrainConfig, split: str, progress: bool) -> Samples:
 
 
 def _mv_dataset(config: DNTrainConfig, split: str, progress: bool) -> Samples:
-    from dvsnet.train.mv import mv_samples
-
     if config.train_snippets is not None or config.train_max_offset is not None:
         raise DvsnetError("--train-snippets and --train-max-offset apply to the image-sampled variants, not mv "
                           "(use --max-snippets and --max-offset)")
@@ -120,7 +119,7 @@ def _mv_dataset(config: DNTrainConfig, split: str, progress: bool) -> Samples:
 
 def mirror_features(features: torch.Tensor) -> torch.Tensor:
     """DIS- or mv-variant features of the horizontally mirrored region pair: every map flipped left-right
-    and the x component of the flow (channel 0 of dvsnet.flow.motion_features and of MV_FEATURES) negated."""
+    and the x component of the flow (channel 0 of dvsnet.features.motion_features and of MV_FEATURES) negated."""
     mirrored = features.flip(-1)
     mirrored[:, 0] = -mirrored[:, 0]
     return mirrored

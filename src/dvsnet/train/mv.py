@@ -1,6 +1,6 @@
 """Samples for the `mv` decision network (`dvsnet train dn --variant mv`): the synthetic split encoded to
 H.264 as a dash cam records it, then sampled by the pipeline exactly as `dvsnet calibrate` samples a user's
-video (dvsnet.calibrate.collect_samples): per snippet and grid, `keys_per_snippet` key frames spread over
+video (dvsnet.sampling.collect_samples): per snippet and grid, `keys_per_snippet` key frames spread over
 the snippet, every region warped from its key by the chained motion vectors up to `max_offset` frames,
 the target its true confidence score (paper Eq. 1), the input the codec features of dvsnet.flow_mv.
 
@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dvsnet.calibrate import CalibrationConfig, Clip, collect_samples, sampling_pipeline
 from dvsnet.config import PipelineConfig
 from dvsnet.data.cityscapes import CityscapesSequences, load_image
 from dvsnet.data.motion import encode_video
 from dvsnet.data.video import probe
 from dvsnet.digest import file_digest
 from dvsnet.errors import DvsnetError
+from dvsnet.sampling import Clip, SamplingConfig, collect_samples, sampling_pipeline
 
 ENCODING = {"crf": 23, "bframes": 0, "refs": 1}
 
@@ -74,8 +74,8 @@ def mv_samples(config, split: str, progress: bool = True) -> dict[str, np.ndarra
     for rows, cols in config.grids:
         pipeline = PipelineConfig(segmenter=config.segmenter, flow="mv", grid=(rows, cols), backend="torch",
                                   precision="fp32")
-        sampling = CalibrationConfig(sources=tuple(str(video) for video, _ in videos), pipeline=pipeline,
-                                     max_offset=config.max_offset, cache=str(Path(config.cache) / "mv-chunks"))
+        sampling = SamplingConfig(pipeline=pipeline, max_offset=config.max_offset,
+                                  cache=str(Path(config.cache) / "mv-chunks"))
         pipe, flow = sampling_pipeline(pipeline)
         clips = [Clip(str(video), probe(video), start, frames) for video, frames in videos
                  for start in key_starts(frames, config.max_offset, config.keys_per_snippet)]
