@@ -11,6 +11,7 @@ summary.json.
 """
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -18,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -36,15 +36,23 @@ from dvsnet.data.video import (
 from dvsnet.devices import describe_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow_mv import plan_motion
+from dvsnet.live.loop import (
+    LIVE_COLUMNS,
+    FrameHook,
+    LiveRun,
+    OutputWriter,
+    Progress,
+    live_record,
+    open_live,
+    run_live,
+    warm_up,
+)
+from dvsnet.live.sources import StreamOptions, is_live
 from dvsnet.models import SEGMENTERS, SHIPPED_FRAME_SIZE
 from dvsnet.outputs import RunRecorder, check_writes, create_run_folder
 from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, versions
 from dvsnet.regions import check_grid
-
-if TYPE_CHECKING:
-    from dvsnet.live.loop import FrameHook
-    from dvsnet.live.sources import StreamOptions
 
 DEFAULT_WRITES: tuple[str, ...] = ("overlay", "csv")
 Resize = tuple[int, int] | int | None
@@ -211,8 +219,6 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
     the source's fps). on_frame (files and live sources): called per frame with (overlay H×W×3 uint8 RGB,
     status dict), and with (None, status) when the state changes (reconnecting, ended).
     """
-    from dvsnet.live.sources import is_live
-
     live = is_live(source)
     if live or realtime:
         if stride != 1:
@@ -220,8 +226,6 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
                               "the pipeline is free")
         if pipe is not None:
             raise DvsnetError("a live source runs a pipeline of its own (pipe= reuses one across a batch of files)")
-        from dvsnet.live.loop import segment_live
-
         return segment_live(os.fspath(source), config, output=output, writes=writes, resize=resize,
                             max_frames=max_frames, progress=progress, prefix=prefix, note=note, extra=extra,
                             flow_fallback=flow_fallback, stream=stream, realtime=realtime, duration=duration,
@@ -263,3 +267,85 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
 def output_fps(info: SourceInfo, stride: int) -> float | None:
     """Overlay video frame rate: the source's divided by the stride, so playback keeps real time."""
     return None if info.fps is None else info.fps / stride
+
+
+def segment_live(source: str, config: PipelineConfig, *, output: str | Path = "runs",
+                 writes: tuple[str, ...] = DEFAULT_WRITES, resize: Resize = None, max_frames: int | None = None,
+                 progress: bool = False, prefix: str = "segment", note: Callable[[str], None] | None = None,
+                 extra: dict[str, object] | None = None, flow_fallback: str = "dis",
+                 stream: StreamOptions | None = None, realtime: bool = False, duration: float | None = None,
+                 keep_policy: bool = False, on_frame: FrameHook | None = None) -> tuple[Path, dict]:
+    """segment_video for a live source (or a video file played at its own pace: `realtime`): the newest
+    frame only, into a new run folder `output/<prefix>-NNNN`; returns (run folder, summary). What it
+    records and when it ends: dvsnet.live.loop. Every mistake (bad URL, a source that does not open within
+    the timeout, a grid the frames cannot hold) is a DvsnetError before the run folder exists."""
+    progress_line = Progress(progress)
+    note = note or progress_line.note
+    if duration is not None and not (duration > 0 and math.isfinite(duration)):
+        raise DvsnetError(f"duration must be a number of seconds > 0, got {duration!r}")
+    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1):
+        raise DvsnetError(f"max_frames must be a whole number >= 1 or None, got {max_frames!r}")
+    check_writes(writes)
+    stream = stream or StreamOptions()
+    feed, config = open_live(source, config, stream=stream, resize=resize, realtime=realtime,
+                             flow_fallback=flow_fallback, keep_policy=keep_policy, note=note)
+    try:
+        info = feed.info
+        height, width = check_source_and_grid(config, SourceInfo(info.kind, info.source, None, info.fps, info.height,
+                                                                 info.width), resize)
+        pipe = DVSNet.from_config(config)
+        check_writes(writes, classes_of(pipe.segmenter))
+        scale_note = training_scale_note(config.segmenter, height, width)
+        if scale_note:
+            note(scale_note)
+        warm_up(pipe, height, width, feed.motion)
+        run_dir = create_run_folder(output, prefix)
+    except BaseException:
+        feed.close()
+        raise
+    record = live_record(config, pipe, info, fps=feed.fps, resize=resize, max_frames=max_frames, writes=writes,
+                         stream=stream, realtime=realtime, duration=duration)
+    record.update(extra or {})
+    recorder = RunRecorder(run_dir, writes, fps=feed.fps, classes=classes_of(pipe.segmenter), streaming=True,
+                           extra_columns=LIVE_COLUMNS)
+    run = LiveRun(feed, pipe, OutputWriter(recorder, on_frame), policy_text=repr(pipe.policy))
+    summary = _close_live(run, recorder, record, progress_line, note, duration=duration, max_frames=max_frames)
+    return run_dir, summary
+
+
+def _close_live(run: LiveRun, recorder: RunRecorder, record: dict[str, object], progress: Progress,
+                note: Callable[[str], None], *, duration: float | None, max_frames: int | None) -> dict:
+    """Run the live loop and close every output however it ends (module docstring of dvsnet.live.loop):
+    summary.json says "complete": true unless an error stopped it; the error is raised again."""
+    ended, error = None, None
+    stop = StopRequest()
+    try:
+        with stop:
+            ended = run_live(run, stop, duration=duration, max_frames=max_frames, progress=progress, note=note)
+    except DvsnetError as exc:
+        error, ended = exc, f"error: {exc}"
+    except KeyboardInterrupt as exc:  # a second Ctrl-C: stop at once
+        error, ended = exc, "interrupted"
+    except Exception as exc:  # noqa: BLE001 (a bug: close what was written, then re-raise for the traceback)
+        error, ended = exc, f"internal error: {type(exc).__name__}: {exc}"
+    finally:
+        run.feed.close()
+        live = run.figures(ended)
+        run.state_changed()
+        try:
+            run.writer.close()
+        except BaseException as exc:  # noqa: BLE001 (the writer's error, unless the loop stopped on one first)
+            if error is None:
+                error, ended = exc, f"error: {exc}"
+                live["ended"] = ended
+        progress.show(run.line(), force=True)
+        progress.close()
+        summary = recorder.close(complete=error is None, reason=None if error is None else ended, extra={
+            **record, "versions": versions(), "machine": describe_machine(run.pipe.device), "live": live})
+    if isinstance(error, DvsnetError):
+        raise DvsnetError(f"{error} (the {recorder.frames} frames before it are saved in {recorder.run_dir})") from None
+    if error is not None:
+        raise error
+    if ended and ended.startswith("stream lost"):
+        note(f"note: {ended}")
+    return summary

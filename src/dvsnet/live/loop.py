@@ -1,7 +1,8 @@
 """The run loop of a live source: `dvsnet segment rtsp://...` (and a file with `--realtime`).
 
 dvsnet.run.segment_video hands a live source (dvsnet.live.sources.is_live) or a `realtime` file to
-`segment_live`, which writes the same run folder as a file run (dvsnet.outputs.RunRecorder) with:
+dvsnet.run.segment_live, which opens it here (`open_live`), runs `run_live` over a `LiveRun` and writes the
+same run folder as a file run (dvsnet.outputs.RunRecorder) with:
 - the newest frame only (dvsnet.live.feed.LiveFeed): frames arriving while the pipeline is busy are
   dropped and counted, never queued, so latency cannot grow;
 - frames.csv's extra columns `stream_time` (the frame's presentation time in the stream, s), `captured_at`,
@@ -36,23 +37,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dvsnet.config import PipelineConfig
 from dvsnet.control import WARM_UP_FRAMES, FpsTarget
-from dvsnet.data.labels import classes_of
-from dvsnet.data.video import SourceInfo
 from dvsnet.errors import DvsnetError
 from dvsnet.flow_mv import FALLBACK_FLOW, FLOW_FALLBACKS
 from dvsnet.live.feed import FeedInfo, LiveFeed, LiveFrame
 from dvsnet.live.sources import StreamOptions, live_kind
-from dvsnet.outputs import RunRecorder, check_writes, create_run_folder
+from dvsnet.outputs import RunRecorder
 from dvsnet.pipeline import DVSNet
 from dvsnet.policies import parse_policy
-from dvsnet.provenance import describe_machine, versions
 from dvsnet.stats import LiveStats
 
 LIVE_KEEP_SHARE = 0.9  # the default live policy takes this share of the source's frames per second
@@ -87,6 +84,12 @@ class LiveFpsTarget(FpsTarget):
         policy = super().with_net(net, dn_file)
         policy.interval = self.interval
         return policy
+
+    def reset(self) -> None:
+        """Back to the state before the first frame (DVSNet.reset: a reconnected stream), on the same source."""
+        interval = self.interval
+        super().reset()
+        self.interval = interval
 
     def frame_taken(self, waited: float, outside: float) -> None:
         """Before the pipeline steps a frame: it waited `waited` s in the feed; the previous frame spent
@@ -347,138 +350,54 @@ def warm_up(pipe: DVSNet, height: int, width: int, motion: bool) -> None:
     pipe.reset()
 
 
-def segment_live(source: str, config: PipelineConfig, *, output: str | Path = "runs",
-                 writes: tuple[str, ...] = ("overlay", "csv"), resize: tuple[int, int] | int | None = None,
-                 max_frames: int | None = None, progress: bool = False, prefix: str = "segment",
-                 note: Callable[[str], None] | None = None, extra: dict[str, object] | None = None,
-                 flow_fallback: str = "dis", stream: StreamOptions | None = None, realtime: bool = False,
-                 duration: float | None = None, keep_policy: bool = False,
-                 on_frame: FrameHook | None = None) -> tuple[Path, dict]:
-    """Segment a live source (or a video file played at its own pace: `realtime`) into a new run folder
-    `output/<prefix>-NNNN`; returns (run folder, summary). See the module docstring.
-
-    stream: how the source is opened and reopened (timeouts, reconnect window, RTSP transport, FFmpeg
-    options). duration: stop after this many seconds; max_frames: after this many frames processed.
-    keep_policy: run config.policy even when it is the default (else the live default, live_policy).
-    on_frame: called after each frame with (overlay H×W×3 uint8 RGB, status dict), and with (None, status)
-    when the feed's state changes (reconnecting, running again, ended). The other arguments as dvsnet.run.segment_video's. Every mistake
-    (bad URL, a source that does not open within the timeout, a grid the frames cannot hold) is a
-    DvsnetError before the run folder exists.
-    """
-    from dvsnet.data.video import resized_size
-    from dvsnet.run import StopRequest, check_source_and_grid, training_scale_note
-
-    progress_line = Progress(progress)
-    note = note or progress_line.note
-    if duration is not None and not (duration > 0 and math.isfinite(duration)):
-        raise DvsnetError(f"duration must be a number of seconds > 0, got {duration!r}")
-    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1):
-        raise DvsnetError(f"max_frames must be a whole number >= 1 or None, got {max_frames!r}")
-    if live_kind(source) is None and not realtime:
-        raise DvsnetError(f"{source} is not a live source")
+def open_live(source: str, config: PipelineConfig, *, stream: StreamOptions, resize: Any, realtime: bool,
+              flow_fallback: str, keep_policy: bool, note: Callable[[str], None]) -> tuple[LiveFeed, PipelineConfig]:
+    """Connect to `source` (its one-line DvsnetError within the stream timeout, before anything is loaded)
+    and start its feed; returns the feed and the config the run runs: "mv" kept only where the codec
+    exports vectors (plan_live_motion), the live policy (live_config) for the source's fps."""
     motion = config.flow == "mv"
     if motion and live_kind(source) is None:  # a file: its codec is known before it is played
         from dvsnet.flow_mv import plan_motion
 
         flow, motion = plan_motion(config.flow, source, flow_fallback, note)
         config = config.replace(flow=flow)
-    stream = stream or StreamOptions()
-    check_writes(writes)
     feed = LiveFeed(source, options=stream, motion=motion, resize=resize, realtime=realtime)
-    info = feed.open()  # the source's one-line error comes here, before anything is loaded
+    info = feed.open()
     try:
         flow = plan_live_motion(config.flow, info, flow_fallback, note)
         if flow != config.flow:
             config, feed.motion = config.replace(flow=flow), False
-        fps = feed.fps
         if info.fps is None:
-            note(f"note: {info.source} states no frame rate; taking it as {fps:g} fps")
-        config = live_config(config, fps, keep_policy=keep_policy)
-        height, width = resized_size(info.height, info.width, resize)
-        check_source_and_grid(config, _as_source_info(info), resize)
-        pipe = DVSNet.from_config(config)
-        check_writes(writes, classes_of(pipe.segmenter))
-        scale_note = training_scale_note(config.segmenter, height, width)
-        if scale_note:
-            note(scale_note)
-        warm_up(pipe, height, width, feed.motion)
-        run_dir = create_run_folder(output, prefix)
+            note(f"note: {info.source} states no frame rate; taking it as {feed.fps:g} fps")
+        return feed, live_config(config, feed.fps, keep_policy=keep_policy)
     except BaseException:
         feed.close()
         raise
-    record = live_record(config, pipe, info, fps=fps, resize=resize, max_frames=max_frames, writes=writes,
-                         stream=stream, realtime=realtime, duration=duration)
-    record.update(extra or {})
-    recorder = RunRecorder(run_dir, writes, fps=fps, classes=classes_of(pipe.segmenter),
-                           streaming=_has_pyav(), extra_columns=LIVE_COLUMNS)
-    writer = OutputWriter(recorder, on_frame)
-    run = LiveRun(feed, pipe, writer, policy_text=repr(pipe.policy))
-    ended, error = None, None
-    stop = StopRequest()
-    try:
-        with stop:
-            run.start()
-            while True:
-                if stop.requested:
-                    ended = "stopped (signal)"
-                    break
-                if duration is not None and time.perf_counter() - run.started >= duration:
-                    ended = "duration"
-                    break
-                if max_frames is not None and run.frames >= max_frames:
-                    ended = "max frames"
-                    break
-                frame = feed.get(timeout=WAIT_SLICE)
-                if frame is not None:
-                    run.step(frame, note)
-                elif feed.ended:
-                    if feed.error is not None:
-                        raise feed.error
-                    ended = feed.end_reason
-                    break
-                if run.state_changed() and feed.state == "reconnecting":
-                    progress_line.show(run.line(), force=True)
-                progress_line.show(run.line())
-    except DvsnetError as exc:
-        error, ended = exc, f"error: {exc}"
-    except KeyboardInterrupt as exc:  # a second Ctrl-C: stop at once
-        error, ended = exc, "interrupted"
-    except Exception as exc:  # noqa: BLE001 (a bug: close what was written, then re-raise for the traceback)
-        error, ended = exc, f"internal error: {type(exc).__name__}: {exc}"
-    finally:
-        feed.close()
-        live = run.figures(ended)
-        run.state_changed()
-        try:
-            writer.close()
-        except BaseException as exc:  # noqa: BLE001 (the writer's error, unless the loop stopped on one first)
-            if error is None:
-                error, ended = exc, f"error: {exc}"
-                live["ended"] = ended
-        progress_line.show(run.line(), force=True)
-        progress_line.close()
-        summary = recorder.close(complete=error is None, reason=None if error is None else ended, extra={
-            **record, "versions": versions(), "machine": describe_machine(pipe.device), "live": live})
-    if isinstance(error, DvsnetError):
-        raise DvsnetError(f"{error} (the {recorder.frames} frames before it are saved in {run_dir})") from None
-    if error is not None:
-        raise error
-    if ended and ended.startswith("stream lost"):
-        note(f"note: {ended}")
-    return run_dir, summary
 
 
-def _has_pyav() -> bool:
-    try:
-        import av  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _as_source_info(info: FeedInfo) -> SourceInfo:
-
-    return SourceInfo(info.kind, info.source, None, info.fps, info.height, info.width)
+def run_live(run: LiveRun, stop: Any, *, duration: float | None, max_frames: int | None, progress: Progress,
+             note: Callable[[str], None]) -> str:
+    """The loop: take the newest frame, segment it, hand its outputs over, until `duration` seconds,
+    `max_frames` frames, a signal (`stop.requested`, dvsnet.run.StopRequest) or the feed's end; returns why
+    it ended. Raises the feed's or the writer's error."""
+    run.start()
+    while True:
+        if stop.requested:
+            return "stopped (signal)"
+        if duration is not None and time.perf_counter() - run.started >= duration:
+            return "duration"
+        if max_frames is not None and run.frames >= max_frames:
+            return "max frames"
+        frame = run.feed.get(timeout=WAIT_SLICE)
+        if frame is not None:
+            run.step(frame, note)
+        elif run.feed.ended:
+            if run.feed.error is not None:
+                raise run.feed.error
+            return run.feed.end_reason
+        if run.state_changed() and run.feed.state == "reconnecting":
+            progress.show(run.line(), force=True)
+        progress.show(run.line())
 
 
 def live_record(config: PipelineConfig, pipe: DVSNet, info: FeedInfo, *, fps: float, resize: Any,

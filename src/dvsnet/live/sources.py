@@ -36,7 +36,7 @@ LIVE_SCHEMES: tuple[str, ...] = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "rtp",
 RTSP_TRANSPORTS: tuple[str, ...] = ("tcp", "udp", "udp_multicast", "http")
 DEFAULT_TIMEOUT = 10.0  # s to connect, and without data before a stream counts as stalled
 DEFAULT_RECONNECT = 30.0  # s a stream that broke is reopened for before the run ends
-INSTALL_HINT = "pip install 'dvsnet[live]' (PyAV)"
+INSTALL_HINT = "pip install av (PyAV, a dependency of dvsnet)"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _CAMERA_PATH = re.compile(r"^/dev/video\d+$")
 # FFmpeg errors that another try will not fix: fail at once instead of retrying until the timeout
