@@ -41,6 +41,7 @@ BENCH_SECTIONS = (
     ("real_clips.md", "Real clips without labels: the defaults against fixed schedules (benchmarks/bench_real_clips.py)"),
     ("calibrate.md", "Real clips: a decision network calibrated without labels (benchmarks/bench_calibrate.py)"),
     ("mv.md", "Flow from the codec: `--flow mv` against DIS (benchmarks/bench_mv.py)"),
+    ("live.md", "Live video: a 25 fps stream over UDP in real time (benchmarks/bench_live.py)"),
 )
 
 
