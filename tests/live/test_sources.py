@@ -79,3 +79,24 @@ def test_a_refused_connection_is_retried_until_the_timeout_then_one_line(av, sch
     with pytest.raises(DvsnetError, match=r"cannot open .*: connection refused \(tried for 1.5 s, --timeout\)"):
         connect(url, StreamOptions(timeout=1.5))
     assert 1.0 < time.monotonic() - start < 3.5
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("rtsp://", "rtsp:// names no host"), ("http:///live.m3u8", "names no host"),
+    ("udp://", "udp:// names no port"), ("udp://127.0.0.1", "names no port"), ("tcp://127.0.0.1", "names no port"),
+    ("udp://127.0.0.1:99999", "the port is not a number in 1-65535"), ("rtsp://cam:0/x", "not a number in 1-65535"),
+    ("rtsp://user:secret@:554/x", r"rtsp://user:\*\*\*@:554/x names no host"),
+])
+def test_urls_ffmpeg_would_only_time_out_on_are_refused_at_once(av, source, message):
+    start = time.monotonic()
+    with pytest.raises(DvsnetError, match=message):
+        connect(source, StreamOptions(timeout=5))
+    assert time.monotonic() - start < 0.5
+
+
+def test_urls_that_name_what_they_need_pass_the_check():
+    from dvsnet.live.sources import check_url
+
+    for source in ("udp://@:5000", "udp://127.0.0.1:5000?pkt_size=1316", "tcp://:5000?listen=1", "rtsp://cam/1",
+                   "rtsp://user:pass@10.0.0.5:554/stream1", "https://example.org/live/index.m3u8", "srt://:9000"):
+        check_url(source)

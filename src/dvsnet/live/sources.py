@@ -22,11 +22,13 @@ import contextlib
 import math
 import os
 import re
+import socket
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -100,6 +102,26 @@ def is_live(source: str | os.PathLike) -> bool:
 def redact(source: str) -> str:
     """The source with a URL's password hidden, for messages and result files: rtsp://user:***@host/..."""
     return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", source)
+
+
+def check_url(source: str) -> None:
+    """DvsnetError (one line) for a stream URL FFmpeg would only time out on: rtsp, rtmp and http(s) URLs
+    without a host, udp, rtp, tcp and srt URLs without a port, a port outside 1-65535."""
+    scheme = url_scheme(source)
+    if scheme is None:
+        return
+    shown = redact(source)
+    parts = urlsplit(source)
+    try:
+        port = parts.port
+    except ValueError:
+        raise DvsnetError(f"{shown}: the port is not a number in 1-65535") from None
+    if port == 0:
+        raise DvsnetError(f"{shown}: the port is not a number in 1-65535")
+    if scheme in ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https") and not parts.hostname:
+        raise DvsnetError(f"{shown} names no host ({scheme}://HOST[:PORT]/PATH)")
+    if scheme in ("udp", "rtp", "tcp", "srt") and port is None:
+        raise DvsnetError(f"{shown} names no port ({scheme}://HOST:PORT, e.g. {scheme}://127.0.0.1:5000)")
 
 
 def camera_device(source: str) -> tuple[str, str]:
@@ -196,6 +218,7 @@ def connect(source: str, options: StreamOptions | None = None, *, motion: bool =
     if kind == "camera" and input_format == "v4l2" and not os.path.exists(target):
         raise DvsnetError(f"no camera at {target} (camera {source} is not connected, or has another number: "
                           "ls /dev/video*)")
+    check_url(source)
     timeout = options.timeout if timeout is None else timeout
     deadline = time.monotonic() + timeout
     while True:
@@ -245,7 +268,22 @@ def _open_error(source: str, kind: str, exc: Exception, timeout: float) -> str:
         return f"cannot open camera {shown}: {_describe(exc)}"
     if name == "ExitError":  # PyAV's open timeout interrupted FFmpeg
         return f"no stream arrived from {shown} within {timeout:g} s (--timeout)"
+    unknown = _unknown_host(source)
+    if unknown:
+        return f"cannot open {shown}: unknown host {unknown}"
     return f"cannot open {shown}: {_describe(exc)} (tried for {timeout:g} s, --timeout)"
+
+
+def _unknown_host(source: str) -> str | None:
+    """The URL's host when it does not resolve (FFmpeg then says only 'input/output error'), else None."""
+    host = urlsplit(source).hostname
+    if not host:
+        return None
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        return host
+    return None
 
 
 def source_stem(source: str) -> str:
