@@ -329,7 +329,7 @@ class StreamingVideoOutput:
         stream.time_base = Fraction(1, 1000)
         stream.codec_context.time_base = Fraction(1, 1000)
         keyint = max(1, round(self.KEYFRAME_SECONDS * self.fps))
-        # ultrafast: a third of veryfast's time per frame (2.4 vs 7 ms at 640x360) for a 40 % larger file; a
+        # ultrafast: about a third of veryfast's time per frame for a somewhat larger file; a
         # live run's CPU time is better spent segmenting. One thread: the writer runs beside the pipeline.
         stream.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "23", "g": str(keyint),
                           "threads": "1"}
