@@ -227,7 +227,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     fps, agreement = getattr(args, "target_fps", None), getattr(args, "target_agreement", None)
     if getattr(args, "threshold", None) is not None and (fps, agreement) != (None, None):
         raise DvsnetError("--threshold fixes the threshold that --target-fps / --target-agreement set: give one")
-    policy = target_spec(policy_spec(getattr(args, "policy", "dn:0.92"), getattr(args, "threshold", None)),
+    policy = target_spec(policy_spec(getattr(args, "policy", None) or "dn:0.92", getattr(args, "threshold", None)),
                          fps, agreement)
     parse_policy(policy)
     return PipelineConfig(segmenter=args.segmenter, flow=args.flow, policy=policy, grid=args.grid,
