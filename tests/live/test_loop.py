@@ -334,7 +334,7 @@ def test_serve_shows_a_live_run_in_a_real_browser(av, camera_clip, tmp_path):
         finally:
             if process.poll() is None:
                 process.kill()
-    assert text["source"] == url and text["policy"] == "dn:fps=27" and text["state"] == "running"
+    assert text["source"] == url and text["policy"] == f"dn:fps={LIVE_KEEP_SHARE * 30:g}" and text["state"] == "running"
     assert text["fps"].endswith("fps") and "/" in text["drops"] and size == [176, 144]
     summary = summary_of(tmp_path / "runs" / "segment-0001")
     assert summary["complete"] and summary["live"]["ended"] == "stopped (signal)"

@@ -14,10 +14,10 @@ def frame(total: float, paths: list[str], restarted: bool = False) -> FrameResul
 
 
 def test_the_live_default_is_dn_fps_at_a_share_of_the_sources_rate_and_given_policies_are_kept():
-    assert live_policy(25) == f"dn:fps={LIVE_KEEP_SHARE * 25:g}" == "dn:fps=22.5"
-    assert live_policy(30000 / 1001) == "dn:fps=26.97"
+    assert live_policy(25) == f"dn:fps={LIVE_KEEP_SHARE * 25:g}" == "dn:fps=23"
+    assert live_policy(30000 / 1001) == "dn:fps=27.57"
     config = live_config(PipelineConfig(), 25, keep_policy=False)
-    assert isinstance(config.policy, LiveFpsTarget) and repr(config.policy) == "dn:fps=22.5"
+    assert isinstance(config.policy, LiveFpsTarget) and repr(config.policy) == "dn:fps=23"
     assert config.policy.interval == pytest.approx(1 / 25)
     assert live_config(PipelineConfig(), 25, keep_policy=True).policy == "dn:0.92"
     assert live_config(PipelineConfig(policy="always"), 25, keep_policy=False).policy == "always"

@@ -52,7 +52,7 @@ from dvsnet.pipeline import DVSNet
 from dvsnet.policies import parse_policy
 from dvsnet.stats import LiveStats
 
-LIVE_KEEP_SHARE = 0.9  # the default live policy takes this share of the source's frames per second
+LIVE_KEEP_SHARE = 0.92  # the default live policy takes this share of the source's frames per second
 LIVE_COLUMNS: tuple[str, ...] = ("stream_time", "captured_at", "ready_at", "latency_ms")
 PROGRESS_EVERY_TTY = 0.5  # s between progress-line updates on a terminal
 PROGRESS_EVERY_LOG = 10.0  # s between progress lines written to a file or pipe
