@@ -43,6 +43,7 @@ BENCH_SECTIONS = (
     ("mv.md", "Flow from the codec: `--flow mv` against DIS (benchmarks/bench_mv.py)"),
     ("adaptive.md", ("Adaptive scheduling: online self-calibration against fixed schedules and the oracle "
                      "(benchmarks/bench_headroom.py)")),
+    ("live.md", "Live video: a 25 fps stream over UDP in real time (benchmarks/bench_live.py)"),
 )
 
 

@@ -232,7 +232,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     fps, agreement = getattr(args, "target_fps", None), getattr(args, "target_agreement", None)
     if getattr(args, "threshold", None) is not None and (fps, agreement) != (None, None):
         raise DvsnetError("--threshold fixes the threshold that --target-fps / --target-agreement set: give one")
-    policy = target_spec(policy_spec(getattr(args, "policy", "dn:0.92"), getattr(args, "threshold", None)),
+    policy = target_spec(policy_spec(getattr(args, "policy", None) or "dn:0.92", getattr(args, "threshold", None)),
                          fps, agreement)
     parse_policy(policy)
     return PipelineConfig(segmenter=args.segmenter, flow=args.flow, policy=policy, grid=args.grid,
@@ -287,6 +287,49 @@ def add_io_options(parser: argparse.ArgumentParser, *, threads: int | None = Non
                                                  else f"{threads})"))
 
 
+def stream_option(text: str) -> tuple[str, str]:
+    """--stream-option NAME=VALUE -> (NAME, VALUE)."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (an FFmpeg option), got {text!r}")
+    return name.strip(), value
+
+
+def add_live_options(parser: argparse.ArgumentParser) -> None:
+    """--realtime --duration --timeout --reconnect --rtsp-transport --stream-option (segment: live video)."""
+    from dvsnet.live.sources import DEFAULT_RECONNECT, DEFAULT_TIMEOUT, RTSP_TRANSPORTS
+
+    group = parser.add_argument_group("live video (a camera or a stream URL as SOURCE; docs/live.md)")
+    group.add_argument("--realtime", action="store_true",
+                       help="play a video file at its own frame rate as if it were a camera: the newest frame "
+                            "only, drops and latency recorded (default: every frame of a file, as fast as it goes)")
+    group.add_argument("--duration", type=positive_float, default=None, metavar="S",
+                       help="stop a live run after S seconds (default: until Ctrl-C, SIGTERM or the stream's end)")
+    group.add_argument("--timeout", type=positive_float, default=None, metavar="S",
+                       help="seconds to connect to a stream, and of silence before it counts as stalled "
+                            f"(default: {DEFAULT_TIMEOUT:g})")
+    group.add_argument("--reconnect", type=non_negative_float, default=None, metavar="S",
+                       help="seconds a stream that stopped, stalled or failed is reopened for (back-off 0.5 to 8 s "
+                            f"between tries) before the run ends; 0 = end at once (default: {DEFAULT_RECONNECT:g})")
+    group.add_argument("--rtsp-transport", choices=RTSP_TRANSPORTS, default=None,
+                       help="how RTSP carries the video (default: tcp, which loses no packets)")
+    group.add_argument("--stream-option", type=stream_option, action="append", default=None, metavar="NAME=VALUE",
+                       help="an FFmpeg option for the source, repeatable: video_size=1280x720 or framerate=30 "
+                            "for a camera, fifo_size=... for udp, ...")
+
+
+def stream_options(args: argparse.Namespace):
+    """The StreamOptions of the live options; None when none was given."""
+    from dvsnet.live.sources import DEFAULT_RECONNECT, DEFAULT_TIMEOUT, StreamOptions
+
+    given = (args.timeout, args.reconnect, args.rtsp_transport, args.stream_option)
+    if given == (None, None, None, None):
+        return None
+    return StreamOptions(timeout=DEFAULT_TIMEOUT if args.timeout is None else args.timeout,
+                         reconnect=DEFAULT_RECONNECT if args.reconnect is None else args.reconnect,
+                         rtsp_transport=args.rtsp_transport or "tcp", ffmpeg=tuple(args.stream_option or ()))
+
+
 def frames_phrase(count: int) -> str:
     return f"{count} frame" if count == 1 else f"{count} frames"
 
@@ -301,3 +344,12 @@ def print_summary(summary: dict, run_dir: object, what: str) -> None:
           f"({fps(summary['fps_warm'])} after the first frame), "
           f"{fps(summary['fps_end_to_end'])} fps end to end, "
           f"{'n/a' if saved is None else f'{saved:.0%}'} of region segmentations saved -> {run_dir}")
+    live = summary.get("live")
+    if live:
+        latency = live["latency_ms"]
+        share = live["processed_share"]
+        ms = "n/a" if latency["p50"] is None else (f"p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms, "
+                                                   f"max {latency['max']:.0f} ms")
+        print(f"live: {live['frames_processed']} of {live['frames_received']} frames received processed"
+              f"{'' if share is None else f' ({share:.0%})'}, {live['frames_dropped']} dropped; latency {ms}; "
+              f"{live['reconnects']} reconnects; ended: {live['ended']}")

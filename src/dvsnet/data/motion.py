@@ -208,27 +208,34 @@ def _decoded(path: str) -> Iterator[tuple[object, MotionField]]:
     with container:
         stream = container.streams.video[0]
         stream.codec_context.options = {"flags2": "+export_mvs"}
-        trusts_b = stream.codec_context.name != "mpeg4"  # see the module docstring
-        held: list[tuple[int, object, np.ndarray | None]] = []  # B-frames waiting for their next anchor
-        anchor = None  # display index of the last I/P frame
         try:
-            for index, frame in enumerate(container.decode(stream)):
-                vectors, size = _vectors(frame), (frame.height, frame.width)
-                if int(frame.pict_type) == B_FRAME:
-                    held.append((index, frame, vectors if trusts_b else None))
-                    continue
-                for b_index, b_frame, b_vectors in held:
-                    back = b_index - anchor if anchor is not None else 1
-                    yield b_frame, dense_field(b_vectors, size, frames_back=back, frames_ahead=index - b_index)
-                held.clear()
-                back = index - anchor if anchor is not None else 1
-                yield frame, dense_field(vectors, size, frames_back=back)
-                anchor = index
+            yield from with_motion(container.decode(stream), stream.codec_context.name)
         except av.FFmpegError as exc:
             raise DvsnetError(f"video {path} stopped decoding ({exc})") from None
-        for b_index, b_frame, b_vectors in held:  # the stream ended on B-frames: no next anchor
-            yield b_frame, dense_field(b_vectors, (b_frame.height, b_frame.width),
-                                       frames_back=b_index - anchor if anchor is not None else 1)
+
+
+def with_motion(frames: Iterator[object], codec: str) -> Iterator[tuple[object, MotionField]]:
+    """(PyAV frame, MotionField one frame back) for the PyAV frames a decoder opened with
+    `flags2=+export_mvs` gives (files and live streams alike), in display order: B-frames are held until
+    their next anchor is decoded (see the module docstring). codec: the decoder's name ("h264", "mpeg4")."""
+    trusts_b = codec != "mpeg4"  # see the module docstring
+    held: list[tuple[int, object, np.ndarray | None]] = []  # B-frames waiting for their next anchor
+    anchor = None  # display index of the last I/P frame
+    for index, frame in enumerate(frames):
+        vectors, size = _vectors(frame), (frame.height, frame.width)
+        if int(frame.pict_type) == B_FRAME:
+            held.append((index, frame, vectors if trusts_b else None))
+            continue
+        for b_index, b_frame, b_vectors in held:
+            back = b_index - anchor if anchor is not None else 1
+            yield b_frame, dense_field(b_vectors, size, frames_back=back, frames_ahead=index - b_index)
+        held.clear()
+        back = index - anchor if anchor is not None else 1
+        yield frame, dense_field(vectors, size, frames_back=back)
+        anchor = index
+    for b_index, b_frame, b_vectors in held:  # the stream ended on B-frames: no next anchor
+        yield b_frame, dense_field(b_vectors, (b_frame.height, b_frame.width),
+                                   frames_back=b_index - anchor if anchor is not None else 1)
 
 
 def read_motion_frames(path: str | os.PathLike, stride: int = 1) -> Iterator[tuple[str, np.ndarray, MotionField]]:
