@@ -18,7 +18,7 @@ from dvsnet.data.video import read_frames
 from dvsnet.errors import DvsnetError
 from dvsnet.live.feed import live_frames
 from dvsnet.pipeline import DVSNet, FrameResult
-from dvsnet.policies import parse_policy
+from dvsnet.policy_strings import parse_policy
 from dvsnet.provenance import __version__ as __version__
 from dvsnet.run import segment_video
 from dvsnet.stats import RunStats

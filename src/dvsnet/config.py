@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from dvsnet.errors import DvsnetError
-from dvsnet.models.weights import same_segmenter  # noqa: F401  pipeline.py's import; owned by models.weights
 from dvsnet.regions import STITCH_MODES
 
 AUTO_GRID = "auto"
@@ -174,7 +173,7 @@ class PipelineConfig:
         """The config as result files record it: names, grid as 'RxC' (an "auto" grid resolved when the frame
         size is known, with grid_default saying so), overlap in px when the frame width is known (with
         overlap_default saying whether it came from the default), max_key_age as given (None: the policy's)."""
-        from dvsnet.policies import describe_policy
+        from dvsnet.policy_strings import describe_policy
 
         sized = width is not None and height is not None
         return {

@@ -19,7 +19,6 @@ from dvsnet.errors import DvsnetError
 from dvsnet.features import (
     MOTION_FEATURE_SIZE,
     grey,
-    key_segmentation_features,  # noqa: F401  policies.py's import; owned by features
     motion_features,
 )
 from dvsnet.flow_mv import MotionVectorFlow

@@ -46,7 +46,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dvsnet import atomic
+from dvsnet.atomic import write_bytes_atomic, write_json_atomic
 from dvsnet.data.labels import CITYSCAPES, ClassSet, train_ids_to_label_ids
 from dvsnet.data.video import quiet_opencv
 from dvsnet.errors import DvsnetError
@@ -100,22 +100,6 @@ def create_run_folder(root: str | os.PathLike, prefix: str) -> Path:
             number += 1
         except OSError as exc:
             raise DvsnetError(f"cannot write to output folder {root}: {_describe(exc)}") from None
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` atomically (dvsnet.atomic); a failure is one DvsnetError line."""
-    try:
-        atomic.write_bytes_atomic(path, data)
-    except OSError as exc:
-        raise DvsnetError(f"cannot write {path}: {_describe(exc)}") from None
-
-
-def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
-    """Write `obj` as indented JSON, atomically (dvsnet.atomic); a failure is one DvsnetError line."""
-    try:
-        atomic.write_json_atomic(path, obj)
-    except OSError as exc:
-        raise DvsnetError(f"cannot write {path}: {_describe(exc)}") from None
 
 
 def write_png_atomic(path: str | os.PathLike, image: np.ndarray) -> None:

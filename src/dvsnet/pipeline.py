@@ -1,4 +1,4 @@
-"""DVSNet: the per-frame loop (DESIGN.md §2) with per-region key frames.
+"""DVSNet: the per-frame loop (docs/design.md §2) with per-region key frames.
 
 Each region keeps its own key crop, key logits (at the segmenter's stride) and key frame index. On every
 frame, regions without a key frame, or those the policy rejects, go through the segmenter in ONE batch
@@ -22,16 +22,17 @@ import torch.nn.functional as F
 
 from dvsnet.auto_precision import load_pipeline_segmenter
 from dvsnet.backends import OnnxDecisionNet, OnnxFlowNet
-from dvsnet.config import AUTO_GRID, PipelineConfig, same_segmenter
+from dvsnet.config import AUTO_GRID, PipelineConfig
 from dvsnet.data.motion import MotionField
 from dvsnet.devices import clock, pick_device, same_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import FlowEstimator, FlowNetFlow, build_flow
 from dvsnet.models import load_decision_net
 from dvsnet.models.decision import KEYSEG_SUFFIX
-from dvsnet.models.weights import read_metadata
+from dvsnet.models.weights import read_metadata, same_segmenter
 from dvsnet.online import OnlineCalibration
-from dvsnet.policies import DecisionNetwork, Policy, RegionBatch, parse_policy
+from dvsnet.policies import DecisionNetwork, Policy, RegionBatch
+from dvsnet.policy_strings import parse_policy
 from dvsnet.regions import Region, check_grid, crop_multiple, crop_regions, padded_size, region_grid, stitch
 from dvsnet.warp import estimate_flow, upsample_logits, warp_labels, warp_upscale
 

@@ -227,7 +227,7 @@ def target_spec(policy: str, fps: float | None, agreement: float | None) -> str:
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     """The PipelineConfig of the pipeline options (and --threshold where the command has it); the policy
     string is checked here, the cheapest check, before anything is loaded."""
-    from dvsnet.policies import parse_policy
+    from dvsnet.policy_strings import parse_policy
 
     fps, agreement = getattr(args, "target_fps", None), getattr(args, "target_agreement", None)
     if getattr(args, "threshold", None) is not None and (fps, agreement) != (None, None):

@@ -49,7 +49,7 @@ from dvsnet.live.feed import FeedInfo, LiveFeed, LiveFrame
 from dvsnet.live.sources import StreamOptions, live_kind
 from dvsnet.outputs import RunRecorder
 from dvsnet.pipeline import DVSNet
-from dvsnet.policies import parse_policy
+from dvsnet.policy_strings import parse_policy
 from dvsnet.stats import LiveStats
 
 LIVE_KEEP_SHARE = 0.92  # the default live policy takes this share of the source's frames per second
