@@ -107,8 +107,8 @@ def report_section(summary: dict) -> str:
 
 def markdown(summary: dict) -> str:
     lines = [f"Command: `{summary['command']}`", "",
-             "| held-out clip | configuration | agreement | speed-up | regions segmented "
-             "| temporal consistency |",
+             ("| held-out clip | configuration | agreement | speed-up | regions segmented "
+              "| temporal consistency |"),
              "|---|---|---|---|---|---|"]
     for clip, fold in summary["folds"].items():
         c = fold["compare"]
@@ -119,8 +119,8 @@ def markdown(summary: dict) -> str:
                          f"| {row['speedup']:.2f}x | {100 * row['seg_share']:.1f}% "
                          f"| {100 * c['temporal_consistency'][label]:.1f}% |")
         lines.append(f"| {clip} | flicker ceiling | {100 * c['flicker_ceiling']:.1f}% | | | |")
-    lines += ["", "| held-out clip | fixed:L | its speed-up | fixed agreement "
-                  "| calibrated DN at that speed-up | difference |",
+    lines += ["", ("| held-out clip | fixed:L | its speed-up | fixed agreement "
+                   "| calibrated DN at that speed-up | difference |"),
               "|---|---|---|---|---|---|"]
     for clip, fold in summary["folds"].items():
         for v in fold["compare"]["versus_fixed"]:
