@@ -113,7 +113,8 @@ def test_no_new_import_cycle():
 
 
 @pytest.mark.xfail(strict=True, reason="dvsnet.policies imports dvsnet.control (inside parse_policy) and "
-                                        "control subclasses policies.DecisionNetwork: policies.py's owner moves "
-                                        "the target controllers into a policies package (issue #29 item 4)")
+                                        "control subclasses policies.DecisionNetwork: policies.py's owner "
+                                        "moves the target controllers into a policies package (issue #29 "
+                                        "item 4)")
 def test_no_import_cycles():
     assert cycles(import_graph()) == set()
