@@ -111,8 +111,8 @@ def test_a_flownet_variant_runs_with_its_flow_estimator_and_dn_file(tiny_tree, t
     out = tmp_path / "dn"
     assert main(["train", "dn", "--variant", "flownet-image-flow", "--data", str(tiny_tree), "--segmenter",
                  str(tiny_fast), "--cache", str(tmp_path / "cache"), "--max-offset", "2",
-                 "--keys-per-snippet", "1", "--steps", "5", "--batch", "4", "--out", str(out), "--threads", "1",
-                 "--no-progress"]) == 0
+                 "--keys-per-snippet", "1", "--steps", "5", "--batch", "4", "--out", str(out),
+                 "--threads", "1", "--no-progress"]) == 0
     weights = out / "model.safetensors"
     pipe = dvsnet.DVSNet(segmenter=str(tiny_fast), flow="flownet-image-flow", policy="dn:0.5", dn=weights)
     assert pipe.policy.net.variant == "flownet-image-flow" and pipe.policy.net.in_channels == 5

@@ -46,13 +46,13 @@ def add_parser(subparsers: Any) -> None:
         "evaluate", help="accuracy and speed of a configuration: on a labelled Cityscapes-layout split "
                          "(mIoU), or on your own video against per-frame segmentation",
         description="Evaluate one configuration on each SOURCE. A Cityscapes-layout tree (a folder with "
-                    "leftImg8bit_sequence/) uses the paper's protocol (docs/design.md §5): per snippet, frame "
-                    "0 is the key frame, frames 0..19 run in order, frame 19 is scored against its labels. A "
-                    "video, folder of frames or glob has no labels: it is decoded into memory and compared "
-                    "with the same segmenter run on every frame (policy always, grid 1x1) in the same run, "
-                    "interleaved frame by frame (docs/real-video.md). fps counts pipeline time only (frames "
-                    "are decoded before timing; warm-up excluded). Writes one JSON result per SOURCE "
-                    "(config, figures, versions, machine) and prints a summary.",
+                    "leftImg8bit_sequence/) uses the paper's protocol (docs/design.md §5): per snippet, "
+                    "frame 0 is the key frame, frames 0..19 run in order, frame 19 is scored against its "
+                    "labels. A video, folder of frames or glob has no labels: it is decoded into memory and "
+                    "compared with the same segmenter run on every frame (policy always, grid 1x1) in the "
+                    "same run, interleaved frame by frame (docs/real-video.md). fps counts pipeline time "
+                    "only (frames are decoded before timing; warm-up excluded). Writes one JSON result per "
+                    "SOURCE (config, figures, versions, machine) and prints a summary.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("data", metavar="SOURCE", nargs="+",
