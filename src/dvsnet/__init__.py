@@ -23,5 +23,5 @@ from dvsnet.provenance import __version__ as __version__
 from dvsnet.run import segment_video
 from dvsnet.stats import RunStats
 
-__all__ = ["DVSNet", "DvsnetError", "FrameResult", "PipelineConfig", "RunStats", "live_frames", "load_segmenter",
-           "parse_policy", "read_frames", "segment_video"]
+__all__ = ["DVSNet", "DvsnetError", "FrameResult", "PipelineConfig", "RunStats", "live_frames",
+           "load_segmenter", "parse_policy", "read_frames", "segment_video"]

@@ -55,7 +55,8 @@ class RegionBatch:
                  flow: torch.Tensor | None = None, features: torch.Tensor | None = None,
                  seg_labels: torch.Tensor | None = None, warped_labels: torch.Tensor | None = None):
         self.ages, self.key_images, self.images, self.key_logits = ages, key_images, images, key_logits
-        self._estimate_flow, self._segment, self._to_labels, self._warp = estimate_flow, segment, to_labels, warp
+        (self._estimate_flow, self._segment, self._to_labels,
+         self._warp) = estimate_flow, segment, to_labels, warp
         self._region_flow = region_flow
         self._flow: FlowOutput | None = None if flow is None else (flow, features)
         self._seg_logits: torch.Tensor | None = None
@@ -168,7 +169,8 @@ class FixedInterval:
 
 @dataclass
 class FrameDifference:
-    """Paper Eq. (2): d = mean |G(I_k) - G(I_c)| over the region, grey in 0..255; d <= max_difference warps."""
+    """Paper Eq. (2): d = mean |G(I_k) - G(I_c)| over the region, grey in 0..255; d <= max_difference
+    warps."""
 
     max_difference: float
 
@@ -213,7 +215,8 @@ class DecisionNetwork:
     worth at T (dvsnet.online.keep_keys) instead of comparing the score with T.
     """
 
-    def __init__(self, threshold: float, net: nn.Module | None = None, online: OnlineCalibration | None = None):
+    def __init__(self, threshold: float, net: nn.Module | None = None,
+                 online: OnlineCalibration | None = None):
         self.threshold = threshold
         self.net = net
         self.online = online
@@ -253,8 +256,9 @@ class DecisionNetwork:
             features = torch.cat([features, key_features.to(features.dtype)], dim=1)
         in_channels = getattr(self.net, "in_channels", None)
         if in_channels is not None and features.shape[1] != in_channels:  # e.g. a DN file without its variant
-            raise DvsnetError(f"the decision network reads {in_channels} feature channels but the flow estimator "
-                              f"gives {features.shape[1]}; use a DN trained on this estimator's features")
+            raise DvsnetError(f"the decision network reads {in_channels} feature channels but the flow "
+                              f"estimator gives {features.shape[1]}; use a DN trained on this estimator's "
+                              "features")
         in_size = getattr(self.net, "in_size", None)
         if in_size is not None and tuple(features.shape[-2:]) != tuple(in_size):
             features = F.adaptive_avg_pool2d(features, in_size)
