@@ -463,9 +463,9 @@ def report_section(record: dict) -> str:
             f"{record['versions']['torch']}; {record['elapsed_s']:.0f} s. Per clip the reference and every "
             "fixed and dn row ran interleaved frame by frame (speed-up = per-frame time / the row's time in "
             "that run); oracle rows untimed. \"off\" = `--no-online` (the DN's scores as they are, key-age "
-            "cap 10: the default before online calibration). Agreement with per-frame output; \"fixed at share\" "
-            "/ \"oracle at share\" read those curves at the row's share of regions segmented "
-            "(docs/adaptive.md).\n\n"
+            "cap 10: the default before online calibration). Agreement with per-frame output; "
+            "\"fixed at share\" / \"oracle at share\" read those curves at the row's share of regions "
+            "segmented (docs/adaptive.md).\n\n"
             "![agreement against share](report/adaptive_curves.png) "
             "![reliability](report/adaptive_reliability.png)\n\n" + markdown(record))
 
