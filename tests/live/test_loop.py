@@ -74,9 +74,8 @@ def check_live_records(run_dir: Path, summary: dict) -> dict:
         captured, ready, ms = float(row["captured_at"]), float(row["ready_at"]), float(row["latency_ms"])
         assert ready > captured and (ready - captured) * 1000 == pytest.approx(ms, abs=0.01)
     assert max(float(row["latency_ms"]) for row in rows) == pytest.approx(latency["max"], abs=0.01)
-    for earlier, later in itertools.pairwise(
-        rows
-    ):  # the stream's own clock, newest on (a reconnect restarts it)
+    # the stream's own clock, newest on (a reconnect restarts it)
+    for earlier, later in itertools.pairwise(rows):
         assert later["restarted"] == "1" or float(later["stream_time"]) > float(earlier["stream_time"])
     assert abs(float(rows[-1]["captured_at"]) - time.time()) < 120  # wall-clock times, not a private clock
     assert video_frames(run_dir / "overlay.mp4") == live["frames_processed"]

@@ -29,9 +29,8 @@ def test_the_live_default_is_dn_fps_at_a_share_of_the_sources_rate_and_given_pol
     assert live_config(PipelineConfig(), 25, keep_policy=True).policy == "dn:0.92"
     assert live_config(PipelineConfig(policy="always"), 25, keep_policy=False).policy == "always"
     given = live_config(PipelineConfig(policy="dn:fps=10"), 25, keep_policy=True).policy
-    assert (
-        isinstance(given, LiveFpsTarget) and given.target == 10
-    )  # a given dn:fps runs on the live clock too
+    # a given dn:fps runs on the live clock too
+    assert isinstance(given, LiveFpsTarget) and given.target == 10
 
 
 def test_a_frame_that_finishes_early_costs_the_bank_its_idle_time_and_outputs_count_as_busy():

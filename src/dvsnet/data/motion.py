@@ -47,9 +47,8 @@ from dvsnet.errors import DvsnetError
 BLOCK = 8
 VECTOR_CODECS: tuple[str, ...] = ("h264", "mpeg4")  # FFmpeg decoders that export vectors, tested here
 INSTALL_HINT = "pip install 'dvsnet[mv]' (PyAV)"
-B_FRAME = (
-    3  # AVPictureType AV_PICTURE_TYPE_B (PyAV's frame.pict_type: an int in some versions, an enum in others)
-)
+# AVPictureType AV_PICTURE_TYPE_B (PyAV's frame.pict_type: an int in some versions, an enum in others)
+B_FRAME = 3
 
 
 @dataclass(frozen=True)
@@ -147,9 +146,8 @@ def fill_intra(flow: torch.Tensor, intra: torch.Tensor) -> torch.Tensor:
         return flow
     h, w = flow.shape[-2:]
     pad = (0, -w % MACROBLOCK, 0, -h % MACROBLOCK)
-    weight = F.avg_pool2d(
-        F.pad(have, pad), MACROBLOCK
-    )  # (B, 1, h/MB, w/MB): share of inter cells per macroblock
+    # (B, 1, h/MB, w/MB): share of inter cells per macroblock
+    weight = F.avg_pool2d(F.pad(have, pad), MACROBLOCK)
     known = (weight > 0).float()
     mean = F.avg_pool2d(F.pad(flow * have, pad), MACROBLOCK) / weight.clamp_min(1e-6)  # 0 where unknown
     for _ in range(FILL_STEPS):

@@ -191,9 +191,8 @@ class LiveFeed:
                 self.state, self.end_reason = "ended", self.end_reason or "closed"
             self._cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(
-                timeout=1.0
-            )  # a read blocked in FFmpeg ends at its timeout, the thread then too
+            # a read blocked in FFmpeg ends at its timeout, the thread then too
+            self._thread.join(timeout=1.0)
 
     def __enter__(self) -> LiveFeed:  # noqa: PYI034 (typing.Self needs Python 3.11)
         if self.info is None:

@@ -260,9 +260,8 @@ class LiveRun:
         self.frames = 0  # frames processed
         self.started = time.perf_counter()
         self.epoch = time.time()  # the overlay's time zero
-        self.outside = (
-            0.0  # running mean of the time per frame outside the pipeline (handing over its outputs)
-        )
+        # running mean of the time per frame outside the pipeline (handing over its outputs)
+        self.outside = 0.0
         self._taken: deque = deque(maxlen=64)  # perf_counter of the latest frames taken, for the running fps
         self._latency: deque = deque(maxlen=32)  # ms of the latest frames
         self._last_result = None
