@@ -76,6 +76,17 @@ def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def fit_frame(image: np.ndarray, source_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """An overlay frame for a video whose frames are `source_size` (H, W): resized to it when the frame size
+    changed mid-run, then padded bottom/right (edge pixels repeated) to the encoder's even `size`."""
+    if image.shape[:2] != source_size:
+        image = cv2.resize(image, (source_size[1], source_size[0]), interpolation=cv2.INTER_AREA)
+    if size != source_size:
+        image = cv2.copyMakeBorder(image, 0, size[0] - source_size[0], 0, size[1] - source_size[1],
+                                   cv2.BORDER_REPLICATE)
+    return image
+
+
 def create_run_folder(root: str | os.PathLike, prefix: str) -> Path:
     """Create and return `<root>/<prefix>-NNNN` with the next free number (from 0001); never reuses one."""
     root = Path(root)
@@ -248,15 +259,7 @@ class VideoOutput:
                                                (self._size[1], self._size[0]))
             if not self._writer.isOpened():
                 raise DvsnetError(f"cannot write video {self.partial} (folder not writable or codec missing)")
-        if (height, width) != self._source_size:
-            image = cv2.resize(
-                image, (self._source_size[1], self._source_size[0]), interpolation=cv2.INTER_AREA
-            )
-        if self._size != self._source_size:
-            h, w = self._source_size
-            image = cv2.copyMakeBorder(
-                image, 0, self._size[0] - h, 0, self._size[1] - w, cv2.BORDER_REPLICATE
-            )
+        image = fit_frame(image, self._source_size, self._size)
         self._writer.write(np.ascontiguousarray(image[:, :, ::-1]))
         self.frames += 1
 
@@ -337,15 +340,7 @@ class StreamingVideoOutput:
         height, width = image.shape[:2]
         if self._container is None:
             self._open(height, width)
-        if (height, width) != self._source_size:
-            image = cv2.resize(
-                image, (self._source_size[1], self._source_size[0]), interpolation=cv2.INTER_AREA
-            )
-        if self._size != self._source_size:
-            h, w = self._source_size
-            image = cv2.copyMakeBorder(
-                image, 0, self._size[0] - h, 0, self._size[1] - w, cv2.BORDER_REPLICATE
-            )
+        image = fit_frame(image, self._source_size, self._size)
         pts = round(1000 * (self.frames / self.fps if seconds is None else seconds))
         pts = max(pts, self._last_pts + 1)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")

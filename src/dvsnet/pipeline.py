@@ -24,7 +24,7 @@ from dvsnet.auto_precision import load_pipeline_segmenter
 from dvsnet.backends import OnnxDecisionNet, OnnxFlowNet
 from dvsnet.config import AUTO_GRID, PipelineConfig
 from dvsnet.data.motion import MotionField
-from dvsnet.devices import clock, pick_device, same_device
+from dvsnet.devices import clock, describe_device, pick_device, same_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import FlowEstimator, FlowNetFlow, build_flow
 from dvsnet.models import load_decision_net
@@ -193,6 +193,20 @@ class DVSNet:
         # a model that outputs labels has one-hot scores: no max-logit to compare, so regions keep their cores
         self.stitch_mode = "core" if getattr(segmenter, "labels_out", False) else config.stitch
         self.reset()
+
+    def record(self, width: int, height: int) -> dict[str, object]:
+        """The pipeline as summary.json's "config" records it for frames of `width` x `height`: the
+        configuration (PipelineConfig.to_record) and what it resolved to (device, policy, key-age cap,
+        backend, precision and why auto chose them)."""
+        return {
+            **self.config.to_record(width, height),
+            "device": describe_device(self.device),
+            "policy": repr(self.policy),
+            "key_age_cap": self.max_key_age,
+            "backend": self.backend,
+            "precision": self.precision,
+            "backend_choice": self.backend_choice,
+        }
 
     def _fit_flow(self) -> None:
         """FlowNetS runs on ONNX Runtime where the segmenter does; the hand-made motion features (DIS, mv) are

@@ -34,7 +34,6 @@ from dvsnet.data.video import (
     read_named_frames,
     resized_size,
 )
-from dvsnet.devices import describe_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow_mv import plan_motion
 from dvsnet.live.loop import (
@@ -196,13 +195,7 @@ def run_record(config: PipelineConfig, pipe: DVSNet, source: str | Path, info: S
     height, width = resized_size(info.height, info.width, resize)
     return {
         "config": {
-            **config.to_record(width, height),
-            "device": describe_device(pipe.device),
-            "policy": repr(pipe.policy),
-            "key_age_cap": pipe.max_key_age,
-            "backend": pipe.backend,
-            "precision": pipe.precision,
-            "backend_choice": pipe.backend_choice,
+            **pipe.record(width, height),
             "source": str(source),
             "source_info": {
                 "kind": info.kind,

@@ -447,17 +447,11 @@ def live_record(config: PipelineConfig, pipe: DVSNet, info: FeedInfo, *, fps: fl
     """summary.json's "config" of a live run: as a file run's (dvsnet.run.run_record), the source being
     the stream (its URL with any password hidden) and the live options."""
     from dvsnet.data.video import resized_size
-    from dvsnet.devices import describe_device
 
     height, width = resized_size(info.height, info.width, resize)
     return {
         "config": {
-            **config.to_record(width, height),
-            "device": describe_device(pipe.device),
-            "policy": repr(pipe.policy),
-            "key_age_cap": pipe.max_key_age,
-            "backend": pipe.backend,
-            "precision": pipe.precision,
+            **pipe.record(width, height),
             "source": info.source,
             "source_info": {
                 "kind": info.kind,
