@@ -47,7 +47,8 @@ WARMUP = 3
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/synth")
-    parser.add_argument("--snippets", type=int, default=5, help="val snippets at the data's size (default: 5)")
+    parser.add_argument("--snippets", type=int, default=5,
+                        help="val snippets at the data's size (default: 5)")
     parser.add_argument("--snippets-large", type=int, default=2,
                         help="val snippets at sizes larger than the data's (default: 2)")
     parser.add_argument("--sizes", default="256x512,512x1024", help="HxW list (default: 256x512,512x1024)")
@@ -63,7 +64,8 @@ def main() -> None:
     command = (f"DVSNET_NATIVE_BF16={forced} " if forced else "") + \
         "PYTHONPATH=src python benchmarks/bench_backends.py " + " ".join(sys.argv[1:])
     candidates = [c for c in CANDIDATES if c[2] != "bf16" or native_bf16()]
-    snippets = load_snippets(args.data, "val", all_frames=True, max_snippets=max(args.snippets, args.snippets_large))
+    snippets = load_snippets(args.data, "val", all_frames=True,
+                             max_snippets=max(args.snippets, args.snippets_large))
     native = snippets[0].frames[0].shape[:2]
     rows, loads = [], []
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +82,8 @@ def main() -> None:
             result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                       "command": command, "data": args.data, "segmenter": args.segmenter,
                       "native_bf16": native_bf16(),
-                      "native_bf16_forced": os.environ.get("DVSNET_NATIVE_BF16"), "load_average_1m_after_each_block": loads,
+                      "native_bf16_forced": os.environ.get("DVSNET_NATIVE_BF16"),
+                      "load_average_1m_after_each_block": loads,
                       "versions": {**versions(), "onnxruntime": __import__("onnxruntime").__version__},
                       "machine": describe_machine(), "rows": rows}
             write_json_atomic(args.out, result)
@@ -135,7 +138,8 @@ def measure(frames, labels, candidates, segmenter: str, size: tuple[int, int], t
     for (name, point), pipe in pipes.items():
         ms = 1000 * seconds[(name, point)] / count
         own_ms = 1000 * seconds[(name, "per-frame")] / count
-        rows.append({"candidate": name, "backend": pipe.backend, "backend_choice": pipe.backend_choice, "precision": pipe.precision, "point": point,
+        rows.append({"candidate": name, "backend": pipe.backend, "backend_choice": pipe.backend_choice,
+                     "precision": pipe.precision, "point": point,
                      "policy": dict(points)[point], "size": list(size), "threads": threads, "frames": count,
                      "ms": ms, "speed_vs_torch_fp32": base_ms / ms, "speed_vs_own_per_frame": own_ms / ms,
                      "miou": mean_iou(matrices[(name, point)]),
@@ -154,26 +158,29 @@ def print_rows(rows: list[dict]) -> None:
 def markdown(result: dict) -> str:
     """The table benchmarks/REPORT.md includes (report.py), with the command and machine."""
     machine = result["machine"]
+    forced = result.get("native_bf16_forced")
     lines = [
-        (f"Measured {result['date']} by `{result['command']}` on {machine['cpu']} ({machine['usable_cores']} usable "
-        f"cores, 1-min load average after each size {result['load_average_1m_after_each_block']}), torch {result['versions']['torch']}, "
+        (f"Measured {result['date']} by `{result['command']}` on {machine['cpu']} "
+        f"({machine['usable_cores']} usable cores, 1-min load average after each size "
+        f"{result['load_average_1m_after_each_block']}), torch {result['versions']['torch']}, "
         f"onnxruntime {result['versions']['onnxruntime']}; native bf16: {result['native_bf16']}"
-        f"{' (DVSNET_NATIVE_BF16=' + result['native_bf16_forced'] + ')' if result.get('native_bf16_forced') else ''}"
+        f"{f' (DVSNET_NATIVE_BF16={forced})' if forced else ''}"
         ". Speed = torch eager "
-        "fp32 per-frame ms / the row's ms (same size, threads and run); agreement = share of pixels whose label "
-        "equals torch fp32 per-frame's; mIoU over every frame 0..19 of the snippets (synthetic val; 512x1024 = "
-        "upscaled 256x512 frames and labels)."),
+        "fp32 per-frame ms / the row's ms (same size, threads and run); agreement = share of pixels whose "
+        "label equals torch fp32 per-frame's; mIoU over every frame 0..19 of the snippets (synthetic val; "
+        "512x1024 = upscaled 256x512 frames and labels)."),
         "",
-        ("| size | threads | backend | precision | point | frames | ms/frame | speed vs torch fp32 | speed vs own per-frame "
-        "| mIoU % | agreement % | segmented |"),
+        ("| size | threads | backend | precision | point | frames | ms/frame | speed vs torch fp32 "
+        "| speed vs own per-frame | mIoU % | agreement % | segmented |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         auto = " (auto)" if r["candidate"].startswith("auto") else ""
-        lines.append(f"| {r['size'][0]}x{r['size'][1]} | {r['threads']} | {r['backend']}{auto} | {r['precision']} | "
-                     f"{r['point']} ({r['policy']}) | {r['frames']} | {r['ms']:.1f} | {r['speed_vs_torch_fp32']:.2f}x | "
-                     f"{r['speed_vs_own_per_frame']:.2f}x | {100 * r['miou']:.2f} | "
-                     f"{100 * r['agreement_vs_torch_fp32']:.2f} | {100 * r['segmented_share']:.0f}% |")
+        lines.append(f"| {r['size'][0]}x{r['size'][1]} | {r['threads']} | {r['backend']}{auto} | "
+                     f"{r['precision']} | {r['point']} ({r['policy']}) | {r['frames']} | {r['ms']:.1f} | "
+                     f"{r['speed_vs_torch_fp32']:.2f}x | {r['speed_vs_own_per_frame']:.2f}x | "
+                     f"{100 * r['miou']:.2f} | {100 * r['agreement_vs_torch_fp32']:.2f} | "
+                     f"{100 * r['segmented_share']:.0f}% |")
     return "\n".join(lines) + "\n"
 
 

@@ -83,7 +83,8 @@ def run_backend(name: str, sources: list[Path], output: Path, extra: list[str]) 
               "workers": batch["workers"], "threads_per_worker": batch["threads_per_worker"],
               "frames": frames, "batch_seconds": seconds, "wall_seconds": round(wall, 3),
               "fps": round(frames / seconds, 3), "fps_wall": round(frames / wall, 3),
-              "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2)}
+              "load_average_before": round(load_before, 2),
+              "load_average_after": round(os.getloadavg()[0], 2)}
     print(f"{name:10s} {frames} frames in {seconds:.1f} s batch ({wall:.1f} s wall): {result['fps']:.2f} fps "
           f"(load {result['load_average_before']} -> {result['load_average_after']})", flush=True)
     return result
@@ -96,15 +97,17 @@ def main() -> None:
     parser.add_argument("--size", default="256x512")
     parser.add_argument("--workers", type=int, default=2, help="N: the parallelism compared with one worker")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray runs")
-    parser.add_argument("--rounds", type=int, default=1, help="runs of every backend, alternating; medians reported")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of every backend, alternating; medians reported")
     parser.add_argument("--backends", default=None,
-                        help="comma-separated subset of workers-1,workers-1-thread-1,workers-N,ray,ray-running "
-                             "(default: all); ratios are reported where both sides ran")
+                        help="comma-separated subset of workers-1,workers-1-thread-1,workers-N,ray,"
+                             "ray-running (default: all); ratios are reported where both sides ran")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     sources = render_videos(Path("data/bench_batch"), args.videos, args.frames, size)
     n = str(args.workers)
-    backends = {"workers-1": ["--workers", "1", "--threads", n], "workers-1-thread-1": ["--workers", "1", "--threads", "1"],
+    backends = {"workers-1": ["--workers", "1", "--threads", n],
+                "workers-1-thread-1": ["--workers", "1", "--threads", "1"],
                 f"workers-{n}": ["--workers", n, "--threads", n]}
     if not args.no_ray:
         backends["ray"] = ["--threads", "1", "--ray"]
@@ -118,8 +121,8 @@ def main() -> None:
         for round_ in range(args.rounds):  # backends alternate, so load from others falls on all alike
             for name, extra in backends.items():
                 if name == "ray-running":
-                    subprocess.run([str(ray), "start", "--head", f"--num-cpus={n}", "--include-dashboard=false"],
-                                   check=True, capture_output=True)
+                    subprocess.run([str(ray), "start", "--head", f"--num-cpus={n}",
+                                    "--include-dashboard=false"], check=True, capture_output=True)
                 try:
                     runs[name].append(run_backend(name, sources, Path(tmp) / f"{name}-{round_}", extra))
                 finally:

@@ -2,7 +2,8 @@
 without features, on the val cache each run was trained against (no retraining).
 
     PYTHONPATH=src python benchmarks/bench_dn_error.py runs/dn-dis-d runs/dn-dis-keyseg
-    PYTHONPATH=src python benchmarks/bench_dn_error.py runs/dn-dis-d --weights src/dvsnet/weights/dn-dis.safetensors
+    PYTHONPATH=src python benchmarks/bench_dn_error.py runs/dn-dis-d
+        --weights src/dvsnet/weights/dn-dis.safetensors
 
 Each RUN is a `dvsnet train dn` output folder: its config.json names the cache (the same samples as the
 training command printed), its model.safetensors is evaluated unless --weights names another file (one
@@ -40,7 +41,8 @@ def evaluate_run(run: Path, weights: Path) -> dict:
     config = run_config(run)
     net = load_decision_net(None, path=weights)
     train, val = dataset(config, "train", progress=False), dataset(config, "val", progress=False)
-    return {"run": str(run), "weights": str(weights), "variant": config.variant, "val_samples": len(val.targets),
+    return {"run": str(run), "weights": str(weights), "variant": config.variant,
+            "val_samples": len(val.targets),
             "error_points": error_breakdown(predict(net, val.features, "cpu"), val),
             "baseline_points": baseline_points(train, val)}
 
@@ -48,7 +50,8 @@ def evaluate_run(run: Path, weights: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN")
-    parser.add_argument("--weights", type=Path, help="evaluate this weights file instead of RUN/model.safetensors")
+    parser.add_argument("--weights", type=Path,
+                        help="evaluate this weights file instead of RUN/model.safetensors")
     parser.add_argument("--output", default="results/bench_dn_error.json")
     args = parser.parse_args(argv)
     try:

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dvsnet import DVSNet, load_segmenter
+from dvsnet import DVSNet
 from dvsnet.atomic import write_json_atomic
 from dvsnet.cli.options import parse_size
 from dvsnet.data.synthetic import render_sequence
+from dvsnet.models import load_segmenter
 from dvsnet.models.export import export_segmenter
 from dvsnet.provenance import describe_machine, set_threads, versions
 
@@ -48,8 +49,10 @@ def main() -> None:
         for form in ("onnx", "pt2"):
             report = export_segmenter(load_segmenter("fast"), Path(folder) / f"fast.{form}", size=args.size)
             specs[form] = str(report.path)
-            exports[form] = {"max_abs_logit_diff": report.max_abs_diff, "check_label_agreement": report.label_agreement}
-        segmenters = {form: load_segmenter(spec) for form, spec in specs.items()}  # after set_threads: ORT too
+            exports[form] = {"max_abs_logit_diff": report.max_abs_diff,
+                             "check_label_agreement": report.label_agreement}
+        # after set_threads: ORT too
+        segmenters = {form: load_segmenter(spec) for form, spec in specs.items()}
         rows = [segmenter_row(segmenters, frames, args.warmup)]
         rows += [pipeline_row(specs, frames, args.warmup, policy) for policy in POLICIES]
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "size": list(args.size),
@@ -109,7 +112,8 @@ def pipeline_row(specs: dict, frames: list[np.ndarray], warmup: int, policy: str
     timed = len(frames) - warmup
     return {"what": f"pipeline 2x2 {policy}", "ms": {f: 1000 * s / timed for f, s in seconds.items()},
             "agreement": {f: float(np.mean(a)) for f, a in agree.items()},
-            "worst_frame_agreement": {f: float(np.min(a)) for f, a in agree.items()}, "same_paths": same_paths}
+            "worst_frame_agreement": {f: float(np.min(a)) for f, a in agree.items()},
+            "same_paths": same_paths}
 
 
 if __name__ == "__main__":

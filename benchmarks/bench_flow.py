@@ -7,7 +7,8 @@ engine's convention; see dvsnet.train.flow). EPE: mean end-point error over all 
 Time: median per pair (one 256x512 pair, batch 1) with torch.set_num_threads(--threads), after warm-up.
 Writes results/bench_flow.json and prints a table.
 
-    PYTHONPATH=src python benchmarks/bench_flow.py --data data/synth [--flownet runs/flownet/model.safetensors]
+    PYTHONPATH=src python benchmarks/bench_flow.py --data data/synth
+        [--flownet runs/flownet/model.safetensors]
 """
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def main() -> None:
         for o in args.offsets:
             if t - o < 0:
                 continue
-            flows = [torch.from_numpy(data.load_flow(s, t - j, "backward")[0]).permute(2, 0, 1)[None] for j in range(o)]
+            flows = [torch.from_numpy(data.load_flow(s, t - j, "backward")[0]).permute(2, 0, 1)[None]
+                     for j in range(o)]
             pairs.append((o, to_tensor(load_image(frames[t - o])), cur, compose_backward(flows)))
     if not pairs:
         raise SystemExit(f"no val pairs under {args.data}")
@@ -78,16 +80,19 @@ def main() -> None:
                    "epe_all": float(np.mean([e for v in errors.values() for e in v]))}
             row.update({f"epe_offset_{o}": float(np.mean(v)) for o, v in sorted(errors.items())})
             rows.append(row)
-    zero = {f"epe_offset_{o}": float(np.mean([flow_epe(torch.zeros_like(t), t).item() for oo, _, _, t in pairs if oo == o]))
+    zero = {f"epe_offset_{o}": float(np.mean([flow_epe(torch.zeros_like(t), t).item()
+                                              for oo, _, _, t in pairs if oo == o]))
             for o in sorted({p[0] for p in pairs})}
     rows.append({"estimator": "zero flow (reference)", "ms_per_pair": 0.0,
-                 "epe_all": float(np.mean([flow_epe(torch.zeros_like(p[3]), p[3]).item() for p in pairs])), **zero})
+                 "epe_all": float(np.mean([flow_epe(torch.zeros_like(p[3]), p[3]).item() for p in pairs])),
+                 **zero})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"pairs": len(pairs), "size": list(pairs[0][2].shape[2:]), "threads": args.threads,
-                               "rows": rows}, indent=2) + "\n")
+    out.write_text(json.dumps({"pairs": len(pairs), "size": list(pairs[0][2].shape[2:]),
+                               "threads": args.threads, "rows": rows}, indent=2) + "\n")
     offsets = sorted({p[0] for p in pairs})
-    print(f"{'estimator':24s} {'ms/pair':>8s} {'EPE all':>8s} " + " ".join(f"{'EPE o=' + str(o):>9s}" for o in offsets))
+    print(f"{'estimator':24s} {'ms/pair':>8s} {'EPE all':>8s} "
+          + " ".join(f"{'EPE o=' + str(o):>9s}" for o in offsets))
     for r in rows:
         print(f"{r['estimator']:24s} {r['ms_per_pair']:8.1f} {r['epe_all']:8.2f} "
               + " ".join(f"{r[f'epe_offset_{o}']:9.2f}" for o in offsets))

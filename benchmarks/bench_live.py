@@ -63,7 +63,8 @@ LEAD_S = 40  # stream seconds sent before a run's clock starts: connecting, load
 
 
 def make_stream(path: Path, seconds: float) -> Path:
-    """bikes.mp4 looped to `seconds` + LEAD_S, 640x360, 25 fps, H.264 as a camera sends it (module docstring)."""
+    """bikes.mp4 looped to `seconds` + LEAD_S, 640x360, 25 fps, H.264 as a camera sends it (module
+    docstring)."""
     clip = [cv2.resize(frame, SIZE[::-1], interpolation=cv2.INTER_AREA)
             for frame in read_frames(sample_clips()["bikes"])]
     count = round((seconds + LEAD_S) * FPS)
@@ -90,11 +91,30 @@ def bound(port: int) -> bool:
 def live_run(name: str, flags: list[str], stream: Path, out: Path, seconds: float, threads: int) -> dict:
     """One `dvsnet segment udp://...` run of `seconds`, the stream sent from its first frame; its records."""
     port = free_udp_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+    }
     folder = out / name
-    command = [sys.executable, "-m", "dvsnet", "segment", f"udp://127.0.0.1:{port}", "--duration", f"{seconds:g}",
-               "--threads", str(threads), "--timeout", "120", "--write", "+labels", "--output", str(folder),
-               "--no-progress", *flags]
+    command = [
+        sys.executable,
+        "-m",
+        "dvsnet",
+        "segment",
+        f"udp://127.0.0.1:{port}",
+        "--duration",
+        f"{seconds:g}",
+        "--threads",
+        str(threads),
+        "--timeout",
+        "120",
+        "--write",
+        "+labels",
+        "--output",
+        str(folder),
+        "--no-progress",
+        *flags,
+    ]
     load_before = os.getloadavg()[0]
     receiver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -116,8 +136,15 @@ def live_run(name: str, flags: list[str], stream: Path, out: Path, seconds: floa
     summary = json.loads((run_dir / "summary.json").read_text())
     with open(run_dir / "frames.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    return {"command": " ".join(["python", *command[1:]]), "run_dir": str(run_dir), "summary": summary,
-            "rows": rows, "load_before": load_before, "load_after": os.getloadavg()[0], "stdout": stdout.strip()}
+    return {
+        "command": " ".join(["python", *command[1:]]),
+        "run_dir": str(run_dir),
+        "summary": summary,
+        "rows": rows,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "stdout": stdout.strip(),
+    }
 
 
 def windows(rows: list[dict], window: float) -> dict:
@@ -174,9 +201,12 @@ def fidelity(runs: dict, stream: Path, every: int, threads: int) -> tuple[dict, 
             if index in labels:
                 ours = cv2.imread(str(folder / f"{row['name']}_pred_trainIds.png"), cv2.IMREAD_UNCHANGED)
                 agreements.append(float((ours == labels[index]).mean()))
-        out[name] = {"frames": len(agreements), "agreement": statistics.fmean(agreements) if agreements else None,
-                     "agreement_min": min(agreements) if agreements else None,
-                     "agreement_p10": float(np.percentile(agreements, 10)) if agreements else None}
+        out[name] = {
+            "frames": len(agreements),
+            "agreement": statistics.fmean(agreements) if agreements else None,
+            "agreement_min": min(agreements) if agreements else None,
+            "agreement_p10": float(np.percentile(agreements, 10)) if agreements else None,
+        }
     return out, times
 
 
@@ -200,19 +230,35 @@ def report_section(record: dict) -> str:
     m, r = record["machine"], record["runs"]
     loads = ", ".join(f"{name} {run['load_before']:.1f} → {run['load_after']:.1f}" for name, run in r.items())
     lines = [
-        (f"Measured {record['started_utc']} by `{record['command']}` on {m['cpu']} ({m['usable_cores']} usable "
-         f"cores), {record['args']['threads']} torch and OpenCV thread(s), torch {record['versions']['torch']}; "
-         f"{record['elapsed_s']:.0f} s. Load average (1 min) when it started {record['load_start']:.2f}; before → "
-         f"after each run: {loads} (a run itself keeps about 1.5 cores busy: the pipeline, its reader and writer "
-         "threads, the sender)"
-         + ("; other jobs were running on the machine: the figures are slower than an idle one gives." if record["loaded"]
-            else ".")),
+        (
+            f"Measured {record['started_utc']} by `{record['command']}` on {m['cpu']} ({m['usable_cores']} "
+            "usable "
+            f"cores), {record['args']['threads']} torch and OpenCV thread(s), torch "
+            f"{record['versions']['torch']}; "
+            f"{record['elapsed_s']:.0f} s. Load average (1 min) when it started {record['load_start']:.2f}; "
+            "before → "
+            f"after each run: {loads} (a run itself keeps about 1.5 cores busy: the pipeline, its reader and "
+            "writer "
+            "threads, the sender)"
+            + (
+                "; other jobs were running on the machine: the figures are slower than an idle one gives."
+                if record["loaded"]
+                else "."
+            )
+        ),
         "",
-        (f"A {FPS} fps 640x360 H.264 stream of bikes.mp4 (looped) over UDP on loopback, {record['args']['seconds']:g} s "
-         "a run, each run a real `dvsnet segment udp://...` process with the defaults but for the flags shown:"),
+        (
+            f"A {FPS} fps 640x360 H.264 stream of bikes.mp4 (looped) over UDP on loopback, "
+            f"{record['args']['seconds']:g} s "
+            "a run, each run a real `dvsnet segment udp://...` process with the defaults but for the flags "
+            "shown:"
+        ),
         "",
-        ("| run | policy | processed / received | dropped | processed fps | latency p50 / p95 / max ms "
-         f"| p95 first / last {record['window_s']:g} s | regions segmented | agreement with per-frame (frames) |"),
+        (
+            "| run | policy | processed / received | dropped | processed fps | latency p50 / p95 / max ms "
+            f"| p95 first / last {record['window_s']:g} s | regions segmented | agreement with per-frame "
+            "(frames) |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, run in r.items():
@@ -225,29 +271,51 @@ def report_section(record: dict) -> str:
             f"| {lat['p50']:.0f} / {lat['p95']:.0f} / {lat['max']:.0f} "
             f"| {run['p95_first_ms']:.0f} / {run['p95_last_ms']:.0f} ({run['last_over_first']:.2f}×) "
             f"| {100 * run['seg_share']:.1f} % | {agreement} |")
-    lines += ["", (f"Latency in the first and the last {record['window_s']:g} s (p50 / mean / max ms, share of "
-                  "frames segmented): p95 sits where the latencies of warped frames (tens of ms) meet those of "
-                  "segmented ones (one segmentation and more) when about 5 % of frames are segmented, so it "
-                  "follows how many segmentations a window holds; p50, mean and max say whether latency grows."), ""]
+    lines += [
+        "",
+        (
+            f"Latency in the first and the last {record['window_s']:g} s (p50 / mean / max ms, share of "
+            "frames segmented): p95 sits where the latencies of warped frames (tens of ms) meet those of "
+            "segmented ones (one segmentation and more) when about 5 % of frames are segmented, so it "
+            "follows how many segmentations a window holds; p50, mean and max say whether latency grows."
+        ),
+        "",
+    ]
     for name, run in r.items():
         a, b = run["first"], run["last"]
-        lines.append(f"- `{name}`: first {a['p50_ms']:.0f} / {a['mean_ms']:.0f} / {a['max_ms']:.0f} "
-                     f"({100 * a['seg_share']:.1f} %), last {b['p50_ms']:.0f} / {b['mean_ms']:.0f} / {b['max_ms']:.0f} "
-                     f"({100 * b['seg_share']:.1f} %)")
+        lines.append(
+            f"- `{name}`: first {a['p50_ms']:.0f} / {a['mean_ms']:.0f} / {a['max_ms']:.0f} "
+            f"({100 * a['seg_share']:.1f} %), last {b['p50_ms']:.0f} / {b['mean_ms']:.0f} / "
+            f"{b['max_ms']:.0f} "
+            f"({100 * b['seg_share']:.1f} %)"
+        )
     seg = record["per_frame_segmentation_ms"]
-    lines += ["", (f"One per-frame segmentation (median of the {record['reference_frames']} reference frames, "
-                   f"offline, same threads): {seg:.0f} ms."), "", "Targets:", ""]
+    lines += [
+        "",
+        (
+            f"One per-frame segmentation (median of the {record['reference_frames']} reference frames, "
+            f"offline, same threads): {seg:.0f} ms."
+        ),
+        "",
+        "Targets:",
+        "",
+    ]
     for name in ("dis", "mv"):
         run = r[name]
         t = record["targets"][name]
         lines.append(
-            f"- `{name}`: keeps up {'met' if t['keeps_up'] else 'MISSED'} ({100 * run['processed_share']:.1f} % "
-            f"processed, target ≥ 90 %; `always` processed {100 * r['always']['processed_share']:.1f} %); latency "
-            f"growth {'met' if t['flat_latency'] else 'MISSED'} (p95 last/first {run['last_over_first']:.2f}, "
-            f"target ≤ 1.20); max latency {'met' if t['max_latency'] else 'MISSED'} ({run['latency_ms']['max']:.0f} "
+            f"- `{name}`: keeps up {'met' if t['keeps_up'] else 'MISSED'} "
+            f"({100 * run['processed_share']:.1f} % "
+            f"processed, target ≥ 90 %; `always` processed {100 * r['always']['processed_share']:.1f} %); "
+            "latency "
+            f"growth {'met' if t['flat_latency'] else 'MISSED'} (p95 last/first "
+            f"{run['last_over_first']:.2f}, "
+            f"target ≤ 1.20); max latency {'met' if t['max_latency'] else 'MISSED'} "
+            f"({run['latency_ms']['max']:.0f} "
             f"ms, target ≤ 2 × {seg:.0f} = {2 * seg:.0f} ms); agreement with per-frame "
             f"{100 * record['fidelity'][name]['agreement']:.1f} % (lowest frame "
-            f"{100 * record['fidelity'][name]['agreement_min']:.1f} %).")
+            f"{100 * record['fidelity'][name]['agreement_min']:.1f} %)."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -256,12 +324,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120, help="each run's length (default: 120)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", nargs="+", choices=tuple(RUNS), default=list(RUNS))
-    parser.add_argument("--flags", default="", help="more `dvsnet segment` flags for the dis and mv runs, quoted "
-                                                   "(e.g. '--grid 2x2'); the report is written only without them")
-    parser.add_argument("--every", type=int, default=10,
-                        help="fidelity on the processed frames whose stream index is a multiple of this (default: 10)")
-    parser.add_argument("--window", type=float, default=30, help="seconds of the first/last latency windows "
-                                                                 "(default: 30, at most a quarter of --seconds)")
+    parser.add_argument(
+        "--flags",
+        default="",
+        help="more `dvsnet segment` flags for the dis and mv runs, quoted "
+        "(e.g. '--grid 2x2'); the report is written only without them",
+    )
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=10,
+        help="fidelity on the processed frames whose stream index is a multiple of this (default: 10)",
+    )
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=30,
+        help="seconds of the first/last latency windows (default: 30, at most a quarter of --seconds)",
+    )
     parser.add_argument("--work", default="results/bench_live", help="stream file and run folders")
     parser.add_argument("--out", default="results/bench_live.json")
     parser.add_argument("--no-report", dest="report", action="store_false",
@@ -281,22 +361,43 @@ def main() -> None:
     window = min(args.window, args.seconds / 4)
     fid, times = fidelity(runs, stream, args.every, args.threads)
     seg_ms = 1000 * statistics.median(times)
-    record = {"args": vars(args), "versions": versions(), "command": " ".join(["python", *sys.argv]),
-              "started_utc": started.isoformat(timespec="seconds"), "stream": {
-                  "clip": "bikes.mp4", "fps": FPS, "size": f"{SIZE[0]}x{SIZE[1]}", "codec": "h264",
-                  "x264": {"preset": "veryfast", "crf": 23, "bframes": 0, "keyint": KEYINT}, "transport": "udp mpegts"},
-              "window_s": window, "runs": {name: summarize(name, run, window) for name, run in runs.items()},
-              "fidelity": fid, "per_frame_segmentation_ms": seg_ms, "reference_frames": len(times)}
-    record["targets"] = {name: {"keeps_up": run["processed_share"] >= 0.9,
-                                "flat_latency": run["last_over_first"] is not None and run["last_over_first"] <= 1.2,
-                                "max_latency": run["latency_ms"]["max"] <= 2 * seg_ms}
-                         for name, run in record["runs"].items()}
+    record = {
+        "args": vars(args),
+        "versions": versions(),
+        "command": " ".join(["python", *sys.argv]),
+        "started_utc": started.isoformat(timespec="seconds"),
+        "stream": {
+            "clip": "bikes.mp4",
+            "fps": FPS,
+            "size": f"{SIZE[0]}x{SIZE[1]}",
+            "codec": "h264",
+            "x264": {"preset": "veryfast", "crf": 23, "bframes": 0, "keyint": KEYINT},
+            "transport": "udp mpegts",
+        },
+        "window_s": window,
+        "runs": {name: summarize(name, run, window) for name, run in runs.items()},
+        "fidelity": fid,
+        "per_frame_segmentation_ms": seg_ms,
+        "reference_frames": len(times),
+    }
+    record["targets"] = {
+        name: {
+            "keeps_up": run["processed_share"] >= 0.9,
+            "flat_latency": run["last_over_first"] is not None and run["last_over_first"] <= 1.2,
+            "max_latency": run["latency_ms"]["max"] <= 2 * seg_ms,
+        }
+        for name, run in record["runs"].items()
+    }
     record["load_start"] = load_start
     # a run's own processes account for ~1.5 of the 1-min load average; more than that is other jobs
     record["loaded"] = load_start > 1.0 or max(run["load_after"] for run in record["runs"].values()) > 2.5
     record["machine"] = describe_machine()
     record["elapsed_s"] = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
-    print(json.dumps({k: record[k] for k in ("runs", "fidelity", "per_frame_segmentation_ms", "targets")}, indent=1))
+    print(
+        json.dumps(
+            {k: record[k] for k in ("runs", "fidelity", "per_frame_segmentation_ms", "targets")}, indent=1
+        )
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1))
     if args.report and all(name in runs for name in RUNS) and not args.flags:

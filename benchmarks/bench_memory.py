@@ -101,14 +101,16 @@ def main() -> None:
         video = tmp / "stream.avi"
         t = time.perf_counter()
         write_stream(video, max(args.frames), height, width)
-        print(f"wrote {max(args.frames)} frames {height}x{width} in {time.perf_counter() - t:.1f} s", flush=True)
+        print(f"wrote {max(args.frames)} frames {height}x{width} in {time.perf_counter() - t:.1f} s",
+              flush=True)
         seg = segmenter_spec(tmp)
         for frames in args.frames:
-            cli = ["segment", str(video), "--max-frames", str(frames), "--segmenter", seg, "--policy", args.policy, "--grid", "2x2",
+            cli = ["segment", str(video), "--max-frames", str(frames), "--segmenter", seg,
+                   "--policy", args.policy, "--grid", "2x2",
                    "--output", str(tmp / "runs"), "--write", "overlay", "--write", "csv", "--write", "labels",
                    "--no-progress", "--threads", str(args.threads)]
-            proc = subprocess.run([sys.executable, __file__, "--child", *cli], capture_output=True, text=True, env=env,
-                                  check=False)
+            proc = subprocess.run([sys.executable, __file__, "--child", *cli], capture_output=True, text=True,
+                                  env=env, check=False)
             if proc.returncode != 0:
                 sys.exit(f"child failed ({proc.returncode}):\n{proc.stderr}")
             result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -118,7 +120,8 @@ def main() -> None:
                   f"{result['end_rss_mib']:.1f} MiB, {result['seconds']:.1f} s", flush=True)
     report = {
         "what": "peak RSS (VmHWM) of one `dvsnet segment` process, writing overlay + csv + label PNGs",
-        "size": [height, width], "policy": args.policy, "segmenter": "fast" if seg == "fast" else "fast (random weights)",
+        "size": [height, width], "policy": args.policy,
+        "segmenter": "fast" if seg == "fast" else "fast (random weights)",
         "threads": args.threads, "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                                              "load_avg_1m_at_end": os.getloadavg()[0]},
         "runs": runs,
@@ -128,8 +131,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     if report["growth_mib"] is not None:
-        print(f"growth from {runs[0]['frames']} to {runs[-1]['frames']} frames: {report['growth_mib']:+.1f} MiB "
-              f"-> {out}")
+        print(f"growth from {runs[0]['frames']} to {runs[-1]['frames']} frames: "
+              f"{report['growth_mib']:+.1f} MiB -> {out}")
 
 
 if __name__ == "__main__":

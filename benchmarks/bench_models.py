@@ -6,7 +6,8 @@ hooks on one 256x512 frame (elementwise ops, pooling and upsampling not counted)
 Also scores val mIoU per frame when --data is given (frame 19 of every val snippet unless --all-frames).
 Writes results/bench_models.json and prints a table.
 
-    PYTHONPATH=src python benchmarks/bench_models.py [--data data/synth] [--models accurate] [--weights accurate=path]
+    PYTHONPATH=src python benchmarks/bench_models.py [--data data/synth] [--models accurate]
+        [--weights accurate=path]
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
         nonlocal total
         total += out.numel() * mod.in_features
 
-    hooks = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    hooks = [m.register_forward_hook(conv_hook) for m in model.modules()
+             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     hooks += [m.register_forward_hook(linear_hook) for m in model.modules() if isinstance(m, nn.Linear)]
     with torch.inference_mode():
         model(*inputs)
@@ -68,7 +70,8 @@ def val_miou(model: nn.Module, data: str, all_frames: bool) -> tuple[float, int]
     if all_frames:
         pairs = labelled_frames(data, "val")
     else:
-        pairs = [(snippet.annotated_frame, snippet.annotated_labels) for snippet in CityscapesSequences(data, "val")]
+        pairs = [(snippet.annotated_frame, snippet.annotated_labels)
+                 for snippet in CityscapesSequences(data, "val")]
     images, labels = load_pairs(pairs)
     miou, _ = evaluate_segmenter(model, images, labels, torch.device("cpu"))
     return miou, len(pairs)
@@ -112,15 +115,19 @@ def main(argv: list[str] | None = None) -> None:
     # the flow path's networks, for the economics: flownet on the 4 regions of a 2x2 grid (+16 px overlap)
     regions = torch.rand(4, 3, height // 2 + 8 * (height // 256), width // 2 + 8 * (width // 256))
     flownet = build_flownet().eval()
-    rows.append({"model": "flownet (4 regions)", "params_M": sum(p.numel() for p in flownet.parameters()) / 1e6,
+    rows.append({"model": "flownet (4 regions)",
+                 "params_M": sum(p.numel() for p in flownet.parameters()) / 1e6,
                  "GFLOPs": 2 * count_macs(flownet, regions, regions) / 1e9,
-                 "ms_per_frame": time_ms(flownet, regions, regions, warmup=args.warmup, repeats=args.repeats)})
+                 "ms_per_frame": time_ms(flownet, regions, regions, warmup=args.warmup,
+                                         repeats=args.repeats)})
     dn = DecisionNet(7, (16, 16)).eval()
     feats = torch.rand(4, 7, 16, 16)
-    rows.append({"model": "decision net dis (4 regions)", "params_M": sum(p.numel() for p in dn.parameters()) / 1e6,
+    rows.append({"model": "decision net dis (4 regions)",
+                 "params_M": sum(p.numel() for p in dn.parameters()) / 1e6,
                  "GFLOPs": 2 * count_macs(dn, feats) / 1e9,
                  "ms_per_frame": time_ms(dn, feats, warmup=args.warmup, repeats=args.repeats)})
-    result = {"size": [height, width], "threads": args.threads, "machine": platform.processor() or platform.machine(),
+    result = {"size": [height, width], "threads": args.threads,
+              "machine": platform.processor() or platform.machine(),
               "cpus": __import__("os").cpu_count(), "torch": torch.__version__, "rows": rows}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -128,8 +135,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'model':30s} {'params (M)':>10s} {'GFLOPs':>8s} {'ms/frame':>9s} {'val mIoU':>9s}")
     for r in rows:
         miou = f"{100 * r['val_miou']:.2f}%" if "val_miou" in r else "-"
-        print(f"{r['model']:30s} {r['params_M']:10.3f} {r['GFLOPs']:8.3f} {r['ms_per_frame']:9.1f} {miou:>9s}")
-    print(f"({args.size}, {args.threads} threads, median of {args.repeats} after {args.warmup} warm-up; -> {out})")
+        print(f"{r['model']:30s} {r['params_M']:10.3f} {r['GFLOPs']:8.3f} {r['ms_per_frame']:9.1f} "
+              f"{miou:>9s}")
+    print(f"({args.size}, {args.threads} threads, median of {args.repeats} after {args.warmup} warm-up; "
+          f"-> {out})")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ def main() -> None:
     pipes = {}
     for spin in ("1", "0"):  # the session reads the setting when it is made
         os.environ[ORT_SPIN_ENV] = spin
-        pipes.update({(f"onnxruntime spin={spin}", policy): DVSNet(policy=policy, grid=(1, 1), backend="onnxruntime",
-                                                                   precision="fp32") for policy in POLICIES})
+        pipes.update({(f"onnxruntime spin={spin}", policy):
+                      DVSNet(policy=policy, grid=(1, 1), backend="onnxruntime", precision="fp32")
+                      for policy in POLICIES})
     pipes.update({("torch", policy): DVSNet(policy=policy, grid=(1, 1), backend="torch", precision="fp32")
                   for policy in POLICIES})
     seconds = dict.fromkeys(pipes, 0.0)
@@ -51,13 +52,15 @@ def main() -> None:
                 for key, pipe in pipes.items():
                     seconds[key] += pipe.step(frame).timings["total"]
     frames = sum(len(s.frames) for s in snippets)
-    rows = [{"what": what, "policy": policy, "ms": 1000 * s / frames} for (what, policy), s in seconds.items()]
+    rows = [{"what": what, "policy": policy, "ms": 1000 * s / frames}
+            for (what, policy), s in seconds.items()]
     for row in rows:
         print(f"{row['what']:<22} {row['policy']:<8} {row['ms']:8.1f} ms/frame")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(args.out, {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                                 "threads": args.threads, "frames": frames, "versions": versions(),
-                                 "machine": describe_machine(), "rows": rows})
+    write_json_atomic(args.out,
+                      {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                       "threads": args.threads, "frames": frames, "versions": versions(),
+                       "machine": describe_machine(), "rows": rows})
     print(f"-> {args.out}")
 
 

@@ -6,8 +6,9 @@ Runs the same synthetic clip through (a) per-frame segmentation (grid 1x1, polic
 region segmented on a 2x2 grid, (c) the warp path (2x2 and 1x1 grids, every region warped after frame 0 by
 dn:0 without a key-age cap: DIS flow, the decision network's features and forward pass, warp, stitch) and
 (d) the per-frame pass on ONNX Runtime fp32 and int8 and, where the CPU has native bf16, torch bf16,
-interleaving them frame by frame so that load from other processes falls on all alike. Timing does not depend on the weights, so random-init networks are used
-when none ship. Writes results/bench_pipeline.json and prints per-stage medians in ms.
+interleaving them frame by frame so that load from other processes falls on all alike. Timing does not depend
+on the weights, so random-init networks are used when none ship. Writes results/bench_pipeline.json and prints
+per-stage medians in ms.
 """
 from __future__ import annotations
 

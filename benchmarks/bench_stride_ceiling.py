@@ -1,4 +1,4 @@
-"""How much mIoU a segmenter's output stride leaves reachable: the ground truth itself, put on a stride-s grid.
+"""How much mIoU a segmenter's output stride leaves reachable: the ground truth itself put on a stride-s grid.
 
 For each stride s, every val label map is turned into logits on the (H/s, W/s) grid and scored the way the
 pipeline scores a segmenter (bilinear upsampling to the frame, argmax, mIoU over the val frames):
@@ -55,7 +55,8 @@ def fitted_logits(labels: torch.Tensor, stride: int, steps: int) -> torch.Tensor
 
 
 def score(logits: torch.Tensor, labels: np.ndarray) -> tuple[float, dict[str, float]]:
-    """(mIoU, IoU per class name) in percent; classes absent from the labels and the prediction are left out."""
+    """(mIoU, IoU per class name) in percent; classes absent from the labels and the prediction are left
+    out."""
     pred = F.interpolate(logits, size=labels.shape[1:], mode="bilinear", align_corners=False).argmax(1)
     matrix = confusion_matrix(labels, pred.numpy().astype(np.uint8))
     per_class = {name: 100 * float(iou) for (_, _, name, _), iou in zip(TRAIN_CLASSES, iou_per_class(matrix))
@@ -66,8 +67,10 @@ def score(logits: torch.Tensor, labels: np.ndarray) -> tuple[float, dict[str, fl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="data/synth", help="synthetic or Cityscapes-layout tree")
-    parser.add_argument("--strides", type=int, nargs="+", default=[8, 4], help="output strides (default: 8 4)")
-    parser.add_argument("--fit", action="store_true", help="also fit free logits (the upper bound; ~2 min a stride)")
+    parser.add_argument("--strides", type=int, nargs="+", default=[8, 4],
+                        help="output strides (default: 8 4)")
+    parser.add_argument("--fit", action="store_true",
+                        help="also fit free logits (the upper bound; ~2 min a stride)")
     parser.add_argument("--fit-steps", type=int, default=300, help="Adam steps of --fit (default: 300)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", default="results/bench_stride_ceiling.json")
@@ -78,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         if not len(labels):
             raise DvsnetError(f"no labelled val frames under {args.data}")
         if any(s < 1 or labels.shape[1] % s or labels.shape[2] % s for s in args.strides):
-            raise DvsnetError(f"every stride must divide the frame size {labels.shape[1:]}, got {args.strides}")
+            raise DvsnetError(f"every stride must divide the frame size {labels.shape[1:]}, "
+                              f"got {args.strides}")
     except DvsnetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -88,10 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         row = {"stride": stride}
         row["shares"], row["shares_per_class"] = score(share_logits(tensor, stride), labels)
         if args.fit:
-            row["fitted"], row["fitted_per_class"] = score(fitted_logits(tensor, stride, args.fit_steps), labels)
+            row["fitted"], row["fitted_per_class"] = score(fitted_logits(tensor, stride, args.fit_steps),
+                                                           labels)
         rows.append(row)
-        print(f"stride {stride}: shares {row['shares']:.2f}%" + (f", fitted {row['fitted']:.2f}%" if args.fit else ""))
-        print("  IoU per class (shares): " + ", ".join(f"{k} {v:.1f}" for k, v in row["shares_per_class"].items()))
+        print(f"stride {stride}: shares {row['shares']:.2f}%"
+              + (f", fitted {row['fitted']:.2f}%" if args.fit else ""))
+        print("  IoU per class (shares): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in row["shares_per_class"].items()))
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output, {"frames": len(labels), "data": args.data, "rows": rows})

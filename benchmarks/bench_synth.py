@@ -32,7 +32,8 @@ from dvsnet.data.synthetic import render_sequence, write_dataset
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sequences", type=int, default=6, help="30-frame sequences per measurement")
     parser.add_argument("--size", default="256x512", help="HxW")
     parser.add_argument("--check-sequences", type=int, default=10, help="sequences for the flow check")
@@ -82,7 +83,8 @@ def main() -> None:
         "render_fps_per_sequence_max": round(max(per_seq), 2),
         "render_and_write_fps": round(write_fps, 2), "disk_bytes_per_frame": int(bytes_per_frame),
         "check": {"sequences": args.check_sequences, "pairs": len(mae),
-                  "warp_mae_levels": round(float(np.mean(mae)), 3), "warp_mae_worst_pair": round(float(np.max(mae)), 3),
+                  "warp_mae_levels": round(float(np.mean(mae)), 3),
+                  "warp_mae_worst_pair": round(float(np.max(mae)), 3),
                   "no_flow_mae_levels": round(float(np.mean(mae_identity)), 3),
                   "image_mean_abs_deviation": round(float(np.mean(spread)), 2),
                   "label_agreement_mean": round(float(np.mean(agree)), 5),
@@ -97,11 +99,13 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=1))
     print(f"render {h}x{w}: {render_fps:.1f} frames/s on one core "
           f"(per sequence {min(per_seq):.1f}..{max(per_seq):.1f}); render + write: {write_fps:.1f} frames/s, "
-          f"{bytes_per_frame / 1e6:.2f} MB/frame on disk; load avg {result['machine']['load_avg_1m']} -> {out}")
+          f"{bytes_per_frame / 1e6:.2f} MB/frame on disk; load avg {result['machine']['load_avg_1m']} "
+          f"-> {out}")
     c = result["check"]
     print(f"flow check ({c['pairs']} frame pairs): warped-frame MAE {c['warp_mae_levels']:.2f} levels "
-          f"(worst pair {c['warp_mae_worst_pair']:.2f}; without flow {c['no_flow_mae_levels']:.2f}; image mean abs "
-          f"deviation {c['image_mean_abs_deviation']:.1f}), label agreement {c['label_agreement_mean']:.4f} "
+          f"(worst pair {c['warp_mae_worst_pair']:.2f}; without flow {c['no_flow_mae_levels']:.2f}; "
+          f"image mean abs deviation {c['image_mean_abs_deviation']:.1f}), "
+          f"label agreement {c['label_agreement_mean']:.4f} "
           f"(worst {c['label_agreement_worst_pair']:.4f}), occluded {c['occluded_share']:.3f}")
 
 

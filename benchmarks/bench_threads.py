@@ -25,8 +25,8 @@ SPIN = {"dvsnet (GOMP_SPINCOUNT=1000)": "1000", "OpenMP's own (GOMP_SPINCOUNT=30
 
 def segment(clip: Path, out: Path, threads: int, spin: str, frames: int) -> float:
     env = {**os.environ, "GOMP_SPINCOUNT": spin}
-    subprocess.run([sys.executable, "-m", "dvsnet", "segment", str(clip), "--threads", str(threads), "--output",
-                    str(out), "--no-progress", "--write", "csv", "--max-frames", str(frames),
+    subprocess.run([sys.executable, "-m", "dvsnet", "segment", str(clip), "--threads", str(threads),
+                    "--output", str(out), "--no-progress", "--write", "csv", "--max-frames", str(frames),
                     "--grid", "2x2", "--max-key-age", "0", "--backend", "torch"],  # as docs/speed.md measured
                    env=env, check=True, capture_output=True)
     run = max(out.glob("segment-*"))
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         subprocess.run([sys.executable, "-m", "dvsnet", "demo", "--frames", str(args.frames), "--output",
-                        str(tmp / "demo"), "--no-progress", "--policy", "fixed:5"], check=True, capture_output=True)
+                        str(tmp / "demo"), "--no-progress", "--policy", "fixed:5"],
+                       check=True, capture_output=True)
         clip = next((tmp / "demo").glob("demo-*/input.mp4"))
         rows = []
         for load in ("idle", "loaded"):

@@ -36,7 +36,8 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def true_flow(data: CityscapesSequences, index: int, current: int, key: int) -> np.ndarray:
-    """current -> key flow (H, W, 2): the per-frame backward flows current -> current-1 -> ... key, chained."""
+    """current -> key flow (H, W, 2): the per-frame backward flows current -> current-1 -> ... key,
+    chained."""
     steps = [torch.from_numpy(data.load_flow(index, offset, "backward")[0]).permute(2, 0, 1)[None]
              for offset in range(current, key, -1)]
     return compose_backward(steps)[0].permute(1, 2, 0).numpy()
@@ -73,7 +74,8 @@ def main() -> None:
         snippet = data[index]
         current = snippet.annotated_offset
         key = current - args.distance
-        cur_image, key_image = data.load_image(snippet.frame_paths[current]), data.load_image(snippet.frame_paths[key])
+        cur_image, key_image = (data.load_image(snippet.frame_paths[current]),
+                                data.load_image(snippet.frame_paths[key]))
         truth = data.load_labels(snippet.label_paths[current])
         size = truth.shape
         with torch.no_grad():
@@ -87,11 +89,12 @@ def main() -> None:
         full_logits = F.interpolate(key_logits, size=size, mode="bilinear", align_corners=False)
         for name, flow in flows.items():
             flow_t = torch.from_numpy(flow).permute(2, 0, 1)[None]
-            add(f"{name}, warp at stride 8", logits_to_labels(warp_logits(key_logits, flow_t, upscale=1), size)[0]
-                .numpy(), truth)
-            add(f"{name}, warp at stride 4 (engine)", logits_to_labels(warp_logits(key_logits, flow_t), size)[0]
-                .numpy(), truth)
-            add(f"{name}, warp at full resolution", backward_warp(full_logits, flow_t).argmax(1)[0].numpy(), truth)
+            add(f"{name}, warp at stride 8",
+                logits_to_labels(warp_logits(key_logits, flow_t, upscale=1), size)[0].numpy(), truth)
+            add(f"{name}, warp at stride 4 (engine)",
+                logits_to_labels(warp_logits(key_logits, flow_t), size)[0].numpy(), truth)
+            add(f"{name}, warp at full resolution", backward_warp(full_logits, flow_t).argmax(1)[0].numpy(),
+                truth)
         key_truth = data.load_labels(snippet.label_paths[key])
         add("true labels of the key, true flow", remap_nearest(key_truth, flows["true flow"]), truth)
 

@@ -2,7 +2,8 @@
 videos `dvsnet calibrate --flow mv` and `--flow dis` are calibrated on in docs/motion-vectors.md.
 
     PYTHONPATH=src python -m dvsnet synth /tmp/synth_train --split train --sequences 6 --seed 1
-    PYTHONPATH=src python benchmarks/encode_synth.py /tmp/synth_train train /tmp/train_mp4   # crf 23, no B-frames
+    PYTHONPATH=src python benchmarks/encode_synth.py /tmp/synth_train train /tmp/train_mp4
+        # crf 23, no B-frames
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def main() -> None:
     dataset = CityscapesSequences(args.root, args.split)
     for i in range(len(dataset)):
         item = dataset.snippet(i)
-        name = Path(item.frame_paths[0]).name.rsplit("_", 2)[0]  # synth_000003_000000_leftImg8bit -> synth_000003
+        # synth_000003_000000_leftImg8bit -> synth_000003
+        name = Path(item.frame_paths[0]).name.rsplit("_", 2)[0]
         path = encode_video((load_image(p) for p in item.frame_paths), out / f"{name}.mp4", crf=args.crf)
         print(path)
 

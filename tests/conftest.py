@@ -10,9 +10,10 @@ def _seed():
 
 
 def settle_auto_choice(spec) -> None:
-    """Measure (or read back) what `--backend auto --precision auto` runs `spec` at on this machine now, so the
-    one-time line that says so (dvsnet.auto_precision) is not printed inside a test that checks stderr, in
-    whatever order the tests run; nothing when the environment pins the backend (tests/on_every_backend.sh)."""
+    """Measure (or read back) what `--backend auto --precision auto` runs `spec` at on this machine now, so
+    the one-time line that says so (dvsnet.auto_precision) is not printed inside a test that checks stderr,
+    in whatever order the tests run; nothing when the environment pins the backend
+    (tests/on_every_backend.sh)."""
     from dvsnet import auto_precision, backends
 
     if backends.pinned("auto", "auto") == ("auto", "auto"):
@@ -68,7 +69,8 @@ def textured_pan(dx: int, dy: int, frames: int, height: int = 128, width: int = 
     import cv2
 
     margin = 8 + max(abs(dx), abs(dy)) * frames
-    texture = np.random.default_rng(seed).integers(0, 256, (height + 2 * margin, width + 2 * margin, 3), np.uint8)
+    texture = np.random.default_rng(seed).integers(0, 256, (height + 2 * margin, width + 2 * margin, 3),
+                                                   np.uint8)
     texture = cv2.GaussianBlur(texture, (5, 5), 1.5)
     return [np.ascontiguousarray(texture[margin + dy * t: margin + dy * t + height,
                                          margin + dx * t: margin + dx * t + width]) for t in range(frames)]

@@ -139,7 +139,8 @@ def test_on_onnxruntime_the_decision_network_runs_there_too_with_torchs_scores(c
 
     torch_pipe = DVSNet("fast", policy="dn:0.9", backend="torch", precision="fp32", max_key_age=0)
     ort_pipe = DVSNet("fast", policy="dn:0.9", backend="onnxruntime", precision="fp32", max_key_age=0)
-    assert isinstance(ort_pipe.policy.net, backends.OnnxDecisionNet) and ort_pipe.policy.net.path.parent == cache
+    assert (isinstance(ort_pipe.policy.net, backends.OnnxDecisionNet)
+            and ort_pipe.policy.net.path.parent == cache)
     assert ort_pipe.policy.net.variant == "dis" and ort_pipe.policy.net.in_size == (16, 16)
     for frame in frames:
         want, got = torch_pipe.step(frame), ort_pipe.step(frame)
@@ -155,7 +156,8 @@ def test_on_onnxruntime_the_decision_network_runs_there_too_with_torchs_scores(c
 
 
 def test_on_onnxruntime_flownet_runs_there_with_one_graph_for_every_size(cache, frames):
-    torch_pipe = DVSNet("fast", flow="flownet", policy="dn:0.9", backend="torch", precision="fp32", max_key_age=0)
+    torch_pipe = DVSNet("fast", flow="flownet", policy="dn:0.9", backend="torch", precision="fp32",
+                        max_key_age=0)
     ort_pipe = DVSNet("fast", flow="flownet", policy="dn:0.9", backend="onnxruntime", precision="fp32",
                       max_key_age=0)
     assert isinstance(ort_pipe.flow.net, backends.OnnxFlowNet)

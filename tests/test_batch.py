@@ -45,8 +45,8 @@ def tree(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("source", ["videos/b10.mp4", "frames", "frames/*.png", "mixed", "mixed/*", "missing.mp4",
-                                    "missing/", "empty/*.mp4", "frames/f0.png"])
+@pytest.mark.parametrize("source", ["videos/b10.mp4", "frames", "frames/*.png", "mixed", "mixed/*",
+                                    "missing.mp4", "missing/", "empty/*.mp4", "frames/f0.png"])
 def test_one_source_is_one_run_as_before(tree, source, monkeypatch):
     monkeypatch.chdir(tree)
     assert batch_sources([source]) is None
@@ -58,7 +58,8 @@ def test_folder_glob_and_list_of_videos_are_batches(tree, monkeypatch):
     assert batch_sources(["videos"]) == videos
     assert batch_sources(["videos/*"]) == videos
     assert batch_sources(["list.txt"]) == [str(tree / "videos" / "b10.mp4"), "/abs/other.mkv"]
-    assert read_list(tree / "list.txt")[0] == str(tree / "videos" / "b10.mp4")  # relative to the list's folder
+    # relative to the list's folder
+    assert read_list(tree / "list.txt")[0] == str(tree / "videos" / "b10.mp4")
 
 
 def test_several_sources_each_add_their_videos_once(tree, monkeypatch):
@@ -75,9 +76,11 @@ def test_unquoted_glob_of_images_is_refused(tree, monkeypatch):
 
 
 def test_options_record_is_plain_json():
-    record = BatchOptions(PipelineConfig(policy="fixed:3", grid="1x2"), ("labels",), resize=(64, 128)).record()
+    record = BatchOptions(PipelineConfig(policy="fixed:3", grid="1x2"), ("labels",),
+                          resize=(64, 128)).record()
     assert record == json.loads(json.dumps(record))
-    assert record["config"]["grid"] == "1x2" and record["resize"] == [64, 128] and record["writes"] == ["labels"]
+    assert (record["config"]["grid"] == "1x2" and record["resize"] == [64, 128]
+            and record["writes"] == ["labels"])
 
 
 @pytest.fixture
@@ -92,7 +95,8 @@ def videos(tmp_path):
 
 def _batch(sources, output, policy="fixed:3"):
     # a callable segmenter is fine in-process (workers=1); the batch's processes need names or files
-    options = BatchOptions(PipelineConfig(segmenter=ColourSegmenter(), policy=policy, grid=(1, 2)), ("labels",))
+    options = BatchOptions(PipelineConfig(segmenter=ColourSegmenter(), policy=policy, grid=(1, 2)),
+                           ("labels",))
     return segment_batch(sources, options, output, workers=1, threads=1, note=lambda line: None)
 
 

@@ -55,7 +55,8 @@ def test_objects_are_recorded_by_name():
 
 
 def test_the_pipeline_is_built_from_the_config_and_keeps_it():
-    config = PipelineConfig(segmenter=ColourSegmenter(), policy="fixed:2", grid="1x2", overlap=4, stitch="core")
+    config = PipelineConfig(segmenter=ColourSegmenter(), policy="fixed:2", grid="1x2", overlap=4,
+                            stitch="core")
     pipe = DVSNet.from_config(config)
     assert pipe.config is config and pipe.grid == (1, 2) and pipe.stitch_mode == "core"
     keywords = DVSNet(segmenter=config.segmenter, policy="fixed:2", grid=(1, 2), overlap=4, stitch="core")
@@ -100,7 +101,7 @@ def test_grid_auto_overlap_and_record_follow_the_frame_size():
 
 
 def test_the_key_age_cap_is_the_policys_unless_given():
-    from dvsnet.policies import parse_policy
+    from dvsnet.policy_strings import parse_policy
 
     config = PipelineConfig()
     assert config.key_age_cap(parse_policy("dn:0.92")) == DN_MAX_KEY_AGE == 10

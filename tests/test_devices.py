@@ -11,7 +11,8 @@ from dvsnet.policies import DecisionNetwork
 from tests.segmenters import ColourSegmenter, panning_clip
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-without_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where torch sees no GPU")
+without_gpu = pytest.mark.skipif(torch.cuda.is_available(),
+                                 reason="checks the refusal where torch sees no GPU")
 
 
 def test_auto_picks_a_gpu_only_when_torch_sees_one():
@@ -34,7 +35,8 @@ def test_cuda_where_there_is_no_gpu_is_refused_before_anything_loads():
 
 
 def test_a_segmenter_on_another_device_than_the_requested_one_is_refused():
-    with pytest.raises(DvsnetError, match="the segmenter's weights are on cpu, not on the requested device meta"):
+    with pytest.raises(DvsnetError,
+                       match="the segmenter's weights are on cpu, not on the requested device meta"):
         DVSNet(segmenter=build_segmenter("fast"), device=torch.device("meta"))
     on_meta = load_decision_net("dis", device="meta")
     with pytest.raises(DvsnetError, match="the policy's decision network is on meta, the segmenter on cpu"):
@@ -55,7 +57,8 @@ def test_every_network_runs_on_the_requested_device_with_the_cpus_results(device
     reference = DVSNet(segmenter="fast", flow="flownet", policy="dn:0.5", grid=(1, 2))
     pipe = DVSNet(segmenter="fast", flow="flownet", policy="dn:0.5", grid=(1, 2), device=device)
     assert pipe.device.type == device
-    for net in (pipe.segmenter, pipe.flow.net, pipe.policy.net):  # torch modules on the device; ONNX Runtime: CPU
+    # torch modules on the device; ONNX Runtime: CPU
+    for net in (pipe.segmenter, pipe.flow.net, pipe.policy.net):
         if isinstance(net, torch.nn.Module):
             assert all(p.device.type == device for p in net.parameters())
         else:

@@ -51,7 +51,8 @@ def test_codec_features_of_a_steady_pan_are_its_chain_path_and_age():
     for index in range(1, 6):
         mv.advance(uniform(4, -2), index, np.zeros(1, np.int64), regions, (H, W))
     features = dict(zip(MV_FEATURES, _features(mv, 1)[0]))
-    assert features["dx"].allclose(torch.tensor(2.5), atol=1e-4) and features["dy"].allclose(torch.tensor(-1.25), atol=1e-4)
+    assert (features["dx"].allclose(torch.tensor(2.5), atol=1e-4)
+            and features["dy"].allclose(torch.tensor(-1.25), atol=1e-4))
     step = (0.5 ** 2 + 0.25 ** 2) ** 0.5
     assert features["magnitude"].allclose(torch.tensor(5 * step), atol=1e-4)
     assert features["path"].allclose(torch.tensor(5 * step), atol=1e-4)
@@ -71,7 +72,8 @@ def test_codec_features_count_intra_frames_and_mark_still_blocks_and_motion_boun
     mv = MotionVectorFlow()
     for index in (1, 2):
         mv.advance(left_still, index, np.zeros(1, np.int64), regions, (H, W))
-    features = dict(zip(MV_FEATURES, _features(mv, 1)[0]))  # 16x16 pooled from 16x32 cells: column c = cells 2c, 2c+1
+    # 16x16 pooled from 16x32 cells: column c = cells 2c, 2c+1
+    features = dict(zip(MV_FEATURES, _features(mv, 1)[0]))
     assert features["zero"][:, :8].eq(1).all() and features["zero"][:, 8:].eq(0).all()
     assert features["intra"][:, :8].eq(0).all() and features["intra"][:, 8:].eq(1).all()
     assert features["intra_frames"][:, :8].eq(0).all() and features["intra_frames"][:, 8:].eq(2).all()
@@ -82,7 +84,8 @@ def test_codec_features_count_intra_frames_and_mark_still_blocks_and_motion_boun
     features = dict(zip(MV_FEATURES, _features(mv, 1)[0]))
     for name in ("boundary", "spread"):  # only next to the edge between the moving and the still half
         columns = features[name].mean(0)
-        assert columns[7:9].max() > 0.1 and columns[:6].abs().max() < 1e-4 and columns[10:].abs().max() < 1e-4, name
+        assert (columns[7:9].max() > 0.1 and columns[:6].abs().max() < 1e-4
+                and columns[10:].abs().max() < 1e-4), name
 
 
 def test_chaining_from_the_key_frame_over_10_frames_of_a_pan_is_10_times_the_shift(av, tmp_path):
@@ -92,10 +95,12 @@ def test_chaining_from_the_key_frame_over_10_frames_of_a_pan_is_10_times_the_shi
     for index, (_, _, field) in enumerate(read_motion_frames(path)):
         if index:  # both regions keep frame 0 as their key
             mv.advance(field, index, np.zeros(2, np.int64), regions, (H, W // 2))
-    flow, _ = mv.region_flow(torch.arange(2), torch.zeros(2, 3, H, W // 2), torch.zeros(2, 3, H, W // 2), False)
+    flow, _ = mv.region_flow(torch.arange(2), torch.zeros(2, 3, H, W // 2), torch.zeros(2, 3, H, W // 2),
+                             False)
     assert flow.shape == (2, 2, H // BLOCK, W // 2 // BLOCK)
     inner = flow[:, :, 4:-4, 4:-4] * BLOCK  # in frame pixels, away from the borders the pan uncovers
-    assert inner[:, 0].median() == pytest.approx(30.0, abs=1.0) and inner[:, 1].median() == pytest.approx(-20.0, abs=1.0)
+    assert (inner[:, 0].median() == pytest.approx(30.0, abs=1.0)
+            and inner[:, 1].median() == pytest.approx(-20.0, abs=1.0))
     assert not mv.untrusted().any()
 
 
@@ -104,7 +109,8 @@ def test_each_key_frame_has_its_own_chain_and_region_crops_are_in_their_own_grid
     mv = MotionVectorFlow()
     mv.advance(uniform(4, 0), 1, np.array([0, 0]), regions, (H, W // 2))
     mv.advance(uniform(4, 0), 2, np.array([0, 1]), regions, (H, W // 2))  # region 1 became key on frame 1
-    flow, _ = mv.region_flow(torch.arange(2), torch.zeros(2, 3, H, W // 2), torch.zeros(2, 3, H, W // 2), False)
+    flow, _ = mv.region_flow(torch.arange(2), torch.zeros(2, 3, H, W // 2), torch.zeros(2, 3, H, W // 2),
+                             False)
     assert flow[0, 0, 2:-2, 2:-6].mul(BLOCK).allclose(torch.tensor(8.0), atol=1e-4)  # two steps from frame 0
     assert flow[1, 0, 2:-2, 2:-2].mul(BLOCK).allclose(torch.tensor(4.0), atol=1e-4)  # one step from frame 1
 
@@ -113,7 +119,8 @@ def test_the_flow_follows_a_resize_of_the_frames():
     regions = region_grid(H // 2, W // 2, 1, 1, 0)  # frames read at half the source size
     mv = MotionVectorFlow()
     mv.advance(uniform(4, -2), 1, np.zeros(1, np.int64), regions, (H // 2, W // 2))
-    flow, _ = mv.region_flow(torch.arange(1), torch.zeros(1, 3, H // 2, W // 2), torch.zeros(1, 3, H // 2, W // 2), False)
+    flow, _ = mv.region_flow(torch.arange(1), torch.zeros(1, 3, H // 2, W // 2),
+                             torch.zeros(1, 3, H // 2, W // 2), False)
     assert flow[0, :, 2:-2, 2:-2].mul(BLOCK).mean((1, 2)).tolist() == pytest.approx([2.0, -1.0], abs=1e-4)
 
 
@@ -122,7 +129,8 @@ def test_regions_whose_chain_crossed_an_i_frame_are_segmented_whatever_the_polic
     seg = ColourSegmenter()
     pipe = DVSNet(segmenter=seg, flow="mv", policy="fixed:100", grid=(1, 2))
     outs = [pipe.step(image, motion=field) for _, image, field in read_motion_frames(path)]
-    assert [o.paths for o in outs] == [["seg", "seg"]] + [["warp", "warp"]] * 5 + [["seg", "seg"]] + [["warp", "warp"]] * 3
+    assert [o.paths for o in outs] == ([["seg", "seg"]] + [["warp", "warp"]] * 5 + [["seg", "seg"]]
+                                       + [["warp", "warp"]] * 3)
     assert outs[-1].key_ages == [3, 3]
 
 

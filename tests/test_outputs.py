@@ -51,7 +51,8 @@ def test_run_folders_are_numbered_and_never_reused(tmp_path):
 
 def test_concurrent_run_folders_are_distinct(tmp_path):
     got: list[str] = []
-    threads = [threading.Thread(target=lambda: got.append(create_run_folder(tmp_path, "x").name)) for _ in range(8)]
+    threads = [threading.Thread(target=lambda: got.append(create_run_folder(tmp_path, "x").name))
+               for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -78,7 +79,8 @@ def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path):
 
 
 def test_label_file_names():
-    assert label_file_name("aachen_000000_000019_leftImg8bit", "label-ids") == "aachen_000000_000019_pred_labelIds.png"
+    assert (label_file_name("aachen_000000_000019_leftImg8bit", "label-ids")
+            == "aachen_000000_000019_pred_labelIds.png")
     assert label_file_name("clip_000004", "labels") == "clip_000004_pred_trainIds.png"
     assert label_file_name("clip_000004", "color") == "clip_000004_pred_color.png"
     with pytest.raises(DvsnetError, match="valid: labels, label-ids, color"):
@@ -167,12 +169,15 @@ def test_recorder_writes_every_output_and_exact_figures(tmp_path):
     assert summary["fps"] == pytest.approx(3 / expected_pipeline)
     first = make_result(0, all_paths[0]).timings["total"]
     assert summary["fps_warm"] == pytest.approx(2 / (expected_pipeline - first))
-    assert summary["restarts"] == [{"frame": 0, "name": "city_000000_000000_leftImg8bit", "height": 32, "width": 64}]
+    assert summary["restarts"] == [{"frame": 0, "name": "city_000000_000000_leftImg8bit", "height": 32,
+                                    "width": 64}]
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert count_frames(tmp_path / "overlay.mp4") == (3, (32, 64))
-    ids = cv2.imread(str(tmp_path / "label_ids" / "city_000000_000002_pred_labelIds.png"), cv2.IMREAD_UNCHANGED)
+    ids = cv2.imread(str(tmp_path / "label_ids" / "city_000000_000002_pred_labelIds.png"),
+                     cv2.IMREAD_UNCHANGED)
     assert ids[5, 5] == TRAIN_CLASSES[2][1] and ids[0, 0] == 0  # train id 2 -> label id 11; ignore -> 0
-    train = cv2.imread(str(tmp_path / "labels" / "city_000000_000001_pred_trainIds.png"), cv2.IMREAD_UNCHANGED)
+    train = cv2.imread(str(tmp_path / "labels" / "city_000000_000001_pred_trainIds.png"),
+                       cv2.IMREAD_UNCHANGED)
     assert train[5, 5] == 1 and train[0, 0] == 255
     assert len(os.listdir(tmp_path / "color")) == 3
     with open(tmp_path / "frames.csv") as f:

@@ -6,8 +6,8 @@ from dvsnet.experiments import SweepRow
 
 
 def _dn(grid: str, overlap: int, t: float, miou: float, fps: float, flow: str = "dis") -> SweepRow:
-    return SweepRow(segmenter="fast", flow=flow, policy=f"dn:{t:g}", grid=grid, overlap=overlap, miou=miou, fps=fps,
-                    snippets=1, frame_size="256x512", data="d")
+    return SweepRow(segmenter="fast", flow=flow, policy=f"dn:{t:g}", grid=grid, overlap=overlap, miou=miou,
+                    fps=fps, snippets=1, frame_size="256x512", data="d")
 
 
 def test_fig8_draws_the_curve_grids_beside_the_2x2_curve(tmp_path, monkeypatch):

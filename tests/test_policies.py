@@ -11,8 +11,8 @@ from dvsnet.policies import (
     Oracle,
     RegionBatch,
     confidence_score,
-    parse_policy,
 )
+from dvsnet.policy_strings import parse_policy
 
 
 @pytest.mark.parametrize("text,kind,value", [
@@ -25,13 +25,14 @@ def test_policy_strings_parse(text, kind, value):
     assert isinstance(policy, kind)
     if value is not None:
         assert value == getattr(policy, {"dn": "threshold", "oracle": "threshold", "fixed": "interval",
-                                         "diff": "max_difference", "flow": "max_magnitude"}[text[:text.index(":")].lower()])
+                                         "diff": "max_difference", "flow": "max_magnitude"}
+                                [text[:text.index(":")].lower()])
 
 
 @pytest.mark.parametrize("text,message", [
-    ("dn:1.7", "in \\[0, 1\\]"), ("oracle:-0.1", "in \\[0, 1\\]"), ("fixed:0", ">= 1"), ("foo", "valid forms"),
-    ("dn:", "needs a value"), ("fixed:2.5", "whole number"), ("diff:-1", ">= 0"), ("flow:abc", "number"),
-    ("always:3", "valid forms"),
+    ("dn:1.7", "in \\[0, 1\\]"), ("oracle:-0.1", "in \\[0, 1\\]"), ("fixed:0", ">= 1"),
+    ("foo", "valid forms"), ("dn:", "needs a value"), ("fixed:2.5", "whole number"), ("diff:-1", ">= 0"),
+    ("flow:abc", "number"), ("always:3", "valid forms"),
 ])
 def test_bad_policy_strings_fail_with_a_clear_message(text, message):
     with pytest.raises(DvsnetError, match=message):
@@ -48,8 +49,9 @@ def test_target_policy_strings_parse_and_print_back(text, target):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("dn:fps=0", "> 0 frames/s"), ("dn:agree=1.5", "in \\(0, 1\\]"), ("dn:speed=3", "valid: dn:fps=F, dn:agree=A"),
-    ("dn:fps=", "needs a value, e.g. dn:fps=15"), ("dn:agree=x", "not a number"), ("dn:fps=nan", "> 0"),
+    ("dn:fps=0", "> 0 frames/s"), ("dn:agree=1.5", "in \\(0, 1\\]"),
+    ("dn:speed=3", "valid: dn:fps=F, dn:agree=A"), ("dn:fps=", "needs a value, e.g. dn:fps=15"),
+    ("dn:agree=x", "not a number"), ("dn:fps=nan", "> 0"),
 ])
 def test_bad_target_strings_fail_with_a_clear_message(text, message):
     with pytest.raises(DvsnetError, match=message):
@@ -128,7 +130,9 @@ def test_a_keyseg_decision_network_also_reads_the_key_segmentation():
     key_logits = torch.zeros(2, 19, 32, 32)
     key_logits[:, 0] = 10.0
     key_logits[1, 1, :, 16:] = 20.0  # region 1's key segmentation has a class boundary
-    b = batch(2, (1, 1), key_logits=key_logits, flow=torch.zeros(2, 2, 16, 16), features=torch.zeros(2, 7, 16, 16))
+    b = batch(2, (1, 1), key_logits=key_logits, flow=torch.zeros(2, 2, 16, 16),
+              features=torch.zeros(2, 7, 16, 16))
     warp, scores = DecisionNetwork(0.99, LastChannel()).decide(b)
     assert warp.tolist() == [True, False]
-    assert scores[0] == pytest.approx(1.0) and scores[1] == pytest.approx(1 - 1 / 32)  # one column of 32 is boundary
+    # one column of 32 is boundary
+    assert scores[0] == pytest.approx(1.0) and scores[1] == pytest.approx(1 - 1 / 32)

@@ -65,7 +65,8 @@ def test_grids_too_fine_for_the_frame_are_refused_with_the_largest_that_fits():
 
     check_grid(576, 768, 14, 14, 24)  # fits: cells of 41x54 px, crops 3.8x the frame
     assert crop_pixels(576, 768, 14, 14, 24) <= 4 * 576 * 768 < crop_pixels(576, 768, 15, 15, 24)
-    with pytest.raises(DvsnetError, match=r"cells would be 2x3 px.*largest grid of that shape that fits is 14x14"):
+    with pytest.raises(DvsnetError,
+                       match=r"cells would be 2x3 px.*largest grid of that shape that fits is 14x14"):
         check_grid(576, 768, 200, 200, 24)
     with pytest.raises(DvsnetError, match=r"would hold 4.1x the frame's pixels.*fits is 14x14"):
         check_grid(576, 768, 15, 15, 24)

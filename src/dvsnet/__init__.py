@@ -12,16 +12,16 @@ import os
 # before torch loads its OpenMP runtime; a value the user set is kept.
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
+from dvsnet.auto_precision import load_segmenter
 from dvsnet.config import PipelineConfig
 from dvsnet.data.video import read_frames
 from dvsnet.errors import DvsnetError
 from dvsnet.live.feed import live_frames
-from dvsnet.models import load_segmenter
 from dvsnet.pipeline import DVSNet, FrameResult
-from dvsnet.policies import parse_policy
+from dvsnet.policy_strings import parse_policy
 from dvsnet.provenance import __version__ as __version__
 from dvsnet.run import segment_video
 from dvsnet.stats import RunStats
 
-__all__ = ["DVSNet", "DvsnetError", "FrameResult", "PipelineConfig", "RunStats", "live_frames", "load_segmenter",
-           "parse_policy", "read_frames", "segment_video"]
+__all__ = ["DVSNet", "DvsnetError", "FrameResult", "PipelineConfig", "RunStats", "live_frames",
+           "load_segmenter", "parse_policy", "read_frames", "segment_video"]

@@ -1,4 +1,5 @@
-"""Label-free measures: how a segmentation of a video compares with a reference output, and with itself over time.
+"""Label-free measures: how a segmentation of a video compares with a reference output, and with itself
+over time.
 
 Without labels, DVSNet's output is compared with the same segmenter run on every frame (the per-frame
 reference; dvsnet.evaluate.evaluate_video runs both):
@@ -107,9 +108,11 @@ def measure_against_reference(
     None where nothing was scored (a one-frame clip has no pairs).
     """
     if not frames or any(len(labels) != len(frames) for labels in (*outputs, reference)):
-        raise ValueError("every output and the reference need one label map per frame, and there must be frames")
+        raise ValueError("every output and the reference need one label map per frame, "
+                         "and there must be frames")
     flow = consistency_flow() if flow is None else flow
-    agreement = np.array([[pixel_agreement(out[i], reference[i]) for i in range(len(frames))] for out in outputs])
+    agreement = np.array([[pixel_agreement(out[i], reference[i]) for i in range(len(frames))]
+                          for out in outputs])
     versus = [sum(confusion_matrix(reference[i], out[i], num_classes) for i in range(len(frames)))
               for out in outputs]
     over_time = [np.zeros((num_classes, num_classes), np.int64) for _ in range(len(outputs) + 1)]

@@ -5,8 +5,9 @@
 
 `auto` backend: ONNX Runtime on the CPU (but torch where `auto` precision picks bf16, see below), torch on
 CUDA. `auto` precision, with the auto backend on the CPU: bf16 where the CPU computes bf16 natively
-(AVX-512 BF16 or AMX; `native_bf16`), else fp32; with a named backend or on CUDA: fp32, so `--backend torch` is the eager fp32 PyTorch every figure before the
-backends came from. What each precision runs on (measured on synthetic val: docs/speed.md):
+(AVX-512 BF16 or AMX; `native_bf16`), else fp32; with a named backend or on CUDA: fp32, so
+`--backend torch` is the eager fp32 PyTorch every figure before the backends came from. What each precision
+runs on (measured on synthetic val: docs/speed.md):
 
     fp32  torch eager, or ONNX Runtime (the graph exported on first use, labels equal torch's on >= 99.9 %)
     bf16  torch with bf16 weights and activations (oneDNN, AMX where the CPU has it); ONNX Runtime's CPU
@@ -105,16 +106,17 @@ def resolve(backend: str, precision: str, device: torch.device) -> tuple[str, st
         if cuda and not torch.cuda.is_bf16_supported():
             raise DvsnetError(f"--precision bf16: the GPU {device} has no bf16 support; use fp32")
         if not cuda and not native_bf16():
-            raise DvsnetError(f"--precision bf16: this CPU ({platform.processor() or platform.machine()}) has no "
-                              "native bf16 (AVX-512 BF16 or AMX), torch would emulate it many times slower; use fp32 "
-                              "or int8")
+            raise DvsnetError(f"--precision bf16: this CPU ({platform.processor() or platform.machine()}) "
+                              "has no native bf16 (AVX-512 BF16 or AMX), torch would emulate it many times "
+                              "slower; use fp32 or int8")
         return "torch", "bf16"
     if precision == "int8":
         if backend == "torch":
             raise DvsnetError("--precision int8 runs on ONNX Runtime (static quantisation): use --backend "
                               "onnxruntime or auto")
         if cuda:
-            raise DvsnetError("--precision int8 is a CPU path (ONNX Runtime's CPU kernels); on CUDA use fp32 or bf16")
+            raise DvsnetError("--precision int8 is a CPU path (ONNX Runtime's CPU kernels); "
+                              "on CUDA use fp32 or bf16")
         return "onnxruntime", "int8"
     if backend == "auto":
         backend = "torch" if cuda else "onnxruntime"
@@ -122,7 +124,8 @@ def resolve(backend: str, precision: str, device: torch.device) -> tuple[str, st
 
 
 def is_ours(spec: Any) -> bool:
-    """Whether `spec` names one of our segmenters by name or .safetensors file (what the backends apply to)."""
+    """Whether `spec` names one of our segmenters by name or .safetensors file (what the backends apply
+    to)."""
     from dvsnet.models import SEGMENTERS
 
     return isinstance(spec, (str, Path)) and (str(spec) in SEGMENTERS or str(spec).endswith(".safetensors"))

@@ -46,7 +46,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dvsnet import atomic
+from dvsnet.atomic import write_bytes_atomic, write_json_atomic
 from dvsnet.data.labels import CITYSCAPES, ClassSet, train_ids_to_label_ids
 from dvsnet.data.video import quiet_opencv
 from dvsnet.errors import DvsnetError
@@ -102,22 +102,6 @@ def create_run_folder(root: str | os.PathLike, prefix: str) -> Path:
             raise DvsnetError(f"cannot write to output folder {root}: {_describe(exc)}") from None
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` atomically (dvsnet.atomic); a failure is one DvsnetError line."""
-    try:
-        atomic.write_bytes_atomic(path, data)
-    except OSError as exc:
-        raise DvsnetError(f"cannot write {path}: {_describe(exc)}") from None
-
-
-def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
-    """Write `obj` as indented JSON, atomically (dvsnet.atomic); a failure is one DvsnetError line."""
-    try:
-        atomic.write_json_atomic(path, obj)
-    except OSError as exc:
-        raise DvsnetError(f"cannot write {path}: {_describe(exc)}") from None
-
-
 def write_png_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an (H, W) uint8 map or an H×W×3 uint8 RGB image as PNG, atomically."""
     if image.ndim == 3:
@@ -148,7 +132,9 @@ def label_image(labels: np.ndarray, kind: str, classes: ClassSet = CITYSCAPES) -
     raise DvsnetError(f"unknown label output {kind!r}; valid: {', '.join(LABEL_KINDS)}")
 
 
-def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, color: tuple[int, int, int]) -> None:
+def _text(
+    image: np.ndarray, text: str, origin: tuple[int, int], scale: float, color: tuple[int, int, int]
+) -> None:
     """Text on a dark backing box, readable on any colour at any frame size; origin: its bottom-left."""
     thickness = 1 if scale < 0.8 else 2
     (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
@@ -173,10 +159,14 @@ def draw_legend(image: np.ndarray, labels: np.ndarray, classes: ClassSet, scale:
     if not present:
         return
     thickness = 1 if scale < 0.8 else 2
-    line_height = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][1] + max(3, round(8 * scale))
+    line_height = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][1] + max(
+        3, round(8 * scale)
+    )
     room = max(1, (image.shape[0] - line_height) // line_height)
     shown = present if len(present) <= room else present[: room - 1]
-    lines = [classes.names[k] for k in shown] + ([f"+{len(present) - len(shown)} more"] if len(shown) < len(present) else [])
+    lines = [classes.names[k] for k in shown] + (
+        [f"+{len(present) - len(shown)} more"] if len(shown) < len(present) else []
+    )
     swatch = line_height - max(2, round(4 * scale))
     text_width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] for t in lines)
     left = max(0, image.shape[1] - text_width - swatch - 3 * max(2, round(4 * scale)))
@@ -259,10 +249,14 @@ class VideoOutput:
             if not self._writer.isOpened():
                 raise DvsnetError(f"cannot write video {self.partial} (folder not writable or codec missing)")
         if (height, width) != self._source_size:
-            image = cv2.resize(image, (self._source_size[1], self._source_size[0]), interpolation=cv2.INTER_AREA)
+            image = cv2.resize(
+                image, (self._source_size[1], self._source_size[0]), interpolation=cv2.INTER_AREA
+            )
         if self._size != self._source_size:
             h, w = self._source_size
-            image = cv2.copyMakeBorder(image, 0, self._size[0] - h, 0, self._size[1] - w, cv2.BORDER_REPLICATE)
+            image = cv2.copyMakeBorder(
+                image, 0, self._size[0] - h, 0, self._size[1] - w, cv2.BORDER_REPLICATE
+            )
         self._writer.write(np.ascontiguousarray(image[:, :, ::-1]))
         self.frames += 1
 
@@ -344,10 +338,14 @@ class StreamingVideoOutput:
         if self._container is None:
             self._open(height, width)
         if (height, width) != self._source_size:
-            image = cv2.resize(image, (self._source_size[1], self._source_size[0]), interpolation=cv2.INTER_AREA)
+            image = cv2.resize(
+                image, (self._source_size[1], self._source_size[0]), interpolation=cv2.INTER_AREA
+            )
         if self._size != self._source_size:
             h, w = self._source_size
-            image = cv2.copyMakeBorder(image, 0, self._size[0] - h, 0, self._size[1] - w, cv2.BORDER_REPLICATE)
+            image = cv2.copyMakeBorder(
+                image, 0, self._size[0] - h, 0, self._size[1] - w, cv2.BORDER_REPLICATE
+            )
         pts = round(1000 * (self.frames / self.fps if seconds is None else seconds))
         pts = max(pts, self._last_pts + 1)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
@@ -422,8 +420,10 @@ def check_writes(writes: Sequence[str], classes: ClassSet = CITYSCAPES) -> None:
     if unknown:
         raise DvsnetError(f"unknown output {unknown[0]!r}; valid: {', '.join(OUTPUTS)}")
     if "label-ids" in writes and not classes.cityscapes:
-        raise DvsnetError(f"label-ids are Cityscapes label ids; this segmenter predicts {len(classes.names)} other "
-                          "classes: write labels (its class indices) or color instead")
+        raise DvsnetError(
+            f"label-ids are Cityscapes label ids; this segmenter predicts {len(classes.names)} other "
+            "classes: write labels (its class indices) or color instead"
+        )
 
 
 def _ms(seconds: float | None) -> str:
@@ -458,8 +458,18 @@ class RunRecorder:
         self._recent = deque(maxlen=FPS_WINDOW)  # wall seconds of the latest frames, for the running fps
         self._threshold: dict[str, float] = {}  # the dn policy's threshold over the frames (summary)
 
-    def record(self, name: str, frame: np.ndarray, result, wall_seconds: float, *, note: str | None = None,
-               seconds: float | None = None, extra: Sequence[object] = (), draw: bool = False) -> np.ndarray | None:
+    def record(
+        self,
+        name: str,
+        frame: np.ndarray,
+        result,
+        wall_seconds: float,
+        *,
+        note: str | None = None,
+        seconds: float | None = None,
+        extra: Sequence[object] = (),
+        draw: bool = False,
+    ) -> np.ndarray | None:
         """Write one frame's outputs, then count it; returns the overlay picture when one was drawn.
 
         name: the frame's name (file naming). frame: H×W×3 uint8 RGB input. result: a FrameResult
@@ -481,7 +491,9 @@ class RunRecorder:
             name = f"{name}_{self.frames:06d}"
         for kind in label_kinds:
             folder = self.run_dir / LABEL_KINDS[kind][0]
-            write_png_atomic(folder / label_file_name(name, kind), label_image(result.labels, kind, self.classes))
+            write_png_atomic(
+                folder / label_file_name(name, kind), label_image(result.labels, kind, self.classes)
+            )
         if self.frames:  # the first frame's time is warm-up (allocations, first kernel calls)
             self._recent.append(wall_seconds)
         overlay = None
@@ -499,14 +511,33 @@ class RunRecorder:
             ages = getattr(result, "key_ages", None) or [None] * len(result.paths)
             threshold = getattr(result, "threshold", None)
             t = result.timings
-            self.csv.write_rows([
-                (result.index, name, r, region.row, region.col, path, "" if score is None else f"{score:.4f}",
-                 "" if age is None else age, int(result.restarted),
-                 _ms(t.get("flow")), _ms(t.get("decision")), _ms(t.get("segmentation")), _ms(t.get("warp")),
-                 _ms(t.get("stitch")), _ms(t.get("total")), _ms(wall_seconds), "" if threshold is None else f"{threshold:.4f}",
-                 *extra)
-                for r, (region, path, score, age) in enumerate(zip(result.regions, result.paths, result.scores, ages))
-            ])
+            self.csv.write_rows(
+                [
+                    (
+                        result.index,
+                        name,
+                        r,
+                        region.row,
+                        region.col,
+                        path,
+                        "" if score is None else f"{score:.4f}",
+                        "" if age is None else age,
+                        int(result.restarted),
+                        _ms(t.get("flow")),
+                        _ms(t.get("decision")),
+                        _ms(t.get("segmentation")),
+                        _ms(t.get("warp")),
+                        _ms(t.get("stitch")),
+                        _ms(t.get("total")),
+                        _ms(wall_seconds),
+                        "" if threshold is None else f"{threshold:.4f}",
+                        *extra,
+                    )
+                    for r, (region, path, score, age) in enumerate(
+                        zip(result.regions, result.paths, result.scores, ages)
+                    )
+                ]
+            )
         self.stats.add(result, wall_seconds, name)
         self._count_threshold(getattr(result, "threshold", None))
         return overlay

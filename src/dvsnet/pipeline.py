@@ -1,4 +1,4 @@
-"""DVSNet: the per-frame loop (DESIGN.md §2) with per-region key frames.
+"""DVSNet: the per-frame loop (docs/design.md §2) with per-region key frames.
 
 Each region keeps its own key crop, key logits (at the segmenter's stride) and key frame index. On every
 frame, regions without a key frame, or those the policy rejects, go through the segmenter in ONE batch
@@ -11,7 +11,7 @@ decides, and regions the frame codes mostly intra (an I-frame) are segmented wha
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +22,17 @@ import torch.nn.functional as F
 
 from dvsnet.auto_precision import load_pipeline_segmenter
 from dvsnet.backends import OnnxDecisionNet, OnnxFlowNet
-from dvsnet.config import AUTO_GRID, PipelineConfig, same_segmenter
+from dvsnet.config import AUTO_GRID, PipelineConfig
 from dvsnet.data.motion import MotionField
 from dvsnet.devices import clock, pick_device, same_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import FlowEstimator, FlowNetFlow, build_flow
 from dvsnet.models import load_decision_net
 from dvsnet.models.decision import KEYSEG_SUFFIX
-from dvsnet.models.weights import read_metadata
-from dvsnet.policies import DecisionNetwork, Policy, RegionBatch, parse_policy
+from dvsnet.models.weights import read_metadata, same_segmenter
+from dvsnet.online import OnlineCalibration
+from dvsnet.policies import DecisionNetwork, Policy, RegionBatch
+from dvsnet.policy_strings import parse_policy
 from dvsnet.regions import Region, check_grid, crop_multiple, crop_regions, padded_size, region_grid, stitch
 from dvsnet.warp import estimate_flow, upsample_logits, warp_labels, warp_upscale
 
@@ -51,6 +53,10 @@ class FrameResult:
     restarted: bool  # key frames were (re)started on this frame: first frame or a new frame size
     key_ages: list[int] = field(default_factory=list)  # per region: frames since its key frame
     threshold: float | None = None  # the dn policy's threshold on this frame (dn:fps=F, dn:agree=A set it)
+    # per region: paper Eq. (1) of warping its old key, measured where the region was re-segmented while the
+    # policy learns online (PipelineConfig.online), else None; and the online model's state after this frame
+    true_scores: list[float | None] = field(default_factory=list)
+    online: dict | None = None
 
 
 class StageClock:
@@ -108,7 +114,10 @@ class DVSNet:
     for the decision network's features); None (default) = flow at full resolution. Warping uses that flow
     on the full-resolution key logits. A speed knob: cheaper flow, coarser warps (docs: frame size).
     max_key_age: a region whose key frame is this many frames old is re-segmented whatever the policy says;
-    None = the policy's own (10 frames for dn:T, no cap for the others), 0 = no cap.
+    None = the policy's own (for dn:T 60 frames with online calibration, 10 without; no cap for the
+    others), 0 = no cap.
+    online: a dn policy the pipeline builds calibrates its DN on the video while it runs (dvsnet.online;
+    docs/adaptive.md); False: the DN's scores as they are.
     device: where the networks run, "auto" | "cpu" | "cuda" | a torch.device; None = the device of the
     segmenter's weights (the CPU for a segmenter loaded by name). DIS flow runs on the CPU regardless.
     backend ("auto" | "torch" | "onnxruntime") and precision ("auto" | "fp32" | "bf16" | "int8"): what
@@ -129,24 +138,28 @@ class DVSNet:
         max_key_age: int | None = None,
         backend: str = "auto",
         precision: str = "auto",
+        online: bool = True,
     ):
         self._build(PipelineConfig(segmenter=segmenter, flow=flow, policy=policy, grid=grid, overlap=overlap,
                                    stitch=stitch, dn=dn, device=device, flow_width=flow_width,
-                                   max_key_age=max_key_age, backend=backend, precision=precision))
+                                   max_key_age=max_key_age, backend=backend, precision=precision,
+                                   online=online))
 
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> DVSNet:
-        """The pipeline `config` describes (every user mistake a DvsnetError before any frame)."""
+    def from_config(cls, config: PipelineConfig, footage: Sequence[np.ndarray] | None = None) -> DVSNet:
+        """The pipeline `config` describes (every user mistake a DvsnetError before any frame). footage: the
+        first frames it will segment (H×W×3 uint8 RGB), on which `--precision auto` checks that its choice
+        keeps fp32's labels (dvsnet.auto_precision); None = its own check frames."""
         pipe = cls.__new__(cls)
-        pipe._build(config)
+        pipe._build(config, footage)
         return pipe
 
-    def _build(self, config: PipelineConfig) -> None:
+    def _build(self, config: PipelineConfig, footage: Sequence[np.ndarray] | None = None) -> None:
         self.config = config
         wanted = None if config.device is None else pick_device(config.device)
         # names and files load onto the device; callables get the adapter's dry run (class count, stride)
         segmenter, self.backend, self.precision = load_pipeline_segmenter(
-            config.segmenter, config.backend, config.precision, wanted or torch.device("cpu"))
+            config.segmenter, config.backend, config.precision, wanted or torch.device("cpu"), footage)
         held = _weights_device(segmenter)
         if wanted is not None and held is not None and not same_device(held, wanted):
             raise DvsnetError(f"the segmenter's weights are on {held}, not on the requested device {wanted}; "
@@ -161,12 +174,18 @@ class DVSNet:
         self.flow = build_flow(config.flow, self.device)
         self._reads_motion = hasattr(self.flow, "advance")  # dvsnet.flow_mv.MotionVectorFlow
         policy = parse_policy(config.policy)
-        if isinstance(config.flow, str) and hasattr(self.flow, "use_features"):  # mv: the DN's choice of features
+        # mv: the DN's choice of features
+        if isinstance(config.flow, str) and hasattr(self.flow, "use_features"):
             variant = _dn_variant(policy, config)
             self.flow.use_features(None if variant is None else variant.removesuffix(KEYSEG_SUFFIX))
-        # the DN variant whose features the estimator gives: its name, unless it says otherwise (mv: mv or dis)
+        # the DN variant whose features the estimator gives: its name, unless it says otherwise (mv: mv or
+        # dis)
         features = getattr(self.flow, "dn_variant", None) or getattr(self.flow, "name", "custom")
         self.policy = _with_decision_net(policy, config, features, self.device, self.backend)
+        if config.online and self.policy is not policy and isinstance(self.policy, DecisionNetwork):
+            # a DN policy of our own making (a policy object with its own DN keeps its own `online`)
+            self.policy.online = OnlineCalibration(getattr(self.policy.net, "variant", None) or features)
+        self._learns = isinstance(self.policy, DecisionNetwork) and self.policy.online is not None
         if isinstance(config.flow, str):  # our own estimator, built here: fit it to this pipeline
             self._fit_flow()
         self.flow_width = config.flow_width
@@ -207,7 +226,8 @@ class DVSNet:
         self._stitch_by_score = self.stitch_mode == "max-logit" and len(self.regions) > 1
         self._crop_size = padded_size(self.regions, crop_multiple(self.segmenter))
         scale = 1.0 if self.flow_width is None or width <= self.flow_width else self.flow_width / width
-        self._flow_size = None if scale == 1.0 else tuple(max(8, round(side * scale)) for side in self._crop_size)
+        self._flow_size = (None if scale == 1.0 else
+                           tuple(max(8, round(side * scale)) for side in self._crop_size))
         self._frame_size = (height, width)
         self._key_images = self._key_logits = None
         self._key_index = np.zeros(len(self.regions), dtype=np.int64)
@@ -220,8 +240,8 @@ class DVSNet:
         to the previous frame stepped), needed by the "mv" flow and ignored by the others."""
         _check_frame(frame)
         if self._reads_motion and motion is None:
-            raise DvsnetError("flow 'mv' needs each frame's motion vectors: step(frame, motion=field) with frames "
-                              "from dvsnet.data.motion.read_motion_frames, or another flow")
+            raise DvsnetError("flow 'mv' needs each frame's motion vectors: step(frame, motion=field) with "
+                              "frames from dvsnet.data.motion.read_motion_frames, or another flow")
         clock = StageClock(self._clock)
         self.index += 1
         restarted = self._frame_size != frame.shape[:2]
@@ -231,7 +251,9 @@ class DVSNet:
             with clock("flow"):
                 self.flow.advance(motion, self.index, self._key_index, self.regions, self._crop_size)
         image = torch.from_numpy(frame).to(self.device).permute(2, 0, 1).float().div_(255)  # (3, H, W)
-        batch = self._region_batch(crop_regions(image, self.regions, self._crop_size), clock)  # (R, 3, Hc, Wc)
+        batch = self._region_batch(crop_regions(image, self.regions, self._crop_size),
+                                   clock)  # (R, 3, Hc, Wc)
+        self._true_scores: list[float | None] = [None] * len(self.regions)
         warp, scores = self._decide(batch, clock)  # (R,) bool, (R,) float (NaN: no score)
         seg_idx, warp_idx = torch.nonzero(~warp).flatten(), torch.nonzero(warp).flatten()
         parts = []  # (region indices, max-logit (r, Hc, Wc), labels (r, Hc, Wc)) per path
@@ -241,16 +263,20 @@ class DVSNet:
             parts.append(self._warp_regions(batch, warp_idx, clock))
         with clock("stitch"):
             region_scores, region_labels = _in_region_order(parts)
-            labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions, *frame.shape[:2],
-                            "max-logit" if self._stitch_by_score else "core")[0]
+            labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions,
+                            *frame.shape[:2], "max-logit" if self._stitch_by_score else "core")[0]
         result = FrameResult(
             labels=labels, paths=["warp" if w else "seg" for w in warp.tolist()],
             scores=[None if np.isnan(s) else s for s in scores.tolist()], timings=clock.timings(),
             regions=list(self.regions), index=self.index, restarted=restarted,
             key_ages=(self.index - self._key_index).tolist(), threshold=self._threshold(restarted),
+            true_scores=self._true_scores,
         )
-        if hasattr(self.policy, "observe"):  # a policy that learns from each frame (dvsnet.control)
+        # a policy that learns from each frame (dvsnet.control, dvsnet.online)
+        if hasattr(self.policy, "observe"):
             self.policy.observe(result)
+        if self._learns:
+            result.online = self.policy.online.state()
         return result
 
     def _region_batch(self, images: torch.Tensor, clock: StageClock) -> RegionBatch:
@@ -269,7 +295,8 @@ class DVSNet:
             return self.flow.region_flow(index, key, cur, features)
 
         flow = ({"region_flow": clock.timed("flow", region_flow)} if self._reads_motion else
-                {"estimate_flow": clock.timed("flow", lambda key, cur: estimate_flow(self.flow, key, cur, self._flow_size))})
+                {"estimate_flow": clock.timed(
+                    "flow", lambda key, cur: estimate_flow(self.flow, key, cur, self._flow_size))})
         return RegionBatch(
             ages=torch.from_numpy(self.index - self._key_index), key_images=self._key_images, images=images,
             key_logits=self._key_logits, **flow,
@@ -287,25 +314,41 @@ class DVSNet:
         warp = warp.to(torch.bool).cpu()
         if self.max_key_age is not None:  # no key is kept longer than this, whatever the policy says
             warp &= batch.ages < self.max_key_age
-        if self._reads_motion:  # a region this frame codes mostly intra (an I-frame) has no motion: segment it
+        # a region this frame codes mostly intra (an I-frame) has no motion: segment it
+        if self._reads_motion:
             warp &= ~self.flow.untrusted()
         return warp, scores.float().cpu()
 
     def _threshold(self, restarted: bool) -> float | None:
         """The dn policy's threshold for this frame; None for other policies and frames it did not decide."""
-        return None if restarted or not isinstance(self.policy, DecisionNetwork) else float(self.policy.threshold)
+        return (None if restarted or not isinstance(self.policy, DecisionNetwork)
+                else float(self.policy.threshold))
 
     def _segment_regions(self, batch: RegionBatch, index: torch.Tensor, clock: StageClock) -> tuple:
         """Segment the regions `index`; they become key frames."""
         logits = batch.segmentation_of(index)
+        with clock("stitch"):
+            scores, labels = upsample_logits(logits, self._crop_size, self._stitch_by_score)
+        if self._learns and self._key_logits is not None:
+            with clock("decision"):  # the online model's free samples: part of what deciding costs
+                self._measure_old_keys(batch, index, labels)
         if self._key_logits is None:  # first frame: every region is segmented
             self._key_images, self._key_logits = batch.images.clone(), logits
         else:
             self._key_images[index] = batch.images[index]
             self._key_logits[index] = logits
         self._key_index[index.numpy()] = self.index
-        with clock("stitch"):
-            return (index, *upsample_logits(logits, self._crop_size, self._stitch_by_score))
+        return index, scores, labels
+
+    def _measure_old_keys(self, batch: RegionBatch, index: torch.Tensor, labels: torch.Tensor) -> None:
+        """Paper Eq. (1) of warping the old keys of the re-segmented regions `index` to this frame, against
+        their fresh labels (r, Hc, Wc), over each region's own pixels (not the crop's padding): the DN's
+        target, measured for free (docs/adaptive.md)."""
+        warped = self._warp(batch.key_logits[index], batch.flow_of(index))[1]  # (r, Hc, Wc)
+        for i, region in enumerate(index.tolist()):
+            box = self.regions[region]
+            same = warped[i, :box.height, :box.width] == labels[i, :box.height, :box.width]
+            self._true_scores[region] = float(same.float().mean())
 
     def _warp_regions(self, batch: RegionBatch, index: torch.Tensor, clock: StageClock) -> tuple:
         """Warp the key logits of the regions `index` to this frame."""
@@ -330,7 +373,8 @@ def _with_decision_net(policy: Policy, config: PipelineConfig, flow_name: str, d
     onnxruntime on the CPU; one with a network is checked for its device."""
     dn = config.dn
     if dn is not None and not isinstance(policy, DecisionNetwork):
-        raise DvsnetError(f"a decision network (dn={str(dn)!r}) only applies to dn:T policies, not {policy!r}")
+        raise DvsnetError(f"a decision network (dn={str(dn)!r}) only applies to dn:T policies, "
+                          f"not {policy!r}")
     if not isinstance(policy, DecisionNetwork):
         return policy
     if policy.net is None:
@@ -380,8 +424,8 @@ def _decision_net(config: PipelineConfig, flow_name: str, device: torch.device) 
             raise DvsnetError(f"decision network {text} was calibrated for flow {meta['flow']!r}, not "
                               f"{config.flow!r}; pass --flow {meta['flow']} or calibrate one for this flow")
         if meta.get("segmenter") and not same_segmenter(meta["segmenter"], config.segmenter):
-            raise DvsnetError(f"decision network {text} was calibrated for segmenter {meta['segmenter']}, not "
-                              f"{config.segmenter}; calibrate one for this segmenter (dvsnet calibrate)")
+            raise DvsnetError(f"decision network {text} was calibrated for segmenter {meta['segmenter']}, "
+                              f"not {config.segmenter}; calibrate one for this segmenter (dvsnet calibrate)")
     return net
 
 

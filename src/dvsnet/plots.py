@@ -61,7 +61,8 @@ def _overlap(rows: Rows, default_overlap: int | None) -> int:
 
 
 def draw_figures(rows: Rows, folder: str | Path, *, segmenter: str, flow: str, threshold: float,
-                 curve_grids: tuple[tuple[int, int], ...] = ((1, 1),), default_overlap: int | None = None) -> list[Path]:
+                 curve_grids: tuple[tuple[int, int], ...] = ((1, 1),),
+                 default_overlap: int | None = None) -> list[Path]:
     """Every figure the rows allow, as PNGs in `folder`: Fig. 8 (every segmenter and flow), Fig. 9,
     Table 3 and Fig. 10 for (segmenter, flow) at dn:`threshold`; returns the paths written."""
     if not rows:

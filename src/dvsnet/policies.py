@@ -1,7 +1,7 @@
 """Key-frame scheduling policies: which regions go through the segmenter ("seg") and which are warped.
 
 A policy sees a `RegionBatch` (every region that has a key frame) and returns, per region, whether to
-warp and the score it decided on. Policy strings (DESIGN.md §3):
+warp and the score it decided on. Policy strings (docs/design.md §3; parsed by dvsnet.policy_strings):
     dn:T      decision network's expected confidence score >= T warps (T in [0, 1]; paper §3.2)
     dn:fps=F  the same, T set frame by frame to hold the pipeline at F frames/s (dvsnet.control)
     dn:agree=A  the same, T set frame by frame to hold the predicted agreement with per-frame output at A
@@ -14,15 +14,18 @@ warp and the score it decided on. Policy strings (DESIGN.md §3):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import key_segmentation_features
+from dvsnet.features import key_segmentation_features
+
+if TYPE_CHECKING:
+    from dvsnet.online import OnlineCalibration
 
 
 class RegionBatch:
@@ -52,7 +55,8 @@ class RegionBatch:
                  flow: torch.Tensor | None = None, features: torch.Tensor | None = None,
                  seg_labels: torch.Tensor | None = None, warped_labels: torch.Tensor | None = None):
         self.ages, self.key_images, self.images, self.key_logits = ages, key_images, images, key_logits
-        self._estimate_flow, self._segment, self._to_labels, self._warp = estimate_flow, segment, to_labels, warp
+        (self._estimate_flow, self._segment, self._to_labels,
+         self._warp) = estimate_flow, segment, to_labels, warp
         self._region_flow = region_flow
         self._flow: FlowOutput | None = None if flow is None else (flow, features)
         self._seg_logits: torch.Tensor | None = None
@@ -165,7 +169,8 @@ class FixedInterval:
 
 @dataclass
 class FrameDifference:
-    """Paper Eq. (2): d = mean |G(I_k) - G(I_c)| over the region, grey in 0..255; d <= max_difference warps."""
+    """Paper Eq. (2): d = mean |G(I_k) - G(I_c)| over the region, grey in 0..255; d <= max_difference
+    warps."""
 
     max_difference: float
 
@@ -203,25 +208,45 @@ class DecisionNetwork:
     `net` maps (B, C, h, w) features to (B,) scores in [0, 1]; features are average-pooled to its
     `in_size` first. A policy parsed from "dn:T" has no net yet: the pipeline builds its own
     DecisionNetwork(T, net) with the DN it loads (the shipped one for its flow estimator, or `dn`).
+
+    `online` (dvsnet.online.OnlineCalibration, the pipeline's default: PipelineConfig.online): the scores
+    become the agreement predicted by a model the video's own re-segmentations calibrate while it runs
+    (`observe` hands them over), and dn:T keeps a key while warping from it loses less than a new key is
+    worth at T (dvsnet.online.keep_keys) instead of comparing the score with T.
     """
 
-
-    def __init__(self, threshold: float, net: nn.Module | None = None):
+    def __init__(self, threshold: float, net: nn.Module | None = None,
+                 online: OnlineCalibration | None = None):
         self.threshold = threshold
         self.net = net
+        self.online = online
 
     def decide(self, batch: RegionBatch) -> Decision:
         scores = self.scores(batch)
+        if self.online is not None:
+            return self.online.keep_keys(scores, batch.ages, self.threshold), scores
         return scores >= self.threshold, scores
 
     def with_net(self, net: nn.Module, dn_file: str | None = None) -> DecisionNetwork:
         """This policy with the network `net` (the pipeline's DN, loaded from `dn_file` when it names a
         file); a new object, this one is left as it was."""
-        return DecisionNetwork(self.threshold, net)
+        return DecisionNetwork(self.threshold, net, self.online)
+
+    def observe(self, result: Any) -> None:
+        """Learn from the frame the pipeline just made (a FrameResult): its measured confidence scores
+        (`true_scores`, of the regions it re-segmented) calibrate the online model."""
+        if self.online is not None:
+            self.online.learn(getattr(result, "true_scores", None) or [])
+
+    def reset(self) -> None:
+        """Forget what the video taught (a new video): the online model back to its prior."""
+        if self.online is not None:
+            self.online.reset()
 
     @torch.no_grad()
     def scores(self, batch: RegionBatch) -> torch.Tensor:
-        """The DN's expected confidence score of every region: (B,) float32 in [0, 1], on the CPU."""
+        """The DN's expected confidence score of every region: (B,) float32 in [0, 1], on the CPU; with
+        `online`, the agreement its model predicts from that score."""
         features = batch.flow()[1]
         if features is None:
             raise DvsnetError("the dn policy needs a flow estimator that returns features")
@@ -231,12 +256,16 @@ class DecisionNetwork:
             features = torch.cat([features, key_features.to(features.dtype)], dim=1)
         in_channels = getattr(self.net, "in_channels", None)
         if in_channels is not None and features.shape[1] != in_channels:  # e.g. a DN file without its variant
-            raise DvsnetError(f"the decision network reads {in_channels} feature channels but the flow estimator "
-                              f"gives {features.shape[1]}; use a DN trained on this estimator's features")
+            raise DvsnetError(f"the decision network reads {in_channels} feature channels but the flow "
+                              f"estimator gives {features.shape[1]}; use a DN trained on this estimator's "
+                              "features")
         in_size = getattr(self.net, "in_size", None)
         if in_size is not None and tuple(features.shape[-2:]) != tuple(in_size):
             features = F.adaptive_avg_pool2d(features, in_size)
-        return self.net(features).float().cpu()  # (B,): one host sync per frame, not per region
+        scores = self.net(features).float().cpu()  # (B,): one host sync per frame, not per region
+        if self.online is not None:
+            return self.online.predict(scores, features, batch.ages)
+        return scores
 
     def __repr__(self) -> str:
         return f"dn:{self.threshold:g}"
@@ -254,103 +283,3 @@ class Oracle:
 
     def __repr__(self) -> str:
         return f"oracle:{self.threshold:g}"
-
-
-def _threshold(value: float) -> str | None:
-    return None if 0.0 <= value <= 1.0 else f"threshold must be in [0, 1], got {value:g}"
-
-
-def _interval(value: int) -> str | None:
-    return None if value >= 1 else f"key-frame interval must be >= 1 frame, got {value}"
-
-
-def _limit(value: float) -> str | None:
-    return None if value >= 0 else f"limit must be >= 0, got {value:g}"
-
-
-def _rate(value: float) -> str | None:
-    return None if 0 < value < float("inf") else f"frame rate must be > 0 frames/s, got {value:g}"
-
-
-def _agreement(value: float) -> str | None:
-    return None if 0 < value <= 1 else f"agreement must be in (0, 1], got {value:g}"
-
-
-def _fps_target(fps: float) -> Policy:
-    from dvsnet.control import FpsTarget  # control builds on DecisionNetwork: imported when used
-
-    return FpsTarget(fps)
-
-
-def _agreement_target(agreement: float) -> Policy:
-    from dvsnet.control import AgreementTarget
-
-    return AgreementTarget(agreement)
-
-
-@dataclass(frozen=True)
-class PolicyKind:
-    """A policy string's form `name:value`: the class it builds, the value's type, its check, an example
-    value and the letter the docs use for it (value_type None: the kind takes no value); `named`: the
-    kinds of its `name:key=value` forms, parsed the same way."""
-
-    build: Callable
-    value_type: type | None = None
-    check: Callable[[object], str | None] | None = None
-    example: str = ""
-    letter: str = ""
-    named: dict[str, PolicyKind] = field(default_factory=dict)  # `name:key=value` forms (dn:fps=F)
-
-
-POLICIES: dict[str, PolicyKind] = {
-    "dn": PolicyKind(DecisionNetwork, float, _threshold, "0.92", "T", named={
-        "fps": PolicyKind(_fps_target, float, _rate, "15", "F"),
-        "agree": PolicyKind(_agreement_target, float, _agreement, "0.95", "A"),
-    }),
-    "fixed": PolicyKind(FixedInterval, int, _interval, "5", "L"),
-    "diff": PolicyKind(FrameDifference, float, _limit, "16", "D"),
-    "flow": PolicyKind(FlowMagnitude, float, _limit, "8", "F"),
-    "oracle": PolicyKind(Oracle, float, _threshold, "0.9", "T"),
-    "always": PolicyKind(AlwaysSegment),
-}
-POLICY_FORMS = ", ".join(
-    form for name, kind in POLICIES.items()
-    for form in ([f"{name}:{kind.letter}"] if kind.value_type else [name])
-    + [f"{name}:{key}={sub.letter}" for key, sub in kind.named.items()]
-)
-
-
-def parse_policy(spec: str | Policy) -> Policy:
-    """'dn:0.92' -> DecisionNetwork(0.92), etc. Policy objects pass through. Bad strings -> DvsnetError."""
-    if not isinstance(spec, str):
-        return spec
-    name, colon, arg = spec.strip().lower().partition(":")
-    kind = POLICIES.get(name)
-    if kind is None or (kind.value_type is None and colon):
-        raise DvsnetError(f"unknown policy {spec!r}; valid forms: {POLICY_FORMS}")
-    if kind.value_type is None:
-        return kind.build()
-    key, equals, named_arg = arg.partition("=")
-    if equals and kind.named:
-        if key not in kind.named:
-            forms = ", ".join(f"{name}:{k}={sub.letter}" for k, sub in kind.named.items()) or "none"
-            raise DvsnetError(f"policy {spec!r}: unknown target {key!r}; valid: {forms}")
-        prefix, kind, arg = f"{name}:{key}=", kind.named[key], named_arg
-    else:
-        prefix = f"{name}:"
-    if not arg:
-        raise DvsnetError(f"policy {spec!r} needs a value, e.g. {prefix}{kind.example}")
-    try:
-        value = kind.value_type(arg)
-    except ValueError:
-        whole = "whole " if kind.value_type is int else ""
-        raise DvsnetError(f"policy {spec!r}: {arg!r} is not a {whole}number") from None
-    problem = kind.check(value)
-    if problem:
-        raise DvsnetError(f"policy {spec!r}: {problem}")
-    return kind.build(value)
-
-
-def describe_policy(spec: str | Policy) -> str:
-    """The canonical policy string ('DN:0.920' -> 'dn:0.92'); objects by their repr."""
-    return repr(parse_policy(spec)) if isinstance(spec, str) else repr(spec)

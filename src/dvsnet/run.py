@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dvsnet.auto_precision import first_frames
 from dvsnet.config import DEFAULT_CONFIG, PipelineConfig
 from dvsnet.data.labels import classes_of
 from dvsnet.data.video import (
@@ -87,10 +88,19 @@ class StopRequest:
             signal.signal(signum, handler)
 
 
-def segment_frames(frames: Iterator[Frame], pipe: DVSNet, run_dir: Path, *, writes: tuple[str, ...] = DEFAULT_WRITES,
-                   fps: float | None = None, total: int | None = None, progress: bool = False,
-                   record: dict[str, object] | None = None, note: Callable[[str], None] = _stderr,
-                   on_frame: FrameHook | None = None) -> dict:
+def segment_frames(
+    frames: Iterator[Frame],
+    pipe: DVSNet,
+    run_dir: Path,
+    *,
+    writes: tuple[str, ...] = DEFAULT_WRITES,
+    fps: float | None = None,
+    total: int | None = None,
+    progress: bool = False,
+    record: dict[str, object] | None = None,
+    note: Callable[[str], None] = _stderr,
+    on_frame: FrameHook | None = None,
+) -> dict:
     """Run `pipe` over `frames`, recording into `run_dir`; returns the summary (also in summary.json).
 
     record: what summary.json holds besides the figures (the config). on_frame: called after each frame
@@ -115,7 +125,10 @@ def segment_frames(frames: Iterator[Frame], pipe: DVSNet, run_dir: Path, *, writ
                 now = time.perf_counter()
                 if out.restarted and out.index > 0:
                     height, width = frame.image.shape[:2]
-                    note(f"note: frame {out.index} ({frame.name}) is {height}x{width}, a new size: key frames restarted")
+                    note(
+                        f"note: frame {out.index} ({frame.name}) is {height}x{width}, a new size: "
+                        "key frames restarted"
+                    )
                 overlay = recorder.record(frame.name, frame.image, out, now - last, draw=on_frame is not None)
                 last = now
                 if on_frame is not None:
@@ -136,10 +149,15 @@ def segment_frames(frames: Iterator[Frame], pipe: DVSNet, run_dir: Path, *, writ
         bar.close()
         if on_frame is not None:
             on_frame(None, file_status(recorder, None, None, record, "ended"))
-        summary = recorder.close(complete=complete, reason=reason,
-                                 extra={**(record or {}), "versions": versions(), "machine": describe_machine(pipe.device)})
+        summary = recorder.close(
+            complete=complete,
+            reason=reason,
+            extra={**(record or {}), "versions": versions(), "machine": describe_machine(pipe.device)},
+        )
     if isinstance(error, DvsnetError):
-        raise DvsnetError(f"{error} (the {recorder.frames} frames before it are saved in {run_dir})") from None
+        raise DvsnetError(
+            f"{error} (the {recorder.frames} frames before it are saved in {run_dir})"
+        ) from None
     if isinstance(error, KeyboardInterrupt):
         note(f"stopped after {recorder.frames} frames; their outputs are in {run_dir}")
     if error is not None:
@@ -149,16 +167,26 @@ def segment_frames(frames: Iterator[Frame], pipe: DVSNet, run_dir: Path, *, writ
 
 def file_status(recorder: RunRecorder, out: object | None, latency_ms: float | None,
                 record: dict[str, object] | None, state: str) -> dict[str, object]:
-    """The status a file run gives its on_frame hook (the keys of a live run's: dvsnet.live.loop.LiveRun.status;
-    latency: from the frame read to its labels; nothing is dropped)."""
+    """The status a file run gives its on_frame hook (the keys of a live run's:
+    dvsnet.live.loop.LiveRun.status; latency: from the frame read to its labels; nothing is dropped)."""
     config = (record or {}).get("config", {})
     return {
-        "frame": recorder.frames, "fps": recorder.running_fps(), "latency_ms": latency_ms, "dropped": 0,
-        "received": recorder.frames, "threshold": getattr(out, "threshold", None), "policy": config.get("policy"),
-        "source": config.get("source"), "reconnects": 0, "state": state,
-        "regions": [] if out is None else [
+        "frame": recorder.frames,
+        "fps": recorder.running_fps(),
+        "latency_ms": latency_ms,
+        "dropped": 0,
+        "received": recorder.frames,
+        "threshold": getattr(out, "threshold", None),
+        "policy": config.get("policy"),
+        "source": config.get("source"),
+        "reconnects": 0,
+        "state": state,
+        "regions": []
+        if out is None
+        else [
             {"box": [r.core_top, r.core_left, r.core_bottom, r.core_right], "path": path, "score": score}
-            for r, path, score in zip(out.regions, out.paths, out.scores)],
+            for r, path, score in zip(out.regions, out.paths, out.scores)
+        ],
     }
 
 
@@ -166,15 +194,30 @@ def run_record(config: PipelineConfig, pipe: DVSNet, source: str | Path, info: S
                stride: int, max_frames: int | None, writes: tuple[str, ...]) -> dict[str, object]:
     """summary.json's "config": the pipeline (PipelineConfig.to_record) and the source options."""
     height, width = resized_size(info.height, info.width, resize)
-    return {"config": {
-        **config.to_record(width, height), "device": describe_device(pipe.device), "policy": repr(pipe.policy),
-        "key_age_cap": pipe.max_key_age, "backend": pipe.backend, "precision": pipe.precision,
-        "backend_choice": pipe.backend_choice,
-        "source": str(source), "source_info": {"kind": info.kind, "frames": info.frames, "fps": info.fps,
-                                               "height": info.height, "width": info.width},
-        "frame_size": f"{height}x{width}", "resize": resize, "stride": stride, "max_frames": max_frames,
-        "writes": list(writes),
-    }}
+    return {
+        "config": {
+            **config.to_record(width, height),
+            "device": describe_device(pipe.device),
+            "policy": repr(pipe.policy),
+            "key_age_cap": pipe.max_key_age,
+            "backend": pipe.backend,
+            "precision": pipe.precision,
+            "backend_choice": pipe.backend_choice,
+            "source": str(source),
+            "source_info": {
+                "kind": info.kind,
+                "frames": info.frames,
+                "fps": info.fps,
+                "height": info.height,
+                "width": info.width,
+            },
+            "frame_size": f"{height}x{width}",
+            "resize": resize,
+            "stride": stride,
+            "max_frames": max_frames,
+            "writes": list(writes),
+        }
+    }
 
 
 def training_scale_note(segmenter: object, height: int, width: int) -> str | None:
@@ -183,8 +226,10 @@ def training_scale_note(segmenter: object, height: int, width: int) -> str | Non
     trained_height, trained_width = SHIPPED_FRAME_SIZE
     if not isinstance(segmenter, str) or segmenter not in SEGMENTERS or width < 2 * trained_width:
         return None
-    return (f"note: frames are {height}x{width}; the shipped networks were trained on {trained_height}x"
-            f"{trained_width} frames and segment larger ones worse; --resize {trained_width} runs at that scale")
+    return (
+        f"note: frames are {height}x{width}; the shipped networks were trained on {trained_height}x"
+        f"{trained_width} frames and segment larger ones worse; --resize {trained_width} runs at that scale"
+    )
 
 
 def check_source_and_grid(config: PipelineConfig, info: SourceInfo, resize: Resize) -> tuple[int, int]:
@@ -225,7 +270,9 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
             raise DvsnetError("--stride does not apply to a live source: the newest frame is taken whenever "
                               "the pipeline is free")
         if pipe is not None:
-            raise DvsnetError("a live source runs a pipeline of its own (pipe= reuses one across a batch of files)")
+            raise DvsnetError(
+                "a live source runs a pipeline of its own (pipe= reuses one across a batch of files)"
+            )
         return segment_live(os.fspath(source), config, output=output, writes=writes, resize=resize,
                             max_frames=max_frames, progress=progress, prefix=prefix, note=note, extra=extra,
                             flow_fallback=flow_fallback, stream=stream, realtime=realtime, duration=duration,
@@ -247,7 +294,8 @@ def segment_video(source: str | Path, config: PipelineConfig = DEFAULT_CONFIG, *
                                on_short=short)
     height, width = check_source_and_grid(config, info, resize)
     if pipe is None:
-        pipe = DVSNet.from_config(config)
+        # auto checks its backend and precision on the first frames of this footage (dvsnet.auto_precision)
+        pipe = DVSNet.from_config(config, first_frames(source, resize=resize, stride=stride))
     else:
         pipe.reset()
     check_writes(writes, classes_of(pipe.segmenter))
@@ -269,12 +317,25 @@ def output_fps(info: SourceInfo, stride: int) -> float | None:
     return None if info.fps is None else info.fps / stride
 
 
-def segment_live(source: str, config: PipelineConfig, *, output: str | Path = "runs",
-                 writes: tuple[str, ...] = DEFAULT_WRITES, resize: Resize = None, max_frames: int | None = None,
-                 progress: bool = False, prefix: str = "segment", note: Callable[[str], None] | None = None,
-                 extra: dict[str, object] | None = None, flow_fallback: str = "dis",
-                 stream: StreamOptions | None = None, realtime: bool = False, duration: float | None = None,
-                 keep_policy: bool = False, on_frame: FrameHook | None = None) -> tuple[Path, dict]:
+def segment_live(
+    source: str,
+    config: PipelineConfig,
+    *,
+    output: str | Path = "runs",
+    writes: tuple[str, ...] = DEFAULT_WRITES,
+    resize: Resize = None,
+    max_frames: int | None = None,
+    progress: bool = False,
+    prefix: str = "segment",
+    note: Callable[[str], None] | None = None,
+    extra: dict[str, object] | None = None,
+    flow_fallback: str = "dis",
+    stream: StreamOptions | None = None,
+    realtime: bool = False,
+    duration: float | None = None,
+    keep_policy: bool = False,
+    on_frame: FrameHook | None = None,
+) -> tuple[Path, dict]:
     """segment_video for a live source (or a video file played at its own pace: `realtime`): the newest
     frame only, into a new run folder `output/<prefix>-NNNN`; returns (run folder, summary). What it
     records and when it ends: dvsnet.live.loop. Every mistake (bad URL, a source that does not open within
@@ -283,7 +344,9 @@ def segment_live(source: str, config: PipelineConfig, *, output: str | Path = "r
     note = note or progress_line.note
     if duration is not None and not (duration > 0 and math.isfinite(duration)):
         raise DvsnetError(f"duration must be a number of seconds > 0, got {duration!r}")
-    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1):
+    if max_frames is not None and (
+        isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1
+    ):
         raise DvsnetError(f"max_frames must be a whole number >= 1 or None, got {max_frames!r}")
     check_writes(writes)
     stream = stream or StreamOptions()
@@ -291,8 +354,9 @@ def segment_live(source: str, config: PipelineConfig, *, output: str | Path = "r
                              flow_fallback=flow_fallback, keep_policy=keep_policy, note=note)
     try:
         info = feed.info
-        height, width = check_source_and_grid(config, SourceInfo(info.kind, info.source, None, info.fps, info.height,
-                                                                 info.width), resize)
+        height, width = check_source_and_grid(
+            config, SourceInfo(info.kind, info.source, None, info.fps, info.height, info.width), resize
+        )
         pipe = DVSNet.from_config(config)
         check_writes(writes, classes_of(pipe.segmenter))
         scale_note = training_scale_note(config.segmenter, height, width)
@@ -303,13 +367,25 @@ def segment_live(source: str, config: PipelineConfig, *, output: str | Path = "r
     except BaseException:
         feed.close()
         raise
-    record = live_record(config, pipe, info, fps=feed.fps, resize=resize, max_frames=max_frames, writes=writes,
-                         stream=stream, realtime=realtime, duration=duration)
+    record = live_record(
+        config,
+        pipe,
+        info,
+        fps=feed.fps,
+        resize=resize,
+        max_frames=max_frames,
+        writes=writes,
+        stream=stream,
+        realtime=realtime,
+        duration=duration,
+    )
     record.update(extra or {})
     recorder = RunRecorder(run_dir, writes, fps=feed.fps, classes=classes_of(pipe.segmenter), streaming=True,
                            extra_columns=LIVE_COLUMNS)
     run = LiveRun(feed, pipe, OutputWriter(recorder, on_frame), policy_text=repr(pipe.policy))
-    summary = _close_live(run, recorder, record, progress_line, note, duration=duration, max_frames=max_frames)
+    summary = _close_live(
+        run, recorder, record, progress_line, note, duration=duration, max_frames=max_frames
+    )
     return run_dir, summary
 
 
@@ -321,7 +397,9 @@ def _close_live(run: LiveRun, recorder: RunRecorder, record: dict[str, object], 
     stop = StopRequest()
     try:
         with stop:
-            ended = run_live(run, stop, duration=duration, max_frames=max_frames, progress=progress, note=note)
+            ended = run_live(
+                run, stop, duration=duration, max_frames=max_frames, progress=progress, note=note
+            )
     except DvsnetError as exc:
         error, ended = exc, f"error: {exc}"
     except KeyboardInterrupt as exc:  # a second Ctrl-C: stop at once
@@ -343,7 +421,9 @@ def _close_live(run: LiveRun, recorder: RunRecorder, record: dict[str, object], 
         summary = recorder.close(complete=error is None, reason=None if error is None else ended, extra={
             **record, "versions": versions(), "machine": describe_machine(run.pipe.device), "live": live})
     if isinstance(error, DvsnetError):
-        raise DvsnetError(f"{error} (the {recorder.frames} frames before it are saved in {recorder.run_dir})") from None
+        raise DvsnetError(
+            f"{error} (the {recorder.frames} frames before it are saved in {recorder.run_dir})"
+        ) from None
     if error is not None:
         raise error
     if ended and ended.startswith("stream lost"):

@@ -14,6 +14,9 @@ Figures (`RunStats.figures()`), the names every result file uses:
                        of every region (the first frame's key regions count as passes) = warp_share
     warp_seg_ratio     warped / segmented region-frames (paper Table 3), None when none was segmented
     restarts           frames where key frames started over (first frame, new frame size)
+    online             the online self-calibration's state after the last frame (dvsnet.online: samples
+                       learnt, mean error of the predicted agreement on them, weights); only for runs of a
+                       dn policy that calibrates online
 
 A live run (dvsnet.live) adds `LiveStats.figures()`, summary.json's `live`:
     frames_received, frames_processed, frames_dropped   frames the source delivered, the pipeline segmented,
@@ -43,6 +46,7 @@ class RunStats:
     regions_seg: int = 0
     regions_warp: int = 0
     restarts: list[dict[str, Any]] = field(default_factory=list)
+    online: dict[str, Any] | None = None
 
     def add(self, result: Any, wall_seconds: float | None = None, name: str | None = None) -> None:
         """Count one FrameResult; `wall_seconds`: the frame's time end to end, when the caller measures it;
@@ -58,6 +62,8 @@ class RunStats:
         seg = sum(path == "seg" for path in result.paths)
         self.regions_seg += seg
         self.regions_warp += len(result.paths) - seg
+        if getattr(result, "online", None) is not None:
+            self.online = result.online
         if result.restarted:
             height, width = result.labels.shape[:2]
             self.restarts.append({"frame": result.index, "name": name, "height": height, "width": width})
@@ -67,6 +73,7 @@ class RunStats:
         regions = self.regions_seg + self.regions_warp
         warm_seconds = self.pipeline_seconds - self.first_frame_seconds
         frames = self.frames
+        online = {} if self.online is None else {"online": self.online}
         return {
             "frames": frames,
             "fps": frames / self.pipeline_seconds if self.pipeline_seconds > 0 else None,
@@ -84,6 +91,7 @@ class RunStats:
             "workload_saved": self.regions_warp / regions if regions else None,
             "warp_seg_ratio": self.regions_warp / self.regions_seg if self.regions_seg else None,
             "restarts": self.restarts,
+            **online,
         }
 
 

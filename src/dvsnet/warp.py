@@ -18,7 +18,8 @@ WARP_UPSCALE = 8 // WARP_STRIDE  # for stride-8 logits (the DN cache key records
 
 
 def warp_upscale(stride: int) -> int:
-    """How many times logits of output stride `stride` are upsampled before warping (1 when already as fine)."""
+    """How many times logits of output stride `stride` are upsampled before warping (1 when already as
+    fine)."""
     return max(1, stride // WARP_STRIDE)
 
 
@@ -64,7 +65,8 @@ def upsample_logits(logits: torch.Tensor, size: tuple[int, int],
     """
     height, width = logits.shape[-2:]
     scale = size[0] // height if height else 0
-    if scale >= 1 and tuple(size) == (scale * height, scale * width) and logits.dtype in (torch.float32, torch.float64):
+    if (scale >= 1 and tuple(size) == (scale * height, scale * width)
+            and logits.dtype in (torch.float32, torch.float64)):
         return _upsample_max_by_cells(logits, scale, with_scores)
     if tuple(logits.shape[-2:]) != tuple(size):
         # channels-last interpolation is ~3x faster on CPU for 19 channels
@@ -86,7 +88,8 @@ def _cell_weights(scale: int, dtype: torch.dtype, device: torch.device) -> torch
 
 def _corners(grid: torch.Tensor) -> torch.Tensor:
     """(..., h+1, w+1) values of a padded grid -> (..., h, w, 4) the corners of each of its cells."""
-    return torch.stack([grid[..., :-1, :-1], grid[..., :-1, 1:], grid[..., 1:, :-1], grid[..., 1:, 1:]], dim=-1)
+    return torch.stack([grid[..., :-1, :-1], grid[..., :-1, 1:], grid[..., 1:, :-1], grid[..., 1:, 1:]],
+                       dim=-1)
 
 
 def _upsample_max_by_cells(logits: torch.Tensor, scale: int,
@@ -151,7 +154,8 @@ def estimate_flow(estimator, key: torch.Tensor, cur: torch.Tensor,
 
 
 def warp_labels(key_logits: torch.Tensor, flow: torch.Tensor, crop_size: tuple[int, int],
-                upscale: int = WARP_UPSCALE, with_scores: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+                upscale: int = WARP_UPSCALE, with_scores: bool = True
+                ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The flow path's second half: W(S_k, F) at `upscale` x the logits' grid, then bilinear upsampling to
     the crops' size and argmax. (B, K, h, w) key logits, (B, 2, h', w') flow -> (max-logit (B, Hc, Wc) or
     None without with_scores, labels (B, Hc, Wc) int64)."""

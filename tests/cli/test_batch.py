@@ -45,14 +45,15 @@ def rows_of(out: Path) -> dict[str, dict]:
 def labels_of(out: Path) -> dict[str, bytes]:
     """Every label PNG of a batch, by video and file name."""
     return {f"{Path(row['source']).name}/{png.name}": png.read_bytes()
-            for row in rows_of(out).values() if row["run"] for png in sorted((out / row["run"] / "labels").iterdir())}
+            for row in rows_of(out).values() if row["run"]
+            for png in sorted((out / row["run"] / "labels").iterdir())}
 
 
 def test_fifty_videos_five_corrupt(tmp_path, weights, capfd):
     make_videos(tmp_path / "in", good=45, corrupt=5)
     out = tmp_path / "out"
-    assert segment(tmp_path / "in", "--segmenter", weights, "--output", out, "--workers", "1", "--threads", "1",
-                   "--write", "csv") == 1
+    assert segment(tmp_path / "in", "--segmenter", weights, "--output", out, "--workers", "1",
+                   "--threads", "1", "--write", "csv") == 1
     rows = rows_of(out)
     assert len(rows) == 50 and sum(r["status"] == "complete" for r in rows.values()) == 45
     failed = {name: r["error"] for name, r in rows.items() if r["status"] == "failed"}
@@ -66,8 +67,8 @@ def test_fifty_videos_five_corrupt(tmp_path, weights, capfd):
     assert (out / "batch.csv").read_text().count("\n") == 51
 
     # the same command again: the 45 are skipped, the 5 tried again and recorded again
-    assert segment(tmp_path / "in", "--segmenter", weights, "--output", out, "--workers", "1", "--threads", "1",
-                   "--write", "csv") == 1
+    assert segment(tmp_path / "in", "--segmenter", weights, "--output", out, "--workers", "1",
+                   "--threads", "1", "--write", "csv") == 1
     statuses = [r["status"] for r in rows_of(out).values()]
     assert (statuses.count("skipped"), statuses.count("failed")) == (45, 5)
     assert len(os.listdir(out)) == 47

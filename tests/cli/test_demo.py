@@ -56,14 +56,16 @@ def test_demo_with_missing_weights_is_one_line_and_writes_nothing(tmp_path, capf
     assert main(["demo", "--segmenter", str(tmp_path / "nope.safetensors"), "--output", str(out),
                  "--no-progress"]) == 2
     _, stderr = capfd.readouterr()
-    assert stderr.strip().splitlines() == [f"dvsnet demo: error: weights file not found: {tmp_path / 'nope.safetensors'}"]
+    assert stderr.strip().splitlines() == [
+        f"dvsnet demo: error: weights file not found: {tmp_path / 'nope.safetensors'}"]
     assert not out.exists()
 
 
 def test_demo_grid_too_large_for_the_resized_frames_is_one_line_and_writes_nothing(tmp_path, weights, capfd):
     out = tmp_path / "runs"
-    assert main(["demo", "--segmenter", str(weights), "--policy", "fixed:3", "--frames", "3", "--size", "64x128",
-                 "--resize", "16x32", "--grid", "20x2", "--output", str(out), "--no-progress"]) == 2
+    assert main(["demo", "--segmenter", str(weights), "--policy", "fixed:3", "--frames", "3",
+                 "--size", "64x128", "--resize", "16x32", "--grid", "20x2", "--output", str(out),
+                 "--no-progress"]) == 2
     _, stderr = capfd.readouterr()
     assert "grid 20x2" in stderr and "16x32 frame" in stderr and len(stderr.strip().splitlines()) == 1
     assert not out.exists()
@@ -88,8 +90,8 @@ def test_demo_defaults_use_shipped_weights_or_say_they_are_missing(tmp_path, cap
 def test_demo_default_policy_needs_the_decision_network(tmp_path, weights, capfd):
     """dn:0.92 (the default) with a given segmenter: runs when the DN ships, else one line with a way out."""
     out = tmp_path / "runs"
-    status = main(["demo", "--segmenter", str(weights), "--frames", "3", "--size", "64x128", "--output", str(out),
-                   "--no-progress"])
+    status = main(["demo", "--segmenter", str(weights), "--frames", "3", "--size", "64x128",
+                   "--output", str(out), "--no-progress"])
     _, stderr = capfd.readouterr()
     if shipped_path("dn-dis").is_file():
         assert status == 0

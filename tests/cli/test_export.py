@@ -56,8 +56,8 @@ def frames(tmp_path_factory) -> Path:
 
 
 def segment(frames: Path, segmenter: Path | str, out: Path, *extra: str) -> int:
-    return main(["segment", str(frames), "--segmenter", str(segmenter), "--policy", "fixed:2", "--output", str(out),
-                 "--no-progress", *extra])
+    return main(["segment", str(frames), "--segmenter", str(segmenter), "--policy", "fixed:2",
+                 "--output", str(out), "--no-progress", *extra])
 
 
 def test_segment_runs_an_onnx_model_with_its_sidecar(frames, tmp_path, capsys):
@@ -93,7 +93,8 @@ ERRORS = {
                       "palette has 1 colours, the model outputs 5 classes"),
     "sidecar-key": (lambda tmp: onnx_file(tmp / "m.onnx", sidecar={"labels": ["a"]}), "unknown key 'labels'"),
     "sidecar-value": (lambda tmp: onnx_file(tmp / "m.onnx", sidecar={"scale": "255"}), "bad 'scale'"),
-    "sidecar-json": (lambda tmp: onnx_file(tmp / "m.onnx") and (tmp / "m.json").write_text("{oops") and tmp / "m.onnx",
+    "sidecar-json": (lambda tmp: (onnx_file(tmp / "m.onnx") and (tmp / "m.json").write_text("{oops")
+                                  and tmp / "m.onnx"),
                      "not a readable JSON sidecar"),
     "labels-without-classes": (
         lambda tmp: onnx_file(tmp / "m.onnx", nn.Sequential(Net(), _Argmax())), "outputs labels, not scores"),
@@ -119,8 +120,10 @@ def test_model_mistakes_are_one_line_before_any_run_folder(case, frames, tmp_pat
 
 @pytest.mark.parametrize("argv, message", [
     (["fast", "--out", "fast.tflite"], "export to a .onnx or .pt2 file"),
-    (["nope", "--out", "x.onnx"], "can export fast, accurate, flownet, dn-dis, dn-flownet-conv6, dn-mv or a .safetensors"),
-    (["model.onnx", "--out", "x.onnx"], "can export fast, accurate, flownet, dn-dis, dn-flownet-conv6, dn-mv or a "),
+    (["nope", "--out", "x.onnx"],
+     "can export fast, accurate, flownet, dn-dis, dn-flownet-conv6, dn-mv or a .safetensors"),
+    (["model.onnx", "--out", "x.onnx"],
+     "can export fast, accurate, flownet, dn-dis, dn-flownet-conv6, dn-mv or a "),
     (["dn-dis", "--out", "x.onnx", "--precision", "int8"], "--precision int8 quantises a segmenter"),
     (["flownet", "--out", "x.pt2"], "flow and decision networks export to a .onnx file"),
     (["fast", "--out", "x.onnx", "--calibration-frames", "clip.mp4"], "add --precision int8"),
@@ -150,7 +153,8 @@ def run_onnx(path: Path, inputs: dict[str, torch.Tensor]) -> list:
 
 @pytest.mark.parametrize("name", ["accurate", "flownet", "dn-dis", "dn-flownet-conv6", "dn-mv"])
 def test_every_shipped_network_exports_and_matches_torch_at_another_batch_size(name, tmp_path, capsys):
-    """(`fast` is exported by tests/models/test_export.py.) Checked here on a batch of 3 the export never saw."""
+    """(`fast` is exported by tests/models/test_export.py.) Checked here on a batch of 3 the export never
+    saw."""
     out = tmp_path / f"{name}.onnx"
     assert main(["export", name, "--out", str(out), "--size", "64x128"]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
@@ -163,8 +167,10 @@ def test_every_shipped_network_exports_and_matches_torch_at_another_batch_size(n
         elif name == "flownet":
             key, cur = torch.rand(3, 3, 64, 128), torch.rand(3, 3, 64, 128)
             flow, features = load_flownet()(key, cur)
-            want = torch.cat([flow.flatten(1), *(features[k].flatten(1) for k in ("conv4", "conv5", "conv6"))], 1)
-            got = torch.cat([torch.from_numpy(a).flatten(1) for a in run_onnx(out, {"key": key, "cur": cur})], 1)
+            want = torch.cat([flow.flatten(1),
+                              *(features[k].flatten(1) for k in ("conv4", "conv5", "conv6"))], 1)
+            got = torch.cat([torch.from_numpy(a).flatten(1)
+                             for a in run_onnx(out, {"key": key, "cur": cur})], 1)
         else:
             net = load_decision_net(name.removeprefix("dn-"))
             features = net.feature_mean + net.feature_std * torch.randn(3, net.in_channels, *net.in_size)
@@ -175,8 +181,8 @@ def test_every_shipped_network_exports_and_matches_torch_at_another_batch_size(n
 
 def test_an_int8_export_calibrated_on_the_users_frames_runs_in_segment(frames, tmp_path, capsys):
     out = tmp_path / "fast-int8.onnx"
-    assert main(["export", "fast", "--out", str(out), "--precision", "int8", "--calibration-frames", str(frames),
-                 "--size", "64x128"]) == 0
+    assert main(["export", "fast", "--out", str(out), "--precision", "int8",
+                 "--calibration-frames", str(frames), "--size", "64x128"]) == 0
     printed = capsys.readouterr().out
     assert "calibrated on 3 frames" in printed and out.with_suffix(".json").is_file()
     agreement = float(re.search(r"labels agree with torch fp32 on ([0-9.]+)%", printed).group(1))

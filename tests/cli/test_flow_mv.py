@@ -48,10 +48,11 @@ def test_a_folder_of_frames_falls_back_to_dis_with_one_note(tmp_path, weights, c
 
 
 @pytest.mark.parametrize("codec, suffix", [("libx265", ".mkv"), ("libvpx-vp9", ".webm")])
-def test_flow_fallback_none_refuses_a_video_without_vectors_in_one_line(av, tmp_path, weights, capsys, codec, suffix):
+def test_flow_fallback_none_refuses_a_video_without_vectors_in_one_line(av, tmp_path, weights, capsys,
+                                                                        codec, suffix):
     video = encode_video(textured_pan(2, 1, 3, 64, 128), tmp_path / f"clip{suffix}", codec=codec)
-    assert main(["segment", str(video), "--flow", "mv", "--flow-fallback", "none", "--segmenter", str(weights),
-                 "--output", str(tmp_path / "runs"), *ARGS]) == 2
+    assert main(["segment", str(video), "--flow", "mv", "--flow-fallback", "none",
+                 "--segmenter", str(weights), "--output", str(tmp_path / "runs"), *ARGS]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "exports no motion vectors" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
@@ -64,7 +65,8 @@ def test_calibrate_makes_a_dn_for_mv_that_segment_uses_with_mv_only(av, tmp_path
                  "--out", str(out), "--max-offset", "2", "--steps", "8", "--thresholds", "0.5,0.99",
                  "--cache", str(tmp_path / "cache"), "--no-progress", "--threads", "1"]) == 0
     record = json.loads((out.parent / "calibration.json").read_text())
-    assert record["pipeline"]["flow"] == "mv" and record["samples"] == {"training": 3 * 2 * 2, "held_out": 1 * 2 * 2}
+    assert (record["pipeline"]["flow"] == "mv"
+            and record["samples"] == {"training": 3 * 2 * 2, "held_out": 1 * 2 * 2})
     assert read_metadata(out)["variant"] == "mv"  # the codec's own features, as the shipped mv DN reads
     base = ["segment", str(video), "--segmenter", str(weights), "--grid", "1x2", "--dn", str(out),
             "--policy", "dn:0.5", "--output", str(tmp_path / "runs"), *ARGS]
@@ -94,8 +96,8 @@ def test_calibrate_for_mv_refuses_frames_in_one_line_and_takes_no_fallback(tmp_p
 
 def test_evaluate_without_labels_runs_mv_on_a_video_and_falls_back_on_frames(av, tmp_path, weights, capsys):
     video = encode_video(textured_pan(2, 1, 8, 64, 128), tmp_path / "pan.mp4", crf=18)
-    common = ["--flow", "mv", "--segmenter", str(weights), "--grid", "1x2", "--policy", "fixed:3", "--threads", "1",
-              "--warmup-frames", "2", "--no-progress", "--output", str(tmp_path / "out")]
+    common = ["--flow", "mv", "--segmenter", str(weights), "--grid", "1x2", "--policy", "fixed:3",
+              "--threads", "1", "--warmup-frames", "2", "--no-progress", "--output", str(tmp_path / "out")]
     assert main(["evaluate", str(video), *common]) == 0
     result = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
     assert result["config"]["flow"] == "mv" and result["frames"] == 8 and result["pixel_agreement"] > 0.5
@@ -125,8 +127,8 @@ def test_a_batch_passes_flow_fallback_to_every_video(av, tmp_path, weights, caps
     encode_video(textured_pan(2, 1, 4, 64, 128), folder / "a.mp4")  # H.264: vectors
     encode_video(textured_pan(2, 1, 4, 64, 128), folder / "b.webm", codec="libvpx-vp9")  # none
     out = tmp_path / "batch"
-    code = main(["segment", str(folder), "--flow", "mv", "--flow-fallback", "none", "--segmenter", str(weights),
-                 "--output", str(out), *ARGS])
+    code = main(["segment", str(folder), "--flow", "mv", "--flow-fallback", "none",
+                 "--segmenter", str(weights), "--output", str(out), *ARGS])
     assert code != 0  # one video failed
     record = json.loads((out / "batch.json").read_text())
     status = {row["source"].rsplit("/", 1)[-1]: row for row in record["videos"]}

@@ -49,13 +49,21 @@ def test_grid_auto_and_max_key_age_reach_every_pipeline_command(command):
     assert pipeline_config(args).grid == "auto" and pipeline_config(args).max_key_age == 0
 
 
+@pytest.mark.parametrize("command", ["segment", "evaluate", "demo"])
+def test_online_calibration_is_on_unless_no_online(command):
+    source = [] if command == "demo" else ["clip.mp4"]
+    assert pipeline_config(build_parser().parse_args([command, *source])).online is True
+    assert pipeline_config(build_parser().parse_args([command, *source, "--no-online"])).online is False
+
+
 def test_a_bad_grid_names_both_forms(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["segment", "clip.mp4", "--grid", "2by2"])
     assert "RxC (e.g. 2x2) or be 'auto'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [["segment", "clip.mp4"], ["demo"], ["evaluate", "data"], ["sweep", "data"],
+@pytest.mark.parametrize("command", [["segment", "clip.mp4"], ["demo"], ["evaluate", "data"],
+                                     ["sweep", "data"],
                                      ["calibrate", "clip.mp4", "--out", "dn.safetensors"]])
 def test_every_command_that_runs_a_pipeline_takes_backend_and_precision(command):
     args = build_parser().parse_args([*command, "--backend", "onnxruntime", "--precision", "int8"])

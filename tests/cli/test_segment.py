@@ -52,7 +52,8 @@ def write_video(path: Path, frames: list[np.ndarray], fourcc: str = "mp4v") -> P
     return path
 
 
-def write_folder(folder: Path, frames: list[np.ndarray], name: str = "city_000000_{:06d}_leftImg8bit.png") -> Path:
+def write_folder(folder: Path, frames: list[np.ndarray],
+                 name: str = "city_000000_{:06d}_leftImg8bit.png") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i, frame in enumerate(frames):
         image = frame if frame.ndim == 2 else frame[:, :, ::-1]
@@ -82,7 +83,8 @@ def test_video_default_outputs_and_numbered_runs(tmp_path, weights, capfd):
     video = write_video(tmp_path / "clip.mp4", moving_frames(12))
     out = tmp_path / "runs"
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    assert segment(video, "--segmenter", weights, "--policy", "fixed:3", "--grid", "2x2", "--output", out) == 0
+    assert segment(video, "--segmenter", weights, "--policy", "fixed:3", "--grid", "2x2",
+                   "--output", out) == 0
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # restored
     stdout, stderr = capfd.readouterr()
     run = out / "segment-0001"
@@ -97,8 +99,10 @@ def test_video_default_outputs_and_numbered_runs(tmp_path, weights, capfd):
     assert summary["workload_saved"] == pytest.approx(32 / 48)
     assert summary["fps"] > 0 and summary["fps_end_to_end"] > 0
     assert summary["config"]["policy"] == "fixed:3" and summary["config"]["grid"] == "2x2"
-    assert summary["config"]["device"].startswith("cuda" if torch.cuda.is_available() else "cpu")  # --device auto
-    assert summary["config"]["source_info"]["frames"] == 12 and summary["versions"]["torch"] == torch.__version__
+    # --device auto
+    assert summary["config"]["device"].startswith("cuda" if torch.cuda.is_available() else "cpu")
+    assert (summary["config"]["source_info"]["frames"] == 12
+            and summary["versions"]["torch"] == torch.__version__)
     with open(run / "frames.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 12 * 4
@@ -106,7 +110,8 @@ def test_video_default_outputs_and_numbered_runs(tmp_path, weights, capfd):
     assert [r["path"] for r in rows if r["frame"] == "4"] == ["warp"] * 4
     # a second run never touches the first
     before = (run / "summary.json").read_bytes()
-    assert segment(video, "--segmenter", weights, "--policy", "fixed:3", "--output", out, "--max-frames", "2") == 0
+    assert segment(video, "--segmenter", weights, "--policy", "fixed:3", "--output", out,
+                   "--max-frames", "2") == 0
     assert run_dirs(out) == ["segment-0001", "segment-0002"]
     assert (run / "summary.json").read_bytes() == before
 
@@ -119,7 +124,8 @@ def test_label_pngs_match_the_python_api(tmp_path, weights):
     assert segment(folder, "--segmenter", weights, "--policy", "fixed:2", "--output", out,
                    "--write", "labels", "--write", "label-ids", "--write", "color", "--backend", "torch") == 0
     run = out / "segment-0001"
-    pipe = dvsnet.DVSNet(segmenter=dvsnet.load_segmenter(str(weights)), flow="dis", policy="fixed:2")
+    pipe = dvsnet.DVSNet(segmenter=dvsnet.load_segmenter(str(weights), backend="torch"), flow="dis",
+                         policy="fixed:2")
     for i, frame in enumerate(read_frames(folder)):
         expected = pipe.step(frame).labels
         base = f"city_000000_{i:06d}"
@@ -150,7 +156,8 @@ def test_threshold_sets_the_policy_threshold(tmp_path, weights):
     video = write_video(tmp_path / "clip.mp4", moving_frames(5))
     out = tmp_path / "runs"
     # oracle:T warps a region when its true confidence score >= T; T = 0 accepts every warp
-    assert segment(video, "--segmenter", weights, "--policy", "oracle:0.9", "--threshold", "0", "--grid", "2x2", "--output", out) == 0
+    assert segment(video, "--segmenter", weights, "--policy", "oracle:0.9", "--threshold", "0",
+                   "--grid", "2x2", "--output", out) == 0
     summary = json.loads((out / "segment-0001" / "summary.json").read_text())
     assert summary["config"]["policy"] == "oracle:0"
     assert (summary["regions_seg"], summary["regions_warp"]) == (4, 16)
@@ -162,8 +169,8 @@ def test_gray_rgba_and_odd_sized_frames_work(tmp_path, weights):
     write_folder(folder, [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb[:2]], "a_{:03d}.png")
     write_folder(folder, [np.dstack([rgb[2][:, :, ::-1], np.full((37, 51), 200, np.uint8)])], "b_{:03d}.png")
     out = tmp_path / "runs"
-    assert segment(folder, "--segmenter", weights, "--policy", "fixed:2", "--output", out, "--write", "labels",
-                   "--write", "overlay") == 0
+    assert segment(folder, "--segmenter", weights, "--policy", "fixed:2", "--output", out,
+                   "--write", "labels", "--write", "overlay") == 0
     run = out / "segment-0001"
     labels = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((run / "labels").iterdir())]
     assert [x.shape for x in labels] == [(37, 51)] * 3
@@ -176,7 +183,8 @@ def test_resolution_change_restarts_key_frames(tmp_path, weights, capfd):
     write_folder(folder, moving_frames(3), "f{:02d}.png")
     write_folder(folder, [f for f in moving_frames(2, 48, 96)], "g{:02d}.png")
     out = tmp_path / "runs"
-    assert segment(folder, "--segmenter", weights, "--policy", "fixed:10", "--grid", "2x2", "--output", out) == 0
+    assert segment(folder, "--segmenter", weights, "--policy", "fixed:10", "--grid", "2x2",
+                   "--output", out) == 0
     _, stderr = capfd.readouterr()
     assert stderr.strip() == "note: frame 3 (g00) is 48x96, a new size: key frames restarted"
     run = out / "segment-0001"
@@ -389,7 +397,8 @@ def test_signal_mid_run_leaves_valid_outputs(tmp_path, weights, signum):
     assert summary["complete"] is False and summary["stopped"] == "interrupted"
     assert 3 <= summary["frames"] < 400
     assert count_video_frames(run / "overlay.mp4") == summary["frames"]
-    assert len((run / "frames.csv").read_text().splitlines()) == 1 + summary["frames"]  # grid auto: 1x1 on small frames
+    # grid auto: 1x1 on small frames
+    assert len((run / "frames.csv").read_text().splitlines()) == 1 + summary["frames"]
     assert len(os.listdir(run / "labels")) == summary["frames"]
     assert sorted(os.listdir(run)) == ["frames.csv", "labels", "overlay.mp4", "summary.json"]
 

@@ -82,8 +82,9 @@ def test_sweep_passes_curve_grids_to_the_config(tmp_path, monkeypatch, capsys):
 
 def _sweep(capsys, tree, weights, out, *extra):
     code = main(["sweep", str(tree), "--output", str(out), "--segmenters", str(weights), "--flows", "dis",
-                 "--experiments", "eb", "--thresholds=", "--fixed", "2,20", "--diff", "4", "--flow-limits", "1",
-                 "--oracle", "0.9", "--warmup-frames", "1", "--threads", "1", "--no-progress", *extra])
+                 "--experiments", "eb", "--thresholds=", "--fixed", "2,20", "--diff", "4",
+                 "--flow-limits", "1", "--oracle", "0.9", "--warmup-frames", "1", "--threads", "1",
+                 "--no-progress", *extra])
     out_text, err = capsys.readouterr()
     return code, out_text, err
 
@@ -127,7 +128,8 @@ def test_sweep_writes_rows_resumes_and_plots(tree, weights, tmp_path, capsys):
     assert len(after) == 6 and len({r.weights_id for r in after}) == 1
     kept = [r for r in after if r.key in before and r.key != table[0]["key"]]
     assert len(kept) == 3 and all(before[r.key] == r.finished_utc for r in kept)
-    assert {(r.backend, r.precision) for r in after} == {(after[0].backend, after[0].precision)} != {(None, None)}
+    assert ({(r.backend, r.precision) for r in after} == {(after[0].backend, after[0].precision)}
+            != {(None, None)})
 
     # a row that ran on another precision than this sweep's is measured again too
     with open(out / "sweep.csv", newline="") as f:
@@ -139,7 +141,8 @@ def test_sweep_writes_rows_resumes_and_plots(tree, weights, tmp_path, capsys):
         writer.writerows(table)
     code, text, err = _sweep(capsys, tree, weights, out)
     assert code == 0, err
-    assert "1 rows were measured with other weights or another backend or precision" in err and "1 to run" in err
+    assert ("1 rows were measured with other weights or another backend or precision" in err
+            and "1 to run" in err)
 
     # rows made on another subset are refused instead of mixed: mark them as from 3 snippets
     with open(out / "sweep.csv", newline="") as f:
@@ -209,8 +212,9 @@ def test_ctrl_c_stops_parallel_rows_cleanly(tree, weights, tmp_path):
     run_cli = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
                "sys.argv[0] = 'dvsnet'; runpy.run_module('dvsnet', run_name='__main__')")
     proc = subprocess.Popen(
-        [sys.executable, "-c", run_cli, "sweep", str(tree), "--output", str(out), "--segmenters", str(weights),
-         "--flows", "dis", "--experiments", "b", "--fixed", ",".join(map(str, range(1, 41))),
+        [sys.executable, "-c", run_cli, "sweep", str(tree), "--output", str(out),
+         "--segmenters", str(weights), "--flows", "dis", "--experiments", "b",
+         "--fixed", ",".join(map(str, range(1, 41))),
          "--diff=", "--flow-limits=", "--oracle=", "--thresholds=", "--warmup-frames", "1", "--threads", "1",
          "--jobs", "2", "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,

@@ -38,7 +38,8 @@ def _real_tree(root, cities=(("aachen", 3, (119, 219)),), split="val"):
             label_ids[8:, :16] = 26                     # car -> 13
             label_ids[8:, 16:20] = 33                   # bicycle -> 18
             write_png_atomic(gt_dir / f"{city}_{seq:06d}_{f:06d}_gtFine_labelIds.png", label_ids)
-            write_png_atomic(gt_dir / f"{city}_{seq:06d}_{f:06d}_gtFine_color.png", np.zeros((H, W, 3), np.uint8))
+            write_png_atomic(gt_dir / f"{city}_{seq:06d}_{f:06d}_gtFine_color.png",
+                             np.zeros((H, W, 3), np.uint8))
             write_png_atomic(gt_dir / f"{city}_{seq:06d}_{f:06d}_gtFine_instanceIds.png", label_ids)
             (gt_dir / f"{city}_{seq:06d}_{f:06d}_gtFine_polygons.json").write_text("{}")
     return root
@@ -64,8 +65,10 @@ def test_real_naming_groups_snippets_by_their_annotated_frame(real_root):
     assert (first.city, first.sequence, first.first_frame, first.annotated_offset) == ("aachen", 3, 100, 19)
     assert [p.name for p in first.frame_paths[:2]] == ["aachen_000003_000100_leftImg8bit.png",
                                                        "aachen_000003_000101_leftImg8bit.png"]
-    assert len(first.frame_paths) == 30 and first.annotated_frame.name == "aachen_000003_000119_leftImg8bit.png"
-    assert list(first.label_paths) == [19] and first.annotated_labels.name.endswith("000119_gtFine_labelIds.png")
+    assert (len(first.frame_paths) == 30
+            and first.annotated_frame.name == "aachen_000003_000119_leftImg8bit.png")
+    assert (list(first.label_paths) == [19]
+            and first.annotated_labels.name.endswith("000119_gtFine_labelIds.png"))
     assert second.first_frame == 200
     image = ds.load_image(first.frame_paths[5])
     assert image.shape == (H, W, 3) and image.dtype == np.uint8
@@ -144,7 +147,8 @@ def test_unreadable_label_file(tmp_path):
 def test_middlebury_flow_tree_reads_with_its_occlusion_masks(tmp_path):
     from dvsnet.data.synthetic import render_sequence
 
-    write_dataset(tmp_path, "train", sequences=1, frames=30, size=(H, W), seed=2, progress=False, flow_format="flo")
+    write_dataset(tmp_path, "train", sequences=1, frames=30, size=(H, W), seed=2, progress=False,
+                  flow_format="flo")
     ds = CityscapesSequences(tmp_path, "train", with_flow=True)
     assert ds[0].flow_forward_paths[3].suffix == ".flo"
     flow, valid = ds.load_flow(0, 3, "forward")
@@ -166,7 +170,8 @@ def test_train_id_twins_are_read_by_either_name(synth_root, tmp_path):
     assert (city / "synth_000000_000019_gtFine_labelTrainIds.png").is_file()
     assert not list(city.glob("*_gtFine_trainIds.png"))
     labels = load_labels(city / "synth_000000_000019_gtFine_labelIds.png")
-    for name in ("labelTrainIds", "trainIds"):  # a twin that differs from the mapped label ids is the one read
+    # a twin that differs from the mapped label ids is the one read
+    for name in ("labelTrainIds", "trainIds"):
         folder = tmp_path / name
         folder.mkdir()
         label_ids = folder / "x_000000_000000_gtFine_labelIds.png"

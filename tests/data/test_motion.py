@@ -17,9 +17,10 @@ from dvsnet.data.video import read_named_frames
 from dvsnet.errors import DvsnetError
 from tests.conftest import textured_pan
 
+# FFmpeg's AVMotionVector, as PyAV gives it
 VECTOR_DTYPE = np.dtype([("source", "<i4"), ("w", "u1"), ("h", "u1"), ("src_x", "<i2"), ("src_y", "<i2"),
                          ("dst_x", "<i2"), ("dst_y", "<i2"), ("flags", "<u8"), ("motion_x", "<i4"),
-                         ("motion_y", "<i4"), ("motion_scale", "<u2")])  # FFmpeg's AVMotionVector, as PyAV gives it
+                         ("motion_y", "<i4"), ("motion_scale", "<u2")])
 
 
 def vectors(*rows) -> np.ndarray:
@@ -40,7 +41,8 @@ def test_a_vector_paints_its_block_in_grid_pixels_and_the_rest_is_intra():
     # a 16x16 block centred on (24, 8) moved from 1.5 px right, 0.75 px up (quarter-pel: scale 4)
     field = dense_field(vectors((-1, 16, 16, 24, 8, 6, -3, 4)), (32, 64))
     assert field.flow.shape == (2, 32 // BLOCK, 64 // BLOCK) and field.frame_size == (32, 64)
-    block = (slice(0, 16 // BLOCK), slice(16 // BLOCK, 32 // BLOCK))  # rows 0..15, columns 16..31 of the frame
+    # rows 0..15, columns 16..31 of the frame
+    block = (slice(0, 16 // BLOCK), slice(16 // BLOCK, 32 // BLOCK))
     assert np.allclose(field.flow[0][block], 1.5 / BLOCK) and np.allclose(field.flow[1][block], -0.75 / BLOCK)
     assert not field.intra[block].any() and field.intra.sum() == (32 * 64 - 16 * 16) // BLOCK**2
     assert (field.flow[:, field.intra] == 0).all()
@@ -50,7 +52,8 @@ def test_vectors_are_divided_by_their_distance_and_future_ones_fill_only_cells_w
     rows = [(-1, 8, 8, 4, 4, 8, 0, 4), (1, 8, 8, 4, 4, -4, 0, 4), (1, 8, 8, 12, 4, -6, 0, 2)]
     field = dense_field(vectors(*rows), (8, 16), frames_back=2, frames_ahead=3)
     # past: 2 px over 2 frames -> 1 px per frame; future only: 3 px ahead over 3 frames -> -(-1) px per frame
-    assert np.allclose(field.flow[0][:, : 8 // BLOCK] * BLOCK, 1.0) and np.allclose(field.flow[0][:, 8 // BLOCK:] * BLOCK, 1.0)
+    assert (np.allclose(field.flow[0][:, : 8 // BLOCK] * BLOCK, 1.0)
+            and np.allclose(field.flow[0][:, 8 // BLOCK:] * BLOCK, 1.0))
     assert not field.intra.any()
     assert dense_field(vectors(*rows[1:]), (8, 16)).intra.all()  # future vectors unused without frames_ahead
     assert dense_field(None, (8, 16)).intra.all()  # an I-frame
@@ -68,7 +71,8 @@ def test_a_stride_chains_the_newer_field_first(av, tmp_path):
     import cv2
 
     base = textured_pan(0, 0, 1, 256, 512)[0]
-    frames = [cv2.warpAffine(base, cv2.getRotationMatrix2D((255.5, 127.5), 0, 1.05 ** t), (512, 256))[64:192, 128:384]
+    frames = [cv2.warpAffine(base, cv2.getRotationMatrix2D((255.5, 127.5), 0, 1.05 ** t),
+                             (512, 256))[64:192, 128:384]
               for t in range(5)]  # a zoom: the motion differs from place to place, so the order matters
     path = encode_video(frames, tmp_path / "zoom.mp4", crf=18)
     fields = [field for _, _, field in read_motion_frames(path)]
@@ -92,7 +96,8 @@ def test_a_zoom_points_every_pixel_towards_the_centre_of_the_previous_frame(av, 
 
     base = textured_pan(0, 0, 1, 256, 512)[0]
     frames = []
-    for t in range(6):  # zoom in 4% per frame about the centre: previous position = centre + (p - centre) / 1.04
+    # zoom in 4% per frame about the centre: previous position = centre + (p - centre) / 1.04
+    for t in range(6):
         scale = 1.04 ** t
         matrix = cv2.getRotationMatrix2D((255.5, 127.5), 0, scale)
         frames.append(cv2.warpAffine(base, matrix, (512, 256))[64:192, 128:384])

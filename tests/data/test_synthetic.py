@@ -123,7 +123,8 @@ def test_writer_files_match_the_rendered_frames(tiny_tree):
     city = root / "gtFine" / "val" / "synth"
     for f in (frames[0], frames[19], frames[29]):
         stem = f"synth_000000_{f.index:06d}"
-        image = cv2.imread(str(root / "leftImg8bit_sequence/val/synth" / f"{stem}_leftImg8bit.png"))[..., ::-1]
+        image = cv2.imread(str(root / "leftImg8bit_sequence/val/synth"
+                               / f"{stem}_leftImg8bit.png"))[..., ::-1]
         np.testing.assert_array_equal(image, f.image)
         train = cv2.imread(str(city / f"{stem}_gtFine_labelTrainIds.png"), cv2.IMREAD_UNCHANGED)
         label_ids = cv2.imread(str(city / f"{stem}_gtFine_labelIds.png"), cv2.IMREAD_UNCHANGED)
@@ -152,12 +153,12 @@ def test_writer_refuses_a_split_with_files_unless_overwrite(tiny_tree):
 
 def test_synth_command_writes_a_tree_and_reports_user_errors(tmp_path, capsys):
     out = tmp_path / "tree"
-    assert main(["synth", str(out), "--split", "train", "--sequences", "1", "--frames", "2", "--size", "32x64",
-                 "--seed", "3", "--quiet"]) == 0
+    assert main(["synth", str(out), "--split", "train", "--sequences", "1", "--frames", "2",
+                 "--size", "32x64", "--seed", "3", "--quiet"]) == 0
     assert len(list((out / "leftImg8bit_sequence/train/synth").glob("*_leftImg8bit.png"))) == 2
     assert json.loads((out / "manifest_train.json").read_text())["seed"] == 3
-    assert main(["synth", str(out), "--split", "train", "--sequences", "1", "--frames", "2", "--size", "32x64",
-                 "--quiet"]) == 2
+    assert main(["synth", str(out), "--split", "train", "--sequences", "1", "--frames", "2",
+                 "--size", "32x64", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "already has files" in err and "Traceback" not in err and err.count("\n") == 1
     assert main(["synth", str(out), "--default-benchmark", "--seed", "1"]) == 2
@@ -173,8 +174,10 @@ def test_same_seed_gives_byte_identical_trees_whatever_the_worker_count(tmp_path
         if rel.name != "manifest_train.json":
             assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     timing = ("generation_seconds", "workers")
-    assert {k: v for k, v in one.items() if k not in timing} == {k: v for k, v in two.items() if k not in timing}
-    other = write_dataset(tmp_path / "c", "train", sequences=1, frames=1, size=(32, 64), seed=6, progress=False)
+    assert ({k: v for k, v in one.items() if k not in timing}
+            == {k: v for k, v in two.items() if k not in timing})
+    other = write_dataset(tmp_path / "c", "train", sequences=1, frames=1, size=(32, 64), seed=6,
+                          progress=False)
     assert other["sequence_params"][0]["seed"] != one["sequence_params"][0]["seed"]
     image = "leftImg8bit_sequence/train/synth/synth_000000_000000_leftImg8bit.png"
     assert (tmp_path / "c" / image).read_bytes() != (tmp_path / "a" / image).read_bytes()

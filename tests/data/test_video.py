@@ -62,7 +62,8 @@ def test_stride_max_frames_and_names(tmp_path):
     assert [f.name for f in named] == ["clip_000000", "clip_000003", "clip_000006", "clip_000009"]
     np.testing.assert_allclose(named[1].image.reshape(-1, 3).mean(0), solid_rgb(3), atol=6)
     assert len(list(read_frames(video, max_frames=4))) == 4
-    assert [f.name for f in read_named_frames(video, stride=4, max_frames=2)] == ["clip_000000", "clip_000004"]
+    assert ([f.name for f in read_named_frames(video, stride=4, max_frames=2)]
+            == ["clip_000000", "clip_000004"])
     info = probe(video)
     assert (info.kind, info.frames, info.fps, info.height, info.width) == ("video", 10, 10.0, H, W)
     assert expected_frames(info, stride=3) == 4 and expected_frames(info, stride=3, max_frames=2) == 2

@@ -32,7 +32,9 @@ def live_clip(source: str | Path, path: Path, *, width: int | None = None, fps: 
     def frames():
         for image in read_frames(source, resize=width, max_frames=max_frames):
             height, wide = image.shape[:2]
-            yield cv2.resize(image, (wide - wide % 2, height - height % 2)) if height % 2 or wide % 2 else image
+            yield (
+                cv2.resize(image, (wide - wide % 2, height - height % 2)) if height % 2 or wide % 2 else image
+            )
 
     return encode_video(frames(), path, fps=fps, keyint=keyint, bframes=0, crf=23, preset="ultrafast")
 
@@ -46,7 +48,9 @@ class SenderProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> SenderProcess:
-        command = [sys.executable, sender_module.__file__, str(self.path), self.url] + (["--loop"] if self.loop else [])
+        command = [sys.executable, sender_module.__file__, str(self.path), self.url] + (
+            ["--loop"] if self.loop else []
+        )
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.process.stderr.readline()  # "sending ...": started
         return self
@@ -64,8 +68,9 @@ class SenderProcess:
 
 
 class Sender:
-    """dvsnet.live.sender.send_video on a thread (UDP: sending never waits for the receiver): `start()` streams `path` to `url` (looping) until `stop()`;
-    it can be started again, as a camera that went away and came back."""
+    """dvsnet.live.sender.send_video on a thread (UDP: sending never waits for the receiver): `start()`
+    streams `path` to `url` (looping) until `stop()`; it can be started again, as a camera that went away
+    and came back."""
 
     def __init__(self, path: Path, url: str, *, loop: bool = True):
         self.path, self.url, self.loop = path, url, loop

@@ -63,10 +63,14 @@ def test_a_file_without_realtime_is_not_a_live_feed(pan_video):
 def camera_clip(sample_clips, tmp_path_factory):
     """carphone (176x144, 30 fps) as a camera streams it: H.264, no B-frames, an I-frame every 15 frames."""
     pytest.importorskip("av")
-    return live_clip(sample_clips["carphone"], tmp_path_factory.mktemp("clip") / "carphone.ts", fps=30, keyint=15)
+    return live_clip(
+        sample_clips["carphone"], tmp_path_factory.mktemp("clip") / "carphone.ts", fps=30, keyint=15
+    )
 
 
-def test_a_udp_stream_that_stops_is_reopened_and_counted_then_lost_after_the_reconnect_window(av, camera_clip):
+def test_a_udp_stream_that_stops_is_reopened_and_counted_then_lost_after_the_reconnect_window(
+    av, camera_clip
+):
     url = f"udp://127.0.0.1:{free_port()}"
     sender = Sender(camera_clip, url + "?pkt_size=1316").start()
     taken = []  # (index, restarted) of every frame a consumer thread took

@@ -29,7 +29,9 @@ from tests.segmenters import ColourSegmenter
 def camera_clip(sample_clips, tmp_path_factory):
     """carphone (176x144, 30 fps, 4 s) as a camera streams it: H.264, no B-frames, an I-frame every 15."""
     pytest.importorskip("av")
-    return live_clip(sample_clips["carphone"], tmp_path_factory.mktemp("clip") / "carphone.ts", fps=30, keyint=15)
+    return live_clip(
+        sample_clips["carphone"], tmp_path_factory.mktemp("clip") / "carphone.ts", fps=30, keyint=15
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,17 +74,22 @@ def check_live_records(run_dir: Path, summary: dict) -> dict:
         captured, ready, ms = float(row["captured_at"]), float(row["ready_at"]), float(row["latency_ms"])
         assert ready > captured and (ready - captured) * 1000 == pytest.approx(ms, abs=0.01)
     assert max(float(row["latency_ms"]) for row in rows) == pytest.approx(latency["max"], abs=0.01)
-    for earlier, later in itertools.pairwise(rows):  # the stream's own clock, newest on (a reconnect restarts it)
+    # the stream's own clock, newest on (a reconnect restarts it)
+    for earlier, later in itertools.pairwise(rows):
         assert later["restarted"] == "1" or float(later["stream_time"]) > float(earlier["stream_time"])
     assert abs(float(rows[-1]["captured_at"]) - time.time()) < 120  # wall-clock times, not a private clock
     assert video_frames(run_dir / "overlay.mp4") == live["frames_processed"]
     return live
 
 
-def test_a_udp_stream_runs_for_its_duration_with_the_live_default_policy_and_mv(av, camera_clip, tmp_path, capsys):
+def test_a_udp_stream_runs_for_its_duration_with_the_live_default_policy_and_mv(
+    av, camera_clip, tmp_path, capsys
+):
     url = f"udp://127.0.0.1:{free_port()}"
     with Sender(camera_clip, url + "?pkt_size=1316"):
-        status = main(["segment", url, "--duration", "4", "--flow", "mv", "--output", str(tmp_path), "--no-progress"])
+        status = main(
+            ["segment", url, "--duration", "4", "--flow", "mv", "--output", str(tmp_path), "--no-progress"]
+        )
     assert status == 0
     run_dir = tmp_path / "segment-0001"
     summary = summary_of(run_dir)
@@ -96,7 +103,8 @@ def test_a_udp_stream_runs_for_its_duration_with_the_live_default_policy_and_mv(
         "kind": "stream", "frames": None, "fps": 30.0, "height": 144, "width": 176,
         "codec": "h264", "live": True}
     out = capsys.readouterr().out
-    assert f"live: processed {live['frames_processed']} of the {live['frames_received']} frames received" in out
+    processed, received = live["frames_processed"], live["frames_received"]
+    assert f"live: processed {processed} of the {received} frames received" in out
     assert f"dropped {live['frames_dropped']};" in out and "ended: duration" in out
 
 
@@ -157,7 +165,9 @@ def test_a_stream_that_stops_is_reconnected_then_the_run_ends_when_it_is_lost(av
 
 def test_a_stream_that_never_starts_is_one_line_and_exit_2_within_the_timeout(av, tmp_path, capsys):
     start = time.monotonic()
-    status = main(["segment", f"udp://127.0.0.1:{free_port()}", "--timeout", "1.5", "--output", str(tmp_path)])
+    status = main(
+        ["segment", f"udp://127.0.0.1:{free_port()}", "--timeout", "1.5", "--output", str(tmp_path)]
+    )
     assert status == 2 and time.monotonic() - start < 4
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no stream arrived from udp://127.0.0.1:" in err and "within 1.5 s" in err
@@ -210,11 +220,18 @@ def test_python_callers_get_the_same_run_folder_and_a_hook_per_frame(av, camera_
     config = PipelineConfig(segmenter=ColourSegmenter())
     url = f"udp://127.0.0.1:{free_port()}"
     with Sender(camera_clip, url + "?pkt_size=1316"):
-        run_dir, summary = segment_video(url, config, output=tmp_path, duration=2.5,
-                                         on_frame=lambda image, status: calls.append((getattr(image, "shape", None), dict(status))))
+        run_dir, summary = segment_video(
+            url,
+            config,
+            output=tmp_path,
+            duration=2.5,
+            on_frame=lambda image, status: calls.append((getattr(image, "shape", None), dict(status))),
+        )
     live = check_live_records(run_dir, summary)
     frames = [status for _, status in calls if status["state"] == "running"]
-    assert len(frames) == live["frames_processed"] and {shape for shape, _ in calls if shape} == {(144, 176, 3)}
+    assert len(frames) == live["frames_processed"] and {shape for shape, _ in calls if shape} == {
+        (144, 176, 3)
+    }
     last = frames[-1]
     assert last["frame"] == live["frames_processed"] and last["source"] == url
     assert last["policy"].startswith("dn:fps=") and last["regions"][0]["box"] == [0, 0, 144, 176]
@@ -255,11 +272,18 @@ def test_sigterm_closes_every_output_and_kill_9_leaves_a_playable_overlay(av, ca
 def rtsp_server_python() -> str | None:
     """A Python with GStreamer's RTSP server (Debian: gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-good
     and -bad, python3-gi), or None."""
-    check = ("import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer, Gst; "
-             "Gst.init(None); assert all(Gst.ElementFactory.find(name) for name in ('rtph264pay', 'h264parse', "
-             "'tsdemux'))")
+    check = (
+        "import gi; gi.require_version('GstRtspServer', '1.0'); "
+        "from gi.repository import GstRtspServer, Gst; "
+        "Gst.init(None); assert all(Gst.ElementFactory.find(name) for name in ('rtph264pay', 'h264parse', "
+        "'tsdemux'))"
+    )
     for python in ("/usr/bin/python3", shutil.which("python3")):
-        if python and subprocess.run([python, "-c", check], check=False, capture_output=True, timeout=30).returncode == 0:
+        if (
+            python
+            and subprocess.run([python, "-c", check], check=False, capture_output=True, timeout=30).returncode
+            == 0
+        ):
             return python
     return None
 
@@ -273,7 +297,8 @@ Gst.init(None)
 server = GstRtspServer.RTSPServer()
 server.set_address("127.0.0.1"); server.set_service(sys.argv[1])
 factory = GstRtspServer.RTSPMediaFactory()
-factory.set_launch(f"( filesrc location={sys.argv[2]} ! tsdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )")
+factory.set_launch(f"( filesrc location={sys.argv[2]} ! tsdemux ! h264parse \
+! rtph264pay name=pay0 pt=96 config-interval=1 )")
 factory.set_shared(True)
 server.get_mount_points().add_factory("/camera", factory)
 server.attach(None)
@@ -288,12 +313,22 @@ def test_an_rtsp_camera_served_by_gstreamer_runs_over_tcp(av, camera_clip, tmp_p
         pytest.skip("no RTSP server on this machine: apt-get install gir1.2-gst-rtsp-server-1.0 "
                     "gstreamer1.0-plugins-good gstreamer1.0-plugins-bad python3-gi")
     port = free_port(socket.SOCK_STREAM)
-    server = subprocess.Popen([python, "-c", RTSP_SERVER, str(port), str(camera_clip)], stdout=subprocess.PIPE,
-                              text=True)
+    server = subprocess.Popen(
+        [python, "-c", RTSP_SERVER, str(port), str(camera_clip)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert server.stdout.readline().strip() == "ready"
-        status = main(["segment", f"rtsp://127.0.0.1:{port}/camera", "--duration", "3", "--output", str(tmp_path),
-                       "--no-progress"])
+        status = main(
+            [
+                "segment",
+                f"rtsp://127.0.0.1:{port}/camera",
+                "--duration",
+                "3",
+                "--output",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
     finally:
         server.terminate()
         server.wait(10)
@@ -315,10 +350,14 @@ def test_serve_shows_a_live_run_in_a_real_browser(av, camera_clip, tmp_path):
 
     binary = find_chromium()
     if binary is None:
-        pytest.skip("chromium is not installed and cannot be installed here (apt-get as root failed or absent)")
+        pytest.skip(
+            "chromium is not installed and cannot be installed here (apt-get as root failed or absent)"
+        )
     url = f"udp://127.0.0.1:{free_port()}"
     with Sender(camera_clip, url + "?pkt_size=1316"):
-        process = run_dvsnet("segment", url, "--serve", "0", "--output", "runs", "--no-progress", cwd=tmp_path)
+        process = run_dvsnet(
+            "segment", url, "--serve", "0", "--output", "runs", "--no-progress", cwd=tmp_path
+        )
         try:
             line = process.stderr.readline()
             assert line.startswith("live view: http://127.0.0.1:"), line
@@ -326,8 +365,11 @@ def test_serve_shows_a_live_run_in_a_real_browser(av, camera_clip, tmp_path):
             with contextlib.closing(HeadlessChromium(binary, tmp_path / "profile")) as browser:
                 page = browser.open(page_url, 1280, 800)
                 browser.wait_for(page, "Number(document.body.dataset.frames) >= 3", timeout=90)
-                text = browser.evaluate(page, "Object.fromEntries(['source', 'policy', 'state', 'drops', 'fps']"
-                                              ".map((id) => [id, document.getElementById(id).textContent]))")
+                text = browser.evaluate(
+                    page,
+                    "Object.fromEntries(['source', 'policy', 'state', 'drops', 'fps']"
+                    ".map((id) => [id, document.getElementById(id).textContent]))",
+                )
                 size = browser.evaluate(page, "[document.getElementById('frame').naturalWidth, "
                                               "document.getElementById('frame').naturalHeight]")
             process.send_signal(signal.SIGTERM)
@@ -335,7 +377,11 @@ def test_serve_shows_a_live_run_in_a_real_browser(av, camera_clip, tmp_path):
         finally:
             if process.poll() is None:
                 process.kill()
-    assert text["source"] == url and text["policy"] == f"dn:fps={LIVE_KEEP_SHARE * 30:g}" and text["state"] == "running"
+    assert (
+        text["source"] == url
+        and text["policy"] == f"dn:fps={LIVE_KEEP_SHARE * 30:g}"
+        and text["state"] == "running"
+    )
     assert text["fps"].endswith("fps") and "/" in text["drops"] and size == [176, 144]
     summary = summary_of(tmp_path / "runs" / "segment-0001")
     assert summary["complete"] and summary["live"]["ended"] == "stopped (signal)"

@@ -9,8 +9,15 @@ from dvsnet.regions import region_grid
 
 def frame(total: float, paths: list[str], restarted: bool = False) -> FrameResult:
     regions = region_grid(64, 128, 1, len(paths), 0)
-    return FrameResult(labels=None, paths=paths, scores=[0.9] * len(paths), regions=regions, index=0,
-                       restarted=restarted, timings={"total": total, "segmentation": 0.0, "warp": 0.001 * len(paths)})
+    return FrameResult(
+        labels=None,
+        paths=paths,
+        scores=[0.9] * len(paths),
+        regions=regions,
+        index=0,
+        restarted=restarted,
+        timings={"total": total, "segmentation": 0.0, "warp": 0.001 * len(paths)},
+    )
 
 
 def test_the_live_default_is_dn_fps_at_a_share_of_the_sources_rate_and_given_policies_are_kept():
@@ -22,7 +29,8 @@ def test_the_live_default_is_dn_fps_at_a_share_of_the_sources_rate_and_given_pol
     assert live_config(PipelineConfig(), 25, keep_policy=True).policy == "dn:0.92"
     assert live_config(PipelineConfig(policy="always"), 25, keep_policy=False).policy == "always"
     given = live_config(PipelineConfig(policy="dn:fps=10"), 25, keep_policy=True).policy
-    assert isinstance(given, LiveFpsTarget) and given.target == 10  # a given dn:fps runs on the live clock too
+    # a given dn:fps runs on the live clock too
+    assert isinstance(given, LiveFpsTarget) and given.target == 10
 
 
 def test_a_frame_that_finishes_early_costs_the_bank_its_idle_time_and_outputs_count_as_busy():

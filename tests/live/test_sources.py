@@ -9,15 +9,35 @@ from dvsnet.live.sources import StreamOptions, connect, ffmpeg_options, is_live,
 from tests.live.streams import free_port
 
 
-@pytest.mark.parametrize(("source", "kind"), [
-    ("0", "camera"), ("12", "camera"), ("/dev/video0", "camera"), ("/dev/video17", "camera"),
-    ("rtsp://10.0.0.5:554/stream1", "stream"), ("RTSP://cam/1", "stream"), ("rtsps://cam/1", "stream"),
-    ("rtmp://server/live/key", "stream"), ("udp://127.0.0.1:5000?pkt_size=1316", "stream"),
-    ("rtp://127.0.0.1:5004", "stream"), ("tcp://127.0.0.1:5000", "stream"), ("srt://127.0.0.1:9000", "stream"),
-    ("http://cam.local/video.mjpg", "stream"), ("https://example.org/live/index.m3u8", "stream"),
-    ("clip.mp4", None), ("frames/", None), ("'frames/*.png'", None), ("foo://bar", None), ("file://x.mp4", None),
-    ("-1", None), ("0.5", None), ("/dev/video", None), ("/dev/videoX", None), ("", None),
-])
+@pytest.mark.parametrize(
+    ("source", "kind"),
+    [
+        ("0", "camera"),
+        ("12", "camera"),
+        ("/dev/video0", "camera"),
+        ("/dev/video17", "camera"),
+        ("rtsp://10.0.0.5:554/stream1", "stream"),
+        ("RTSP://cam/1", "stream"),
+        ("rtsps://cam/1", "stream"),
+        ("rtmp://server/live/key", "stream"),
+        ("udp://127.0.0.1:5000?pkt_size=1316", "stream"),
+        ("rtp://127.0.0.1:5004", "stream"),
+        ("tcp://127.0.0.1:5000", "stream"),
+        ("srt://127.0.0.1:9000", "stream"),
+        ("http://cam.local/video.mjpg", "stream"),
+        ("https://example.org/live/index.m3u8", "stream"),
+        ("clip.mp4", None),
+        ("frames/", None),
+        ("'frames/*.png'", None),
+        ("foo://bar", None),
+        ("file://x.mp4", None),
+        ("-1", None),
+        ("0.5", None),
+        ("/dev/video", None),
+        ("/dev/videoX", None),
+        ("", None),
+    ],
+)
 def test_live_sources_are_cameras_and_stream_urls(source, kind, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert live_kind(source) == kind
@@ -76,17 +96,26 @@ def test_a_udp_stream_that_never_starts_fails_within_the_timeout(av):
 def test_a_refused_connection_is_retried_until_the_timeout_then_one_line(av, scheme):
     url = f"{scheme}://127.0.0.1:{free_port(socket.SOCK_STREAM)}/stream"
     start = time.monotonic()
-    with pytest.raises(DvsnetError, match=r"cannot open .*: connection refused \(tried for 1.5 s, --timeout\)"):
+    with pytest.raises(
+        DvsnetError, match=r"cannot open .*: connection refused \(tried for 1.5 s, --timeout\)"
+    ):
         connect(url, StreamOptions(timeout=1.5))
     assert 1.0 < time.monotonic() - start < 3.5
 
 
-@pytest.mark.parametrize(("source", "message"), [
-    ("rtsp://", "rtsp:// names no host"), ("http:///live.m3u8", "names no host"),
-    ("udp://", "udp:// names no port"), ("udp://127.0.0.1", "names no port"), ("tcp://127.0.0.1", "names no port"),
-    ("udp://127.0.0.1:99999", "the port is not a number in 1-65535"), ("rtsp://cam:0/x", "not a number in 1-65535"),
-    ("rtsp://user:secret@:554/x", r"rtsp://user:\*\*\*@:554/x names no host"),
-])
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("rtsp://", "rtsp:// names no host"),
+        ("http:///live.m3u8", "names no host"),
+        ("udp://", "udp:// names no port"),
+        ("udp://127.0.0.1", "names no port"),
+        ("tcp://127.0.0.1", "names no port"),
+        ("udp://127.0.0.1:99999", "the port is not a number in 1-65535"),
+        ("rtsp://cam:0/x", "not a number in 1-65535"),
+        ("rtsp://user:secret@:554/x", r"rtsp://user:\*\*\*@:554/x names no host"),
+    ],
+)
 def test_urls_ffmpeg_would_only_time_out_on_are_refused_at_once(av, source, message):
     start = time.monotonic()
     with pytest.raises(DvsnetError, match=message):

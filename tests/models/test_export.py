@@ -39,10 +39,12 @@ def exported(tmp_path_factory) -> dict[str, str]:
 def test_export_writes_the_model_and_a_sidecar_that_reads_rgb_0_1(exported):
     sidecar = json.loads(Path(exported["onnx"]).with_suffix(".json").read_text())
     assert sidecar["classes"] == list(CLASS_NAMES) and len(sidecar["palette"]) == 19
-    assert (sidecar["scale"], sidecar["mean"], sidecar["std"], sidecar["channels"]) == (255, [0] * 3, [1] * 3, "rgb")
+    assert ((sidecar["scale"], sidecar["mean"], sidecar["std"], sidecar["channels"])
+            == (255, [0] * 3, [1] * 3, "rgb"))
     assert sidecar["input_multiple"] == 8 and "input_size" not in sidecar
     seg = load_segmenter(exported["onnx"])
-    assert isinstance(seg, ExternalSegmenter) and (seg.num_classes, seg.output_stride, seg.fixed_batch) == (19, 8, None)
+    assert (isinstance(seg, ExternalSegmenter)
+            and (seg.num_classes, seg.output_stride, seg.fixed_batch) == (19, 8, None))
 
 
 @pytest.mark.backends

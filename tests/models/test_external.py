@@ -33,14 +33,16 @@ def export_onnx(model: nn.Module, path, *, dynamic: bool = True, size=(64, 96), 
     axes = {"images": {0: "batch", 2: "height", 3: "width"}} if dynamic else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["images"], dynamic_axes=axes)
+        torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["images"],
+                          dynamic_axes=axes)
     return path
 
 
 def export_pt2(model: nn.Module, path):
     dims = {0: torch.export.Dim("batch", min=1, max=64), 2: 4 * torch.export.Dim("h", min=1, max=256),
             3: 4 * torch.export.Dim("w", min=1, max=256)}
-    torch.export.save(torch.export.export(model, (torch.rand(2, 3, 64, 96),), dynamic_shapes=(dims,)), str(path))
+    torch.export.save(torch.export.export(model, (torch.rand(2, 3, 64, 96),), dynamic_shapes=(dims,)),
+                      str(path))
     return path
 
 
@@ -115,14 +117,16 @@ def test_declared_num_classes_and_stride_are_checked():
 def test_class_names_and_palette_for_any_class_count(classes, tmp_path):
     path = export_onnx(tiny_net(classes), tmp_path / "net.onnx")
     seg = load_segmenter(path)
-    assert seg.num_classes == classes and len(seg.class_names) == classes and seg.palette.shape == (classes, 3)
+    assert (seg.num_classes == classes and len(seg.class_names) == classes
+            and seg.palette.shape == (classes, 3))
     if classes == 19:  # no sidecar: the Cityscapes classes
         assert seg.class_names == CLASS_NAMES and np.array_equal(seg.palette, TRAIN_TO_COLOR[:19])
     names = [f"c{k}" for k in range(classes)]
     palette = [[k, 255 - k, 7] for k in range(classes)]
     sidecar(path, classes=names, palette=palette)
     seg = load_segmenter(path)
-    assert seg.class_names == tuple(names) and seg.palette.tolist() == palette and seg.palette.dtype == np.uint8
+    assert (seg.class_names == tuple(names) and seg.palette.tolist() == palette
+            and seg.palette.dtype == np.uint8)
 
 
 @pytest.mark.parametrize("form", ["onnx", "pt2"])
@@ -151,12 +155,14 @@ def test_bgr_and_0_255_inputs_with_mean_and_std_follow_the_sidecar(tmp_path):
     mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]  # MMSeg's, over BGR here
     sidecar(path, channels="bgr", scale=1, mean=mean, std=std)
     seg = load_segmenter(path)
-    expected_input = (IMAGES.flip(1) * 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    expected_input = ((IMAGES.flip(1) * 255 - torch.tensor(mean).view(1, 3, 1, 1))
+                      / torch.tensor(std).view(1, 3, 1, 1))
     with torch.no_grad():
         torch.testing.assert_close(seg(IMAGES), net(expected_input), atol=1e-4, rtol=1e-4)
     sidecar(path, mean=0.5, std=0.25)  # torchvision style: [0, 1] input (scale 255), one number per channel
     with torch.no_grad():
-        torch.testing.assert_close(load_segmenter(path)(IMAGES), net((IMAGES - 0.5) / 0.25), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(load_segmenter(path)(IMAGES), net((IMAGES - 0.5) / 0.25), atol=1e-4,
+                                   rtol=1e-4)
 
 
 def test_a_fixed_input_size_resizes_crops_and_scores(tmp_path):
@@ -166,11 +172,12 @@ def test_a_fixed_input_size_resizes_crops_and_scores(tmp_path):
     assert seg.input_size == (32, 48) and seg.fixed_batch == 3 and seg.input_multiple == 1
     with torch.no_grad():
         logits = seg(IMAGES[:2])  # 2 regions, padded to the model's batch of 3
-        expected = F.interpolate(net(F.interpolate(IMAGES[:2], size=(32, 48), mode="bilinear")), size=(16, 24),
-                                 mode="bilinear")
+        expected = F.interpolate(net(F.interpolate(IMAGES[:2], size=(32, 48), mode="bilinear")),
+                                 size=(16, 24), mode="bilinear")
     torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
     sidecar(path, input_size=[64, 64])
-    with pytest.raises(DvsnetError, match=r"input_size \[64, 64\] differs from the model's fixed input \[32, 48\]"):
+    with pytest.raises(DvsnetError,
+                       match=r"input_size \[64, 64\] differs from the model's fixed input \[32, 48\]"):
         load_segmenter(path)
 
 

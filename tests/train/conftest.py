@@ -40,7 +40,8 @@ def write_tree(root: Path, snippets: dict[str, int], frames: int) -> Path:
             for f in range(frames):
                 image, train = render(f, seed := seq * 1000 + f + (0 if split == "train" else 500))
                 stem = f"tiny_{seq:06d}_{f:06d}"
-                cv2.imwrite(str(image_dir / f"{stem}_leftImg8bit.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+                cv2.imwrite(str(image_dir / f"{stem}_leftImg8bit.png"),
+                            cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
                 cv2.imwrite(str(label_dir / f"{stem}_gtFine_labelIds.png"), TRAIN_TO_LABEL[train])
                 del seed
     return root
@@ -57,8 +58,9 @@ def tiny_fast(tiny_tree, tmp_path_factory) -> Path:
     from dvsnet.train.seg import SegTrainConfig, train_segmenter
 
     out = tmp_path_factory.mktemp("seg")
-    train_segmenter(SegTrainConfig(data=str(tiny_tree), out=str(out), steps=30, batch=2, crop=(32, 64), lr=1e-2,
-                                   frame_stride=1, val_every=30, val_frames=2, device="cpu", threads=1), progress=False)
+    train_segmenter(SegTrainConfig(data=str(tiny_tree), out=str(out), steps=30, batch=2, crop=(32, 64),
+                                   lr=1e-2, frame_stride=1, val_every=30, val_frames=2, device="cpu",
+                                   threads=1), progress=False)
     return out / "model.safetensors"
 
 

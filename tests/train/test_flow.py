@@ -82,8 +82,9 @@ def test_pairs_hold_the_snippets_frames_and_backward_flows(rendered_tree):
 
 def test_train_flow_cli_runs_logs_and_writes_loadable_weights(rendered_tree, tmp_path):
     out = tmp_path / "flow"
-    assert main(["train", "flow", "--data", str(rendered_tree), "--out", str(out), "--steps", "6", "--batch", "2",
-                 "--crop", "64x128", "--max-offset", "3", "--val-every", "3", "--threads", "1", "--no-progress"]) == 0
+    assert main(["train", "flow", "--data", str(rendered_tree), "--out", str(out), "--steps", "6",
+                 "--batch", "2", "--crop", "64x128", "--max-offset", "3", "--val-every", "3",
+                 "--threads", "1", "--no-progress"]) == 0
     rows = [r for r in csv.DictReader((out / "log.csv").open()) if r["val_epe"]]
     assert [int(r["step"]) for r in rows] == [3, 6]
     assert all(np.isfinite(float(r["val_epe"])) for r in rows)

@@ -1,4 +1,5 @@
-"""Segmentation training on a tiny generated tree: it learns, logs, checkpoints, resumes, refuses to clobber."""
+"""Segmentation training on a tiny generated tree: it learns, logs, checkpoints, resumes, refuses to
+clobber."""
 from __future__ import annotations
 
 import csv
@@ -26,7 +27,8 @@ def _load_benchmark(name: str):
 
 
 def test_training_frames_come_from_the_snippets_with_train_ids(tiny_tree):
-    """The trainer reads dvsnet.data's labelled frames: 2 snippets x 30 frames, label ids mapped to train ids."""
+    """The trainer reads dvsnet.data's labelled frames: 2 snippets x 30 frames, label ids mapped to train
+    ids."""
     pairs = labelled_frames(tiny_tree, "train")
     assert len(pairs) == 60 and pairs[0][0].name == "tiny_000000_000000_leftImg8bit.png"
     images, labels = load_pairs(pairs[::2])
@@ -59,7 +61,8 @@ def test_train_seg_logs_checkpoints_and_resumes(tiny_tree, tmp_path, capsys):
 def test_train_accurate_starts_from_fasts_matching_tensors(tiny_tree, tiny_fast, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "seg", "--arch", "accurate", "--data", str(tiny_tree), "--crop", "32x64", "--batch", "2",
-            "--frame-stride", "1", "--val-frames", "2", "--lr", "0", "--steps", "1", "--threads", "1", "--no-progress"]
+            "--frame-stride", "1", "--val-frames", "2", "--lr", "0", "--steps", "1", "--threads", "1",
+            "--no-progress"]
     assert main(args + ["--out", str(out), "--init-matching", str(tiny_fast)]) == 0
     assert "139 of 158 tensors start from" in capsys.readouterr().out
     fast, accurate = load_segmenter(str(tiny_fast)), load_segmenter(str(out / "model.safetensors"))
@@ -77,17 +80,17 @@ def test_train_accurate_starts_from_fasts_matching_tensors(tiny_tree, tiny_fast,
 @pytest.mark.slow
 def test_train_seg_learns_the_tiny_scenes(tiny_tree, tmp_path):
     out = tmp_path / "run"
-    assert main(["train", "seg", "--data", str(tiny_tree), "--out", str(out), "--crop", "64x64", "--batch", "4",
-                 "--frame-stride", "1", "--val-every", "60", "--val-frames", "4", "--lr", "5e-3", "--steps", "60",
-                 "--no-progress"]) == 0
+    assert main(["train", "seg", "--data", str(tiny_tree), "--out", str(out), "--crop", "64x64",
+                 "--batch", "4", "--frame-stride", "1", "--val-every", "60", "--val-frames", "4",
+                 "--lr", "5e-3", "--steps", "60", "--no-progress"]) == 0
     vals = [float(r["val_miou"]) for r in csv.DictReader((out / "log.csv").open()) if r["val_miou"]]
     # four flat colour bands + noise: 60 steps learn them well beyond chance
     assert vals[-1] > 0.5
 
 
 def test_train_seg_missing_data_is_one_line_error(tmp_path, capsys):
-    assert main(["train", "seg", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r"), "--steps", "1",
-                 "--no-progress"]) == 2
+    assert main(["train", "seg", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r"),
+                 "--steps", "1", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "no such folder" in err and err.count("\n") == 1
 
@@ -181,18 +184,20 @@ def test_bench_stride_ceiling_scores_the_labels_on_each_grid(tiny_tree, tmp_path
     assert err.startswith("error:") and err.count("\n") == 1
 
 
-def test_bench_models_counts_macs_and_measures_only_the_models_asked_for(tiny_tree, tiny_fast, tmp_path, capsys):
+def test_bench_models_counts_macs_and_measures_only_the_models_asked_for(tiny_tree, tiny_fast, tmp_path,
+                                                                         capsys):
     bench = _load_benchmark("bench_models")
-    # known answers: a 3x3 conv makes out_numel * in_channels * 9 MACs, a linear layer out_numel * in_features,
-    # a transposed conv scatters a kernel per input pixel
+    # known answers: a 3x3 conv makes out_numel * in_channels * 9 MACs, a linear layer
+    # out_numel * in_features, a transposed conv scatters a kernel per input pixel
     conv = torch.nn.Conv2d(3, 8, 3, padding=1)
     assert bench.count_macs(conv, torch.rand(1, 3, 4, 5)) == 8 * 4 * 5 * 3 * 9
     assert bench.count_macs(torch.nn.Linear(10, 4), torch.rand(2, 10)) == 2 * 4 * 10
     deconv = torch.nn.ConvTranspose2d(6, 2, 4, stride=2, padding=1)
     assert bench.count_macs(deconv, torch.rand(1, 6, 3, 3)) == 6 * 3 * 3 * 2 * 16
     out = tmp_path / "models.json"
-    bench.main(["--models", "fast", "--weights", f"fast={tiny_fast}", "--data", str(tiny_tree), "--all-frames",
-                "--size", "64x128", "--threads", "1", "--warmup", "0", "--repeats", "1", "--out", str(out)])
+    bench.main(["--models", "fast", "--weights", f"fast={tiny_fast}", "--data", str(tiny_tree),
+                "--all-frames", "--size", "64x128", "--threads", "1", "--warmup", "0", "--repeats", "1",
+                "--out", str(out)])
     rows = {row["model"]: row for row in json.loads(out.read_text())["rows"]}
     assert "accurate" not in rows and rows["fast"]["weights"] == str(tiny_fast)
     assert rows["fast"]["val_frames"] == 30 and 0 < rows["fast"]["val_miou"] <= 1

@@ -45,17 +45,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "calibrate", help="train a decision network for your segmenter on your unlabelled video",
         description="Calibrate DVSNet's decision network on your own videos, without labels: its target "
-                    "(paper Eq. 1) is the agreement between a warped key segmentation and the segmenter's own "
-                    "output. Part of the clips is held out to measure, per threshold, the agreement with "
-                    "per-frame output and the speed-up.",
+                    "(paper Eq. 1) is the agreement between a warped key segmentation and the segmenter's "
+                    "own output. Part of the clips is held out to measure, per threshold, the agreement "
+                    "with per-frame output and the speed-up.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("sources", nargs="+", metavar="SOURCE",
-                        help="videos, frame folders or quoted globs; with two or more, the last quarter of them "
-                             "is held out, with one, the last quarter of its frames")
+                        help="videos, frame folders or quoted globs; with two or more, the last quarter of "
+                             "them is held out, with one, the last quarter of its frames")
     parser.add_argument("--out", required=True, metavar="FILE.safetensors",
-                        help="where the decision network goes; calibration.json and calibration.png are written "
-                             "beside it (nothing existing is overwritten)")
+                        help="where the decision network goes; calibration.json and calibration.png are "
+                             "written beside it (nothing existing is overwritten)")
     add_pipeline_options(parser, policy=None)
     group = parser.add_argument_group("calibration")
     group.add_argument("--max-offset", type=positive_int, default=MAX_OFFSET, metavar="N",
@@ -87,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     config = CalibrationConfig(
-        sources=tuple(args.sources), held_out=tuple(args.held_out), pipeline=pipeline_config(args), max_offset=args.max_offset,
-        holdout=args.holdout, steps=args.steps, thresholds=args.thresholds, resize=args.resize,
+        sources=tuple(args.sources), held_out=tuple(args.held_out), pipeline=pipeline_config(args),
+        max_offset=args.max_offset, holdout=args.holdout, steps=args.steps, thresholds=args.thresholds,
+        resize=args.resize,
         stride=args.stride, max_frames=args.max_frames, cache=args.cache)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     calibrate(config, args.out, progress=not args.no_progress)

@@ -70,8 +70,8 @@ def render_input(path, frames: int, size: tuple[int, int], seed: int, progress: 
     from dvsnet.data.synthetic.scene import FPS  # the frame rate the renderer simulates
 
     video = VideoOutput(path, FPS)
-    bar = tqdm(total=frames, unit="frame", desc="rendering", disable=None if progress else True, file=sys.stderr,
-               dynamic_ncols=True)
+    bar = tqdm(total=frames, unit="frame", desc="rendering", disable=None if progress else True,
+               file=sys.stderr, dynamic_ncols=True)
     try:
         for frame in render_sequence(seed, frames, size):
             video.write(frame.image)
@@ -90,8 +90,8 @@ def build_demo_pipeline(config: PipelineConfig) -> DVSNet:
         return DVSNet.from_config(config)
     except DvsnetError as exc:
         if "decision network" in str(exc):
-            raise DvsnetError(f"{exc}; meanwhile `dvsnet demo --policy fixed:5` runs without a decision network") \
-                from None
+            raise DvsnetError(f"{exc}; meanwhile `dvsnet demo --policy fixed:5` runs without a decision "
+                              "network") from None
         raise
 
 
@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     source = run_dir / "input.mp4"
     render_input(source, args.frames, args.size, args.seed, not args.no_progress)
     info = probe(source)
-    flow, motion = plan_motion(config.flow, source, args.flow_fallback, note=lambda line: print(line, file=sys.stderr))
+    flow, motion = plan_motion(config.flow, source, args.flow_fallback,
+                               note=lambda line: print(line, file=sys.stderr))
     if flow is not config.flow:  # --flow mv without PyAV: the fallback flow
         config = config.replace(flow=flow)
         pipe = build_demo_pipeline(config)

@@ -27,12 +27,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "export", help="export a network to ONNX (a segmenter also to a torch.export program, .pt2)",
         description="Export a shipped network or a .safetensors file of ours to OUT. Segmenters: .onnx "
                     "(dynamic batch and size, fp32 or int8) or .pt2 (dynamic where torch.export allows, else "
-                    "fixed to --size), with a sidecar JSON (classes, palette, input normalisation) beside it; "
-                    "checked against the torch module on rendered frames of --size (the max |logit| "
+                    "fixed to --size), with a sidecar JSON (classes, palette, input normalisation) beside "
+                    "it; checked against the torch module on rendered frames of --size (the max |logit| "
                     "difference is printed; an fp32 export whose labels differ on more than 0.1% of pixels "
-                    "is refused, nothing written). FlowNetS (.onnx, dynamic batch and size, checked at --size and one "
-                    "other size) and the decision networks (.onnx, dynamic batch, fixed feature size) are checked "
-                    "the same way.",
+                    "is refused, nothing written). FlowNetS (.onnx, dynamic batch and size, checked at "
+                    "--size and one other size) and the decision networks (.onnx, dynamic batch, fixed "
+                    "feature size) are checked the same way.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("network", metavar="NAME|FILE",
                         help=f"{', '.join(shipped_networks())}, or a .safetensors file from `dvsnet train`")
@@ -43,11 +43,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "(default: 256x512)")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default: {OPSET})")
     parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
-                        help="int8: ONNX Runtime static quantisation of a segmenter (QDQ, per-channel int8 "
-                             "weights, uint8 activations), calibrated on --calibration-frames (default: fp32)")
+                        help="int8: ONNX Runtime static quantisation of a segmenter (QDQ, per-channel "
+                             "int8 weights, uint8 activations), calibrated on --calibration-frames "
+                             "(default: fp32)")
     parser.add_argument("--calibration-frames", default=None, metavar="SOURCE",
-                        help="int8: a video, folder of frames or glob whose frames (up to 16, evenly spaced) set "
-                             "the activation ranges (default: 8 rendered synthetic street frames)")
+                        help="int8: a video, folder of frames or glob whose frames (up to 16, evenly "
+                             "spaced) set the activation ranges (default: 8 rendered synthetic street "
+                             "frames)")
     parser.set_defaults(run=run)
 
 
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         net = load_flownet(path=path) if kind == "flownet" else load_decision_net(None, path=path)
         report = export_network(net, args.out, size=args.size, opset=args.opset)
         shape = "dynamic batch, fixed feature size" if kind == "decision" else "dynamic batch and size"
-        print(f"wrote {report.path} ({shape}; inputs {', '.join(report.inputs)}; outputs {', '.join(report.outputs)})")
+        print(f"wrote {report.path} ({shape}; inputs {', '.join(report.inputs)}; "
+              f"outputs {', '.join(report.outputs)})")
         print(f"check against torch: max |output diff| {report.max_abs_diff:.3g}")
         return 0
     model = load_segmenter(str(path) if args.network.endswith(".safetensors") else args.network, "cpu")
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     report = export_segmenter(model, args.out, size=args.size, opset=args.opset)
     shape = "dynamic batch and size" if report.dynamic else f"fixed size {args.size[0]}x{args.size[1]}"
     print(f"wrote {report.path} ({shape}) and {report.sidecar}")
-    print(f"check on rendered {args.size[0]}x{args.size[1]} frames: max |logit diff| {report.max_abs_diff:.3g}, "
+    print(f"check on rendered {args.size[0]}x{args.size[1]} frames: "
+          f"max |logit diff| {report.max_abs_diff:.3g}, "
           f"labels agree on {100 * report.label_agreement:.3f}% of {report.pixels} logit pixels")
     return 0
 
@@ -97,7 +101,8 @@ def _export_int8(model: SegNet, args: argparse.Namespace) -> int:
     images = _check_images(args.size)
     with torch.no_grad():
         agreement = float((load_onnx(out)(images).argmax(1) == model(images).argmax(1)).float().mean())
-    print(f"wrote {out} (int8, dynamic batch and size; calibrated on {len(frames)} frames) and {sidecar_path(out)}")
+    print(f"wrote {out} (int8, dynamic batch and size; calibrated on {len(frames)} frames) "
+          f"and {sidecar_path(out)}")
     print(f"check on rendered {args.size[0]}x{args.size[1]} frames: labels agree with torch fp32 on "
           f"{100 * agreement:.2f}% of logit pixels")
     return 0

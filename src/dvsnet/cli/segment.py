@@ -65,33 +65,52 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "optional label PNGs and summary.json into a new numbered run folder.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("source", nargs="+", metavar="SOURCE",
-                        help="a video file (mp4, avi, mkv, webm, ...), a folder of frames, or a quoted glob of "
-                             "frames ('clips/*.png'); frames are read in natural order. A batch of videos: "
-                             "several SOURCEs, a folder holding videos and no images, a quoted glob matching "
-                             "videos, or a .txt file with one path per line (docs/batch.md). Live: a camera "
-                             "(0, /dev/video0) or a stream URL (rtsp, rtmp, udp, rtp, tcp, srt, http(s), HLS), "
-                             "whose default policy is dn:fps at 0.9 x the stream's frame rate (docs/live.md)")
+    parser.add_argument(
+        "source",
+        nargs="+",
+        metavar="SOURCE",
+        help="a video file (mp4, avi, mkv, webm, ...), a folder of frames, or a quoted glob of "
+        "frames ('clips/*.png'); frames are read in natural order. A batch of videos: "
+        "several SOURCEs, a folder holding videos and no images, a quoted glob matching "
+        "videos, or a .txt file with one path per line (docs/batch.md). Live: a camera "
+        "(0, /dev/video0) or a stream URL (rtsp, rtmp, udp, rtp, tcp, srt, http(s), HLS), "
+        "whose default policy is dn:fps at 0.9 x the stream's frame rate (docs/live.md)",
+    )
     add_pipeline_options(parser)
     parser.set_defaults(policy=None)  # None: not given, so a live source gets its own default (run)
     add_threshold_option(parser)
     add_io_options(parser)
     add_live_options(parser)
-    parser.add_argument("--serve", default=None, metavar="[HOST:]PORT",
-                        help="serve a web page showing the run as it is made (overlay, fps, latency, drops, the "
-                             "threshold, each region's decision) at http://HOST:PORT/, for any number of viewers; "
-                             "HOST defaults to 127.0.0.1 (this machine only; the page has no password), 0 picks "
-                             "a free port (docs/live-view.md)")
+    parser.add_argument(
+        "--serve",
+        default=None,
+        metavar="[HOST:]PORT",
+        help="serve a web page showing the run as it is made (overlay, fps, latency, drops, the "
+        "threshold, each region's decision) at http://HOST:PORT/, for any number of viewers; "
+        "HOST defaults to 127.0.0.1 (this machine only; the page has no password), 0 picks "
+        "a free port (docs/live-view.md)",
+    )
     group = parser.add_argument_group("many videos (a batch)")
-    group.add_argument("--workers", type=positive_int, default=None, metavar="N",
-                       help="videos segmented at once, each in its own process with its own pipeline; --threads "
-                            "is then split between them (default: one per core, at most one per video)")
-    group.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                       help="run the batch on a Ray cluster (pip install 'dvsnet[ray]'): one actor per worker, "
-                            "the networks loaded once per actor, --threads CPUs each (default 1); ADDRESS as "
-                            "ray.init takes it (default: RAY_ADDRESS, a local cluster, or a new local instance). "
-                            "--output must be a folder every node can reach. Put --ray after SOURCE, or write "
-                            "--ray=ADDRESS")
+    group.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="videos segmented at once, each in its own process with its own pipeline; --threads "
+        "is then split between them (default: one per core, at most one per video)",
+    )
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run the batch on a Ray cluster (pip install 'dvsnet[ray]'): one actor per worker, "
+        "the networks loaded once per actor, --threads CPUs each (default 1); ADDRESS as "
+        "ray.init takes it (default: RAY_ADDRESS, a local cluster, or a new local instance). "
+        "--output must be a folder every node can reach. Put --ray after SOURCE, or write "
+        "--ray=ADDRESS",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -102,35 +121,54 @@ def run(args: argparse.Namespace) -> int:
     args.policy = args.policy or "dn:0.92"
     config = pipeline_config(args)
     if args.ray and os.path.exists(args.ray):
-        raise DvsnetError(f"--ray took {args.ray!r} as a Ray address; put --ray after SOURCE or write --ray=ADDRESS")
+        raise DvsnetError(
+            f"--ray took {args.ray!r} as a Ray address; put --ray after SOURCE or write --ray=ADDRESS"
+        )
     live = [source for source in args.source if is_live(source)]
     if live and len(args.source) > 1:
-        raise DvsnetError(f"{live[0]} is a live source, which runs alone: one live SOURCE per command (a batch "
-                          "reads files)")
+        raise DvsnetError(
+            f"{live[0]} is a live source, which runs alone: one live SOURCE per command (a batch reads files)"
+        )
     stream = stream_options(args)
     if not live and not args.realtime and (stream is not None or args.duration is not None):
-        raise DvsnetError("--duration, --timeout, --reconnect, --rtsp-transport and --stream-option apply to a "
-                          "live SOURCE (a camera or stream URL) or to --realtime")
+        raise DvsnetError(
+            "--duration, --timeout, --reconnect, --rtsp-transport and --stream-option apply to a "
+            "live SOURCE (a camera or stream URL) or to --realtime"
+        )
     sources = None if live or args.realtime else batch_sources(args.source)
     if sources is None:
         if args.workers is not None or args.ray is not None:
-            raise DvsnetError(f"--workers and --ray segment a batch of videos, and {args.source[0]} is one source; "
-                              "pass several, a folder or glob of videos, or a .txt list")
+            raise DvsnetError(
+                f"--workers and --ray segment a batch of videos, and {args.source[0]} is one source; "
+                "pass several, a folder or glob of videos, or a .txt list"
+            )
         if args.realtime and len(args.source) > 1:
             raise DvsnetError("--realtime plays one video as a live source; pass one SOURCE")
         set_threads(args.threads)
         with serving(args.serve) as on_frame:
-            run_dir, summary = segment_video(args.source[0], config, output=args.output,
-                                             writes=writes_of(args.write), resize=args.resize, stride=args.stride,
-                                             max_frames=args.max_frames, progress=not args.no_progress,
-                                             flow_fallback=args.flow_fallback, realtime=args.realtime,
-                                             duration=args.duration, stream=stream, keep_policy=keep_policy,
-                                             on_frame=on_frame)
+            run_dir, summary = segment_video(
+                args.source[0],
+                config,
+                output=args.output,
+                writes=writes_of(args.write),
+                resize=args.resize,
+                stride=args.stride,
+                max_frames=args.max_frames,
+                progress=not args.no_progress,
+                flow_fallback=args.flow_fallback,
+                realtime=args.realtime,
+                duration=args.duration,
+                stream=stream,
+                keep_policy=keep_policy,
+                on_frame=on_frame,
+            )
         print_summary(summary, run_dir, "segmented")
         ended = (summary.get("live") or {}).get("ended") or ""
         return 1 if ended.startswith("stream lost") else 0
     if args.serve is not None:
-        raise DvsnetError("--serve shows one run; a batch of videos has many (segment them one at a time to watch)")
+        raise DvsnetError(
+            "--serve shows one run; a batch of videos has many (segment them one at a time to watch)"
+        )
     options = BatchOptions(config, writes_of(args.write), resize=args.resize, stride=args.stride,
                            max_frames=args.max_frames, flow_fallback=args.flow_fallback)
     result = segment_batch(sources, options, args.output, workers=args.workers, threads=args.threads,
@@ -167,5 +205,8 @@ def print_batch(result: BatchResult) -> None:
     """The one line at the end of a batch, on stdout."""
     counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items()))
     fps = f" ({result.frames / result.seconds:.1f} fps)" if result.frames and result.seconds > 0 else ""
-    print(f"batch of {len(result.rows)} videos: {counts}; {result.frames} frames in {result.seconds:.1f} s{fps} "
-          f"-> {result.path}")
+    print(
+        f"batch of {len(result.rows)} videos: {counts}; {result.frames} frames in "
+        f"{result.seconds:.1f} s{fps} "
+        f"-> {result.path}"
+    )

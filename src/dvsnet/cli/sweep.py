@@ -76,7 +76,8 @@ def add_parser(subparsers: Any) -> None:
                         help="segmenters, names or weights files; the first one is used by b, c, d "
                              f"(default: {','.join(d.segmenters)})")
     parser.add_argument("--flows", type=_names, default=d.flows, metavar="LIST",
-                        help=f"flow estimators; the first one is used by b, c, d (default: {','.join(d.flows)})")
+                        help="flow estimators; the first one is used by b, c, d "
+                             f"(default: {','.join(d.flows)})")
     parser.add_argument("--thresholds", type=_floats, default=d.thresholds, metavar="LIST",
                         help=f"DN thresholds of the dn curves (default: {_show(d.thresholds)})")
     parser.add_argument("--fixed", type=_ints, default=d.fixed, metavar="LIST",
@@ -84,7 +85,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--diff", type=_floats, default=d.diff, metavar="LIST",
                         help=f"grey-level limits of the diff curve, 0..255 (default: {_show(d.diff)})")
     parser.add_argument("--flow-limits", type=_floats, default=d.flow_limits, metavar="LIST",
-                        help=f"mean flow magnitude limits in px of the flow curve (default: {_show(d.flow_limits)})")
+                        help="mean flow magnitude limits in px of the flow curve "
+                             f"(default: {_show(d.flow_limits)})")
     parser.add_argument("--oracle", type=_floats, default=d.oracle, metavar="LIST",
                         help=f"thresholds of the oracle curve (default: {_show(d.oracle)})")
     parser.add_argument("--grids", type=_grids, default=d.grids, metavar="LIST",
@@ -100,12 +102,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--warmup-frames", type=non_negative_int, default=5, metavar="N",
                         help="frames run before each timing and discarded (default: 5)")
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                        help="CPU threads for torch and OpenCV (default: their own choice; recorded per row). "
-                             "On a machine shared with other jobs, 1 gives steadier timings")
+                        help="CPU threads for torch and OpenCV (default: their own choice; recorded per "
+                             "row). On a machine shared with other jobs, 1 gives steadier timings")
     parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
-                        help="rows evaluated at once, each in its own process with --threads threads (default: 1). "
-                             "Each row's speed-up still compares two timings of one worker, but the workers "
-                             "share cores and memory bandwidth: keep jobs x threads <= the cores")
+                        help="rows evaluated at once, each in its own process with --threads threads "
+                             "(default: 1). Each row's speed-up still compares two timings of one worker, "
+                             "but the workers share cores and memory bandwidth: keep jobs x threads <= the "
+                             "cores")
     add_backend_options(parser)
     parser.add_argument("--plots-only", action="store_true",
                         help="do not evaluate anything: redraw the PNGs from an existing sweep.csv")
@@ -146,5 +149,6 @@ def run(args: argparse.Namespace) -> int:
     rows = read_rows(output / CSV_NAME)
     written = draw_figures(rows, output, segmenter=config.segmenters[0], flow=config.flows[0],
                            threshold=config.threshold, curve_grids=config.curve_grids)
-    print(f"sweep: {len(rows)} rows in {output / CSV_NAME}; plots: {', '.join(p.name for p in written) or 'none'}")
+    print(f"sweep: {len(rows)} rows in {output / CSV_NAME}; "
+          f"plots: {', '.join(p.name for p in written) or 'none'}")
     return 0

@@ -9,11 +9,11 @@ from dvsnet.cli.options import non_negative_int, parse_size, positive_int, requi
 # the default benchmark (README): data/synth with these splits
 DEFAULT_BENCHMARK = (("train", 150, 1), ("val", 50, 2))  # (split, sequences, seed)
 
-EPILOG = """examples:
-  dvsnet synth data/synth --default-benchmark --workers 2     # train (150 x 30, seed 1) + val (50 x 30, seed 2)
-  dvsnet synth data/tiny --split val --sequences 2 --frames 30 --size 128x256 --seed 7
-  dvsnet synth data/flo --split train --sequences 4 --flow-format flo
-"""
+EPILOG = ("examples:\n"
+          "  dvsnet synth data/synth --default-benchmark --workers 2     "
+          "# train (150 x 30, seed 1) + val (50 x 30, seed 2)\n"
+          "  dvsnet synth data/tiny --split val --sequences 2 --frames 30 --size 128x256 --seed 7\n"
+          "  dvsnet synth data/flo --split train --sequences 4 --flow-format flo\n")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,15 +32,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="frame size (default: 256x512)")
     parser.add_argument("--seed", type=non_negative_int, default=None,
                         help="dataset seed; same seed, same bytes (default: 0)")
-    parser.add_argument("--workers", type=positive_int, default=1, help="processes to render with (default: 1)")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="processes to render with (default: 1)")
     parser.add_argument("--flow-format", choices=("png", "flo"), default="png",
                         help="flow files: png (KITTI 16-bit, valid mask inside) or flo (Middlebury, plus "
                              "occlusion PNGs) (default: png)")
     parser.add_argument("--overwrite", action="store_true",
                         help="allow writing into a split that already has files (same names are replaced)")
     parser.add_argument("--default-benchmark", action="store_true",
-                        help="build the documented benchmark in OUT: train 150 snippets seed 1, val 50 seed 2, "
-                             "30 frames, 256x512 (--split/--sequences/--seed must not be given)")
+                        help="build the documented benchmark in OUT: train 150 snippets seed 1, val 50 "
+                             "seed 2, 30 frames, 256x512 (--split/--sequences/--seed must not be given)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 

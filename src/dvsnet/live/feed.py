@@ -155,8 +155,15 @@ class LiveFeed:
         """Connect (raising DvsnetError within the timeout when the source does not open) and start the
         reader thread; returns what the source says about itself."""
         connection = self._connect()
-        self.info = FeedInfo(redact(self.source), connection.kind, connection.fps, connection.height, connection.width,
-                             connection.codec, connection.live)
+        self.info = FeedInfo(
+            redact(self.source),
+            connection.kind,
+            connection.fps,
+            connection.height,
+            connection.width,
+            connection.codec,
+            connection.live,
+        )
         self.state = "running"
         self._thread = threading.Thread(target=self._read, args=(connection,), name="dvsnet-live-reader",
                                         daemon=True)
@@ -184,7 +191,8 @@ class LiveFeed:
                 self.state, self.end_reason = "ended", self.end_reason or "closed"
             self._cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=1.0)  # a read blocked in FFmpeg ends at its timeout, the thread then too
+            # a read blocked in FFmpeg ends at its timeout, the thread then too
+            self._thread.join(timeout=1.0)
 
     def __enter__(self) -> LiveFeed:  # noqa: PYI034 (typing.Self needs Python 3.11)
         if self.info is None:
@@ -249,7 +257,9 @@ class LiveFeed:
                 connection = self._reconnect()
                 if connection is None:
                     why = reason or "the stream ended"
-                    self._end(f"stream lost: {why}; not back within {self.options.reconnect:g} s (--reconnect)")
+                    self._end(
+                        f"stream lost: {why}; not back within {self.options.reconnect:g} s (--reconnect)"
+                    )
                     return
                 with self._cond:
                     self.reconnects += 1 if self._counting else 0
@@ -331,8 +341,9 @@ class LiveFeed:
                 self.dropped += 1 if self._counting else 0
                 restarted = restarted or waiting.restarted
                 motion = chained
-            self._pending = LiveFrame(image, f"{self._stem}_{index:06d}", index, captured, clock, motion, restarted,
-                                      stream_time)
+            self._pending = LiveFrame(
+                image, f"{self._stem}_{index:06d}", index, captured, clock, motion, restarted, stream_time
+            )
             self._cond.notify_all()
 
     def _end(self, reason: str) -> None:
@@ -351,7 +362,9 @@ def _as_dropped(field: MotionField) -> MotionField:
 
     if field.intra_share > UNTRUSTED_INTRA_SHARE or not field.intra.any():
         return field
-    filled = fill_intra(torch.from_numpy(field.flow)[None], torch.from_numpy(field.intra).float()[None, None])[0]
+    filled = fill_intra(
+        torch.from_numpy(field.flow)[None], torch.from_numpy(field.intra).float()[None, None]
+    )[0]
     return MotionField(filled.numpy(), np.zeros_like(field.intra), field.frame_size)
 
 

@@ -49,7 +49,7 @@ from dvsnet.live.feed import FeedInfo, LiveFeed, LiveFrame
 from dvsnet.live.sources import StreamOptions, live_kind
 from dvsnet.outputs import RunRecorder
 from dvsnet.pipeline import DVSNet
-from dvsnet.policies import parse_policy
+from dvsnet.policy_strings import parse_policy
 from dvsnet.stats import LiveStats
 
 LIVE_KEEP_SHARE = 0.92  # the default live policy takes this share of the source's frames per second
@@ -86,7 +86,8 @@ class LiveFpsTarget(FpsTarget):
         return policy
 
     def reset(self) -> None:
-        """Back to the state before the first frame (DVSNet.reset: a reconnected stream), on the same source."""
+        """Back to the state before the first frame (DVSNet.reset: a reconnected stream), on the same
+        source."""
         interval = self.interval
         super().reset()
         self.interval = interval
@@ -113,7 +114,9 @@ def live_config(config: PipelineConfig, fps: float, *, keep_policy: bool) -> Pip
         policy = live_policy(fps)
     parsed = parse_policy(policy)
     if type(parsed) is FpsTarget:
-        policy = LiveFpsTarget(parsed.target, parsed.net, interval=1.0 / fps, table=parsed.table, note=parsed.note)
+        policy = LiveFpsTarget(
+            parsed.target, parsed.net, interval=1.0 / fps, table=parsed.table, note=parsed.note
+        )
     return config.replace(policy=policy)
 
 
@@ -126,7 +129,9 @@ def plan_live_motion(flow: object, info: FeedInfo, fallback: str, note: Callable
         raise DvsnetError(f"unknown flow fallback {fallback!r}; valid: {', '.join(FLOW_FALLBACKS)}")
     if flow != "mv" or info.kind == "file" or info.codec in VECTOR_CODECS:
         return flow
-    reason = f"{info.source} is {info.codec}, whose decoder exports no motion vectors (H.264 and MPEG-4 Part 2 do)"
+    reason = (
+        f"{info.source} is {info.codec}, whose decoder exports no motion vectors (H.264 and MPEG-4 Part 2 do)"
+    )
     if fallback == "none":
         raise DvsnetError(f"--flow mv: {reason} (and --flow-fallback none)")
     note(f"note: {reason}; flow falls back to {FALLBACK_FLOW}")
@@ -147,7 +152,9 @@ class Progress:
 
     def show(self, text: str, *, force: bool = False) -> None:
         now = time.perf_counter()
-        if not self.enabled or (not force and now - self._last < (PROGRESS_EVERY_TTY if self.tty else PROGRESS_EVERY_LOG)):
+        if not self.enabled or (
+            not force and now - self._last < (PROGRESS_EVERY_TTY if self.tty else PROGRESS_EVERY_LOG)
+        ):
             return
         self._last = now
         if self.tty:
@@ -224,8 +231,16 @@ class OutputWriter:
                         self.hook(None, job[1])
                     continue
                 name, image, result, wall, note, seconds, extra, status = job
-                overlay = self.recorder.record(name, image, result, wall, note=note, seconds=seconds, extra=extra,
-                                               draw=self.hook is not None)
+                overlay = self.recorder.record(
+                    name,
+                    image,
+                    result,
+                    wall,
+                    note=note,
+                    seconds=seconds,
+                    extra=extra,
+                    draw=self.hook is not None,
+                )
                 if overlay is not None:
                     self.last_overlay = overlay
                 if self.hook is not None and overlay is not None:
@@ -245,7 +260,8 @@ class LiveRun:
         self.frames = 0  # frames processed
         self.started = time.perf_counter()
         self.epoch = time.time()  # the overlay's time zero
-        self.outside = 0.0  # running mean of the time per frame outside the pipeline (handing over its outputs)
+        # running mean of the time per frame outside the pipeline (handing over its outputs)
+        self.outside = 0.0
         self._taken: deque = deque(maxlen=64)  # perf_counter of the latest frames taken, for the running fps
         self._latency: deque = deque(maxlen=32)  # ms of the latest frames
         self._last_result = None
@@ -261,7 +277,10 @@ class LiveRun:
         taken = time.perf_counter()
         if frame.restarted and self.frames:
             self.pipe.reset()  # the stream was reopened: what came before is no key for what comes now
-            note(f"note: {self.feed.info.source} reconnected (reconnect {self.feed.reconnects}): key frames restarted")
+            note(
+                f"note: {self.feed.info.source} reconnected (reconnect {self.feed.reconnects}): "
+                "key frames restarted"
+            )
         if isinstance(self.pipe.policy, LiveFpsTarget):
             self.pipe.policy.frame_taken(taken - frame.clock, self.outside)
         out = self.pipe.step(frame.image, motion=frame.motion)
@@ -279,8 +298,18 @@ class LiveRun:
             note_text += ", key frames restarted"
         extra = ("" if frame.stream_time is None else f"{frame.stream_time:.6f}", f"{frame.captured:.6f}",
                  f"{frame.captured + latency:.6f}", f"{1000 * latency:.3f}")
-        self.writer.put((frame.name, frame.image, out, wall, note_text, max(frame.captured - self.epoch, 0.0), extra,
-                         self.status() if self.writer.hook is not None else None))
+        self.writer.put(
+            (
+                frame.name,
+                frame.image,
+                out,
+                wall,
+                note_text,
+                max(frame.captured - self.epoch, 0.0),
+                extra,
+                self.status() if self.writer.hook is not None else None,
+            )
+        )
         spent = time.perf_counter() - ready
         weight = OUTSIDE_SMOOTHING if self.frames > 1 else 1.0  # the first frame sets it
         self.outside += weight * (spent - self.outside)
@@ -322,9 +351,12 @@ class LiveRun:
         received, dropped = self.feed.received, self.feed.dropped
         latency = f"{np.median(self._latency):.0f} ms" if self._latency else "-"
         threshold = None if self._last_result is None else self._last_result.threshold
-        parts = [f"live {_clock_text(time.perf_counter() - self.started)}",
-                 f"{self.frames} frames" + (f" {fps:.1f} fps" if fps else ""),
-                 f"latency {latency}", f"dropped {dropped}" + (f" ({dropped / received:.0%})" if received else "")]
+        parts = [
+            f"live {_clock_text(time.perf_counter() - self.started)}",
+            f"{self.frames} frames" + (f" {fps:.1f} fps" if fps else ""),
+            f"latency {latency}",
+            f"dropped {dropped}" + (f" ({dropped / received:.0%})" if received else ""),
+        ]
         if threshold is not None:
             parts.append(f"threshold {threshold:.2f}")
         if self.feed.reconnects:
@@ -350,8 +382,17 @@ def warm_up(pipe: DVSNet, height: int, width: int, motion: bool) -> None:
     pipe.reset()
 
 
-def open_live(source: str, config: PipelineConfig, *, stream: StreamOptions, resize: Any, realtime: bool,
-              flow_fallback: str, keep_policy: bool, note: Callable[[str], None]) -> tuple[LiveFeed, PipelineConfig]:
+def open_live(
+    source: str,
+    config: PipelineConfig,
+    *,
+    stream: StreamOptions,
+    resize: Any,
+    realtime: bool,
+    flow_fallback: str,
+    keep_policy: bool,
+    note: Callable[[str], None],
+) -> tuple[LiveFeed, PipelineConfig]:
     """Connect to `source` (its one-line DvsnetError within the stream timeout, before anything is loaded)
     and start its feed; returns the feed and the config the run runs: "mv" kept only where the codec
     exports vectors (plan_live_motion), the live policy (live_config) for the source's fps."""
@@ -409,14 +450,37 @@ def live_record(config: PipelineConfig, pipe: DVSNet, info: FeedInfo, *, fps: fl
     from dvsnet.devices import describe_device
 
     height, width = resized_size(info.height, info.width, resize)
-    return {"config": {
-        **config.to_record(width, height), "device": describe_device(pipe.device), "policy": repr(pipe.policy),
-        "key_age_cap": pipe.max_key_age, "backend": pipe.backend, "precision": pipe.precision,
-        "source": info.source, "source_info": {"kind": info.kind, "frames": None, "fps": info.fps,
-                                               "height": info.height, "width": info.width, "codec": info.codec,
-                                               "live": info.live},
-        "frame_size": f"{height}x{width}", "resize": resize, "stride": 1, "max_frames": max_frames,
-        "writes": list(writes), "realtime": realtime, "duration": duration, "assumed_fps": fps,
-        "stream": {"timeout": stream.timeout, "reconnect": stream.reconnect,
-                   "rtsp_transport": stream.rtsp_transport, "ffmpeg": dict(stream.ffmpeg)},
-    }}
+    return {
+        "config": {
+            **config.to_record(width, height),
+            "device": describe_device(pipe.device),
+            "policy": repr(pipe.policy),
+            "key_age_cap": pipe.max_key_age,
+            "backend": pipe.backend,
+            "precision": pipe.precision,
+            "source": info.source,
+            "source_info": {
+                "kind": info.kind,
+                "frames": None,
+                "fps": info.fps,
+                "height": info.height,
+                "width": info.width,
+                "codec": info.codec,
+                "live": info.live,
+            },
+            "frame_size": f"{height}x{width}",
+            "resize": resize,
+            "stride": 1,
+            "max_frames": max_frames,
+            "writes": list(writes),
+            "realtime": realtime,
+            "duration": duration,
+            "assumed_fps": fps,
+            "stream": {
+                "timeout": stream.timeout,
+                "reconnect": stream.reconnect,
+                "rtsp_transport": stream.rtsp_transport,
+                "ffmpeg": dict(stream.ffmpeg),
+            },
+        }
+    }

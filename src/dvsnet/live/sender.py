@@ -96,8 +96,10 @@ def _send(source, video, sink, out, *, loop: bool, seconds: float | None, stop: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dvsnet.live.sender",
-                                     description="Stream a video file to a URL in real time (a camera simulator).")
+    parser = argparse.ArgumentParser(
+        prog="python -m dvsnet.live.sender",
+        description="Stream a video file to a URL in real time (a camera simulator).",
+    )
     parser.add_argument("file", help="an H.264 (or any) video file; its packets are sent as they are")
     parser.add_argument("url", help="where to send: udp://127.0.0.1:PORT?pkt_size=1316, "
                                     "tcp://127.0.0.1:PORT?listen=1, ...")

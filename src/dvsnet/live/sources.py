@@ -34,7 +34,18 @@ import numpy as np
 
 from dvsnet.errors import DvsnetError
 
-LIVE_SCHEMES: tuple[str, ...] = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "rtp", "tcp", "srt", "http", "https")
+LIVE_SCHEMES: tuple[str, ...] = (
+    "rtsp",
+    "rtsps",
+    "rtmp",
+    "rtmps",
+    "udp",
+    "rtp",
+    "tcp",
+    "srt",
+    "http",
+    "https",
+)
 RTSP_TRANSPORTS: tuple[str, ...] = ("tcp", "udp", "udp_multicast", "http")
 DEFAULT_TIMEOUT = 10.0  # s to connect, and without data before a stream counts as stalled
 DEFAULT_RECONNECT = 30.0  # s a stream that broke is reopened for before the run ends
@@ -70,7 +81,9 @@ class StreamOptions:
         if not (self.reconnect >= 0 and math.isfinite(self.reconnect)):
             raise DvsnetError(f"reconnect must be a number of seconds >= 0, got {self.reconnect!r}")
         if self.rtsp_transport not in RTSP_TRANSPORTS:
-            raise DvsnetError(f"unknown RTSP transport {self.rtsp_transport!r}; valid: {', '.join(RTSP_TRANSPORTS)}")
+            raise DvsnetError(
+                f"unknown RTSP transport {self.rtsp_transport!r}; valid: {', '.join(RTSP_TRANSPORTS)}"
+            )
 
 
 def url_scheme(source: str) -> str | None:
@@ -213,7 +226,9 @@ def connect(source: str, options: StreamOptions | None = None, *, motion: bool =
     options = options or StreamOptions()
     kind = live_kind(source)
     if kind is None:
-        raise DvsnetError(f"{redact(source)} is not a live source (a camera index, /dev/videoN or a stream URL)")
+        raise DvsnetError(
+            f"{redact(source)} is not a live source (a camera index, /dev/videoN or a stream URL)"
+        )
     target, input_format = camera_device(source) if kind == "camera" else (source, None)
     if kind == "camera" and input_format == "v4l2" and not os.path.exists(target):
         raise DvsnetError(f"no camera at {target} (camera {source} is not connected, or has another number: "

@@ -32,7 +32,8 @@ class BasicBlock(nn.Module):
         )
         self.project = None
         if cin != cout or stride != 1:
-            self.project = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            self.project = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False),
+                                         nn.BatchNorm2d(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.project is None else self.project(x)

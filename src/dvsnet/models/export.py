@@ -98,8 +98,8 @@ def export_segmenter(model: SegNet, out: str | Path, *, size: tuple[int, int] = 
         agreement = float((logits.argmax(1) == reference.argmax(1)).float().mean())
         pixels = reference[:, 0].numel()
         if 1 - agreement > MAX_LABEL_DISAGREEMENT:
-            raise DvsnetError(f"the export's labels differ from the module's on {100 * (1 - agreement):.3f}% of "
-                              f"{pixels} pixels (max |logit diff| {diff:.3g}); nothing written")
+            raise DvsnetError(f"the export's labels differ from the module's on {100 * (1 - agreement):.3f}% "
+                              f"of {pixels} pixels (max |logit diff| {diff:.3g}); nothing written")
         write_json_atomic(sidecar_path(out), sidecar.to_dict())
     return ExportReport(out, sidecar_path(out), diff, agreement, pixels, dynamic)
 
@@ -161,7 +161,8 @@ def network_kind(spec: str | Path) -> tuple[str, Path]:
     elif text.endswith(".safetensors"):
         path = Path(text)
     else:
-        raise DvsnetError(f"can export {', '.join(shipped_networks())} or a .safetensors file of ours, not {text!r}")
+        raise DvsnetError(f"can export {', '.join(shipped_networks())} or a .safetensors file of ours, "
+                          f"not {text!r}")
     arch = read_metadata(path).get("arch")
     if arch in SEGMENTERS:
         return "segmenter", path
@@ -208,7 +209,8 @@ def export_network(net: FlowNetS | DecisionNet, out: str | Path, *, size: tuple[
         module, inputs, outputs = _FlowNetGraph(net), ("key", "cur"), ("flow", "conv4", "conv5", "conv6")
         frames = _check_images(size)  # (2, 3, H, W): two consecutive frames, a batch of 1 pair ...
         checks = [(frames[:1].repeat(2, 1, 1, 1), frames[1:].repeat(2, 1, 1, 1))]  # ... given twice: batch 2
-        odd = frames[..., : size[0] - 22, : size[1] - 38]  # another size, not a multiple of 64: the graph's is dynamic
+        # another size, not a multiple of 64: the graph's is dynamic
+        odd = frames[..., : size[0] - 22, : size[1] - 38]
         checks.append((odd[:1], odd[1:]))
         axes = {name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in (*inputs, *outputs)}
     elif isinstance(net, DecisionNet):
@@ -239,7 +241,8 @@ def export_network(net: FlowNetS | DecisionNet, out: str | Path, *, size: tuple[
                                       f"{tuple(want.shape)}; nothing written")
                 diff = float((torch.from_numpy(have) - want).abs().max())
                 if diff > MAX_RELATIVE_DIFF * (1 + float(want.abs().max())):
-                    raise DvsnetError(f"the export's {name} differs from torch's by up to {diff:.3g}; nothing written")
+                    raise DvsnetError(f"the export's {name} differs from torch's by up to {diff:.3g}; "
+                                      "nothing written")
                 worst = max(worst, diff)
     return NetworkReport(out, worst, inputs, outputs)
 

@@ -66,7 +66,8 @@ class Sidecar:
             raise DvsnetError(f"{source}: expected a JSON object, got {type(data).__name__}")
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
-            raise DvsnetError(f"{source}: unknown key {unknown[0]!r}; valid: {', '.join(cls.__dataclass_fields__)}")
+            raise DvsnetError(f"{source}: unknown key {unknown[0]!r}; "
+                              f"valid: {', '.join(cls.__dataclass_fields__)}")
         fields: dict[str, Any] = {}
         for key, value in data.items():
             try:
@@ -74,8 +75,8 @@ class Sidecar:
             except (TypeError, ValueError) as exc:
                 raise DvsnetError(f"{source}: bad {key!r} {json.dumps(value)[:60]}: {exc}") from None
         if "palette" in fields and "classes" in fields and len(fields["palette"]) != len(fields["classes"]):
-            raise DvsnetError(f"{source}: {len(fields['classes'])} classes but {len(fields['palette'])} palette "
-                              "colours")
+            raise DvsnetError(f"{source}: {len(fields['classes'])} classes but "
+                              f"{len(fields['palette'])} palette colours")
         return cls(**fields)
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,7 +190,8 @@ class ExternalSegmenter(nn.Module):
         self.identity = sidecar.scale == 255 and sidecar.mean == (0, 0, 0) and sidecar.std == (1, 1, 1)
         self.register_buffer("gain", (255.0 / sidecar.scale / torch.tensor(sidecar.std)).view(1, 3, 1, 1),
                              persistent=False)
-        self.register_buffer("offset", (torch.tensor(sidecar.mean) / torch.tensor(sidecar.std)).view(1, 3, 1, 1),
+        self.register_buffer("offset",
+                             (torch.tensor(sidecar.mean) / torch.tensor(sidecar.std)).view(1, 3, 1, 1),
                              persistent=False)
         self.input_size = sidecar.input_size
         # a callable that declares its output stride but no input_multiple takes multiples of that stride
@@ -215,7 +217,8 @@ class ExternalSegmenter(nn.Module):
         except Exception as exc:  # noqa: BLE001 (the model's own error, whatever its type: one line)
             raise DvsnetError(f"{self.name}: the dry run on a (1, 3, {size[0]}, {size[1]}) image failed: "
                               f"{_first_line(exc)}") from None
-        self.labels_out = not out.is_floating_point() or out.ndim == 3 or (out.ndim == 4 and out.shape[1] == 1)
+        self.labels_out = (not out.is_floating_point() or out.ndim == 3
+                           or (out.ndim == 4 and out.shape[1] == 1))
         if out.ndim not in (3, 4) or out.shape[0] != 1 or 0 in out.shape or (
                 self.labels_out and out.ndim == 4 and out.shape[1] != 1):
             raise DvsnetError(f"{self.name}: output of shape {tuple(out.shape)} for a (1, 3, {size[0]}, "
@@ -249,8 +252,8 @@ class ExternalSegmenter(nn.Module):
         if self.input_size:  # scores are resized back anyway: the coarsest whole stride the output carries
             return max(1, min(size[0] // out[0], size[1] // out[1]))
         if size[0] % out[0] or size[1] % out[1] or size[0] // out[0] != size[1] // out[1]:
-            raise DvsnetError(f"{self.name}: a {size[0]}x{size[1]} image gives {out[0]}x{out[1]} scores, not a "
-                              "whole stride; declare input_multiple or input_size in the sidecar")
+            raise DvsnetError(f"{self.name}: a {size[0]}x{size[1]} image gives {out[0]}x{out[1]} scores, "
+                              "not a whole stride; declare input_multiple or input_size in the sidecar")
         return size[0] // out[0]
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
@@ -306,8 +309,8 @@ def _pick_output(out: Any, name: str) -> torch.Tensor:
         elif len(out) == 1:
             out = next(iter(out.values()))
         else:
-            raise DvsnetError(f"{name}: the model returns a dict with keys {', '.join(map(str, out))}; expected "
-                              "'out' or a single value")
+            raise DvsnetError(f"{name}: the model returns a dict with keys {', '.join(map(str, out))}; "
+                              "expected 'out' or a single value")
     elif isinstance(out, (tuple, list)) and out:
         out = out[0]
     if isinstance(out, np.ndarray):
@@ -330,11 +333,13 @@ def _module_device(model: object) -> torch.device | None:
 
 
 def class_names_and_palette(count: int, classes: tuple[str, ...] | None,
-                       palette: tuple[tuple[int, int, int], ...] | None) -> tuple[tuple[str, ...], np.ndarray]:
+                            palette: tuple[tuple[int, int, int], ...] | None
+                            ) -> tuple[tuple[str, ...], np.ndarray]:
     """Class names and (K, 3) uint8 colours: the sidecar's; Cityscapes' for 19 undeclared classes; else
     "class k" and a generated palette."""
     if palette is not None and len(palette) != count:
-        raise DvsnetError(f"the sidecar's palette has {len(palette)} colours, the model outputs {count} classes")
+        raise DvsnetError(f"the sidecar's palette has {len(palette)} colours, "
+                          f"the model outputs {count} classes")
     cityscapes = count == NUM_CLASSES and classes is None
     names = classes or (CLASS_NAMES if cityscapes else tuple(f"class {k}" for k in range(count)))
     if palette is not None:
@@ -349,7 +354,8 @@ def adapt_callable(model: Callable, sidecar: Sidecar = Sidecar()) -> ExternalSeg
     attributes it declares (num_classes, output_stride, input_multiple) are checked by the dry run."""
     declared = {key: getattr(model, key) for key in ("num_classes", "output_stride", "input_multiple")
                 if isinstance(getattr(model, key, None), int)}
-    name = type(model).__name__ if isinstance(model, nn.Module) else getattr(model, "__name__", type(model).__name__)
+    name = (type(model).__name__ if isinstance(model, nn.Module)
+            else getattr(model, "__name__", type(model).__name__))
     return ExternalSegmenter(model, name=name, sidecar=sidecar, declared=declared)
 
 
@@ -384,7 +390,8 @@ def load_onnx(path: str | Path, device: str | torch.device = "cpu", sidecar: Sid
         raise DvsnetError(f"{path} is not a readable ONNX model ({_first_line(exc)})") from None
     inputs = session.get_inputs()
     if len(inputs) != 1:
-        raise DvsnetError(f"{path}: the model has {len(inputs)} inputs; dvsnet feeds one image batch (B, 3, H, W)")
+        raise DvsnetError(f"{path}: the model has {len(inputs)} inputs; "
+                          "dvsnet feeds one image batch (B, 3, H, W)")
     spec = inputs[0]
     dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
     if spec.type not in dtypes:
@@ -397,14 +404,16 @@ def load_onnx(path: str | Path, device: str | torch.device = "cpu", sidecar: Sid
         array = x.detach().cpu().numpy().astype(dtype, copy=False)
         return session.run(None, {input_name: np.ascontiguousarray(array)})[0]
 
-    segmenter = ExternalSegmenter(run, name=str(path), sidecar=sidecar, fixed_batch=fixed_batch, device=device)
+    segmenter = ExternalSegmenter(run, name=str(path), sidecar=sidecar, fixed_batch=fixed_batch,
+                                  device=device)
     segmenter.providers = tuple(session.get_providers())
     return segmenter
 
 
 def load_program(path: str | Path, device: str | torch.device = "cpu", sidecar: Sidecar | None = None
                  ) -> ExternalSegmenter:
-    """A torch.export program (.pt2, torch.export.load), on `device`. `sidecar` default: the file beside it."""
+    """A torch.export program (.pt2, torch.export.load), on `device`. `sidecar` default: the file
+    beside it."""
     path = Path(path)
     sidecar = read_sidecar(path) if sidecar is None else sidecar
     try:
@@ -414,7 +423,8 @@ def load_program(path: str | Path, device: str | torch.device = "cpu", sidecar: 
         raise DvsnetError(f"{path} is not a readable torch.export program ({_first_line(exc)})") from None
     names = set(program.graph_signature.user_inputs)
     shapes = [node.meta["val"].shape for node in program.graph.nodes
-              if node.op == "placeholder" and node.name in names and isinstance(node.meta.get("val"), torch.Tensor)]
+              if node.op == "placeholder" and node.name in names
+              and isinstance(node.meta.get("val"), torch.Tensor)]
     if len(names) != 1 or len(shapes) != 1:
         raise DvsnetError(f"{path}: the program takes {len(names)} inputs; dvsnet feeds one image batch "
                           "(B, 3, H, W)")
@@ -428,7 +438,8 @@ def load_program(path: str | Path, device: str | torch.device = "cpu", sidecar: 
 def _check_input_shape(shape: list, source: str) -> tuple[int | None, tuple[int, int] | None]:
     """(fixed batch or None, fixed (H, W) or None) of an input shape whose dims are ints or symbols."""
     if len(shape) != 4:
-        raise DvsnetError(f"{source}: the model's input has rank {len(shape)} {tuple(shape)}; expected (B, 3, H, W)")
+        raise DvsnetError(f"{source}: the model's input has rank {len(shape)} {tuple(shape)}; "
+                          "expected (B, 3, H, W)")
     batch, channels, height, width = (d if isinstance(d, int) and d > 0 else None for d in shape)
     if channels not in (None, 3):
         raise DvsnetError(f"{source}: the model's input has {channels} channels; expected 3 (B, 3, H, W)")
@@ -441,6 +452,6 @@ def _with_model_size(sidecar: Sidecar, fixed: tuple[int, int] | None, source: st
     if fixed is None:
         return sidecar
     if sidecar.input_size is not None and tuple(sidecar.input_size) != fixed:
-        raise DvsnetError(f"{source}: the sidecar's input_size {list(sidecar.input_size)} differs from the model's "
-                          f"fixed input {list(fixed)}")
+        raise DvsnetError(f"{source}: the sidecar's input_size {list(sidecar.input_size)} differs from "
+                          f"the model's fixed input {list(fixed)}")
     return Sidecar(**{**asdict(sidecar), "input_size": fixed})

@@ -30,7 +30,8 @@ def deconv(cin: int, cout: int) -> nn.Sequential:
 class FlowNetS(nn.Module):
     """FlowNetS encoder-decoder; `widths` are conv1..conv6 channels (the original uses 64..1024)."""
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 96, 128, 192), input_scale: float = 0.5) -> None:
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 96, 128, 192),
+                 input_scale: float = 0.5) -> None:
         super().__init__()
         c1, c2, c3, c4, c5, c6 = widths
         self.input_scale = input_scale
@@ -58,7 +59,8 @@ class FlowNetS(nn.Module):
 
     def forward(self, key: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if key.shape != cur.shape or key.ndim != 4 or key.shape[1] != 3:
-            raise ValueError(f"expected key and cur (B, 3, h, w) of one shape, got {tuple(key.shape)}, {tuple(cur.shape)}")
+            raise ValueError(f"expected key and cur (B, 3, h, w) of one shape, "
+                             f"got {tuple(key.shape)}, {tuple(cur.shape)}")
         # ints when run; under ONNX export traced sizes, so the exported graph takes any frame size
         height, width = key.shape[2], key.shape[3]
         x = torch.cat([key, cur], dim=1) - 0.5  # (B, 6, h, w)

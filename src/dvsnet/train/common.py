@@ -53,7 +53,8 @@ def prepare_run(out: Path, config: Any, resume: bool) -> Path | None:
     out = Path(out)
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists() and not resume:
-        raise DvsnetError(f"{out} already holds a training run; pass --resume to continue it or pick another --out")
+        raise DvsnetError(f"{out} already holds a training run; "
+                          "pass --resume to continue it or pick another --out")
     if resume and not checkpoint.exists():
         raise DvsnetError(f"--resume given but {checkpoint} does not exist")
     if resume and (out / "config.json").exists():
@@ -62,7 +63,8 @@ def prepare_run(out: Path, config: Any, resume: bool) -> Path | None:
         changed = sorted(k for k in set(saved) | set(now)
                          if saved.get(k) != now.get(k) and k not in ("steps", "out", "resume", "threads"))
         if changed:
-            raise DvsnetError(f"cannot resume {out}: config differs from the saved one in {', '.join(changed)}")
+            raise DvsnetError(f"cannot resume {out}: config differs from the saved one in "
+                              f"{', '.join(changed)}")
     try:
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.json")
@@ -91,7 +93,8 @@ class CsvLog:
 def save_checkpoint(path: Path, **state: Any) -> None:
     """torch.save `state` (module/optimiser state dicts, step, ...) plus RNG states, atomically."""
     state = dict(state)
-    state["rng"] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state["rng"] = {"python": random.getstate(), "numpy": np.random.get_state(),
+                    "torch": torch.get_rng_state()}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -126,9 +129,10 @@ def ship_weights(run: str | Path, name: str, weights_dir: str | Path | None = No
     metadata = read_metadata(source)
     loads_as = shipped_name(metadata)
     if loads_as is not None and name != loads_as:
-        raise DvsnetError(f"{source} holds {metadata['arch']!r} weights, which load by the name {loads_as!r}, "
-                          f"not {name!r}; pass --name {loads_as}")
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in read_tensors(source).items()}
+        raise DvsnetError(f"{source} holds {metadata['arch']!r} weights, which load by the name "
+                          f"{loads_as!r}, not {name!r}; pass --name {loads_as}")
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous()
+             for k, v in read_tensors(source).items()}
     target = target_dir / f"{name}.safetensors"
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else None
     info = {"name": name, "metadata": metadata, "config": config, "run": str(run)}
@@ -160,7 +164,8 @@ def start_run(out: Path, config: Any, resume: bool) -> tuple[Path | None, torch.
 
 
 def restore(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Load `checkpoint` into model and optimizer (RNG states too); returns the rest of its state (step, ...)."""
+    """Load `checkpoint` into model and optimizer (RNG states too); returns the rest of its state
+    (step, ...)."""
     state = load_checkpoint(checkpoint)
     model.load_state_dict(state.pop("model"))
     optimizer.load_state_dict(state.pop("optimizer"))

@@ -74,7 +74,8 @@ class FlowPairs:
         data = CityscapesSequences(root, split, with_flow=True)
         snippets = range(len(data))[:max_snippets]
         self.frames = np.stack([np.stack([load_image(p) for p in data[s].frame_paths]) for s in snippets])
-        flows = [[data.load_flow(s, t, "backward")[0] for t in range(len(data[s].frame_paths))] for s in snippets]
+        flows = [[data.load_flow(s, t, "backward")[0] for t in range(len(data[s].frame_paths))]
+                 for s in snippets]
         self.flows = torch.from_numpy(np.stack([np.stack(f) for f in flows])).permute(0, 1, 4, 2, 3).half()
 
     def pair(self, s: int, t: int, offset: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -111,9 +112,11 @@ def train_flownet(config: FlowTrainConfig, resume: bool = False, progress: bool 
     val = FlowPairs(config.data, "val", 12)  # 48 validation pairs drawn from the first 12 val snippets
     steps_per_snippet = train.frames.shape[1]
     if steps_per_snippet <= config.max_offset:
-        raise DvsnetError(f"snippets have {steps_per_snippet} frames; max_offset {config.max_offset} needs more")
+        raise DvsnetError(f"snippets have {steps_per_snippet} frames; "
+                          f"max_offset {config.max_offset} needs more")
     val_rng = np.random.default_rng(1234)
-    val_items = [(int(val_rng.integers(len(val.frames))), int(val_rng.integers(config.max_offset, steps_per_snippet)),
+    val_items = [(int(val_rng.integers(len(val.frames))),
+                  int(val_rng.integers(config.max_offset, steps_per_snippet)),
                   int(val_rng.integers(1, config.max_offset + 1))) for _ in range(config.val_pairs)]
 
     net = build_flownet().to(device).train()
@@ -159,7 +162,8 @@ def train_flownet(config: FlowTrainConfig, resume: bool = False, progress: bool 
             crop = (..., slice(top, top + ch), slice(left, left + cw))
             key, cur, target = key[crop], cur[crop], target[crop]
             if rng.random() < 0.5:  # horizontal flip: mirror images, negate dx
-                key, cur, target = key.flip(-1), cur.flip(-1), target.flip(-1) * torch.tensor([-1.0, 1.0]).view(2, 1, 1)
+                key, cur, target = (key.flip(-1), cur.flip(-1),
+                                    target.flip(-1) * torch.tensor([-1.0, 1.0]).view(2, 1, 1))
             keys.append(key), curs.append(cur), targets.append(target)
         key, cur, target = (torch.stack(v).to(device) for v in (keys, curs, targets))
         _, features = net(key, cur)
@@ -178,7 +182,8 @@ def train_flownet(config: FlowTrainConfig, resume: bool = False, progress: bool 
             last_val = validate()
             log.write(step=step, time_s=time.time() - start, val_epe=last_val)
             bar.write(f"step {step}: val EPE {last_val:.3f} px on {len(val_items)} pairs")
-            save_weights(net, out / "model.safetensors", {"arch": "flownet", "step": str(step), "val_epe": f"{last_val:.4f}"})
+            save_weights(net, out / "model.safetensors",
+                         {"arch": "flownet", "step": str(step), "val_epe": f"{last_val:.4f}"})
             save_checkpoint(out / "checkpoint.pt", model=net.state_dict(), optimizer=optimizer.state_dict(),
                             step=step, last_val=last_val)
             last_save = time.time()

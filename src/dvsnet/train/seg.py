@@ -6,7 +6,8 @@ Training: random crops (`crop` h x w) with horizontal flips and mild brightness/
 cross-entropy on logits upsampled bilinearly to the crop (255 ignored), AdamW with linear warm-up then
 cosine decay, optional ENet class weighting (rare classes count more), optional initial weights
 (`init`, for a second stage), forward passes under bf16 autocast where the hardware has native bf16
-(`precision="auto"`; weights and optimiser stay fp32). Validation: per-frame mIoU on the first `val_frames` labelled val frames at full size.
+(`precision="auto"`; weights and optimiser stay fp32). Validation: per-frame mIoU on the first
+`val_frames` labelled val frames at full size.
 """
 from __future__ import annotations
 
@@ -53,10 +54,13 @@ class SegTrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 2
-    class_weighting: str = "none"  # "none" or "enet": w_c = 1 / ln(1.02 + share_c) (ENet), rare classes count more
+    # "none" or "enet": w_c = 1 / ln(1.02 + share_c) (ENet), rare classes count more
+    class_weighting: str = "none"
     init: str | None = None     # start from these weights (.safetensors of the same arch) instead of random
-    init_matching: str | None = None  # start the tensors whose names and shapes match these weights' (any arch)
-    precision: str = "auto"     # autocast dtype for forward passes: auto, bf16 or fp32 (see resolve_precision)
+    # start the tensors whose names and shapes match these weights' (any arch)
+    init_matching: str | None = None
+    # autocast dtype for forward passes: auto, bf16 or fp32 (see resolve_precision)
+    precision: str = "auto"
 
 
 def load_pairs(pairs: list[tuple[Path, Path]]) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +155,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def train_segmenter(config: SegTrainConfig, resume: bool = False, progress: bool = True) -> dict[str, float]:
     """Train `config.arch`; writes the run folder (see dvsnet.train.common). Returns final figures."""
     # resolved before the run folder is made, so config.json records the precision actually used
-    config = dataclasses.replace(config, precision=resolve_precision(config.precision, pick_device(config.device)))
+    config = dataclasses.replace(config,
+                                 precision=resolve_precision(config.precision, pick_device(config.device)))
     if config.arch not in SEGMENTERS:
         raise DvsnetError(f"unknown segmenter {config.arch!r}; valid: {', '.join(SEGMENTERS)}")
     out = Path(config.out)
@@ -205,7 +210,8 @@ def train_segmenter(config: SegTrainConfig, resume: bool = False, progress: bool
         running.append(loss.item())
         bar.update(1)
         if step % 25 == 0:
-            log.write(step=step, time_s=time.time() - start, lr=lr_at(step, config), loss=float(np.mean(running)))
+            log.write(step=step, time_s=time.time() - start, lr=lr_at(step, config),
+                      loss=float(np.mean(running)))
             bar.set_postfix(loss=f"{np.mean(running):.3f}")
             running = []
         if step % config.val_every == 0 or step == config.steps:
@@ -213,7 +219,8 @@ def train_segmenter(config: SegTrainConfig, resume: bool = False, progress: bool
             log.write(step=step, time_s=time.time() - start, val_miou=miou)
             bar.write(f"step {step}: val mIoU {100 * miou:.2f}% on {len(val_images)} frames")
             last_val = miou  # the latest weights are kept (no selection on the val frames)
-            save_weights(model, out / "model.safetensors", {**meta, "step": str(step), "val_miou": f"{miou:.4f}"})
+            save_weights(model, out / "model.safetensors",
+                         {**meta, "step": str(step), "val_miou": f"{miou:.4f}"})
             save(step)
             last_save = time.time()
         elif time.time() - last_save > 60 * config.checkpoint_minutes:

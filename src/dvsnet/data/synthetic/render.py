@@ -259,7 +259,8 @@ class Renderer:
         local = g.rays * dep + g.origin[:, None]                                    # (3, HW) world
         mover = np.flatnonzero(np.take(self.moves, ids))
         if mover.size:  # object frame: texture and sprite coordinates move with the object
-            local[:, mover] = g.rays[:, mover] * dep[mover] + (g.origin[:, None] - self.offsets[ids[mover], ti].T)
+            local[:, mover] = (g.rays[:, mover] * dep[mover]
+                               + (g.origin[:, None] - self.offsets[ids[mover], ti].T))
         face = g.face
         axis = face >> 1
         u = local[0].copy()
@@ -299,7 +300,8 @@ class Renderer:
             p = self.pattern[ids[vsel]]
             y = local[1, vsel]
             ub = u[vsel] / 1.4
-            band = (y > p[:, 1]) & (y < p[:, 2]) & (axis[vsel] != 1) & ((p[:, 3] == 0) | (ub - np.floor(ub) > 0.1))
+            band = ((y > p[:, 1]) & (y < p[:, 2]) & (axis[vsel] != 1)
+                    & ((p[:, 3] == 0) | (ub - np.floor(ub) > 0.1)))
             col[:, vsel[band]] = np.array([[0.08], [0.1], [0.13]], np.float32)
         esel = np.flatnonzero(mat == sc.FENCE)
         if esel.size:  # fences: a lattice
@@ -311,7 +313,8 @@ class Renderer:
         if bsel.size:  # people and riders: colours and labels from the sprite
             bid = ids[bsel]
             lo, hi = s.lo[bid], s.hi[bid]
-            c = np.clip(((local[0, bsel] - lo[:, 0]) / (hi[:, 0] - lo[:, 0]) * SPRITE).astype(np.int32), 0, SPRITE - 1)
+            c = np.clip(((local[0, bsel] - lo[:, 0]) / (hi[:, 0] - lo[:, 0]) * SPRITE).astype(np.int32), 0,
+                        SPRITE - 1)
             r = np.clip(((hi[:, 1] - local[1, bsel]) / (hi[:, 1] - lo[:, 1]) * SPRITE).astype(np.int32), 0,
                         SPRITE - 1)
             spr = s.sprite[bid]
@@ -391,7 +394,8 @@ class Renderer:
         dirs = rays / np.sqrt((rays * rays).sum(axis=0))
         elev = np.clip(dirs[1], -0.2, 1)
         w = np.clip(elev * 2.5, 0, 1) ** 0.7
-        col = look.sky_horizon.astype(np.float32)[:, None] * (1 - w) + look.sky_zenith.astype(np.float32)[:, None] * w
+        col = (look.sky_horizon.astype(np.float32)[:, None] * (1 - w)
+               + look.sky_zenith.astype(np.float32)[:, None] * w)
         if look.clouds > 0:
             az = np.arctan2(dirs[0], dirs[2])
             cu = (az * 120).astype(np.int32) & (TILE - 1)
@@ -402,7 +406,8 @@ class Renderer:
         col = col + glow * (self.sun_rgb * 0.6)[:, None]
         return col.astype(np.float32)
 
-    def finish(self, rgb: np.ndarray, flow_fwd: np.ndarray, flow_bwd: np.ndarray, effects: bool) -> np.ndarray:
+    def finish(self, rgb: np.ndarray, flow_fwd: np.ndarray, flow_bwd: np.ndarray,
+               effects: bool) -> np.ndarray:
         """Camera effects on a (3, H*W) float image: motion blur along the flow, noise; -> (H, W, 3) uint8."""
         img = np.ascontiguousarray(rgb.T).reshape(self.h, self.w, 3)
         img *= 255

@@ -212,9 +212,10 @@ CAR_COLOURS = np.array([
 ])
 
 
-def _add_car(b: _Builder, rng: np.random.Generator, x: float, z: float, length: float, motion, heavy: str = "",
-             along_x: bool = False) -> None:
-    """A car (body, cabin, dark underbody) or, if heavy is 'truck'/'bus', a large vehicle, centred at (x, z)."""
+def _add_car(b: _Builder, rng: np.random.Generator, x: float, z: float, length: float, motion,
+             heavy: str = "", along_x: bool = False) -> None:
+    """A car (body, cabin, dark underbody) or, if heavy is 'truck'/'bus', a large vehicle, centred at
+    (x, z)."""
     colour = CAR_COLOURS[rng.integers(len(CAR_COLOURS))] * rng.uniform(0.85, 1.1)
     if heavy:
         width, height = rng.uniform(2.3, 2.55), rng.uniform(2.9, 3.5)
@@ -286,7 +287,8 @@ def _add_pole(b: _Builder, rng: np.random.Generator, x: float, z: float, side: i
         h = rng.uniform(2.2, 3.0)
         b.add(BOX, (x - 0.04, 0, z - 0.04), (x + 0.04, h, z + 0.04), pole, grey, rng=rng)
         size = rng.uniform(0.5, 0.8)
-        colour = np.array([[0.8, 0.1, 0.1], [0.1, 0.25, 0.7], [0.9, 0.9, 0.9], [0.95, 0.75, 0.1]])[rng.integers(4)]
+        colour = np.array([[0.8, 0.1, 0.1], [0.1, 0.25, 0.7], [0.9, 0.9, 0.9],
+                           [0.95, 0.75, 0.1]])[rng.integers(4)]
         b.add(BOX, (x - size / 2, h - size, z - 0.08), (x + size / 2, h, z - 0.04), TRAIN_ID["traffic sign"],
               colour, SIGN, tex=(0.05, 8.0), rng=rng)
     elif kind == "traffic_light":
@@ -298,8 +300,8 @@ def _add_pole(b: _Builder, rng: np.random.Generator, x: float, z: float, side: i
             reach = rng.uniform(3, max(3.5, road_half))
             x_in = x - side * reach
             b.add(BOX, (x - 0.07, h, z - 0.07), (x + 0.07, h + 2.6, z + 0.07), pole, grey * 0.6, rng=rng)
-            b.add(BOX, (min(x, x_in), h + 2.4, z - 0.06), (max(x, x_in), h + 2.55, z + 0.06), pole, grey * 0.6,
-                  rng=rng)
+            b.add(BOX, (min(x, x_in), h + 2.4, z - 0.06), (max(x, x_in), h + 2.55, z + 0.06), pole,
+                  grey * 0.6, rng=rng)
             b.add(BOX, (x_in - 0.17, h + 1.4, z - 0.25), (x_in + 0.17, h + 2.4, z + 0.05),
                   TRAIN_ID["traffic light"], (0.12, 0.12, 0.1), SIGN, pattern=(1, 0, 0, 0), rng=rng)
 
@@ -493,11 +495,12 @@ def build_scene(rng: np.random.Generator, frames: int, size: tuple[int, int],
             direction = float(rng.choice([-1.0, 1.0]))
             h = rng.uniform(1.55, 1.95)
             sid = _sprite(rng, "person_front")
-            b.add(BILLBOARD, (x - 0.3 * h / 1.75, 0, z), (x + 0.3 * h / 1.75, h, z), 255, (1, 1, 1), SPRITE_MAT,
-                  sprite=sid, motion=_motion_along(times, spd, 2, direction), rng=rng)
+            b.add(BILLBOARD, (x - 0.3 * h / 1.75, 0, z), (x + 0.3 * h / 1.75, h, z), 255, (1, 1, 1),
+                  SPRITE_MAT, sprite=sid, motion=_motion_along(times, spd, 2, direction), rng=rng)
             if rng.random() < 0.2:  # a group
-                b.add(BILLBOARD, (x - 0.3 + side * 0.6, 0, z + 0.4), (x + 0.3 + side * 0.6, h * 0.97, z + 0.4), 255,
-                      (1, 1, 1), SPRITE_MAT, sprite=_sprite(rng, "person_front"),
+                b.add(BILLBOARD, (x - 0.3 + side * 0.6, 0, z + 0.4),
+                      (x + 0.3 + side * 0.6, h * 0.97, z + 0.4), 255, (1, 1, 1), SPRITE_MAT,
+                      sprite=_sprite(rng, "person_front"),
                       motion=_motion_along(times, spd, 2, direction), rng=rng)
     crossing_zs = [(zc + rng.choice([-1, 1]) * (hw + 1.5)) for zc, hw in cross]
     if rng.random() < 0.5:
@@ -553,8 +556,10 @@ def build_scene(rng: np.random.Generator, frames: int, size: tuple[int, int],
         cam_pos=cam_pos.astype(np.float64), cam_rot=cam_rot.astype(np.float64), kind=kinds,
         lo=np.array([r[1] for r in b.rows], np.float32), hi=np.array([r[2] for r in b.rows], np.float32),
         radius=np.array([r[3] for r in b.rows], np.float32), label=np.array([r[4] for r in b.rows], np.uint8),
-        color=np.array([r[5] for r in b.rows], np.float32), material=np.array([r[6] for r in b.rows], np.int8),
-        tex=np.array([r[7] for r in b.rows], np.float32), pattern=np.array([r[8] for r in b.rows], np.float32),
+        color=np.array([r[5] for r in b.rows], np.float32),
+        material=np.array([r[6] for r in b.rows], np.int8),
+        tex=np.array([r[7] for r in b.rows], np.float32),
+        pattern=np.array([r[8] for r in b.rows], np.float32),
         sprite=np.array([r[9] for r in b.rows], np.int16), offsets=motions, ground=ground, look=look,
         sprites=atlas, params=params)
 
@@ -583,7 +588,8 @@ def _look(rng: np.random.Generator, times: int) -> Look:
     wb = np.array([1 + kelvin_shift, 1.0, 1 - kelvin_shift])
     wb_drift = rng.normal(0, 0.002, 3)
     white_balance = wb[None, :] * (1 + wb_drift[None, :] * (t - 1)[:, None])
-    return Look(time_of_day=tod, sun=sun, sun_rgb=np.array(warm) * strength, ambient_rgb=np.array(warm) * ambient * 0.5 + 0.5 * ambient,
+    return Look(time_of_day=tod, sun=sun, sun_rgb=np.array(warm) * strength,
+                ambient_rgb=np.array(warm) * ambient * 0.5 + 0.5 * ambient,
                 sky_zenith=np.array(zenith), sky_horizon=np.array(horizon), haze_rgb=np.array(horizon) * 0.95,
                 fog_distance=float(rng.uniform(250, 900) if tod != "overcast" else rng.uniform(150, 400)),
                 clouds=float(rng.uniform(0, 0.5) if tod != "overcast" else 0.15),
@@ -593,6 +599,7 @@ def _look(rng: np.random.Generator, times: int) -> Look:
 
 def look_summary(look: Look) -> dict:
     """JSON-friendly summary of a Look for the manifest."""
-    return {"time_of_day": look.time_of_day, "sun_elevation_deg": round(float(np.rad2deg(np.arcsin(look.sun[1]))), 1),
+    return {"time_of_day": look.time_of_day,
+            "sun_elevation_deg": round(float(np.rad2deg(np.arcsin(look.sun[1]))), 1),
             "noise_sigma": round(look.noise_sigma, 2), "shutter": round(look.shutter, 3),
             "fog_distance_m": round(look.fog_distance, 1)}

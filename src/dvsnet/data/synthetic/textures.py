@@ -102,11 +102,15 @@ def _person(label: np.ndarray, colour: np.ndarray, rng: np.random.Generator, sid
                   lab, shirt)
         else:
             leg = max(2, int(0.05 * s))
-            _draw(label, colour, "rect", ((cx - half + 1, hip), (cx - half + 1 + 2 * leg, bottom)), lab, pants)
-            _draw(label, colour, "rect", ((cx + half - 1 - 2 * leg, hip), (cx + half - 1, bottom)), lab, pants)
+            _draw(label, colour, "rect", ((cx - half + 1, hip), (cx - half + 1 + 2 * leg, bottom)),
+                  lab, pants)
+            _draw(label, colour, "rect", ((cx + half - 1 - 2 * leg, hip), (cx + half - 1, bottom)),
+                  lab, pants)
             arm = max(1, s // 24)
-            _draw(label, colour, "rect", ((cx - half - 2 * arm, shoulder + 1), (cx - half, hip - 2)), lab, shirt)
-            _draw(label, colour, "rect", ((cx + half, shoulder + 1), (cx + half + 2 * arm, hip - 2)), lab, shirt)
+            _draw(label, colour, "rect", ((cx - half - 2 * arm, shoulder + 1), (cx - half, hip - 2)),
+                  lab, shirt)
+            _draw(label, colour, "rect", ((cx + half, shoulder + 1), (cx + half + 2 * arm, hip - 2)),
+                  lab, shirt)
     _draw(label, colour, "circle", (head_c, head_r, -1), lab, skin)
 
 
@@ -123,8 +127,9 @@ def _vehicle_side(label: np.ndarray, colour: np.ndarray, rng: np.random.Generato
     _draw(label, colour, "circle", ((xa, y_w), wheel_r, thick), lab, tyre)
     _draw(label, colour, "circle", ((xb, y_w), wheel_r, thick), lab, tyre)
     if motor:
-        _draw(label, colour, "poly", ([(xa, y_w - wheel_r), (xb, y_w - wheel_r), (int(0.7 * s), int(0.45 * s)),
-                                       (int(0.3 * s), int(0.5 * s))],), lab, frame_rgb)
+        _draw(label, colour, "poly", ([(xa, y_w - wheel_r), (xb, y_w - wheel_r),
+                                       (int(0.7 * s), int(0.45 * s)), (int(0.3 * s), int(0.5 * s))],),
+              lab, frame_rgb)
     else:
         seat = (int(0.4 * s), int(0.55 * s))
         _draw(label, colour, "line", ((xa, y_w), seat, 2), lab, frame_rgb)

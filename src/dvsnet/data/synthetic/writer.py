@@ -5,7 +5,8 @@ Under `root`, for split S, city C ("synth"), sequence q (000000..) and frame f (
     leftImg8bit_sequence/S/C/C_qqqqqq_ffffff_leftImg8bit.png    RGB uint8
     gtFine/S/C/C_qqqqqq_ffffff_gtFine_labelIds.png              Cityscapes label ids, uint8 (every frame)
     gtFine/S/C/C_qqqqqq_ffffff_gtFine_labelTrainIds.png         train ids, uint8 (no 255: all pixels labelled)
-    flow/S/C/C_qqqqqq_ffffff_flow_forward.png                   KITTI 16-bit flow f -> f+1, valid = not occluded
+    flow/S/C/C_qqqqqq_ffffff_flow_forward.png                   KITTI 16-bit flow f -> f+1,
+                                                                valid = not occluded
     flow/S/C/C_qqqqqq_ffffff_flow_backward.png                  KITTI 16-bit flow f -> f-1 (the engine's
                                                                 current -> key direction for key f-1)
     depth/S/C/C_qqqqqq_ffffff_depth.png                         uint16 centimetres along the camera axis;
@@ -62,7 +63,8 @@ def _write_sequence(job: tuple) -> dict:
     for fr in render_sequence(rseed, frames, size):
         stem = frame_stem(index, fr.index)
         write_png_atomic(dirs["leftImg8bit_sequence"] / f"{stem}_leftImg8bit.png", fr.image, compression)
-        write_png_atomic(dirs["gtFine"] / f"{stem}_gtFine_labelIds.png", train_ids_to_label_ids(fr.labels), compression)
+        write_png_atomic(dirs["gtFine"] / f"{stem}_gtFine_labelIds.png", train_ids_to_label_ids(fr.labels),
+                         compression)
         write_png_atomic(dirs["gtFine"] / f"{stem}_gtFine_labelTrainIds.png", fr.labels, compression)
         for name, flow, occ in (("forward", fr.flow_forward, fr.occlusion_forward),
                                 ("backward", fr.flow_backward, fr.occlusion_backward)):
@@ -93,7 +95,8 @@ def write_dataset(root: str | os.PathLike, split: str, sequences: int, frames: i
     overwrite, files of the same names are replaced and nothing else is deleted."""
     root = Path(root)
     if sequences < 1 or frames < 1:
-        raise DvsnetError(f"need at least one sequence and one frame, got {sequences} sequences x {frames} frames")
+        raise DvsnetError(f"need at least one sequence and one frame, "
+                          f"got {sequences} sequences x {frames} frames")
     if flow_format not in FLOW_FORMATS:
         raise DvsnetError(f"unknown flow format {flow_format!r}; valid: {', '.join(FLOW_FORMATS)}")
     if not split or "/" in split or split.startswith("."):
@@ -114,7 +117,8 @@ def write_dataset(root: str | os.PathLike, split: str, sequences: int, frames: i
     except OSError as exc:
         raise DvsnetError(f"{root}: cannot create the dataset folders ({exc.strerror})") from None
 
-    jobs = [(str(root), split, i, seed, frames, tuple(size), flow_format, compression) for i in range(sequences)]
+    jobs = [(str(root), split, i, seed, frames, tuple(size), flow_format, compression)
+            for i in range(sequences)]
     start = time.perf_counter()
     results: list[dict] = []
     bar = tqdm(total=sequences * frames, unit="frame", desc=f"synth {split}", disable=not progress)
@@ -134,8 +138,8 @@ def write_dataset(root: str | os.PathLike, split: str, sequences: int, frames: i
     pixels = np.sum([r["class_pixels"] for r in results], axis=0)
     total = max(int(pixels.sum()), 1)
     manifest = {
-        "format": FORMAT, "split": split, "city": CITY, "seed": seed, "sequences": sequences, "frames": frames,
-        "size": list(size), "annotated_offset": 19, "flow_format": flow_format,
+        "format": FORMAT, "split": split, "city": CITY, "seed": seed, "sequences": sequences,
+        "frames": frames, "size": list(size), "annotated_offset": 19, "flow_format": flow_format,
         "flow": "forward: frame f -> f+1, backward: f -> f-1; pixels; valid/occlusion per vector",
         "depth_unit": "cm (uint16, 0 = sky or beyond 655.35 m)", "frame_rate_hz": 17,
         "classes_present": {CLASS_NAMES[c]: round(int(pixels[c]) / total, 6) for c in range(NUM_CLASSES)
