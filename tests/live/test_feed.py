@@ -35,7 +35,7 @@ def test_a_slow_consumer_gets_the_newest_frame_and_the_rest_are_counted_as_dropp
     assert feed.received == 40 and feed.taken == len(taken) and feed.received == feed.taken + feed.dropped
     assert 8 < len(taken) < 30 and feed.dropped > 10  # ~2 s of frames, one taken per ~0.12 s
     assert taken == sorted(set(taken)) and taken[-1] >= 37  # newest first, in order, up to the file's end
-    assert max(ages) < 0.2  # never older than about one frame interval when taken (queued: > 1 s by the end)
+    assert max(ages) < 0.35  # about one frame interval old when taken (a queue: over 1 s by the end)
 
 
 def test_motion_of_a_taken_frame_is_chained_over_the_frames_dropped_before_it(av, pan_video):

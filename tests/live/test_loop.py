@@ -103,7 +103,9 @@ def test_a_udp_stream_runs_for_its_duration_with_the_live_default_policy_and_mv(
         "kind": "stream", "frames": None, "fps": 30.0, "height": 144, "width": 176,
         "codec": "h264", "live": True}
     out = capsys.readouterr().out
-    assert "live: " in out and f"{live['frames_dropped']} dropped" in out and "ended: duration" in out
+    processed, received = live["frames_processed"], live["frames_received"]
+    assert f"live: processed {processed} of the {received} frames received" in out
+    assert f"dropped {live['frames_dropped']};" in out and "ended: duration" in out
 
 
 def test_a_busy_pipeline_drops_frames_and_its_latency_stays_within_two_frames_time(av, bikes_clip, tmp_path):

@@ -441,7 +441,7 @@ def print_summary(summary: dict, run_dir: object, what: str) -> None:
             else (f"p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms, max {latency['max']:.0f} ms")
         )
         print(
-            f"live: {live['frames_processed']} of {live['frames_received']} frames received processed"
-            f"{'' if share is None else f' ({share:.0%})'}, {live['frames_dropped']} dropped; latency {ms}; "
+            f"live: processed {live['frames_processed']} of the {live['frames_received']} frames received"
+            f"{'' if share is None else f' ({share:.0%})'}, dropped {live['frames_dropped']}; latency {ms}; "
             f"{live['reconnects']} reconnects; ended: {live['ended']}"
         )

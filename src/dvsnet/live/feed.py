@@ -331,6 +331,8 @@ class LiveFeed:
         if motion is not None and waiting is not None and waiting.motion is not None and not restarted:
             chained = chain_fields(motion, _as_dropped(waiting.motion))
         with self._cond:
+            if self._stop.is_set():  # closed meanwhile: the counts are final
+                return
             index = self._index
             self._index += 1
             if self._counting:
