@@ -69,8 +69,8 @@ BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0001)
 
 class SharedSegmentation:
     """One segmenter call per frame for several pipelines that segment the same crops in turn (the oracles,
-    each segmenting every region of every frame): the last input's output is given again for an equal
-    input."""
+    each segmenting every region of every frame): the last input's output is given again for an equal input,
+    as a copy of its own (a pipeline keeps its key logits and writes new keys into them)."""
 
     def __init__(self, segmenter: Any):
         self.inner, self._input, self._output = segmenter, None, None
@@ -79,7 +79,7 @@ class SharedSegmentation:
         if not (self._input is not None and self._input.shape == images.shape
                 and torch.equal(self._input, images)):
             self._input, self._output = images.clone(), self.inner(images)
-        return self._output
+        return self._output.clone()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -167,18 +167,22 @@ def run_clip(name: str, frames: list[np.ndarray], base: PipelineConfig, warmup: 
     clip = Clip(frames, name=name)
     timed = run_interleaved([clip], pipes, reference=reference, warmup_frames=warmup, progress=True)
     rows = [row_figures(spec, run, timed.speedup(run)) for (spec, _), run in zip(specs, timed.runs)]
-    # the oracles, untimed: one segmentation per frame for them and a reference of their own (equal crops)
-    shared = SharedSegmentation(pipes[0].segmenter)
-    oracles = [DVSNet.from_config(base.replace(policy=f"oracle:{t:g}", segmenter=shared)) for t in ORACLE]
-    untimed = run_interleaved([clip], oracles,
-                              reference=DVSNet.from_config(base.per_frame().replace(segmenter=shared)),
-                              warmup_frames=0)
-    rows += [row_figures(f"oracle:{t:g}", run, None) for t, run in zip(ORACLE, untimed.runs)]
+    rows += oracle_rows(clip, base, pipes[0].segmenter)
     compare(rows)
     ref = timed.reference.figures()
     return {"name": name, "kind": "steady" if name in STEADY else "variation", "frames": len(frames),
             "frame_size": f"{frames[0].shape[0]}x{frames[0].shape[1]}", "rows": rows,
             "per_frame": {"fps": ref["fps"], "stage_ms": ref["stage_ms"]}}
+
+
+def oracle_rows(clip: Clip, base: PipelineConfig, segmenter: Any) -> list[dict[str, Any]]:
+    """The oracle rows of a clip, untimed: one segmentation per frame shared by every oracle and a reference
+    of their own (equal crops on a 1x1 grid)."""
+    shared = SharedSegmentation(segmenter)
+    oracles = [DVSNet.from_config(base.replace(policy=f"oracle:{t:g}", segmenter=shared)) for t in ORACLE]
+    reference = DVSNet.from_config(base.per_frame().replace(segmenter=shared))
+    untimed = run_interleaved([clip], oracles, reference=reference, warmup_frames=0)
+    return [row_figures(f"oracle:{t:g}", run, None) for t, run in zip(ORACLE, untimed.runs)]
 
 
 def run_synth(root: str, base: PipelineConfig, warmup: int, snippets: int | None) -> dict[str, Any]:
@@ -483,10 +487,17 @@ def main() -> None:
     parser.add_argument("--output", default="results/bench_headroom", help="path stem of the .json and .md")
     parser.add_argument("--render-only", action="store_true",
                         help="run nothing: write the tables, targets and plots again from OUTPUT.json")
+    parser.add_argument("--oracles-only", action="store_true",
+                        help="run the untimed oracle rows of every clip again into OUTPUT.json (the timed "
+                             "rows kept), then write everything again")
     args = parser.parse_args()
     out = Path(args.output)
-    if args.render_only:
+    if args.render_only or args.oracles_only:
+        set_threads(args.threads)
         record = json.loads(out.with_suffix(".json").read_text())
+        if args.oracles_only:
+            rerun_oracles(record, args.frames)
+        record["reliability"] = reliability(record)
         record["targets"] = targets(record)
         write_outputs(record, out)
         return
@@ -509,6 +520,21 @@ def main() -> None:
                   elapsed_s=(datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(),
                   machine=describe_machine(), versions=versions())
     write_outputs(record, out)
+
+
+def rerun_oracles(record: dict, frames: int) -> None:
+    """The oracle rows of every clip of `record` measured again (the same footage, `frames` frames)."""
+    base = PipelineConfig(segmenter="fast", flow="dis", device="cpu", backend="torch", precision="fp32")
+    footage = clips(frames)
+    segmenter = DVSNet.from_config(base.per_frame()).segmenter
+    for clip in record["clips"]:
+        print(f"{clip['name']}: oracles", file=sys.stderr, flush=True)
+        rows = [r for r in clip["rows"] if not r["policy"].startswith("oracle:")]
+        rows += oracle_rows(Clip(footage[clip["name"]], name=clip["name"]), base, segmenter)
+        compare(rows)
+        clip["rows"] = rows
+    utc = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    record["oracles_rerun"] = {"command": " ".join(["python", *sys.argv]), "utc": utc}
 
 
 def write_outputs(record: dict, out: Path) -> None:
