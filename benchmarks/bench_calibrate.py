@@ -37,7 +37,8 @@ FIXED = (2, 3, 5, 8, 10)
 
 
 def prepare_clips(max_frames: int, out: Path) -> dict[str, str]:
-    """The clips as calibrate and evaluate read them: bikes and carphone as shipped, bigbuckbunny at 512 wide."""
+    """The clips as calibrate and evaluate read them: bikes and carphone as shipped, bigbuckbunny at 512
+    wide."""
     clips = sample_clips()
     folder = out / "bigbuckbunny-512"
     if not (folder.is_dir() and len(list(folder.glob("*.png"))) == max_frames):
@@ -68,8 +69,9 @@ def compare(results: list[dict], labels: list[str]) -> dict:
     for n in FIXED:
         fixed = rows[f"fixed:{n}"]
         at = interpolate(calibrated, fixed["speedup"])
-        versus_fixed.append({"fixed": n, "speedup": fixed["speedup"], "fixed_agreement": fixed["pixel_agreement"],
-                             "calibrated_agreement": at, "difference": None if at is None else at - fixed["pixel_agreement"]})
+        versus_fixed.append({"fixed": n, "speedup": fixed["speedup"],
+                             "fixed_agreement": fixed["pixel_agreement"], "calibrated_agreement": at,
+                             "difference": None if at is None else at - fixed["pixel_agreement"]})
     versus_shipped = []
     for speedup, agreement in shipped:
         at = interpolate(calibrated, speedup)
@@ -90,42 +92,51 @@ REPORT_SECTION = Path(__file__).parent / "report" / "calibrate.md"  # included i
 
 
 def report_section(summary: dict) -> str:
-    """REPORT.md's section: the machine, what was compared, and the tables (the command is their first line)."""
+    """REPORT.md's section: the machine, what was compared, and the tables (the command is their first
+    line)."""
     m = summary.get("machine") or {}
     errors = ", ".join(f"{clip} {fold['dn_error_points']:.2f} (a constant guess: "
-                       f"{fold['mean_predictor_error_points']:.2f})" for clip, fold in summary["folds"].items())
+                       f"{fold['mean_predictor_error_points']:.2f})"
+                       for clip, fold in summary["folds"].items())
     return (f"On {m.get('cpu', 'an unrecorded machine')} ({m.get('usable_cores', '?')} usable cores), "
             "leave-one-out: each clip's decision network calibrated on the other two, the shipped `fast` "
-            "exported to ONNX as the user's model; agreement with per-frame output on the held-out clip. DN error "
-            f"on held-out samples in points: {errors}. docs/calibrate.md says what it means.\n\n"
+            "exported to ONNX as the user's model; agreement with per-frame output on the held-out clip. "
+            f"DN error on held-out samples in points: {errors}. docs/calibrate.md says what it means.\n\n"
             + markdown(summary))
 
 
 def markdown(summary: dict) -> str:
     lines = [f"Command: `{summary['command']}`", "",
-             "| held-out clip | configuration | agreement | speed-up | regions segmented | temporal consistency |",
+             ("| held-out clip | configuration | agreement | speed-up | regions segmented "
+              "| temporal consistency |"),
              "|---|---|---|---|---|---|"]
     for clip, fold in summary["folds"].items():
         c = fold["compare"]
-        lines.append(f"| {clip} | per-frame | 100.0% | 1.00x | 100.0% | {100 * c['temporal_consistency_per_frame']:.1f}% |")
+        lines.append(f"| {clip} | per-frame | 100.0% | 1.00x | 100.0% "
+                     f"| {100 * c['temporal_consistency_per_frame']:.1f}% |")
         for label, row in c["rows"].items():
-            lines.append(f"| {clip} | {label} | {100 * row['pixel_agreement']:.1f}% | {row['speedup']:.2f}x | "
-                         f"{100 * row['seg_share']:.1f}% | {100 * c['temporal_consistency'][label]:.1f}% |")
+            lines.append(f"| {clip} | {label} | {100 * row['pixel_agreement']:.1f}% "
+                         f"| {row['speedup']:.2f}x | {100 * row['seg_share']:.1f}% "
+                         f"| {100 * c['temporal_consistency'][label]:.1f}% |")
         lines.append(f"| {clip} | flicker ceiling | {100 * c['flicker_ceiling']:.1f}% | | | |")
-    lines += ["", "| held-out clip | fixed:L | its speed-up | fixed agreement | calibrated DN at that speed-up | difference |",
+    lines += ["", ("| held-out clip | fixed:L | its speed-up | fixed agreement "
+                   "| calibrated DN at that speed-up | difference |"),
               "|---|---|---|---|---|---|"]
     for clip, fold in summary["folds"].items():
         for v in fold["compare"]["versus_fixed"]:
-            at = "outside the curve" if v["calibrated_agreement"] is None else f"{100 * v['calibrated_agreement']:.1f}%"
+            at = ("outside the curve" if v["calibrated_agreement"] is None
+                  else f"{100 * v['calibrated_agreement']:.1f}%")
             diff = "" if v["difference"] is None else f"{100 * v['difference']:+.1f}"
-            lines.append(f"| {clip} | {v['fixed']} | {v['speedup']:.2f}x | {100 * v['fixed_agreement']:.1f}% | {at} | {diff} |")
+            lines.append(f"| {clip} | {v['fixed']} | {v['speedup']:.2f}x | {100 * v['fixed_agreement']:.1f}% "
+                         f"| {at} | {diff} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segmenter", default="results/fast.onnx",
-                        help="model file or name; a missing results/fast.onnx is exported from the shipped fast")
+                        help="model file or name; a missing results/fast.onnx is exported from the "
+                             "shipped fast")
     parser.add_argument("--out", default="results/calibrate")
     parser.add_argument("--clips", default="bikes,carphone,bigbuckbunny")
     parser.add_argument("--max-frames", type=int, default=120)
@@ -146,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     clips = prepare_clips(args.max_frames, Path("results/clips"))
     names = [n for n in args.clips.split(",") if n]
     out = Path(args.out)
-    summary = {"command": " ".join(["PYTHONPATH=src python", *sys.argv]), "segmenter": str(segmenter), "folds": {}}
+    summary = {"command": " ".join(["PYTHONPATH=src python", *sys.argv]), "segmenter": str(segmenter),
+               "folds": {}}
     pipeline = PipelineConfig(segmenter=str(segmenter), flow="dis", grid=args.grid,
                               max_key_age=None if args.max_key_age < 0 else args.max_key_age)
     for held in names:
@@ -158,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             sources=tuple(clips[n] for n in names if n != held), held_out=(clips[held],), pipeline=pipeline,
             max_offset=args.max_offset, steps=args.steps, max_frames=args.max_frames, thresholds=THRESHOLDS)
         started = time.time()
-        record = calibrate(config, fold / "dn.safetensors", log=lambda line, held=held: print(f"[{held}] {line}", flush=True))
+        record = calibrate(config, fold / "dn.safetensors",
+                           log=lambda line, held=held: print(f"[{held}] {line}", flush=True))
         calibrated_s = time.time() - started
         labels, configs = [], []
         for t in THRESHOLDS:
@@ -172,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         results = evaluate_video_configs(clips[held], configs, frames=frames)
         write_json_atomic(fold / "compare.json", {"labels": labels, "results": results})
         summary["machine"] = record["machine"]  # calibration.json's: the machine this fold ran on
-        summary["folds"][held] = {"calibration_seconds": calibrated_s, "dn_error_points": record["dn_error_points"],
+        summary["folds"][held] = {"calibration_seconds": calibrated_s,
+                                  "dn_error_points": record["dn_error_points"],
                                   "mean_predictor_error_points": record["mean_predictor_error_points"],
                                   "recommended": record["recommended"], "compare": compare(results, labels)}
         write_json_atomic(out / "summary.json", summary)

@@ -51,16 +51,18 @@ def main() -> None:
     reference = DVSNet.from_config(base.per_frame())
     pipes = [DVSNet.from_config(base.replace(policy=f"dn:{threshold:g}", dn=dn)) for threshold, dn in runs]
     baseline, results = run_pipelines(snippets, pipes, reference=reference, progress=True)
-    rows = [{"policy": "always", "grid": "1x1", "dn": None, "miou": baseline["miou"], "fps": baseline["ref_fps"],
-             "speedup": 1.0, "warp_share": 0.0}]
+    rows = [{"policy": "always", "grid": "1x1", "dn": None, "miou": baseline["miou"],
+             "fps": baseline["ref_fps"], "speedup": 1.0, "warp_share": 0.0}]
     print(f"per-frame: mIoU {100 * baseline['miou']:.2f} %, {baseline['ref_fps']:.2f} fps")
     print("| policy | DN | mIoU % | drop | fps | speed-up | regions warped |")
     print("|---|---|---|---|---|---|---|")
     for (threshold, dn), result in zip(runs, results):
-        row = {"policy": f"dn:{threshold:g}", "grid": f"{grid[0]}x{grid[1]}", "dn": dn, "miou": result["miou"],
-               "fps": result["fps"], "speedup": result["speedup"], "warp_share": result["warp_share"]}
+        row = {"policy": f"dn:{threshold:g}", "grid": f"{grid[0]}x{grid[1]}", "dn": dn,
+               "miou": result["miou"], "fps": result["fps"], "speedup": result["speedup"],
+               "warp_share": result["warp_share"]}
         rows.append(row)
-        print(f"| {row['policy']} | {dn} | {100 * row['miou']:.2f} | {100 * (baseline['miou'] - row['miou']):+.2f} "
+        print(f"| {row['policy']} | {dn} | {100 * row['miou']:.2f} "
+              f"| {100 * (baseline['miou'] - row['miou']):+.2f} "
               f"| {row['fps']:.2f} | {row['speedup']:.2f}x | {100 * row['warp_share']:.1f} % |")
     report = {"rows": rows, "snippets": len(snippets), "segmenter": args.segmenter, "flow": args.flow,
               "seconds": round(time.time() - started, 1), "machine": describe_machine()}

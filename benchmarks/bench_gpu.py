@@ -5,11 +5,12 @@ configurations, in one run (issue #5 item 4 asks for GPU fps at 512×1024 and 10
 
 Synthetic street clips are rendered at each size (the val set is 256×512; rendering keeps the scenes and
 their motion, scaled), and every configuration runs over the same clips with the per-frame reference,
-interleaved frame by frame so that load falls on all alike (dvsnet.runner, its warm-up rule). fps, stage_ms and seg_share are RunStats figures (dvsnet.stats):
-fps = frames / pipeline time of `DVSNet.step` (each step ends by copying the labels to the host, so GPU
-work is included), warm-up frames excluded. No labels: this measures speed
-and the share of regions segmented, not accuracy (the decision network was trained at 256×512, so its
-choices at other sizes are not those of the val runs). `benchmarks/report.py` runs it when torch sees a GPU.
+interleaved frame by frame so that load falls on all alike (dvsnet.runner, its warm-up rule). fps,
+stage_ms and seg_share are RunStats figures (dvsnet.stats): fps = frames / pipeline time of
+`DVSNet.step` (each step ends by copying the labels to the host, so GPU work is included), warm-up frames
+excluded. No labels: this measures speed and the share of regions segmented, not accuracy (the decision
+network was trained at 256×512, so its choices at other sizes are not those of the val runs).
+`benchmarks/report.py` runs it when torch sees a GPU.
 """
 from __future__ import annotations
 
@@ -42,14 +43,16 @@ def parse_config(text: str, base: PipelineConfig) -> PipelineConfig:
 
 
 def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEFAULT_CONFIGS, clips: int = 3,
-            frames: int = 20, warmup: int = 5, segmenter: str = "fast", flow: str = "dis", seed: int = 1000) -> dict:
+            frames: int = 20, warmup: int = 5, segmenter: str = "fast", flow: str = "dis",
+            seed: int = 1000) -> dict:
     """fps and share of regions segmented of each configuration at each size; speed-up against BASELINE, the
     per-frame reference run interleaved with them (dvsnet.runner)."""
     where = pick_device(device)
     configs = tuple(dict.fromkeys((BASELINE, *configs)))  # the baseline first, each configuration once
     # max_key_age 0: the DN alone decides, as in the paper (and as docs/frame-size.md and gpu.md measured)
     base = PipelineConfig(segmenter=load_segmenter(segmenter, where), flow=flow, device=where, max_key_age=0)
-    named = PipelineConfig(segmenter=segmenter, flow=flow, device=str(where), max_key_age=0)  # what records say
+    # what records say
+    named = PipelineConfig(segmenter=segmenter, flow=flow, device=str(where), max_key_age=0)
     rows = []
     for height, width in sizes:
         videos = [Clip(render_clip(seed + i, frames, (height, width))) for i in range(clips)]
@@ -64,9 +67,9 @@ def measure(device: str = "auto", sizes=((512, 1024), (1024, 2048)), configs=DEF
                          "stage_ms": figures["stage_ms"],
                          "pipeline": parse_config(name, named).to_record(width)})
     return {"device": describe_device(where), "device_type": where.type, "segmenter": segmenter, "flow": flow,
-            "clips": clips, "frames": frames, "warmup": warmup, "rows": rows, "machine": describe_machine(where),
-            "torch": torch.__version__, "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds")}
+            "clips": clips, "frames": frames, "warmup": warmup, "rows": rows,
+            "machine": describe_machine(where), "torch": torch.__version__,
+            "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,7 +52,8 @@ from dvsnet.runner import Clip, FrameRecord, PipelineRun, run_interleaved
 
 HERE = Path(__file__).resolve().parent
 REPORT_SECTION = HERE / "report" / "adaptive.md"  # included in REPORT.md by report.py
-CURVES_PNG, RELIABILITY_PNG = HERE / "report" / "adaptive_curves.png", HERE / "report" / "adaptive_reliability.png"
+CURVES_PNG, RELIABILITY_PNG = (HERE / "report" / "adaptive_curves.png",
+                               HERE / "report" / "adaptive_reliability.png")
 STEADY, VARIATION = ("carphone", "bigbuckbunny"), ("bikes", "stopgo-bbb", "stopgo-bikes", "montage")
 FIXED = (2, 3, 5, 8, 12, 20, 30)
 DN = (0.99, 0.97, 0.95, 0.92, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5)
@@ -75,7 +76,8 @@ class SharedSegmentation:
         self.inner, self._input, self._output = segmenter, None, None
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        if not (self._input is not None and self._input.shape == images.shape and torch.equal(self._input, images)):
+        if not (self._input is not None and self._input.shape == images.shape
+                and torch.equal(self._input, images)):
             self._input, self._output = images.clone(), self.inner(images)
         return self._output.clone()
 
@@ -89,7 +91,8 @@ def clips(frames: int) -> dict[str, list[np.ndarray]]:
     real = {"carphone": list(load_frames(paths["carphone"], max_frames=frames)),
             "bigbuckbunny": list(load_frames(paths["bigbuckbunny"], resize=512, max_frames=frames)),
             "bikes": list(load_frames(paths["bikes"], resize=512, max_frames=frames))}
-    fitted = [[fit_frame(f, MONTAGE_SIZE) for f in real[name]] for name in ("bikes", "bigbuckbunny", "carphone")]
+    fitted = [[fit_frame(f, MONTAGE_SIZE) for f in real[name]]
+              for name in ("bikes", "bigbuckbunny", "carphone")]
     return {**real,
             "stopgo-bbb": stop_and_go(real["bigbuckbunny"], seed=11, length=frames)[0],
             "stopgo-bikes": stop_and_go(real["bikes"], seed=12, length=frames)[0],
@@ -225,20 +228,22 @@ def targets(record: dict) -> list[dict[str, Any]]:
         ok &= good
         lines.append(f"{clip['name']} {100 * shares[0]:.0f}%→{100 * shares[-1]:.1f}%"
                      + ("" if monotone else " (not monotone)") + ("" if distinct else " (repeats)"))
-    out.append({"target": "dn:0.99 → dn:0.5 moves from ≥ 90 % of regions segmented to < 5 %, monotone, distinct "
-                "at every step, on every clip", "measured": "; ".join(lines), "met": ok})
+    out.append({"target": "dn:0.99 → dn:0.5 moves from ≥ 90 % of regions segmented to < 5 %, monotone, "
+                "distinct at every step, on every clip", "measured": "; ".join(lines), "met": ok})
     # 2. never below the best fixed schedule at the same share
     lines, ok, failing = [], True, []
     for clip in clips_:
-        gaps = [(r["agreement"] - r["fixed_at_share"], r) for r in dn_rows(clip) if r["fixed_at_share"] is not None]
+        gaps = [(r["agreement"] - r["fixed_at_share"], r) for r in dn_rows(clip)
+                if r["fixed_at_share"] is not None]
         worst_gap, worst = min(gaps, key=lambda g: g[0])
         ok &= worst_gap >= -0.005
         failing += [threshold(r) for gap, r in gaps if gap < -0.005]
         lines.append(f"{clip['name']} {100 * worst_gap:+.1f} ({worst['policy']})")
     held = min((t for t in DN if t > max(failing, default=0.0)), default=None)
     lines.append("held on every clip for " + ("no threshold" if held is None else f"dn:{held:g} and above"))
-    out.append({"target": "dn:T never below fixed at the same share of regions segmented (tolerance 0.5 point), "
-                "on every clip: the lowest dn row minus fixed", "measured": "; ".join(lines), "met": ok})
+    out.append({"target": "dn:T never below fixed at the same share of regions segmented (tolerance 0.5 "
+                "point), on every clip: the lowest dn row minus fixed", "measured": "; ".join(lines),
+                "met": ok})
     # 3. clips with variation: >= +3 points somewhere at >= 3x, by time and by decisions
     lines, ok = [], True
     for clip in (c for c in clips_ if c["kind"] == "variation"):
@@ -263,10 +268,10 @@ def targets(record: dict) -> list[dict[str, Any]]:
         best_gap, best = max(gaps, key=lambda g: g[0])
         ok &= worst_gap >= 0
         below = sum(gap < 0 for gap, _ in gaps)
-        lines.append(f"{clip['name']} {100 * worst_gap:+.1f} ({worst['policy']}; {below} of {len(gaps)} rows below, "
-                     f"best {100 * best_gap:+.1f} {best['policy']})")
-    out.append({"target": "worst 5 % of frames never below fixed's at the same share: the lowest dn row minus fixed",
-                "measured": "; ".join(lines), "met": ok})
+        lines.append(f"{clip['name']} {100 * worst_gap:+.1f} ({worst['policy']}; {below} of {len(gaps)} "
+                     f"rows below, best {100 * best_gap:+.1f} {best['policy']})")
+    out.append({"target": "worst 5 % of frames never below fixed's at the same share: the lowest dn row "
+                "minus fixed", "measured": "; ".join(lines), "met": ok})
     # 5. >= 50 % of the oracle's gain where that gain >= 1 point
     lines, ok = [], True
     for kind in ("steady", "variation"):
@@ -282,9 +287,11 @@ def targets(record: dict) -> list[dict[str, Any]]:
         share = None if total == 0 else captured / total
         ok &= share is None or share >= 0.5
         lines.append(f"{kind}: " + ("the oracle gains < 1 point at every dn row's share" if share is None else
-                                    f"{100 * share:.0f} % ({100 * captured:+.1f} of {100 * total:+.1f} points summed)"))
-    out.append({"target": "the default captures ≥ 50 % of the oracle's gain over fixed wherever that gain is ≥ 1 "
-                "point, per clip kind (dn rows at the oracle's share)", "measured": "; ".join(lines), "met": ok})
+                                    f"{100 * share:.0f} % ({100 * captured:+.1f} of {100 * total:+.1f} "
+                                    "points summed)"))
+    out.append({"target": "the default captures ≥ 50 % of the oracle's gain over fixed wherever that gain "
+                "is ≥ 1 point, per clip kind (dn rows at the oracle's share)", "measured": "; ".join(lines),
+                "met": ok})
     # 6. predicted within 2 points of measured
     lines, ok = [], True
     for clip in clips_:
@@ -295,8 +302,9 @@ def targets(record: dict) -> list[dict[str, Any]]:
         ok &= abs(gap) <= 0.02
         lines.append(f"{clip['name']} {100 * gap:+.1f} (worst row {worst['policy']} "
                      f"{100 * (worst['predicted'] - worst['agreement']):+.1f})")
-    out.append({"target": "predicted agreement within 2 points of the measured one on every clip (the default "
-                f"{DEFAULT_POLICY}; predicted minus measured)", "measured": "; ".join(lines), "met": ok})
+    out.append({"target": "predicted agreement within 2 points of the measured one on every clip (the "
+                f"default {DEFAULT_POLICY}; predicted minus measured)", "measured": "; ".join(lines),
+                "met": ok})
     # 7. decision cost
     lines, ok = [], True
     for clip in clips_:
@@ -307,13 +315,14 @@ def targets(record: dict) -> list[dict[str, Any]]:
         ok &= cost <= 0.05 or clip["name"] != "bigbuckbunny"
         lines.append(f"{clip['name']} {clip['frame_size']}: {ms['flow']:.1f} + {ms['decision']:.1f} ms = "
                      f"{100 * cost:.1f} % of {segmentation:.0f} ms")
-    out.append({"target": "flow + features + DN (+ online learning) ≤ 5 % of one segmentation at the default size "
-                "(512x288 here, bigbuckbunny)", "measured": "; ".join(lines), "met": ok})
+    out.append({"target": "flow + features + DN (+ online learning) ≤ 5 % of one segmentation at the "
+                "default size (512x288 here, bigbuckbunny)", "measured": "; ".join(lines), "met": ok})
     synth = record.get("synth")
     if synth:
         b, off = synth["balanced"], synth["balanced_off"]
-        out.append({"target": f"synthetic val: balanced point (fastest dn:T within 3 mIoU points of per-frame) ≥ "
-                    f"{PAPER_BALANCED_SPEEDUP}× per-frame (paper Table 1: {PAPER_BALANCED_SPEEDUP}×)",
+        out.append({"target": f"synthetic val: balanced point (fastest dn:T within 3 mIoU points of "
+                    f"per-frame) ≥ {PAPER_BALANCED_SPEEDUP}× per-frame "
+                    f"(paper Table 1: {PAPER_BALANCED_SPEEDUP}×)",
                     "measured": ("no dn row within 3 points" if b is None else
                                  f"{b['policy']} {b['speedup']:.2f}× ({100 * b['miou']:.1f} % vs "
                                  f"{100 * synth['rows'][0]['miou']:.1f} %)")
@@ -332,10 +341,10 @@ def pct(value: float | None, signed: bool = False) -> str:
 
 
 def clip_table(clip: dict) -> str:
-    lines = [(f"**{clip['name']}** ({clip['kind']}, {clip['frames']} frames at {clip['frame_size']}; per-frame "
-             f"`fast` {clip['per_frame']['fps']:.2f} fps)"), "",
-             ("| policy | segmented % | speed-up | agreement % | worst 5 % | fixed at share % (Δ) | worst 5 % fixed "
-             "| oracle at share % | fixed at speed-up % (Δ) | predicted % |"),
+    lines = [(f"**{clip['name']}** ({clip['kind']}, {clip['frames']} frames at {clip['frame_size']}; "
+              f"per-frame `fast` {clip['per_frame']['fps']:.2f} fps)"), "",
+             ("| policy | segmented % | speed-up | agreement % | worst 5 % | fixed at share % (Δ) "
+              "| worst 5 % fixed | oracle at share % | fixed at speed-up % (Δ) | predicted % |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in clip["rows"]:
         delta = lambda a, b: "" if a is None or b is None else f" ({100 * (a - b):+.1f})"
@@ -347,13 +356,15 @@ def clip_table(clip: dict) -> str:
             f"| {pct(r['fixed_at_share']) + delta(r['agreement'], r['fixed_at_share']) if adaptive else ''} "
             f"| {pct(r['fixed_worst5_at_share']) if adaptive else ''} "
             f"| {pct(r['oracle_at_share']) if r['policy'].startswith('dn') else ''} "
-            f"| {pct(r['fixed_at_speedup']) + delta(r['agreement'], r['fixed_at_speedup']) if adaptive and r['speedup'] else ''} "
+            f"""| {pct(r['fixed_at_speedup']) + delta(r['agreement'], r['fixed_at_speedup'])
+                   if adaptive and r['speedup'] else ''} """
             f"| {pct(r.get('predicted'))} |")
     return "\n".join(lines)
 
 
 def reliability(record: dict) -> list[dict[str, Any]]:
-    """Predicted agreement against measured, binned, over the warped frames of every dn row (online, and off)."""
+    """Predicted agreement against measured, binned, over the warped frames of every dn row (online, and
+    off)."""
     out = []
     for online in (True, False):
         pairs = [pair for clip in record["clips"] for r in clip["rows"]
@@ -369,31 +380,35 @@ def reliability(record: dict) -> list[dict[str, Any]]:
 
 
 def synth_table(synth: dict) -> str:
-    lines = [(f"Synthetic val (`{synth['root']}`, {synth['snippets']} snippets of {synth['frames_per_snippet']} frames "
-             f"at {synth['frame_size']}, every frame scored, a reset per snippet):"), "",
+    lines = [(f"Synthetic val (`{synth['root']}`, {synth['snippets']} snippets of "
+              f"{synth['frames_per_snippet']} frames at {synth['frame_size']}, every frame scored, a reset "
+              "per snippet):"), "",
              "| policy | mIoU % | Δ per-frame | segmented % | speed-up |", "|---|---|---|---|---|"]
     base = synth["rows"][0]["miou"]
     for r in synth["rows"]:
-        lines.append(f"| {r['policy']} | {pct(r['miou'])} | {100 * (r['miou'] - base):+.1f} | {pct(r['seg_share'])} "
-                     f"| {r['speedup']:.2f}× |")
+        lines.append(f"| {r['policy']} | {pct(r['miou'])} | {100 * (r['miou'] - base):+.1f} "
+                     f"| {pct(r['seg_share'])} | {r['speedup']:.2f}× |")
     return "\n".join(lines)
 
 
 def markdown(record: dict) -> str:
     parts = ["| target | measured | verdict |", "|---|---|---|"]
-    parts += [f"| {t['target']} | {t['measured']} | {'met' if t['met'] else '**missed**'} |" for t in record["targets"]]
-    parts += ["", ("Reliability (warped frames of every dn row, 1x1 grids: predicted agreement binned, against the "
-              "measured agreement of those frames):"), "", "| scores | predicted bin | frames | predicted % | measured % |",
+    parts += [f"| {t['target']} | {t['measured']} | {'met' if t['met'] else '**missed**'} |"
+              for t in record["targets"]]
+    parts += ["", ("Reliability (warped frames of every dn row, 1x1 grids: predicted agreement binned, "
+                   "against the measured agreement of those frames):"), "",
+              "| scores | predicted bin | frames | predicted % | measured % |",
               "|---|---|---|---|---|"]
-    parts += [f"| {'online' if b['online'] else 'DN alone'} | {b['bin'][0]:.2f}–{b['bin'][1]:.2f} | {b['frames']} "
-              f"| {pct(b['predicted'])} | {pct(b['measured'])} |" for b in record["reliability"]]
+    parts += [f"| {'online' if b['online'] else 'DN alone'} | {b['bin'][0]:.2f}–{b['bin'][1]:.2f} "
+              f"| {b['frames']} | {pct(b['predicted'])} | {pct(b['measured'])} |"
+              for b in record["reliability"]]
     parts.append("")
     for clip in record["clips"]:
         parts += [clip_table(clip), ""]
         online = next(r for r in clip["rows"] if r["policy"] == DEFAULT_POLICY)["online"]
-        parts += [(f"Online state of {DEFAULT_POLICY} at the end: {online['samples']} samples, mean |predicted − "
-                  f"measured| on them (each predicted before it was learnt) {pct(online['mean_abs_error'])} points, "
-                  f"weights {online['weights']}."), ""]
+        parts += [(f"Online state of {DEFAULT_POLICY} at the end: {online['samples']} samples, mean "
+                   f"|predicted − measured| on them (each predicted before it was learnt) "
+                   f"{pct(online['mean_abs_error'])} points, weights {online['weights']}."), ""]
     if record.get("synth"):
         parts += [synth_table(record["synth"]), ""]
     return "\n".join(parts) + "\n"
@@ -412,10 +427,11 @@ def draw(record: dict) -> None:
         for prefix, label, style in (("fixed:", "fixed:L", "s-"), ("oracle:", "oracle:T", "^--"),
                                      ("dn:", "dn:T online (default)", "o-"), ("off", "dn:T DN alone", "x:")):
             rows = [r for r in clip["rows"] if (r["policy"].endswith("off") if prefix == "off" else
-                                                r["policy"].startswith(prefix) and not r["policy"].endswith("off"))]
+                                                r["policy"].startswith(prefix)
+                                                and not r["policy"].endswith("off"))]
             rows.sort(key=lambda r: r["seg_share"])
-            ax.plot([100 * r["seg_share"] for r in rows], [100 * r["agreement"] for r in rows], style, label=label,
-                    markersize=4)
+            ax.plot([100 * r["seg_share"] for r in rows], [100 * r["agreement"] for r in rows], style,
+                    label=label, markersize=4)
         ax.set_xscale("log")
         ax.set_title(f"{clip['name']} ({clip['kind']})", fontsize=9)
         ax.set_xlabel("regions segmented %")
@@ -445,14 +461,15 @@ def draw(record: dict) -> None:
 
 def report_section(record: dict) -> str:
     m = record["machine"]
-    return (f"Measured {record['started_utc']} by `{record['command']}` on {m['cpu']} ({m['usable_cores']} usable "
-            f"cores, 1-min load average at the end {m['load_average_1m']}), {record['threads']} torch and OpenCV "
-            f"thread(s), `fast` + DIS, eager fp32 torch on the CPU, torch {record['versions']['torch']}; "
-            f"{record['elapsed_s']:.0f} s. Per clip the reference and every fixed and dn row ran interleaved frame by "
-            "frame (speed-up = per-frame time / the row's time in that run); oracle rows untimed. \"off\" = "
-            "`--no-online` (the DN's scores as they are, key-age cap 10: the default before online calibration). "
-            "Agreement with per-frame output; \"fixed at share\" / \"oracle at share\" read those curves at the row's "
-            "share of regions segmented (docs/adaptive.md)."
+    return (f"Measured {record['started_utc']} by `{record['command']}` on {m['cpu']} ({m['usable_cores']} "
+            f"usable cores, 1-min load average at the end {m['load_average_1m']}), {record['threads']} torch "
+            f"and OpenCV thread(s), `fast` + DIS, eager fp32 torch on the CPU, torch "
+            f"{record['versions']['torch']}; {record['elapsed_s']:.0f} s. Per clip the reference and every "
+            "fixed and dn row ran interleaved frame by frame (speed-up = per-frame time / the row's time in "
+            "that run); oracle rows untimed. \"off\" = `--no-online` (the DN's scores as they are, key-age "
+            "cap 10: the default before online calibration). Agreement with per-frame output; "
+            "\"fixed at share\" / \"oracle at share\" read those curves at the row's share of regions "
+            "segmented (docs/adaptive.md)."
             + (f" The oracle rows were measured again by `{record['oracles_rerun']['command']}` "
                f"({record['oracles_rerun']['utc']})." if record.get("oracles_rerun") else "")
             + "\n\n"
@@ -465,7 +482,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=150, help="frames per clip (default: 150)")
     parser.add_argument("--clips", nargs="+", default=list(STEADY + VARIATION), choices=STEADY + VARIATION)
     parser.add_argument("--synth", default=None, metavar="ROOT",
-                        help="the synthetic set's root (dvsnet synth ROOT --split val); omitted: no labelled rows")
+                        help="the synthetic set's root (dvsnet synth ROOT --split val); "
+                             "omitted: no labelled rows")
     parser.add_argument("--synth-snippets", type=int, default=None)
     parser.add_argument("--warmup-frames", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -473,8 +491,8 @@ def main() -> None:
     parser.add_argument("--render-only", action="store_true",
                         help="run nothing: write the tables, targets and plots again from OUTPUT.json")
     parser.add_argument("--oracles-only", action="store_true",
-                        help="run the untimed oracle rows of every clip again into OUTPUT.json (the timed rows "
-                             "kept), then write everything again")
+                        help="run the untimed oracle rows of every clip again into OUTPUT.json (the timed "
+                             "rows kept), then write everything again")
     args = parser.parse_args()
     out = Path(args.output)
     if args.render_only or args.oracles_only:
@@ -490,7 +508,8 @@ def main() -> None:
     base = PipelineConfig(segmenter="fast", flow="dis", device="cpu", backend="torch", precision="fp32")
     started = datetime.datetime.now(datetime.timezone.utc)
     footage = clips(args.frames)
-    record: dict[str, Any] = {"command": " ".join(["python", *sys.argv]), "threads": args.threads, "clips": []}
+    record: dict[str, Any] = {"command": " ".join(["python", *sys.argv]), "threads": args.threads,
+                              "clips": []}
     for name in args.clips:
         print(f"{name}: {len(footage[name])} frames", file=sys.stderr, flush=True)
         record["clips"].append(run_clip(name, footage[name], base, args.warmup_frames))
@@ -517,8 +536,8 @@ def rerun_oracles(record: dict, frames: int) -> None:
         rows += oracle_rows(Clip(footage[clip["name"]], name=clip["name"]), base, segmenter)
         compare(rows)
         clip["rows"] = rows
-    record["oracles_rerun"] = {"command": " ".join(["python", *sys.argv]),
-                               "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    utc = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    record["oracles_rerun"] = {"command": " ".join(["python", *sys.argv]), "utc": utc}
 
 
 def write_outputs(record: dict, out: Path) -> None:

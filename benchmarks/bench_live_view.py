@@ -77,7 +77,8 @@ def run_once(pipe: DVSNet, frames: list[np.ndarray], view: LiveView, classes) ->
         start = time.perf_counter()
         result = pipe.step(frame)
         drawing = time.perf_counter()
-        overlay = draw_overlay(frame, result.labels, result.regions, result.paths, result.scores, classes=classes)
+        overlay = draw_overlay(frame, result.labels, result.regions, result.paths, result.scores,
+                               classes=classes)
         before = time.perf_counter()
         view.publish(overlay, {"frame": result.index, "fps": None, "state": "running",
                                "regions": [{"box": [r.core_top, r.core_left, r.core_bottom, r.core_right],
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                 run["encodes_per_frame"] = (view.encoded - encoded) / (view.published - published)
                 runs[condition].append(run)
                 print(f"round {round_ + 1} {condition:9s}: {run['fps']:.2f} frames/s, publish mean "
-                      f"{run['publish_us']:.0f} us (p99 {run['publish_us_p99']:.0f}, max {run['publish_us_max']:.0f}), "
+                      f"{run['publish_us']:.0f} us (p99 {run['publish_us_p99']:.0f}, "
+                      f"max {run['publish_us_max']:.0f}), "
                       f"viewers got {run['frames_per_viewer']}, "
                       f"{run['encodes_per_frame']:.2f} encodes/frame", flush=True)
     finally:
@@ -134,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     encode = []
     for _ in range(20):  # what one viewer-requested frame costs the server's thread
         start = time.perf_counter()
-        cv2.imencode(".jpg", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, view.jpeg_quality])
+        cv2.imencode(".jpg", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR),
+                     [cv2.IMWRITE_JPEG_QUALITY, view.jpeg_quality])
         encode.append(time.perf_counter() - start)
     jpeg_ms = 1e3 * float(np.median(encode))
     overlay_ms = float(np.median([r["overlay_ms"] for c in runs for r in runs[c]]))

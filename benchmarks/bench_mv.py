@@ -20,7 +20,8 @@ Three measurements, baseline and candidate in the same run, torch and OpenCV on 
    per-frame reference's (`always`, grid 1x1, run interleaved with the rows as in part 2: the label-free
    protocol of dvsnet.evaluate); mv's time again includes its reader overhead, per pixel of the source.
 
-    PYTHONPATH=src python benchmarks/bench_mv.py --threads 1   # -> results/bench_mv.json, benchmarks/report/mv.md
+    PYTHONPATH=src python benchmarks/bench_mv.py --threads 1
+    # -> results/bench_mv.json, benchmarks/report/mv.md
 """
 from __future__ import annotations
 
@@ -159,7 +160,8 @@ def cost(snippets, crf: int, workdir: Path) -> dict:
         "dis_flow_with_features_ms": ms["dis"] + ms["features"],
         "note": "medians; mv_flow_ms = dense field from the vectors (mv_field) + chaining and region crops "
                 "(mv_chain); with codec features: the same with the mv DN's input chained and pooled "
-                "(mv_chain_codec_features); features = dvsnet.features.motion_features (the dis DN's input); decoding with PyAV (FFmpeg's own threads) is reported apart: decode, and "
+                "(mv_chain_codec_features); features = dvsnet.features.motion_features (the dis DN's input); "
+                "decoding with PyAV (FFmpeg's own threads) is reported apart: decode, and "
                 "decode_export with the vectors exported",
     }
 
@@ -183,15 +185,17 @@ def accuracy(snippets, thresholds, crf: int, workdir: Path, reader_ms_per_px: fl
                        "ms_per_frame": 1000 * run.reference.stats.pipeline_seconds / frames}}
     for key, measured in zip(pipes, run.runs):
         seconds = measured.stats.pipeline_seconds + (extra_s * frames if rows[key][0] == "mv" else 0.0)
-        out[key] = {"miou": float(mean_iou(measured.confusion)), "speedup": run.reference.stats.pipeline_seconds
-                    / seconds, "warp_share": measured.figures()["warp_share"],
+        out[key] = {"miou": float(mean_iou(measured.confusion)),
+                    "speedup": run.reference.stats.pipeline_seconds / seconds,
+                    "warp_share": measured.figures()["warp_share"],
                     "ms_per_frame": 1000 * seconds / frames}
     return out
 
 
-def interleaved(clips: list[Clip], rows: dict[str, tuple[str, str | None]]) -> tuple[InterleavedRun, list[str]]:
-    """The runner's run of every row {key: (flow, DN)} at policy dn:T (T: the key's last word) with the per-frame
-    reference of the measured pipeline, and the row keys in run order."""
+def interleaved(clips: list[Clip],
+                rows: dict[str, tuple[str, str | None]]) -> tuple[InterleavedRun, list[str]]:
+    """The runner's run of every row {key: (flow, DN)} at policy dn:T (T: the key's last word) with the
+    per-frame reference of the measured pipeline, and the row keys in run order."""
     base = PipelineConfig(segmenter="fast", **MEASURED)
     pipes = [DVSNet.from_config(base.replace(flow=flow, dn=dn, policy=key.rsplit(" ", 1)[1]))
              for key, (flow, dn) in rows.items()]
@@ -205,7 +209,8 @@ def balanced(rows: dict, within: float = BALANCED_WITHIN) -> dict:
     out = {}
     for key, row in rows.items():
         label, name = key.split(" ", 1)
-        if name.startswith("dn:") and row["miou"] >= floor and row["speedup"] > out.get(label, {}).get("speedup", 0):
+        if (name.startswith("dn:") and row["miou"] >= floor
+                and row["speedup"] > out.get(label, {}).get("speedup", 0)):
             out[label] = {"policy": name, **row}
     return out
 
@@ -224,13 +229,15 @@ def clips(names, width: int, frames: int, thresholds, reader_ms_per_px: float) -
             if len(items) == frames:
                 break
         images, fields = [i for i, _ in items], [f for _, f in items]
-        extra_s = reader_ms_per_px * fields[0].frame_size[0] * fields[0].frame_size[1] / 1000  # at the source size
+        # at the source size
+        extra_s = reader_ms_per_px * fields[0].frame_size[0] * fields[0].frame_size[1] / 1000
         rows = {f"{label} dn:{t:g}": flow_dn for t in thresholds for label, flow_dn in FLOW_ROWS.items()}
         run, keys = interleaved([Clip(images, fields)], rows)
         ref_seconds = run.reference.stats.pipeline_seconds
         result = {"always 1x1": {"ms_per_frame": 1000 * ref_seconds / len(images)}}
         for key, measured in zip(keys, run.runs):
-            seconds = measured.stats.pipeline_seconds + (extra_s * len(images) if rows[key][0] == "mv" else 0.0)
+            seconds = (measured.stats.pipeline_seconds
+                       + (extra_s * len(images) if rows[key][0] == "mv" else 0.0))
             result[key] = {"agreement": measured.agreement, "speedup": ref_seconds / seconds,
                            "warp_share": measured.figures()["warp_share"]}
         out[name] = {"frames": len(images), "size": f"{images[0].shape[0]}x{images[0].shape[1]}", **result}
@@ -243,11 +250,12 @@ REPORT_SECTION = Path(__file__).parent / "report" / "mv.md"  # included in REPOR
 def report_section(record: dict) -> str:
     """REPORT.md's section: the run's command and machine, and a table per part it ran."""
     m = record["machine"]
-    lines = [(f"Measured {record['started_utc']} by `{record['command']}` on {m['cpu']} ({m['usable_cores']} usable "
-             f"cores, 1-min load average at the end {m['load_average_1m']}), {record['args']['threads']} torch and "
-             f"OpenCV thread(s), torch {record['versions']['torch']}; {record['elapsed_s']:.0f} s. Rows: `dis` = DIS "
-             "ultrafast with the shipped dis DN; `mv` = the codec's vectors with the shipped mv DN (codec features); "
-             "`mv/dis-dn` = the vectors with the dis DN (docs/motion-vectors.md)."), ""]
+    lines = [(f"Measured {record['started_utc']} by `{record['command']}` on {m['cpu']} "
+              f"({m['usable_cores']} usable cores, 1-min load average at the end {m['load_average_1m']}), "
+              f"{record['args']['threads']} torch and OpenCV thread(s), torch {record['versions']['torch']}; "
+              f"{record['elapsed_s']:.0f} s. Rows: `dis` = DIS ultrafast with the shipped dis DN; `mv` = the "
+              "codec's vectors with the shipped mv DN (codec features); "
+              "`mv/dis-dn` = the vectors with the dis DN (docs/motion-vectors.md)."), ""]
     c = record["cost"]
     ms = c["ms_per_frame"]
     lines += ["Flow cost per frame at 512x1024, 2x2 regions (medians, ms):", "",
@@ -267,21 +275,24 @@ def report_section(record: dict) -> str:
         for name in names:
             cells = [rows.get(f"{label} {name}") for label in labels]
             lines.append(f"| {name} | " + " | ".join(
-                "" if r is None else f"{100 * r['warp_share']:.1f} %, {100 * r['miou']:.1f}, {r['speedup']:.2f}×"
+                "" if r is None
+                else f"{100 * r['warp_share']:.1f} %, {100 * r['miou']:.1f}, {r['speedup']:.2f}×"
                 for r in cells) + " |")
         best = record.get("balanced", {})
-        lines += ["", "Best balanced point (the fastest dn:T within 5 mIoU points of per-frame): " + "; ".join(
-            f"{label} {b['policy']} {b['speedup']:.2f}× at {100 * b['miou']:.1f}" for label, b in best.items()) + ".", ""]
+        lines += ["", "Best balanced point (the fastest dn:T within 5 mIoU points of per-frame): "
+                  + "; ".join(f"{label} {b['policy']} {b['speedup']:.2f}× at {100 * b['miou']:.1f}"
+                              for label, b in best.items()) + ".", ""]
     for clip, result in record.get("clips", {}).items():
         rows = {k: v for k, v in result.items() if isinstance(v, dict) and "agreement" in v}
         labels = list(dict.fromkeys(k.split(" ", 1)[0] for k in rows))
         names = list(dict.fromkeys(k.split(" ", 1)[1] for k in rows))
-        lines += [(f"Real clip {clip} ({result['frames']} frames at {result['size']}): agreement with per-frame "
-                  "output; each cell: regions warped, agreement, speed-up:"), "",
+        lines += [(f"Real clip {clip} ({result['frames']} frames at {result['size']}): agreement with "
+                   "per-frame output; each cell: regions warped, agreement, speed-up:"), "",
                   "| policy | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
         for name in names:
             lines.append(f"| {name} | " + " | ".join(
-                f"{100 * rows[f'{label} {name}']['warp_share']:.1f} %, {100 * rows[f'{label} {name}']['agreement']:.1f} %, "
+                f"{100 * rows[f'{label} {name}']['warp_share']:.1f} %, "
+                f"{100 * rows[f'{label} {name}']['agreement']:.1f} %, "
                 f"{rows[f'{label} {name}']['speedup']:.2f}×" for label in labels) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -294,15 +305,19 @@ def main() -> None:
     parser.add_argument("--cost-snippets", type=int, default=2)
     parser.add_argument("--thresholds", type=float, nargs="+",
                         default=[0.6, 0.7, 0.8, 0.86, 0.88, 0.9, 0.91, 0.92, 0.93, 0.94, 0.96, 0.98])
-    parser.add_argument("--crf", type=int, default=23, help="x264 constant quality (23: its default, dash-cam-like)")
+    parser.add_argument("--crf", type=int, default=23,
+                        help="x264 constant quality (23: its default, dash-cam-like)")
     parser.add_argument("--clips", nargs="*", default=["bigbuckbunny", "bikes"])
     parser.add_argument("--clip-width", type=int, default=512)
     parser.add_argument("--clip-frames", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--mv-dn", default=None, help="a DN from `dvsnet calibrate --flow mv`: adds mv+dn rows")
-    parser.add_argument("--dis-dn", default=None, help="a DN from `dvsnet calibrate --flow dis`: adds dis+dn rows")
+    parser.add_argument("--mv-dn", default=None,
+                        help="a DN from `dvsnet calibrate --flow mv`: adds mv+dn rows")
+    parser.add_argument("--dis-dn", default=None,
+                        help="a DN from `dvsnet calibrate --flow dis`: adds dis+dn rows")
     parser.add_argument("--parts", nargs="+", choices=("cost", "accuracy", "clips"),
-                        default=["cost", "accuracy", "clips"], help="which measurements to run (default: all)")
+                        default=["cost", "accuracy", "clips"],
+                        help="which measurements to run (default: all)")
     parser.add_argument("--out", default="results/bench_mv.json")
     parser.add_argument("--no-report", dest="report", action="store_false",
                         help="do not write REPORT.md's section (benchmarks/report/mv.md)")
@@ -320,8 +335,8 @@ def main() -> None:
         overhead = max(0.0, costs["decode_export"] - costs["decode"]) + costs["mv_field"]
         if "accuracy" in args.parts:
             calibrated = {flow: dn for flow, dn in (("mv", args.mv_dn), ("dis", args.dis_dn)) if dn}
-            result["accuracy"] = accuracy(snippets, args.thresholds, args.crf, Path(tmp), overhead / (512 * 1024),
-                                          calibrated)
+            result["accuracy"] = accuracy(snippets, args.thresholds, args.crf, Path(tmp),
+                                          overhead / (512 * 1024), calibrated)
             result["balanced"] = balanced(result["accuracy"])
             print(json.dumps(result["accuracy"], indent=1))
             print(json.dumps(result["balanced"], indent=1))

@@ -45,7 +45,8 @@ def main() -> None:
                 for key in segmenters:
                     agree[key].append((labels[key] == labels[("torch", "fp32")]).float().mean().item())
         for key, values in agree.items():
-            rows.append({"clip": name, "size": list(frames[0].shape[:2]), "frames": len(frames), "backend": key[0],
+            rows.append({"clip": name, "size": list(frames[0].shape[:2]), "frames": len(frames),
+                         "backend": key[0],
                          "precision": key[1], "agreement_vs_torch_fp32": float(np.mean(values)),
                          "worst_frame": float(np.min(values))})
             print(f"{name:<13} {frames[0].shape[0]}x{frames[0].shape[1]} {key[0]:<12} {key[1]:<5} "

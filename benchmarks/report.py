@@ -3,10 +3,11 @@
     PYTHONPATH=src .venv/bin/python benchmarks/report.py --data data/synth --max-snippets 10
 
 runs (or resumes) the sweep into results/sweep (dvsnet.sweep: rows already done are not redone), then
-writes benchmarks/REPORT.md and benchmarks/report/*.png from results/sweep/sweep.csv. With --check-snippets N
-it also runs (or resumes) a check into results/sweep-check on N snippets (dvsnet.claims.check_configs), whose
-Table 1 and Fig. 9 verdicts stand where they differ; with --no-run it only reads the CSVs that exist. What each
-claim's section states comes from dvsnet.claims and dvsnet.experiments; this file writes the report around them.
+writes benchmarks/REPORT.md and benchmarks/report/*.png from results/sweep/sweep.csv. With --check-snippets
+N it also runs (or resumes) a check into results/sweep-check on N snippets (dvsnet.claims.check_configs),
+whose Table 1 and Fig. 9 verdicts stand where they differ; with --no-run it only reads the CSVs that exist.
+What each claim's section states comes from dvsnet.claims and dvsnet.experiments; this file writes the
+report around them.
 """
 from __future__ import annotations
 
@@ -38,11 +39,14 @@ from dvsnet.sweep import SweepConfig, run_sweep
 BENCH_SECTIONS = (
     ("backends.md", "Backends and precisions (benchmarks/bench_backends.py)"),
     ("backends-no-bf16.md", "The default on a CPU without native bf16 (benchmarks/bench_backends.py)"),
-    ("real_clips.md", "Real clips without labels: the defaults against fixed schedules (benchmarks/bench_real_clips.py)"),
-    ("calibrate.md", "Real clips: a decision network calibrated without labels (benchmarks/bench_calibrate.py)"),
+    ("real_clips.md", ("Real clips without labels: the defaults against fixed schedules "
+                       "(benchmarks/bench_real_clips.py)")),
+    ("calibrate.md", ("Real clips: a decision network calibrated without labels "
+                      "(benchmarks/bench_calibrate.py)")),
     ("mv.md", "Flow from the codec: `--flow mv` against DIS (benchmarks/bench_mv.py)"),
     ("adaptive.md", ("Adaptive scheduling: online self-calibration against fixed schedules and the oracle "
                      "(benchmarks/bench_headroom.py)")),
+    ("live.md", "Live video: a 25 fps stream over UDP in real time (benchmarks/bench_live.py)"),
 )
 
 
@@ -50,8 +54,8 @@ def reference_text(reference: dict[str, dict[str, float]]) -> str:
     """One sentence per segmenter: its per-frame reference timings over the run."""
     return " ".join(
         f"`{seg}` per-frame reference: median {st['median']:.2f} fps over {st['count']} timings (range "
-        f"{st['min']:.2f}–{st['max']:.2f}, ±{50 * (st['max'] - st['min']) / st['median']:.0f}% around it; first half "
-        f"of the run {st['first_half']:.2f}, second half {st['second_half']:.2f})."
+        f"{st['min']:.2f}–{st['max']:.2f}, ±{50 * (st['max'] - st['min']) / st['median']:.0f}% around it; "
+        f"first half of the run {st['first_half']:.2f}, second half {st['second_half']:.2f})."
         for seg, st in reference.items())
 
 
@@ -62,22 +66,26 @@ def header_section(rows, sweep_dir: Path, command: str, reference, gpu: dict | N
     parallel = (f" Rows ran up to {setup.jobs} at a time (`--jobs`), each in its own process: a row and its "
                 "reference share the cores with the other rows in flight.") if setup.jobs > 1 else ""
     timed, own = (("interleaved frame by frame with each row on its snippets, dvsnet.runner",
-                   "its own reference, timed on the same frames interleaved with it") if setup.interleaved else
+                   "its own reference, timed on the same frames interleaved with it")
+                  if setup.interleaved else
                   ("first 10 frames of the first snippet, timed in the same worker just before each row",
                    "its own 10-frame reference"))
     return [
         "# DVSNet reproduction report", "",
         (f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}` from "
-         f"`{sweep_dir / 'sweep.csv'}` ({len(rows)} rows, finished {setup.finished[0]} .. {setup.finished[-1]})."), "",
-        (f"**Setup.** Data: `{first.data}`, split val, first {first.snippets} snippets ({first.frames // first.snippets}"
-         f" frames each evaluated, frame size {first.frame_size}), paper protocol (docs/design.md §5): frame 0 key, "
+         f"`{sweep_dir / 'sweep.csv'}` ({len(rows)} rows, finished {setup.finished[0]} .. "
+         f"{setup.finished[-1]})."), "",
+        (f"**Setup.** Data: `{first.data}`, split val, first {first.snippets} snippets "
+         f"({first.frames // first.snippets} frames each evaluated, frame size {first.frame_size}), paper "
+         "protocol (docs/design.md §5): frame 0 key, "
          "frames 0..19 in order, frame 19 scored. fps = frames / time inside `DVSNet.step` (frames decoded "
          f"beforehand; warm-up frames excluded). Machine: {machine.get('cpu', '?')}, "
          f"{machine.get('usable_cores', '?')} usable cores, {machine.get('torch_threads', '?')} torch / "
          f"{machine.get('opencv_threads', '?')} OpenCV threads, CPU only, shared with other jobs (1-min load "
          f"average during the rows: {f'{min(loads):.1f}–{max(loads):.1f}' if loads else '?'}). Speed-up = a "
          "row's fps / the run's per-frame reference for its segmenter: the median of the `ref_fps` timings "
-         f"(policy `always`, 1x1, {timed}) over the whole run. mIoU drops are against the per-frame baseline row. "
+         f"(policy `always`, 1x1, {timed}) over the whole run. mIoU drops are against the per-frame "
+         "baseline row. "
          f"Default regions: {GRID} grid, {default_overlap(first.width)} px overlap (64 px at 2048 px width, "
          f"scaled).{parallel}"), "",
         *gpu_text(gpu),
@@ -92,14 +100,17 @@ def header_section(rows, sweep_dir: Path, command: str, reference, gpu: dict | N
 def gpu_text(gpu: dict | None) -> Lines:
     """The report's GPU paragraph: bench_gpu.py's table when it ran on a CUDA GPU, else why there is none."""
     if not gpu or gpu.get("device_type") != "cuda":
-        return [("**GPU.** No GPU was lent to this task, so the GPU fps at 512×1024 and 1024×2048 (issue #5 item 4) "
-                 "was not measured; every figure here is from the 2-core CPU."), ""]
+        return [("**GPU.** No GPU was lent to this task, so the GPU fps at 512×1024 and 1024×2048 (issue #5 "
+                 "item 4) was not measured; every figure here is from the 2-core CPU."), ""]
     lines = [(f"**GPU.** `benchmarks/bench_gpu.py` on {gpu['device']} ({gpu['finished_utc']}): "
-              f"`{gpu['segmenter']}` + {gpu['flow']} flow (DIS on the CPU), {gpu['clips']} synthetic clips of "
-              f"{gpu['frames']} frames rendered at each size, {gpu['warmup']} warm-up frames; fps = frames / time "
+              f"`{gpu['segmenter']}` + {gpu['flow']} flow (DIS on the CPU), {gpu['clips']} synthetic clips "
+              f"of {gpu['frames']} frames rendered at each size, {gpu['warmup']} warm-up frames; "
+              "fps = frames / time "
               "in `DVSNet.step`; speed only (no labels at these sizes; the DN was trained at 256×512)."), "",
-             "| size | configuration | fps | speed-up vs per-frame | regions segmented |", "|---|---|---|---|---|"]
-    lines += [f"| {r['size']} | `{r['config']}` | {r['fps']:.1f} | {r['speedup']:.2f}× | {100 * r['seg_share']:.1f}% |"
+             "| size | configuration | fps | speed-up vs per-frame | regions segmented |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['size']} | `{r['config']}` | {r['fps']:.1f} | {r['speedup']:.2f}× "
+              f"| {100 * r['seg_share']:.1f}% |"
               for r in gpu["rows"]]
     return [*lines, ""]
 
@@ -108,7 +119,8 @@ def check_section(check_rows, config: SweepConfig, check_dir: Path | None, ov: i
                   main_snippets: int) -> tuple[Lines, Lines]:
     """The check run's section (more snippets, first segmenter and flow): Table 1 and, where its rows hold
     other policies, Fig. 9's verdicts. Returns the text and the verdict lines."""
-    (check_rows, reference), seg0, flow0 = ex.pool_reference(check_rows), config.segmenters[0], config.flows[0]
+    (check_rows, reference), seg0, flow0 = (ex.pool_reference(check_rows), config.segmenters[0],
+                                            config.flows[0])
     n = check_rows[0].snippets
     table = claims.table1(check_rows, (seg0,), (flow0,), config.curve_grids, ov)
     t1, verdicts = table1_lines(table), claims.table1_verdicts(table)
@@ -118,10 +130,13 @@ def check_section(check_rows, config: SweepConfig, check_dir: Path | None, ov: i
     text = [f"## Checked on {n} snippets", "",
             (f"Only frame 19 of each snippet is scored, so at {main_snippets} snippets one snippet's key "
              "decision moves a row by a few points, and a verdict at the edge of a target can be luck. The "
-             f"per-frame baseline and the dn curves of ({seg0}, {flow0}) on {', '.join(sorted({r.grid for r in dn}))} "
+             f"per-frame baseline and the dn curves of ({seg0}, {flow0}) on "
+             f"{', '.join(sorted({r.grid for r in dn}))} "
              f"at thresholds {', '.join(f'{t:g}' for t in sorted({r.policy_value for r in dn}))} (not every "
-             "threshold on every grid)" + (f", and the {', '.join(others)} curves on {GRID}," if others else "")
-             + f" were re-run on the first {n} val snippets" + (f" (`{check_dir / 'sweep.csv'}`)" if check_dir else "")
+             "threshold on every grid)"
+             + (f", and the {', '.join(others)} curves on {GRID}," if others else "")
+             + f" were re-run on the first {n} val snippets"
+             + (f" (`{check_dir / 'sweep.csv'}`)" if check_dir else "")
              + ", same protocol and picking rule, speed-ups against this run's own pooled per-frame "
              "reference. " + reference_text(reference) + " These verdicts stand where they differ from "
              "the ones above."), ""]
@@ -132,17 +147,21 @@ def check_section(check_rows, config: SweepConfig, check_dir: Path | None, ov: i
     lines = claims.policy_verdicts(pol)
     if others:
         rows9 = [[r.policy, pct(r.miou), f"{r.fps:.2f}", f"{r.speedup:.2f}×", f"{100 * r.seg_share:.1f}%"]
-                 for k in ("dn", "fixed", "diff", "flow") for r in sorted(pol[k], key=lambda r: r.policy_value)]
+                 for k in ("dn", "fixed", "diff", "flow")
+                 for r in sorted(pol[k], key=lambda r: r.policy_value)]
         text += [f"### Fig. 9 policies on {GRID}", "",
-                 md_table(["policy", "mIoU %", "fps", "speed-up", "regions segmented"], rows9), "", *lines, ""]
+                 md_table(["policy", "mIoU %", "fps", "speed-up", "regions segmented"], rows9), "", *lines,
+                 ""]
     return text, verdicts + lines
 
 
 def time_section(rows, seg0: str, flow0: str, ov: int) -> Lines:
     """Mean ms per frame of each stage along the dn curve."""
     stage_rows = [[r.policy, f"{r.ms_per_frame:.1f}"]
-                  + [f"{getattr(r, s + '_ms'):.1f}" if getattr(r, s + "_ms") is not None else "–" for s in STAGES]
-                  for r in sorted(ex.policy_curves(rows, seg0, flow0, ov)["dn"], key=lambda r: r.policy_value)]
+                  + [f"{getattr(r, s + '_ms'):.1f}" if getattr(r, s + "_ms") is not None else "–"
+                     for s in STAGES]
+                  for r in sorted(ex.policy_curves(rows, seg0, flow0, ov)["dn"],
+                                  key=lambda r: r.policy_value)]
     if not stage_rows:
         return []
     return ["## Where the time goes (ms per frame, dn rows)", "",
@@ -194,9 +213,11 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
 
     summary: Lines = []
     table_1, seg0_points = claims.table1_section(rows, config, ov, summary)
-    out = [*header_section(rows, sweep_dir, command, reference, gpu), "## Verdicts at a glance", "", "SUMMARY", "",
+    out = [*header_section(rows, sweep_dir, command, reference, gpu), "## Verdicts at a glance", "",
+           "SUMMARY", "",
            *table_1,
-           "## Fig. 8: mIoU vs fps over the DN threshold", "", *img("fig8_tradeoff.png"), *claims.fig8_section(rows, config, ov),
+           "## Fig. 8: mIoU vs fps over the DN threshold", "", *img("fig8_tradeoff.png"),
+           *claims.fig8_section(rows, config, ov),
            f"## Fig. 9: key-frame policies ({seg0}, {flow0})", "", *img("fig9_policies.png"),
            *claims.fig9_section(rows, seg0, flow0, ov, summary),
            f"## Table 3: division schemes at {policy}", "", *img("table3_division.png"),
@@ -206,19 +227,21 @@ def build_report(rows, config: SweepConfig, sweep_dir: Path, figures: list[Path]
     if check_rows:
         check_text, check_verdicts = check_section(check_rows, config, check_dir, ov, rows[0].snippets)
         out += check_text
-        summary[:0] = [(f"- Checked on {check_rows[0].snippets} snippets (these verdicts stand where they differ "
-                        f"from the {rows[0].snippets}-snippet ones after them):"),
+        summary[:0] = [(f"- Checked on {check_rows[0].snippets} snippets (these verdicts stand where they "
+                        f"differ from the {rows[0].snippets}-snippet ones after them):"),
                        *("  " + line for line in check_verdicts),
                        f"- On {rows[0].snippets} snippets, the whole experiment grid:"]
     out += [*time_section(rows, seg0, flow0, ov), *per_class_section(rows, seg0, sweep_dir, seg0_points),
-            *all_rows_section(rows), *bench_sections(), "## Figures", "", *(f"- `{link_dir}/{p.name}`" for p in figures), ""]
+            *all_rows_section(rows), *bench_sections(), "## Figures", "",
+            *(f"- `{link_dir}/{p.name}`" for p in figures), ""]
     at = out.index("SUMMARY")
     out[at:at + 1] = summary or ["Nothing measured yet."]
     return "\n".join(out)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--data", default="data/synth", help="Cityscapes-layout tree (default: data/synth)")
     add("--sweep", default="results/sweep", help="sweep folder (default: results/sweep)")
@@ -226,27 +249,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--segmenters", default="fast,accurate")
     add("--flows", default="dis,flownet")
     add("--experiments", default="abcde")
-    add("--curve-grids", default="1x1", help="grids that also get the dn curve of the first segmenter and flow, "
-                                             "besides 2x2; '' for none (default: 1x1)")
+    add("--curve-grids", default="1x1",
+        help="grids that also get the dn curve of the first segmenter and flow, besides 2x2; '' for none "
+             "(default: 1x1)")
     add("--threads", type=int, default=1,
         help="torch and OpenCV threads for the sweep (default: 1, steadier on a shared machine)")
-    add("--jobs", type=int, default=1, help="sweep rows evaluated at once, each in its own process with --threads "
-                                            "threads (default: 1; see dvsnet sweep --jobs)")
+    add("--jobs", type=int, default=1,
+        help="sweep rows evaluated at once, each in its own process with --threads threads (default: 1; "
+             "see dvsnet sweep --jobs)")
     add("--warmup-frames", type=int, default=WARMUP_FRAMES,
         help=f"frames run before each row and discarded (default: {WARMUP_FRAMES}, dvsnet.runner's)")
     add("--check-snippets", type=int, default=0,
-        help="also re-run, on this many snippets, the first segmenter and flow's per-frame baseline, dn curves "
-             "(2x2 and --curve-grids, at --check-thresholds) and fixed/diff/flow curves (2x2), and report Table 1 "
-             "and Fig. 9's verdicts from them too (default: 0, no check)")
-    add("--check-sweep", default="results/sweep-check", help="sweep folder of the check (default: results/sweep-check)")
+        help="also re-run, on this many snippets, the first segmenter and flow's per-frame baseline, dn "
+             "curves (2x2 and --curve-grids, at --check-thresholds) and fixed/diff/flow curves (2x2), and "
+             "report Table 1 and Fig. 9's verdicts from them too (default: 0, no check)")
+    add("--check-sweep", default="results/sweep-check",
+        help="sweep folder of the check (default: results/sweep-check)")
     add("--check-thresholds", default=",".join(f"{t:g}" for t in claims.CHECK_THRESHOLDS),
         help="DN thresholds of the check (default: around the operating points)")
-    add("--gpu-sizes", default="512x1024,1024x2048", help="frame sizes of the GPU fps table, measured when torch "
-                                                          "sees a CUDA GPU (default: 512x1024,1024x2048)")
+    add("--gpu-sizes", default="512x1024,1024x2048",
+        help="frame sizes of the GPU fps table, measured when torch sees a CUDA GPU "
+             "(default: 512x1024,1024x2048)")
     add("--gpu-json", default="results/bench_gpu.json",
         help="bench_gpu.py's result: written on a GPU, read for the report (default: results/bench_gpu.json)")
     add("--backend", default="torch", choices=("auto", "torch", "onnxruntime"),
-        help="what runs the segmenters (default: torch, with fp32: the eager PyTorch REPORT.md's figures came from)")
+        help="what runs the segmenters (default: torch, with fp32: the eager PyTorch REPORT.md's figures "
+             "came from)")
     add("--precision", default="fp32", choices=("auto", "fp32", "bf16", "int8"), help="(default: fp32)")
     add("--no-run", action="store_true", help="only read the existing sweep.csv (and the check's)")
     add("--report", default=str(HERE / "REPORT.md"), help="report file (default: benchmarks/REPORT.md)")
@@ -261,8 +289,8 @@ def run(args: argparse.Namespace, config: SweepConfig) -> None:
     for folder, sweep_config, snippets in ((args.sweep, config, args.max_snippets),
                                            *((args.check_sweep, c, args.check_snippets) for c in checks
                                              if args.check_snippets > 0)):
-        run_sweep(args.data, folder, config=sweep_config, max_snippets=snippets, warmup_frames=args.warmup_frames,
-                  jobs=args.jobs)
+        run_sweep(args.data, folder, config=sweep_config, max_snippets=snippets,
+                  warmup_frames=args.warmup_frames, jobs=args.jobs)
     if torch.cuda.is_available():
         sys.path.insert(0, str(HERE))
         from bench_gpu import measure

@@ -110,7 +110,8 @@ def test_the_labels_are_checked_on_the_footage_itself(monkeypatch, tmp_path, sam
     chosen = backends.load_backend_segmenter("fast", choice.backend, choice.precision, CPU)
     with torch.no_grad():
         images = [torch.from_numpy(f).permute(2, 0, 1)[None].float().div(255) for f in frames]
-        agreement = np.mean([(chosen(x).argmax(1) == fp32(x).argmax(1)).float().mean().item() for x in images])
+        agreement = np.mean([(chosen(x).argmax(1) == fp32(x).argmax(1)).float().mean().item()
+                             for x in images])
     assert agreement >= auto_precision.MIN_AGREEMENT
     cached = json.loads(auto_precision.cache_path().read_text())["footage"]
     assert [entry["precision"] for entry in cached.values()] == [choice.precision]

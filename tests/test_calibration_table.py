@@ -17,7 +17,8 @@ def test_predicted_agreement_counts_segmented_regions_as_one_and_warped_ones_at_
 
 
 def test_a_table_written_as_calibrate_writes_it_reads_back_sorted(tmp_path):
-    rows = (ThresholdRow(0.9, 0.97, 0.96, 0.3, 20.0, 5.0, 4.0), ThresholdRow(0.5, 0.9, 0.85, 0.05, 40.0, 5.0, 8.0))
+    rows = (ThresholdRow(0.9, 0.97, 0.96, 0.3, 20.0, 5.0, 4.0),
+            ThresholdRow(0.5, 0.9, 0.85, 0.05, 40.0, 5.0, 8.0))
     table = CalibrationTable(rows, "dn.safetensors")
     assert [row.threshold for row in table.rows] == [0.5, 0.9]
     (tmp_path / "calibration.json").write_text(json.dumps({"weights": table.weights,

@@ -5,9 +5,9 @@ from dvsnet.sweep import SweepConfig
 
 
 def _row(grid: str, miou: float, ratio: float | None) -> SweepRow:
-    return SweepRow(segmenter="fast", flow="dis", policy="dn:0.92", grid=grid, overlap=0 if grid == "1x1" else 16,
-                    miou=miou, fps=20.0, snippets=1, frame_size="256x512", data="d", speedup=2.0,
-                    warp_seg_ratio=ratio)
+    return SweepRow(segmenter="fast", flow="dis", policy="dn:0.92", grid=grid,
+                    overlap=0 if grid == "1x1" else 16, miou=miou, fps=20.0, snippets=1,
+                    frame_size="256x512", data="d", speedup=2.0, warp_seg_ratio=ratio)
 
 
 def test_division_picks_the_highest_ratio_and_miou_as_printed_the_first_grid_on_a_tie():
@@ -17,7 +17,8 @@ def test_division_picks_the_highest_ratio_and_miou_as_printed_the_first_grid_on_
     assert found.best_ratio == "1x1"  # 4.00 and 4.00 as printed: the first
     assert found.best_miou == "2x2"
     assert claims.division_verdict(found).startswith("Paper claim (Table 3): 2x2 uses the warp path best")
-    assert "ratio at **1x1** — not reproduced. Highest mIoU at 2x2 (62.00%)." in claims.division_verdict(found)
+    assert ("ratio at **1x1** — not reproduced. Highest mIoU at 2x2 (62.00%)."
+            in claims.division_verdict(found))
     nothing = claims.division([_row("1x1", 0.6, None)], "fast", "dis", "dn:0.92", ((1, 1),), 16)
     assert nothing.best_ratio is None and claims.division_verdict(nothing) is None
 

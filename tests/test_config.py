@@ -101,7 +101,7 @@ def test_grid_auto_overlap_and_record_follow_the_frame_size():
 
 
 def test_the_key_age_cap_is_the_policys_unless_given():
-    from dvsnet.policies import parse_policy
+    from dvsnet.policy_strings import parse_policy
 
     config = PipelineConfig()
     assert config.key_age_cap(parse_policy("dn:0.92")) == DN_MAX_KEY_AGE == 10

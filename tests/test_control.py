@@ -31,7 +31,8 @@ def scores_batch(scores, seg_labels=None, warped_labels=None):
                        segment=lambda images: torch.zeros(len(images), 2, 8, 8)), torch.tensor(scores)
 
 
-def run_fake_clock(policy, frames, seg_per_region=0.1, warp_per_region=0.002, other=0.01, scores=(0.9, 0.8, 0.7, 0.6)):
+def run_fake_clock(policy, frames, seg_per_region=0.1, warp_per_region=0.002, other=0.01,
+                   scores=(0.9, 0.8, 0.7, 0.6)):
     """Drive a controller with a fake clock: frame time = other + its regions' costs. -> (totals, counts)."""
     totals, counts = [], []
     policy.observe(frame_result(["seg"] * 4, [None] * 4, 4 * seg_per_region, 0, 0, restarted=True))
@@ -117,7 +118,8 @@ def test_agreement_checks_correct_the_bias_of_the_dn():
 def test_targets_start_from_the_calibration_table(tmp_path, share):
     rows = [{"threshold": t, "fps": fps, "fps_per_frame": 5, "speedup": fps / 5, "measured_agreement": m,
              "predicted_agreement": p, share: seg}
-            for t, fps, m, p, seg in [(0.9, 20, 0.96, 0.97, 0.3), (0.8, 40, 0.93, 0.95, 0.1), (0.95, 10, 0.98, 0.99, 0.5)]]
+            for t, fps, m, p, seg in [(0.9, 20, 0.96, 0.97, 0.3), (0.8, 40, 0.93, 0.95, 0.1),
+                                      (0.95, 10, 0.98, 0.99, 0.5)]]
     (tmp_path / "dn.safetensors").write_bytes(b"")
     (tmp_path / "calibration.json").write_text(json.dumps({"weights": "dn.safetensors", "thresholds": rows}))
     table = CalibrationTable.read(tmp_path / "dn.safetensors")
@@ -128,8 +130,10 @@ def test_targets_start_from_the_calibration_table(tmp_path, share):
     assert AgreementTarget(0.95, table=table).bias == pytest.approx((0.96 - 0.97) / 0.7)
     assert AgreementTarget(0.99, table=table).threshold == 0.95
     assert FpsTarget(25).threshold == AgreementTarget(0.95).threshold == 0.92  # no table: the default dn:T
-    assert CalibrationTable.read(tmp_path / "other.safetensors") is None and CalibrationTable.read("dis") is None
-    (tmp_path / "calibration.json").write_text(json.dumps({"weights": "other.safetensors", "thresholds": rows}))
+    assert (CalibrationTable.read(tmp_path / "other.safetensors") is None
+            and CalibrationTable.read("dis") is None)
+    (tmp_path / "calibration.json").write_text(json.dumps({"weights": "other.safetensors",
+                                                           "thresholds": rows}))
     assert CalibrationTable.read(tmp_path / "dn.safetensors") is None  # another weights file's table
     (tmp_path / "calibration.json").write_text(json.dumps({"weights": "dn.safetensors", "thresholds": [{}]}))
     with pytest.raises(DvsnetError, match="cannot read the calibration table"):
@@ -172,8 +176,8 @@ def test_a_target_reaches_the_pipeline_config():
     from dvsnet.cli.options import pipeline_config, target_spec
 
     args = SimpleNamespace(policy="dn:0.92", threshold=None, target_fps=12.0, target_agreement=None,
-                           segmenter="fast", flow="dis", grid=(2, 2), overlap=None, stitch="max-logit", dn=None,
-                           device="cpu", flow_width=None)
+                           segmenter="fast", flow="dis", grid=(2, 2), overlap=None, stitch="max-logit",
+                           dn=None, device="cpu", flow_width=None)
     assert pipeline_config(args).policy == "dn:fps=12"
     assert target_spec("dn:0.92", None, 0.95) == "dn:agree=0.95"
     with pytest.raises(Exception, match=re.escape("give one")):

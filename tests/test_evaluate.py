@@ -146,7 +146,8 @@ def _real_naming_copy(synth_root, dest, first_frame=100):
         labels.mkdir(parents=True, exist_ok=True)
         for offset, path in enumerate(item.frame_paths):
             shutil.copy(path, images / f"{city}_{seq:06d}_{first_frame + offset:06d}_leftImg8bit.png")
-        shutil.copy(item.label_paths[19], labels / f"{city}_{seq:06d}_{first_frame + 19:06d}_gtFine_labelIds.png")
+        shutil.copy(item.label_paths[19],
+                    labels / f"{city}_{seq:06d}_{first_frame + 19:06d}_gtFine_labelIds.png")
     return dest
 
 
@@ -165,7 +166,8 @@ def test_constant_prediction_on_a_generated_tree_matches_a_hand_count(synth_tree
     assert result["miou"] == pytest.approx(expected)
     assert result["classes_present"] == len(present)
     assert result["snippets"] == 2 and result["frames"] == 40 and result["scored_frames"] == 2
-    assert result["config"]["overlap"] == 4 and result["config"]["overlap_default"]  # 64 px at 2048 -> 4 at 128
+    # 64 px at 2048 -> 4 at 128
+    assert result["config"]["overlap"] == 4 and result["config"]["overlap_default"]
 
     every = evaluate(synth_tree, config, warmup_frames=0, all_frames=True, max_snippets=1)
     assert every["scored_frames"] == 20 and every["snippets"] == 1

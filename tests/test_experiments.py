@@ -39,7 +39,8 @@ def test_pool_reference_divides_by_the_median_and_keeps_the_own_ratio():
     pooled, stats = ex.pool_reference(rows)
     assert stats["fast"] == {"median": 10.0, "min": 5.0, "max": 20.0, "count": 3, "first_half": 5.0,
                              "second_half": 15.0}
-    assert [r.speedup for r in pooled] == [2.0, 2.0, 2.0] and [r.speedup_own_ref for r in pooled] == [4.0, 1.0, 2.0]
+    assert ([r.speedup for r in pooled] == [2.0, 2.0, 2.0]
+            and [r.speedup_own_ref for r in pooled] == [4.0, 1.0, 2.0])
     assert rows[0].speedup == 4.0  # the input rows are left as they were
 
 
@@ -54,7 +55,8 @@ def test_compare_curves_interpolates_ours_at_their_points_inside_our_range():
 
 def test_operating_points_pick_the_fastest_within_3_points_and_the_best_at_6x():
     dn = [row("dn:0.5", miou=0.50, speedup=8.0), row("dn:0.7", miou=0.55, speedup=6.5),
-          row("dn:0.9", miou=0.62, speedup=3.0), row("dn:0.95", miou=0.63, speedup=2.0), row("dn:0.3", miou=None)]
+          row("dn:0.9", miou=0.62, speedup=3.0), row("dn:0.95", miou=0.63, speedup=2.0),
+          row("dn:0.3", miou=None)]
     points = ex.operating_points(dn, BASE)
     assert points["balanced"] == (dn[2], pytest.approx(2.0), False)  # 3.0x < 3.5x
     assert points["high-speed"] == (dn[1], pytest.approx(9.0), False)  # 9 points > 8
@@ -81,7 +83,8 @@ def test_policy_division_and_overlap_selections():
             row("dn:0.92", overlap=0), row("dn:0.92", overlap=8, miou=None), row("dn:0.92", "3x3", overlap=8)]
     pol = ex.policy_curves(rows, "fast", "dis", 16)
     assert pol["dn"] == [rows[0]] and pol["fixed"] == [rows[1]] and pol["oracle"] == []
-    assert ex.division_rows(rows, "fast", "dis", "dn:0.92", 16) == {"1x1": rows[2], "2x2": rows[0], "4x4": rows[3]}
+    assert ex.division_rows(rows, "fast", "dis", "dn:0.92", 16) == {"1x1": rows[2], "2x2": rows[0],
+                                                                     "4x4": rows[3]}
     assert ex.overlap_rows(rows, "fast", "dis", "dn:0.92") == [rows[4], rows[0]]  # scored, by overlap
 
 
@@ -99,8 +102,10 @@ def test_csv_round_trip_keeps_every_field(tmp_path):
 
 
 def test_a_csv_of_the_old_columns_reads_and_resumes(tmp_path):
-    # the columns sweep.csv had before PipelineConfig.to_record: no overlap_default, stitch, dn, device, flow_width
-    old = ("key,segmenter,flow,policy,policy_kind,policy_value,grid,overlap,miou,pixel_accuracy,fps,ms_per_frame,"
+    # the columns sweep.csv had before PipelineConfig.to_record: no overlap_default, stitch, dn, device,
+    # flow_width
+    old = ("key,segmenter,flow,policy,policy_kind,policy_value,grid,overlap,miou,pixel_accuracy,fps,"
+           "ms_per_frame,"
            "ref_fps,speedup,seg_share,warp_share,workload_saved,warp_seg_ratio,flow_ms,decision_ms,segmentation_ms,"
            "warp_ms,stitch_ms,snippets,frames,frame_size,data,weights_id,load_1m,torch_threads,jobs,finished_utc\n"
            "fast|-|always|1x1|0,fast,-,always,always,,1x1,0,0.64,0.9,10,100,10,1,1,0,0,,0,0,90,0,1,2,40,256x512,d,w,"
@@ -122,8 +127,8 @@ def test_a_csv_of_the_old_columns_reads_and_resumes(tmp_path):
 
 
 def test_workload_saved_of_an_old_csv_reads_as_warp_share(tmp_path):
-    (tmp_path / "sweep.csv").write_text("key,segmenter,flow,policy,grid,overlap,miou,fps,snippets,frame_size,data,"
-                                        "workload_saved\nk,fast,dis,dn:0.9,2x2,16,0.6,20,2,256x512,d,0.75\n")
+    (tmp_path / "sweep.csv").write_text("key,segmenter,flow,policy,grid,overlap,miou,fps,snippets,frame_size,"
+                                        "data,workload_saved\nk,fast,dis,dn:0.9,2x2,16,0.6,20,2,256x512,d,0.75\n")
     assert ex.read_rows(tmp_path / "sweep.csv")[0].warp_share == 0.75
 
 
@@ -132,9 +137,10 @@ def test_planned_rows_record_the_whole_pipeline_config():
     assert planned.record()["flow"] == "-" and planned.key == "fast|-|always|1x1|0"
     config = PipelineConfig(policy="dn:0.920", grid=(2, 2), stitch="core", flow_width=256, max_key_age=0)
     record = PlannedRow(config, 512).record()
-    assert record == {"segmenter": "fast", "flow": "dis", "policy": "dn:0.92", "grid": "2x2", "grid_default": False,
-                      "overlap": 16, "overlap_default": True, "stitch": "core", "dn": None, "device": None,
-                      "flow_width": 256, "max_key_age": 0, "backend": "auto", "precision": "auto", "online": True}
+    assert record == {"segmenter": "fast", "flow": "dis", "policy": "dn:0.92", "grid": "2x2",
+                      "grid_default": False, "overlap": 16, "overlap_default": True, "stitch": "core",
+                      "dn": None, "device": None, "flow_width": 256, "max_key_age": 0, "backend": "auto",
+                      "precision": "auto", "online": True}
     assert SweepRow(**record, miou=0.5, fps=1.0, snippets=1, frame_size="256x512", data="d").stitch == "core"
 
 

@@ -8,13 +8,11 @@ of a dvsnet module wherever it stands, except under `if TYPE_CHECKING:`; imports
 import ast
 from pathlib import Path
 
-import pytest
-
 import dvsnet
 
 PACKAGE = Path(dvsnet.__file__).parent
 # cycles the modules named in them still hold, each to be broken by that module's owner
-KNOWN = {frozenset({"dvsnet.control", "dvsnet.policies"})}  # policies builds dn:fps=/dn:agree= from control
+KNOWN: set[frozenset[str]] = set()  # cycles allowed to remain: none
 
 
 def module_names() -> dict[str, Path]:
@@ -112,8 +110,5 @@ def test_no_new_import_cycle():
     assert cycles(import_graph()) <= KNOWN
 
 
-@pytest.mark.xfail(strict=True, reason="dvsnet.policies imports dvsnet.control (inside parse_policy) and "
-                                        "control subclasses policies.DecisionNetwork: policies.py's owner moves "
-                                        "the target controllers into a policies package (issue #29 item 4)")
 def test_no_import_cycles():
     assert cycles(import_graph()) == set()

@@ -31,8 +31,8 @@ def colour_frame(height, width, colour, patch=None, patch_colour=1):
 
 
 def test_the_free_sample_is_eq1_of_the_warped_old_key():
-    # frame 1 recolours a quarter of the frame; with zero flow, warping frame 0's key gives frame 0's labels, so
-    # the sample is the share of pixels where the two frames' segmented outputs agree (about 3/4)
+    # frame 1 recolours a quarter of the frame; with zero flow, warping frame 0's key gives frame 0's labels,
+    # so the sample is the share of pixels where the two frames' segmented outputs agree (about 3/4)
     frames = [colour_frame(64, 128, 0), colour_frame(64, 128, 0, patch=(0, 32, 0, 64))]
     pipe = DVSNet(segmenter=ColourSegmenter(), flow=StillFlow(), policy="dn:0.9", grid=(1, 1), max_key_age=1)
     first, second = (pipe.step(f) for f in frames)
@@ -77,7 +77,8 @@ def test_online_is_the_default_and_the_key_age_cap_a_safety_net():
 
 
 def test_the_model_recovers_a_known_monotone_mapping():
-    # measured agreement = sigmoid(-1 + 0.8 logit(s) - 0.5 log(1 + age)): the DN overconfident, more so for old keys
+    # measured agreement = sigmoid(-1 + 0.8 logit(s) - 0.5 log(1 + age)): the DN overconfident, more so for
+    # old keys
     rng = np.random.default_rng(0)
     truth = np.array([-1.0, 0.8, -0.5])
     model = AgreementModel(np.array([0.0, 1.0, 0.0]), strength=0.1, forgetting=1.0)

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from dvsnet import DVSNet, DvsnetError
-from dvsnet.policies import POLICIES, DecisionNetwork
+from dvsnet.policies import DecisionNetwork
+from dvsnet.policy_strings import POLICIES
 from dvsnet.stats import RunStats
 from tests.segmenters import ColourSegmenter, panning_clip
 

@@ -11,8 +11,8 @@ from dvsnet.policies import (
     Oracle,
     RegionBatch,
     confidence_score,
-    parse_policy,
 )
+from dvsnet.policy_strings import parse_policy
 
 
 @pytest.mark.parametrize("text,kind,value", [

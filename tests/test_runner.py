@@ -50,7 +50,8 @@ def test_agreement_is_per_frame_against_the_reference_and_speed_up_compares_the_
     seg = ColourSegmenter(stride=1)  # labels a pure function of each pixel
     reference = _pipe(seg)
     same, fixed = _pipe(seg), _pipe(seg, policy="fixed:5", grid=(1, 2))
-    run = run_interleaved([Clip(frames)], [same, fixed], reference=reference, warmup_frames=2, keep_labels=True)
+    run = run_interleaved([Clip(frames)], [same, fixed], reference=reference, warmup_frames=2,
+                          keep_labels=True)
     assert [r.agreement for r in run.runs[0].frames] == [1.0] * 10
     truth = [np.asarray(reference.step(f).labels) for f in frames]  # a fresh per-frame pass gives the same
     assert all(np.array_equal(a, b) for a, b in zip(run.reference.labels, truth))

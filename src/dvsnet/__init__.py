@@ -1,7 +1,7 @@
 """dvsnet: Dynamic Video Segmentation Network (Xu et al.), fast semantic segmentation of video.
 
 Public API (docs/design.md §3): DVSNet, PipelineConfig, FrameResult, RunStats, load_segmenter, read_frames,
-parse_policy, segment_video, DvsnetError.
+live_frames, parse_policy, segment_video, DvsnetError.
 """
 import os
 
@@ -16,11 +16,12 @@ from dvsnet.auto_precision import load_segmenter
 from dvsnet.config import PipelineConfig
 from dvsnet.data.video import read_frames
 from dvsnet.errors import DvsnetError
+from dvsnet.live.feed import live_frames
 from dvsnet.pipeline import DVSNet, FrameResult
-from dvsnet.policies import parse_policy
+from dvsnet.policy_strings import parse_policy
 from dvsnet.provenance import __version__ as __version__
 from dvsnet.run import segment_video
 from dvsnet.stats import RunStats
 
-__all__ = ["DVSNet", "DvsnetError", "FrameResult", "PipelineConfig", "RunStats", "load_segmenter", "parse_policy",
-           "read_frames", "segment_video"]
+__all__ = ["DVSNet", "DvsnetError", "FrameResult", "PipelineConfig", "RunStats", "live_frames",
+           "load_segmenter", "parse_policy", "read_frames", "segment_video"]

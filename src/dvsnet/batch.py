@@ -98,7 +98,8 @@ def read_list(path: str | Path) -> list[str]:
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise DvsnetError(f"cannot read the list of videos {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise DvsnetError(f"cannot read the list of videos {path}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
     entries = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
     return [entry if os.path.isabs(entry) else str(path.parent / entry) for entry in entries]
 
@@ -194,8 +195,8 @@ def segment_one(source: str, options: BatchOptions, output: str | Path, pipe: DV
         run_dir, summary = segment_video(
             source, options.config, output=output, writes=options.writes, resize=options.resize,
             stride=options.stride, max_frames=options.max_frames, progress=False, prefix=run_prefix(source),
-            note=note, pipe=pipe,
-            extra={"batch": {"source": source, "options": options.record()}}, flow_fallback=options.flow_fallback)
+            note=note, pipe=pipe, extra={"batch": {"source": source, "options": options.record()}},
+            flow_fallback=options.flow_fallback)
         row.update(status="complete", run=run_dir.name, **_figures(summary), error="")
     except KeyboardInterrupt:
         row.update(status="interrupted", error="interrupted")
@@ -212,7 +213,8 @@ def segment_one(source: str, options: BatchOptions, output: str | Path, pipe: DV
 def _summaries(output: str | Path) -> Iterable[tuple[Path, dict[str, Any]]]:
     """(run folder, summary) of every run folder under `output` that a batch made."""
     try:
-        folders = sorted((Path(e.path) for e in os.scandir(output) if e.is_dir()), key=lambda p: natural_key(p.name))
+        folders = sorted((Path(e.path) for e in os.scandir(output) if e.is_dir()),
+                         key=lambda p: natural_key(p.name))
     except OSError:
         return
     for folder in folders:
@@ -273,8 +275,8 @@ class BatchRecord:
 
     def set(self, row: Row) -> None:
         previous = self.rows.get(row["source"], {})
-        self.rows[row["source"]] = {**{k: None for k in COLUMNS}, "earlier_runs": previous.get("earlier_runs", []),
-                                    **row}
+        self.rows[row["source"]] = {**{k: None for k in COLUMNS},
+                                    "earlier_runs": previous.get("earlier_runs", []), **row}
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -343,7 +345,8 @@ def _remember_signal(signum: int, frame: object) -> None:
     _stop_signalled.set()
 
 
-def _worker_main(tasks: Any, results: Any, stop: Any, options: BatchOptions, output: str, threads: int) -> None:
+def _worker_main(tasks: Any, results: Any, stop: Any, options: BatchOptions, output: str,
+                 threads: int) -> None:
     """A worker process: its own pipeline, one video at a time until the queue is empty or a stop.
 
     A signal between videos only ends the loop (never a half-written file); during a video the run
@@ -366,7 +369,8 @@ def _worker_main(tasks: Any, results: Any, stop: Any, options: BatchOptions, out
         if source is None:
             break
         results.put(("start", os.getpid(), source))
-        row = segment_one(source, options, output, pipe, lambda line: results.put(("note", os.getpid(), line)))
+        row = segment_one(source, options, output, pipe,
+                          lambda line: results.put(("note", os.getpid(), line)))
         results.put(("done", os.getpid(), row))
 
 
@@ -486,7 +490,8 @@ def _run_ray(todo: list[str], options: BatchOptions, output: Path, workers: int 
                     done(ray.get(ready[0]))
                     idle.append(worker)
                 except ray.exceptions.RayError as exc:  # the actor died: its video fails, the others go on
-                    done({"source": source, "status": "failed", "error": _one_line(exc).splitlines()[0][:300]})
+                    done({"source": source, "status": "failed",
+                          "error": _one_line(exc).splitlines()[0][:300]})
                     if not idle and not pending and queue_:
                         idle.append(actor.remote(options, str(output), threads))
         except KeyboardInterrupt:
@@ -517,9 +522,9 @@ class BatchResult:
         return all(row["status"] in ("complete", "skipped") for row in self.rows)
 
 
-def segment_batch(sources: list[str], options: BatchOptions, output: str | Path, *, workers: int | None = None,
-                  threads: int | None = None, ray: str | None = None, progress: bool = False,
-                  note: Note = _stderr) -> BatchResult:
+def segment_batch(sources: list[str], options: BatchOptions, output: str | Path, *,
+                  workers: int | None = None, threads: int | None = None, ray: str | None = None,
+                  progress: bool = False, note: Note = _stderr) -> BatchResult:
     """Segment every video of `sources` (absolute paths, see batch_sources) into its own run folder under
     `output`, skipping those done before; returns the BatchResult (also in output/batch.json).
 
@@ -539,7 +544,8 @@ def segment_batch(sources: list[str], options: BatchOptions, output: str | Path,
     cores = int(describe_machine()["usable_cores"] or 1)
     header: dict[str, Any] = {"sources": sources, "options": options.record(),
                               "backend": "local" if ray is None else f"ray:{ray or 'default'}",
-                              "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+                              "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                                  timespec="seconds")}
     record = BatchRecord(output, sources, header)
     todo = plan(record, options)
     if ray is None:
@@ -552,8 +558,8 @@ def segment_batch(sources: list[str], options: BatchOptions, output: str | Path,
          + (f" with {_count(workers, 'worker')} x {_count(per_worker, 'thread')}" if workers else " on Ray")
          + f" -> {output}")
     record.write()
-    bar = tqdm(total=len(todo), unit="video", desc="batch", disable=None if progress else True, file=sys.stderr,
-               dynamic_ncols=True)
+    bar = tqdm(total=len(todo), unit="video", desc="batch", disable=None if progress else True,
+               file=sys.stderr, dynamic_ncols=True)
     frames = 0
     start = time.perf_counter()
 
@@ -574,7 +580,8 @@ def segment_batch(sources: list[str], options: BatchOptions, output: str | Path,
         if not todo:
             pass
         elif ray is not None:
-            workers = _run_ray(todo, options, output.absolute(), workers, per_worker, ray, done, started, note)
+            workers = _run_ray(todo, options, output.absolute(), workers, per_worker, ray, done, started,
+                               note)
         elif workers == 1:
             _run_here(todo, options, output, pipe, per_worker, done, started, note)
         else:
@@ -584,7 +591,8 @@ def segment_batch(sources: list[str], options: BatchOptions, output: str | Path,
         bar.close()
         for source, row in record.rows.items():  # stopped before these ran
             if row.get("status") in ("pending", "running"):
-                record.set({"source": source, "status": "interrupted" if row["status"] == "running" else "pending",
+                record.set({"source": source,
+                            "status": "interrupted" if row["status"] == "running" else "pending",
                             "error": "interrupted" if row["status"] == "running" else ""})
         seconds = time.perf_counter() - start
         path = record.write(workers=workers, seconds=round(seconds, 3), frames_segmented=frames,

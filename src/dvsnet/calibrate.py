@@ -5,13 +5,14 @@ output on the current region, so it needs no labels. Samples come from the pipel
 key frames warped to every region of the next `max_offset` frames by the `oracle:0` policy, the flow's
 features recorded beside the true scores, cached per chunk).
 
-Held out: the `held_out` sources when given; else, with two sources or more, the last quarter of the sources
-(`holdout`, at least one); with one, the last quarter of its frames. The held-out frames give the DN's error, and a table per threshold T: the
-predicted agreement with per-frame output (each frame: segmented regions count 1, warped ones their DN
-score, weighted by their cell's area), the measured one (share of pixels equal to the labels of the same
-segmenter run on every frame, in the same run), the share of regions segmented and the speed-up over that
-per-frame run, all timed interleaved with that run (dvsnet.runner); the table is a CalibrationTable
-(dvsnet.calibration_table), written as calibration.json beside the weights.
+Held out: the `held_out` sources when given; else, with two sources or more, the last quarter of the
+sources (`holdout`, at least one); with one, the last quarter of its frames. The held-out frames give the
+DN's error, and a table per threshold T: the predicted agreement with per-frame output (each frame:
+segmented regions count 1, warped ones their DN score, weighted by their cell's area), the measured one
+(share of pixels equal to the labels of the same segmenter run on every frame, in the same run), the share
+of regions segmented and the speed-up over that per-frame run, all timed interleaved with that run
+(dvsnet.runner); the table is a CalibrationTable (dvsnet.calibration_table), written as calibration.json
+beside the weights.
 """
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ class CalibrationConfig:
     @property
     def sampling(self) -> SamplingConfig:
         """How this calibration draws its samples (dvsnet.sampling)."""
-        return SamplingConfig(self.pipeline, self.max_offset, self.resize, self.stride, self.max_frames, self.cache)
+        return SamplingConfig(self.pipeline, self.max_offset, self.resize, self.stride, self.max_frames,
+                              self.cache)
 
 
 def _clip(source: str, config: CalibrationConfig, need: int) -> Clip:
@@ -100,7 +102,8 @@ def split_clips(config: CalibrationConfig) -> tuple[list[Clip], list[Clip]]:
         raise DvsnetError(f"holdout must be in (0, 1), got {config.holdout:g}")
     chunk = config.max_offset + 1
     if config.held_out:
-        return ([_clip(s, config, chunk) for s in config.sources], [_clip(s, config, chunk) for s in config.held_out])
+        return ([_clip(s, config, chunk) for s in config.sources],
+                [_clip(s, config, chunk) for s in config.held_out])
     if len(config.sources) == 1:  # a training part and a held-out part, each at least one chunk
         clip = _clip(config.sources[0], config, 2 * chunk)
         cut = min(max(chunk, round(clip.stop * (1 - config.holdout))), clip.stop - chunk)
@@ -128,8 +131,8 @@ def threshold_table(clips: list[Clip], config: CalibrationConfig, dn_path: Path,
     for threshold, measured in zip(config.thresholds, run.runs):
         predicted = [predicted_agreement(r.paths, r.scores, core_shares(r.regions)) for r in measured.frames]
         figures = measured.figures()
-        rows.append(ThresholdRow(threshold, float(np.mean(predicted)), measured.agreement, figures["seg_share"],
-                                 figures["fps"], per_frame, run.speedup(measured)))
+        rows.append(ThresholdRow(threshold, float(np.mean(predicted)), measured.agreement,
+                                 figures["seg_share"], figures["fps"], per_frame, run.speedup(measured)))
     return rows
 
 
@@ -205,7 +208,8 @@ def calibrate(config: CalibrationConfig, out: str | Path, *, progress: bool = Fa
         "max_offset": config.max_offset, **fit,
         "thresholds": CalibrationTable(tuple(rows), out.name).to_records(),
         "recommended": {name: row and row.to_record() for name, row in chosen.items()},
-        "seconds": {"samples": sampled - started, "training": trained - sampled, "table": time.time() - trained},
+        "seconds": {"samples": sampled - started, "training": trained - sampled,
+                    "table": time.time() - trained},
         "versions": versions(), "machine": describe_machine(pipe.device),
     }
     write_json_atomic(record_path, record)
@@ -225,27 +229,28 @@ def _fit(config: CalibrationConfig, train: dict[str, np.ndarray], held: dict[str
                 "flow": str(config.pipeline.flow), "grid": format_grid(config.pipeline.grid),
                 "max_offset": str(config.max_offset)}
     torch.manual_seed(config.seed)
-    x_train, y_train = torch.from_numpy(train["features"].astype(np.float32)), torch.from_numpy(train["targets"])
+    x_train, y_train = (torch.from_numpy(train["features"].astype(np.float32)),
+                        torch.from_numpy(train["targets"]))
     x_held, y_held = torch.from_numpy(held["features"].astype(np.float32)), torch.from_numpy(held["targets"])
-    net, error = fit_decision_net(x_train, y_train, x_held, y_held, variant=variant, out=work, steps=config.steps,
-                                  lr=config.lr, val_every=max(1, config.steps // 5), seed=config.seed,
-                                  device=device, metadata=metadata, progress=progress)
+    net, error = fit_decision_net(x_train, y_train, x_held, y_held, variant=variant, out=work,
+                                  steps=config.steps, lr=config.lr, val_every=max(1, config.steps // 5),
+                                  seed=config.seed, device=device, metadata=metadata, progress=progress)
     return {"samples": {"training": len(y_train), "held_out": len(y_held)}, "dn_error_points": error,
             "mean_predictor_error_points": float((y_held - y_train.mean()).abs().mean() * 100),
             "held_out_mean_score": {"true": float(y_held.mean()),
                                     "predicted": float(predict(net, x_held, device).mean())}}
 
 
-def _log_recommendations(log: Callable[[str], None], out: Path, record: dict[str, Any], rows: list[ThresholdRow],
-                         chosen: dict[str, ThresholdRow | None]) -> None:
-    log(f"calibrated {out}: DN error {record['dn_error_points']:.2f} points on held-out clips (a constant guess: "
-        f"{record['mean_predictor_error_points']:.2f})")
+def _log_recommendations(log: Callable[[str], None], out: Path, record: dict[str, Any],
+                         rows: list[ThresholdRow], chosen: dict[str, ThresholdRow | None]) -> None:
+    log(f"calibrated {out}: DN error {record['dn_error_points']:.2f} points on held-out clips "
+        f"(a constant guess: {record['mean_predictor_error_points']:.2f})")
     for name, row in chosen.items():
         tolerance = name.removeprefix("within_").removesuffix("pct")
         if row is None:
             best = max(rows, key=lambda r: r.measured_agreement)
-            log(f"  within {tolerance}% of per-frame output: no threshold reaches it (best: dn:{best.threshold:g}, "
-                f"{100 * best.measured_agreement:.1f}% agreement)")
+            log(f"  within {tolerance}% of per-frame output: no threshold reaches it "
+                f"(best: dn:{best.threshold:g}, {100 * best.measured_agreement:.1f}% agreement)")
         else:
             log(f"  within {tolerance}% of per-frame output: --policy dn:{row.threshold:g} --dn {out} "
                 f"({100 * row.measured_agreement:.1f}% agreement, {row.speedup:.2f}x, "

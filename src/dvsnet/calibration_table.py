@@ -31,7 +31,8 @@ def predicted_agreement(paths: Sequence[str], scores: Sequence[float | None], we
     """A frame's agreement with per-frame output as its DN expects it: Σ_r w_r · (1 if region r is segmented
     else its score + bias, clipped to [0, 1]); weights (R,): each region's share of the frame's cells
     (dvsnet.regions.core_shares)."""
-    expected = [1.0 if path == "seg" else min(max(score + bias, 0.0), 1.0) for path, score in zip(paths, scores)]
+    expected = [1.0 if path == "seg" else min(max(score + bias, 0.0), 1.0)
+                for path, score in zip(paths, scores)]
     return float(np.dot(weights, expected))
 
 
@@ -51,7 +52,8 @@ class ThresholdRow:
     def from_record(cls, record: dict[str, Any]) -> ThresholdRow:
         """A row of calibration.json; older tables name seg_share "regions_segmented"."""
         share = record["seg_share"] if "seg_share" in record else record["regions_segmented"]
-        return cls(threshold=float(record["threshold"]), predicted_agreement=float(record["predicted_agreement"]),
+        return cls(threshold=float(record["threshold"]),
+                   predicted_agreement=float(record["predicted_agreement"]),
                    measured_agreement=float(record["measured_agreement"]), seg_share=float(share),
                    fps=float(record["fps"]), fps_per_frame=float(record["fps_per_frame"]),
                    speedup=float(record["speedup"]))

@@ -41,8 +41,9 @@ PAPER_TABLE1 = [
 ]
 PAPER_TABLE3 = {"1x1": 0.83, "1x2": 1.04, "2x2": 5.68, "3x3": 3.32, "4x4": 3.32}  # warp/seg ratio per grid
 DFF_MARGIN = 1.5  # points dn must lead fixed (DFF) by at equal speed-up somewhere (Fig. 9's claim)
-# the check on more snippets: where the operating points of (fast, DIS) fall on the synthetic set (high-speed
-# 0.7-0.85, balanced 0.9-0.96), and on Fig. 9's dn curve also the slow end, to span the slow fixed/diff/flow rows
+# the check on more snippets: where the operating points of (fast, DIS) fall on the synthetic set
+# (high-speed 0.7-0.85, balanced 0.9-0.96), and on Fig. 9's dn curve also the slow end, to span the slow
+# fixed/diff/flow rows
 CHECK_THRESHOLDS = (0.7, 0.8, 0.85, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96)
 CHECK_SLOW_THRESHOLDS = (0.97, 0.98)
 GRID = format_grid(ex.DEFAULT_GRID)
@@ -109,7 +110,8 @@ def table1(rows: list[SweepRow], segmenters, flows, curve_grids, overlap: int) -
                 paper = choice.default_grid.get(mode)
                 differs = paper is not None and paper.row.key != point.row.key
                 if differs:
-                    out.lines.append(Table1Line(f"{mode} ({seg}, {flow}), {GRID} only", paper.row, paper.drop))
+                    out.lines.append(Table1Line(f"{mode} ({seg}, {flow}), {GRID} only", paper.row,
+                                                paper.drop))
                 if (seg, flow) != (segmenters[0], flows[0]):
                     continue
                 out.points += [(mode, point.row)] + ([(f"{mode}, {GRID} only", paper.row)] if differs else [])
@@ -159,7 +161,8 @@ class CurveSummary:
     speed_falls: int  # threshold steps where speed-up does not rise
 
 
-def threshold_curves(rows: list[SweepRow], segmenters, flows, curve_grids, overlap: int) -> list[CurveSummary]:
+def threshold_curves(rows: list[SweepRow], segmenters, flows, curve_grids,
+                     overlap: int) -> list[CurveSummary]:
     """Every dn curve of at least two scored rows, per segmenter, flow and grid."""
     out = []
     for seg in segmenters:
@@ -206,8 +209,9 @@ class RunSetup:
 def run_setup(rows: list[SweepRow], sweep_dir: Path) -> RunSetup:
     jsons = sorted((sweep_dir / "rows").glob("*.json"))
     machine = json.loads(jsons[0].read_text()).get("machine", {}) if jsons else {}
-    return RunSetup(machine, [r.load_1m for r in rows if r.load_1m is not None], max(r.jobs or 1 for r in rows),
-                    sorted(str(r.finished_utc) for r in rows), all(r.ref_frames for r in rows))
+    return RunSetup(machine, [r.load_1m for r in rows if r.load_1m is not None],
+                    max(r.jobs or 1 for r in rows), sorted(str(r.finished_utc) for r in rows),
+                    all(r.ref_frames for r in rows))
 
 
 def class_ious(rows: list[SweepRow], segmenter: str, sweep_dir: Path,
@@ -223,7 +227,8 @@ def class_ious(rows: list[SweepRow], segmenter: str, sweep_dir: Path,
     return columns, ious
 
 
-def check_configs(config: SweepConfig, thresholds: tuple[float, ...] = CHECK_THRESHOLDS) -> tuple[SweepConfig, ...]:
+def check_configs(config: SweepConfig,
+                  thresholds: tuple[float, ...] = CHECK_THRESHOLDS) -> tuple[SweepConfig, ...]:
     """The sweeps of a check on more snippets, for `config`'s first segmenter and flow: Table 1's per-frame
     row and dn curves at `thresholds` (default grid and curve grids); Fig. 9's policies on the default grid
     with the dn curve's slow end (no oracle: it segments every region)."""
@@ -247,7 +252,8 @@ def table1_verdicts(table: Table1) -> list[str]:
         x = v.most_accurate
         if x is not None and v.mode == "balanced":
             lines.append(f"  At ≥ {speed}× the most accurate dn row is {x.policy} on {x.grid}: "
-                         f"{pct(x.miou)}% ({100 * v.base.miou - 100 * x.miou:.2f} points drop) at {x.speedup:.2f}×.")
+                         f"{pct(x.miou)}% ({100 * v.base.miou - 100 * x.miou:.2f} points drop) "
+                         f"at {x.speedup:.2f}×.")
         if v.several_grids:  # the paper's division, so the cross-grid choice hides nothing
             paper = v.default_grid
             lines.append(f"  On the paper's {GRID} division alone: " + (
@@ -263,11 +269,13 @@ def policy_verdicts(curves: dict[str, list[SweepRow]]) -> list[str]:
         gaps = found["fixed"].gaps
         if gaps:
             best = max(gaps, key=lambda g: g[1])
-            lines.append(f"- dn vs fixed (DFF), target dn ≥ fixed + {DFF_MARGIN} points at equal speed somewhere: "
-                         f"{verdict(found['fixed'].met)}; largest gap {best[1]:+.2f} points at {best[0]:.2f}× "
-                         f"(gaps at the {len(gaps)} fixed points inside the dn speed range: {gaps_text(gaps)}).")
+            lines.append(f"- dn vs fixed (DFF), target dn ≥ fixed + {DFF_MARGIN} points at equal speed "
+                         f"somewhere: {verdict(found['fixed'].met)}; largest gap {best[1]:+.2f} points at "
+                         f"{best[0]:.2f}× (gaps at the {len(gaps)} fixed points inside the dn speed range: "
+                         f"{gaps_text(gaps)}).")
         else:
-            lines.append("- dn vs fixed: the curves do not overlap in speed-up; no comparison at equal speed.")
+            lines.append("- dn vs fixed: the curves do not overlap in speed-up; no comparison at equal "
+                         "speed.")
     for kind, name in (("diff", "frame difference"), ("flow", "flow magnitude")):
         if kind in found:
             c = found[kind]
@@ -318,25 +326,26 @@ def table1_section(rows, config: SweepConfig, ov: int, summary: Lines) -> tuple[
     t1, verdicts = table1_lines(table), table1_verdicts(table)
     summary.extend(verdicts)
     out = ["## Table 1: per-frame baselines and operating points", ""]
-    out += [md_table(["ours (synthetic val, CPU)", "policy", "grid", "mIoU %", "fps", "speed-up", "drop (pts)",
-                      "workload saved"], t1) if t1 else "No baseline row has finished yet.", ""]
+    out += [md_table(["ours (synthetic val, CPU)", "policy", "grid", "mIoU %", "fps", "speed-up",
+                      "drop (pts)", "workload saved"], t1) if t1 else "No baseline row has finished yet.", ""]
     out += [md_table(["paper (Cityscapes val, GTX 1080 Ti)", "mIoU %", "fps", "speed-up"],
                      [[n, m, f, "–" if s is None else f"{s}×"] for n, m, f, s in PAPER_TABLE1]), ""]
     out += verdicts + [""]
     rule = ("balanced = the fastest threshold within 3 points of per-frame mIoU; high-speed = the most "
             "accurate threshold at ≥ 6× (or, when none reaches 6×, the fastest one).")
     if not table.other_grids:
-        return out + [f"Operating points are picked from the dn curve at the default grid and overlap: {rule}", ""], \
-            table.points
+        return (out + [(f"Operating points are picked from the dn curve at the default grid and overlap: "
+                        f"{rule}"), ""], table.points)
     (n_rows, n_cols), width, height = ex.DEFAULT_GRID, rows[0].width, rows[0].height
     out += [(f"Operating points are picked, for each segmenter and flow, over the dn rows of every grid "
-             f"that has a threshold curve ({GRID} at the default overlap, plus {', '.join(sorted(table.other_grids))}): "
-             f"{rule} The grid is part of the choice because what the segmenter sees is a region's size in pixels, "
-             f"not the count: the paper's {GRID} regions are {2048 // n_cols}×{1024 // n_rows} px of a 2048×1024 "
-             f"frame, ours are {width // n_cols}×{height // n_rows} px of {width}×{height}, too little context for "
+             f"that has a threshold curve ({GRID} at the default overlap, plus "
+             f"{', '.join(sorted(table.other_grids))}): {rule} The grid is part of the choice because what "
+             f"the segmenter sees is a region's size in pixels, not the count: the paper's {GRID} regions "
+             f"are {2048 // n_cols}×{1024 // n_rows} px of a 2048×1024 frame, ours are "
+             f"{width // n_cols}×{height // n_rows} px of {width}×{height}, too little context for "
              "the segmenter, and content crosses their borders from one frame to the next. The best "
-             f"{GRID}-only picks (the paper's division) follow each verdict above, and appear in the table where "
-             "they differ."), ""]
+             f"{GRID}-only picks (the paper's division) follow each verdict above, and appear in the table "
+             "where they differ."), ""]
     return out, table.points
 
 
@@ -349,8 +358,8 @@ def fig8_section(rows, config: SweepConfig, ov: int) -> Lines:
           for c in threshold_curves(rows, config.segmenters, config.flows, config.curve_grids, ov)]
     if not t8:
         return ["Not enough dn rows yet.", ""]
-    return [md_table(["configuration", "grid", "thresholds", "mIoU %", "speed-up", "mIoU rises with t (steps)",
-                      "speed falls with t (steps)"], t8), "",
+    return [md_table(["configuration", "grid", "thresholds", "mIoU %", "speed-up",
+                      "mIoU rises with t (steps)", "speed falls with t (steps)"], t8), "",
             ("Paper claim: raising t moves every curve up and to the left (more accuracy, less speed). "
              "The last two columns count the threshold steps where that holds in our rows; timing noise "
              "on the shared machine can flip neighbouring points."), ""]
@@ -372,11 +381,11 @@ def fig9_section(rows, seg0: str, flow0: str, ov: int, summary: Lines) -> Lines:
                  "curve is not monotone for that reason."), ""]
     lines = policy_verdicts(pol)
     summary.extend(lines)
-    return out + lines + ["", ("Gaps are measured on the speed-up axis (mIoU of the dn curve interpolated at each "
-                               "point of the other curve, positive = dn better). The oracle runs the segmenter on "
-                               "every region to know the true score, so it is compared on segmentation workload, "
-                               "not speed. Paper: diff is far below the others; flow magnitude and dn both beat "
-                               "DFF; dn is best."), ""]
+    return out + lines + ["", ("Gaps are measured on the speed-up axis (mIoU of the dn curve interpolated "
+                               "at each point of the other curve, positive = dn better). The oracle runs the "
+                               "segmenter on every region to know the true score, so it is compared on "
+                               "segmentation workload, not speed. Paper: diff is far below the others; flow "
+                               "magnitude and dn both beat DFF; dn is best."), ""]
 
 
 def table3_section(rows, config: SweepConfig, ov: int, summary: Lines) -> Lines:

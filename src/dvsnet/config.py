@@ -12,20 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from dvsnet.errors import DvsnetError
-from dvsnet.models.weights import same_segmenter  # noqa: F401  pipeline.py's import; owned by models.weights
 from dvsnet.regions import STITCH_MODES
 
 AUTO_GRID = "auto"
 # grid "auto" cuts a frame into regions of about the paper's size (§4.5: a 2x2 grid on 1024x2048 Cityscapes
 # frames, 512x1024 px regions): smaller regions lose the context the segmenter needs. On frames up to 512 px
-# wide a 2x2 grid alone cost 25-37 points of agreement with per-frame output on real clips (docs/real-video.md).
+# wide a 2x2 grid alone cost 25-37 points of agreement with per-frame output on real clips
+# (docs/real-video.md).
 AUTO_REGION_PX = (512, 1024)
 # A dn:T policy re-segments a region whose key frame is this many frames old, whatever the DN says: on real
 # footage a DN trained elsewhere can trust stale keys long after the segmenter's own output moved on
 # (docs/real-video.md: the key-age cap). 0 in PipelineConfig.max_key_age turns it off.
 DN_MAX_KEY_AGE = 10
-# With online self-calibration (PipelineConfig.online, dvsnet.online) the calibrated scores set the schedule and
-# the cap is only a safety net: a key is re-segmented after at most this many frames (2 s at 30 frames/s).
+# With online self-calibration (PipelineConfig.online, dvsnet.online) the calibrated scores set the schedule
+# and the cap is only a safety net: a key is re-segmented after at most this many frames (2 s at 30
+# frames/s).
 ONLINE_MAX_KEY_AGE = 60
 # overlap of neighbouring regions (paper §4.5): 64 px at 2048 px frame width, scaled with the width
 PAPER_OVERLAP_PX, PAPER_WIDTH_PX = 64, 2048
@@ -37,7 +38,8 @@ def default_overlap(width: int) -> int:
 
 
 def auto_grid(height: int, width: int) -> tuple[int, int]:
-    """Grid "auto": regions of about AUTO_REGION_PX (1x1 up to 767x1535 px, 2x2 at 1024x2048 and 1080x1920)."""
+    """Grid "auto": regions of about AUTO_REGION_PX (1x1 up to 767x1535 px, 2x2 at 1024x2048 and
+    1080x1920)."""
     return max(1, round(height / AUTO_REGION_PX[0])), max(1, round(width / AUTO_REGION_PX[1]))
 
 
@@ -123,7 +125,8 @@ class PipelineConfig:
         if self.stitch not in STITCH_MODES:
             raise DvsnetError(f"unknown stitch mode {self.stitch!r}; valid: {', '.join(STITCH_MODES)}")
         if self.flow_width is not None and (not isinstance(self.flow_width, int) or self.flow_width < 16):
-            raise DvsnetError(f"flow_width must be a whole number of pixels >= 16 or None, got {self.flow_width!r}")
+            raise DvsnetError(f"flow_width must be a whole number of pixels >= 16 or None, "
+                              f"got {self.flow_width!r}")
         if self.max_key_age is not None and (not isinstance(self.max_key_age, int) or self.max_key_age < 0):
             raise DvsnetError(f"max_key_age must be a whole number of frames >= 0 (0: no cap) or None, "
                               f"got {self.max_key_age!r}")
@@ -173,8 +176,9 @@ class PipelineConfig:
     def to_record(self, width: int | None = None, height: int | None = None) -> dict[str, Any]:
         """The config as result files record it: names, grid as 'RxC' (an "auto" grid resolved when the frame
         size is known, with grid_default saying so), overlap in px when the frame width is known (with
-        overlap_default saying whether it came from the default), max_key_age as given (None: the policy's)."""
-        from dvsnet.policies import describe_policy
+        overlap_default saying whether it came from the default), max_key_age as given (None: the
+        policy's)."""
+        from dvsnet.policy_strings import describe_policy
 
         sized = width is not None and height is not None
         return {
@@ -193,7 +197,8 @@ class PipelineConfig:
     def from_record(cls, record: dict[str, Any]) -> PipelineConfig:
         """The config back from `to_record`'s dict (extra keys are ignored; an overlap the default
         resolved is read as the default again; a record from before the backends, which ran torch in
-        fp32, reads as backend "torch", precision "fp32"; one from before online calibration as online False)."""
+        fp32, reads as backend "torch", precision "fp32"; one from before online calibration as online
+        False)."""
         overlap = None if record.get("overlap_default") else record.get("overlap")
         grid = AUTO_GRID if record.get("grid_default") else record.get("grid", (2, 2))  # older records: 2x2
         max_key_age = record.get("max_key_age")

@@ -111,7 +111,8 @@ class ThresholdController(DecisionNetwork):
         scores are then that model's predicted agreement), the target's own figures in the subclasses."""
         super().observe(result)
 
-    def _at_limit(self, side: str, at_limit: bool, message: Callable[[], str], frames: int = UNREACHABLE_FRAMES) -> None:
+    def _at_limit(self, side: str, at_limit: bool, message: Callable[[], str],
+                  frames: int = UNREACHABLE_FRAMES) -> None:
         """Say `message` once when the controller sat at one end of its range `frames` frames in a row."""
         self._streak[side] = self._streak[side] + 1 if at_limit else 0
         if self._streak[side] >= frames and side not in self._said:
@@ -228,7 +229,8 @@ class AgreementTarget(ThresholdController):
         reaching = np.nonzero(predicted >= goal - 1e-9)[0]
         count = int(reaching[0]) if len(reaching) else len(scores)
         self._at_limit("high", count == len(scores), lambda: (
-            f"dn:agree={self.target:g}: warping any region here predicts less than {self.target:g} agreement; "
+            f"dn:agree={self.target:g}: warping any region here predicts less than {self.target:g} "
+            "agreement; "
             "segmenting every region (per-frame output) while it does"))
         return count
 
@@ -240,13 +242,15 @@ class AgreementTarget(ThresholdController):
         self._frames += 1
         warped = torch.nonzero(warp).flatten().tolist()
         alone = self._frames >= 4 * CHECK_EVERY  # no call to join for that long: a call of its own
-        if self.weights is None or self._frames < CHECK_EVERY or not warped or (bool(warp.all()) and not alone):
+        if (self.weights is None or self._frames < CHECK_EVERY or not warped
+                or (bool(warp.all()) and not alone)):
             return []  # not yet, none to warp, or no segmenter call to join: a later frame
         self._frames = 0
         region = warped[len(self.checks) % len(warped)]
         segmented = torch.nonzero(~warp).flatten().tolist()
         if segmented:
-            batch.segmentation_of(torch.tensor(sorted([*segmented, region])))  # one call, kept for the pipeline
+            # one call, kept for the pipeline
+            batch.segmentation_of(torch.tensor(sorted([*segmented, region])))
         true = float(batch.true_scores_of(torch.tensor([region]))[0])
         self.checks.append((float(scores[region]), true))
         self.bias = _ema(self.bias, true - float(scores[region]), BIAS_SMOOTHING)

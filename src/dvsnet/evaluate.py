@@ -124,8 +124,8 @@ def run_pipeline(
 
     Returns the measured part of the result dict: miou, iou_per_class, pixel_accuracy, the run's
     RunStats figures (fps, ms_per_frame, stage_ms, seg_share, warp_share, ...: see dvsnet.stats and
-    PipelineRun.figures), snippets, scored_frames, and the accumulated confusion matrix (as nested lists). With a
-    `reference` (the per-frame pipeline, run interleaved with `pipe`): also ref_fps and speedup.
+    PipelineRun.figures), snippets, scored_frames, and the accumulated confusion matrix (as nested lists).
+    With a `reference` (the per-frame pipeline, run interleaved with `pipe`): also ref_fps and speedup.
     """
     return run_pipelines(snippets, [pipe], all_frames=all_frames, warmup_frames=warmup_frames,
                          num_classes=num_classes, progress=progress, reference=reference)[1][0]
@@ -147,9 +147,10 @@ def run_pipelines(
     if not snippets:
         raise DvsnetError("nothing to evaluate: no snippets")
     clips = [Clip(s.frames, labels={offset: labels for offset, labels in s.labels.items()
-                                    if all_frames or offset == len(s.frames) - 1}, name=s.name) for s in snippets]
-    run = run_interleaved(clips, pipes, reference=reference, warmup_frames=warmup_frames, num_classes=num_classes,
-                          progress=progress)
+                                    if all_frames or offset == len(s.frames) - 1}, name=s.name)
+             for s in snippets]
+    run = run_interleaved(clips, pipes, reference=reference, warmup_frames=warmup_frames,
+                          num_classes=num_classes, progress=progress)
     scored_frames = sum(len(s.labels) if all_frames else 1 for s in snippets)
     results = []
     for measured in ([] if reference is None else [run.reference]) + run.runs:
@@ -246,9 +247,9 @@ def load_frames(
             motions.append(frame.motion)
         held += frame.image.nbytes
         if held > MAX_DECODED_BYTES:
-            raise DvsnetError(f"{source}: the decoded frames would take more than {MAX_DECODED_BYTES / 2**30:.0f} "
-                              f"GiB of memory after {len(frames)} frames; evaluate fewer (--max-frames) or "
-                              "smaller ones (--resize)")
+            raise DvsnetError(f"{source}: the decoded frames would take more than "
+                              f"{MAX_DECODED_BYTES / 2**30:.0f} GiB of memory after {len(frames)} frames; "
+                              "evaluate fewer (--max-frames) or smaller ones (--resize)")
         frames.append(frame.image)
     if len(frames) < 2:
         raise DvsnetError(f"{source} has {len(frames)} frame{'s' * (len(frames) != 1)} after --stride and "
@@ -289,7 +290,8 @@ def evaluate_video_configs(
     machine = describe_machine(reference.device)
     run = run_interleaved([Clip(frames, motions)], pipes, reference=reference, warmup_frames=warmup_frames,
                           keep_labels=True, progress=progress)
-    measures, ref_measures = measure_against_reference(frames, [r.labels for r in run.runs], run.reference.labels,
+    measures, ref_measures = measure_against_reference(frames, [r.labels for r in run.runs],
+                                                       run.reference.labels,
                                                        num_classes=reference.num_classes, progress=progress)
     height, width = frames[0].shape[:2]
     shared = {"data": os.fspath(source), "resize": _format_resize(resize), "stride": stride,
@@ -298,22 +300,27 @@ def evaluate_video_configs(
         "protocol": ("label-free: reference = the same segmenter on every frame (policy always, grid 1x1), "
                      f"interleaved frame by frame with {len(configs)} configuration(s) on the same decoded "
                      "frames; fps = frames / pipeline time (decoding excluded), warm-up excluded; temporal "
-                     f"consistency = mIoU of frame t's labels and frame t+1's warped back by {CONSISTENCY_FLOW} "
-                     "flow (nearest neighbour, out-of-frame pixels unscored), Liu et al. 2020"),
+                     f"consistency = mIoU of frame t's labels and frame t+1's warped back by "
+                     f"{CONSISTENCY_FLOW} flow (nearest neighbour, out-of-frame pixels unscored), "
+                     "Liu et al. 2020"),
         "versions": versions(), "machine": machine, "started_utc": started.isoformat(timespec="seconds"),
         "elapsed_s": (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(),
     }
     results = []
     for config, pipe, measured_run, measured in zip(configs, pipes, run.runs, measures):
-        record = {**config.to_record(width, height), "backend": pipe.backend, "precision": pipe.precision,  # ran
+        record = {**config.to_record(width, height),
+                  "backend": pipe.backend, "precision": pipe.precision,  # ran
                   **shared, "key_age_cap": pipe.max_key_age,
-                  "reference": configs[0].per_frame().to_record(width, height), "consistency_flow": CONSISTENCY_FLOW}
-        results.append({"config": record, **_video_figures(run, measured_run, measured, ref_measures), **run_record})
+                  "reference": configs[0].per_frame().to_record(width, height),
+                  "consistency_flow": CONSISTENCY_FLOW}
+        results.append({"config": record, **_video_figures(run, measured_run, measured, ref_measures),
+                        **run_record})
     return results
 
 
-def _pipelines_sharing_a_reference(configs: Sequence[PipelineConfig], footage: Sequence[np.ndarray] | None = None
-                                   ) -> tuple[list[DVSNet], DVSNet]:
+def _pipelines_sharing_a_reference(
+    configs: Sequence[PipelineConfig], footage: Sequence[np.ndarray] | None = None
+) -> tuple[list[DVSNet], DVSNet]:
     """A pipeline per config and their one per-frame reference (PipelineConfig.per_frame()); DvsnetError
     unless they share the segmenter, device, backend and precision."""
     if not configs:
@@ -321,8 +328,8 @@ def _pipelines_sharing_a_reference(configs: Sequence[PipelineConfig], footage: S
     first = configs[0]
     if any((c.segmenter, c.device, c.backend, c.precision) != (first.segmenter, first.device, first.backend,
                                                                    first.precision) for c in configs):
-        raise DvsnetError("the configurations evaluated together must share the segmenter, device, backend and "
-                          "precision (one per-frame reference serves them all)")
+        raise DvsnetError("the configurations evaluated together must share the segmenter, device, backend "
+                          "and precision (one per-frame reference serves them all)")
     pipes = [DVSNet.from_config(c, footage) for c in configs]
     # the same segmenter object: no second copy of the weights, and outputs equal where the crops are
     return pipes, DVSNet.from_config(first.per_frame().replace(segmenter=pipes[0].segmenter))
@@ -374,4 +381,5 @@ def evaluate_video(
     started_utc, elapsed_s. Fractions in [0, 1]; None where nothing was scored.
     """
     return evaluate_video_configs(source, [config], resize=resize, stride=stride, max_frames=max_frames,
-                                  warmup_frames=warmup_frames, frames=frames, progress=progress, motion=motion)[0]
+                                  warmup_frames=warmup_frames, frames=frames, progress=progress,
+                                  motion=motion)[0]

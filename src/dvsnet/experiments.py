@@ -37,23 +37,26 @@ POLICY_KINDS = ("dn", "fixed", "diff", "flow", "oracle")  # Fig. 9's curves
 TARGETS = {"balanced": (3.5, 3.0), "high-speed": (6.0, 8.0)}  # (min speed-up, max mIoU drop in points)
 
 # sweep.csv's columns in file order; the nine before the last two came with PipelineConfig.to_record (older
-# files lack them; their rows ran before grid "auto", the key-age cap and the backends: explicit grids, no cap,
-# torch fp32), then one with the one runner (ref_frames: older rows timed their reference apart, see SweepRow)
-# and one with online calibration (online: older rows ran the DN's scores as they are)
+# files lack them; their rows ran before grid "auto", the key-age cap and the backends: explicit grids, no
+# cap, torch fp32), then one with the one runner (ref_frames: older rows timed their reference apart, see
+# SweepRow) and one with online calibration (online: older rows ran the DN's scores as they are)
 COLUMNS = (
     "key", "segmenter", "flow", "policy", "policy_kind", "policy_value", "grid", "overlap",
     "miou", "pixel_accuracy", "fps", "ms_per_frame", "ref_fps", "speedup",
     "seg_share", "warp_share", "warp_seg_ratio",
     "flow_ms", "decision_ms", "segmentation_ms", "warp_ms", "stitch_ms",
-    "snippets", "frames", "frame_size", "data", "weights_id", "load_1m", "torch_threads", "jobs", "finished_utc",
-    "overlap_default", "stitch", "dn", "device", "flow_width", "grid_default", "max_key_age", "backend", "precision",
+    "snippets", "frames", "frame_size", "data", "weights_id", "load_1m", "torch_threads", "jobs",
+    "finished_utc", "overlap_default", "stitch", "dn", "device", "flow_width", "grid_default", "max_key_age",
+    "backend", "precision",
     "ref_frames", "online",
 )
 # what resuming and drawing cannot do without; a CSV lacking one is not a sweep's, or was cut by hand
-REQUIRED_COLUMNS = ("key", "segmenter", "flow", "policy", "grid", "miou", "fps", "snippets", "frame_size", "data")
+REQUIRED_COLUMNS = ("key", "segmenter", "flow", "policy", "grid", "miou", "fps", "snippets", "frame_size",
+                    "data")
 _TEXT = frozenset({"segmenter", "flow", "policy", "grid", "frame_size", "data", "weights_id", "finished_utc",
                    "stitch", "dn", "device", "backend", "precision"})
-_INT = frozenset({"overlap", "snippets", "frames", "torch_threads", "jobs", "flow_width", "max_key_age", "ref_frames"})
+_INT = frozenset({"overlap", "snippets", "frames", "torch_threads", "jobs", "flow_width", "max_key_age",
+                  "ref_frames"})
 _DERIVED = frozenset({"key", "policy_kind", "policy_value"})  # written from the other columns, not read
 # a column older files also wrote under another name: read into the one name where that is empty
 _RENAMED = {"workload_saved": "warp_share"}
@@ -172,7 +175,8 @@ def read_rows(path: str | Path) -> list[SweepRow]:
         for line, raw in enumerate(reader, 2):
             empty = [name for name in REQUIRED_COLUMNS if name != "miou" and raw.get(name) in ("", None)]
             if empty:
-                raise DvsnetError(f"{path}, line {line}: no {', '.join(empty)}; fix or delete that row to resume")
+                raise DvsnetError(f"{path}, line {line}: no {', '.join(empty)}; "
+                                  "fix or delete that row to resume")
             fields = {}
             for name, text in raw.items():
                 if name in _RENAMED and raw.get(_RENAMED[name]) in ("", None):
@@ -269,7 +273,8 @@ def curve(rows: list[SweepRow], x: str = "speedup") -> tuple[np.ndarray, np.ndar
     return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
 
 
-def compare_curves(ours: list[SweepRow], theirs: list[SweepRow], x: str = "speedup") -> list[tuple[float, float]]:
+def compare_curves(ours: list[SweepRow], theirs: list[SweepRow],
+                   x: str = "speedup") -> list[tuple[float, float]]:
     """(x, mIoU of `ours` interpolated at x minus theirs' mIoU, in points) at each `theirs` point inside
     ours' x range; [] when ours has fewer than two points."""
     ox, oy = curve(ours, x)
@@ -320,7 +325,8 @@ def most_accurate_at(rows: list[SweepRow], speedup: float) -> SweepRow | None:
     return max(fast, key=lambda r: r.miou) if fast else None
 
 
-def dn_curves(rows: list[SweepRow], segmenter: str, flow: str, curve_grids, overlap: int) -> dict[str, list[SweepRow]]:
+def dn_curves(rows: list[SweepRow], segmenter: str, flow: str, curve_grids,
+              overlap: int) -> dict[str, list[SweepRow]]:
     """dn rows of (segmenter, flow) per grid name ("2x2") that has a threshold curve, the default grid first.
 
     The default grid at the default `overlap` is always present (possibly empty, as before curve grids
@@ -346,7 +352,8 @@ def policy_curves(rows: list[SweepRow], segmenter: str, flow: str, overlap: int,
             for k in POLICY_KINDS}
 
 
-def division_rows(rows: list[SweepRow], segmenter: str, flow: str, policy: str, overlap: int) -> dict[str, SweepRow]:
+def division_rows(rows: list[SweepRow], segmenter: str, flow: str, policy: str,
+                  overlap: int) -> dict[str, SweepRow]:
     """Table 3: the row of each grid at `policy`, by grid name in grid order; `overlap` px except on 1x1."""
     found: dict[str, SweepRow] = {}
     for r in select(rows, segmenter=segmenter, flow=flow, policy=policy):

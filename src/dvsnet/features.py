@@ -53,7 +53,8 @@ def motion_features(
     residual = (grey_cur - backward_warp(grey_key, flow)).abs()
     difference = (grey_cur - grey_key).abs()
     magnitude = (flow * flow).sum(1, keepdim=True).sqrt()  # (B, 1, h, w); Tensor.norm(dim=1) is ~100x slower
-    dense = torch.cat([flow / 4, magnitude / 4, difference, residual, flow_gradient(flow)], dim=1)  # (B, 6, h/2, w/2)
+    # (B, 6, h/2, w/2)
+    dense = torch.cat([flow / 4, magnitude / 4, difference, residual, flow_gradient(flow)], dim=1)
     pooled = F.adaptive_avg_pool2d(dense, MOTION_FEATURE_SIZE)
     peak = F.adaptive_max_pool2d(residual, MOTION_FEATURE_SIZE)
     return torch.cat([pooled, peak], dim=1)

@@ -19,7 +19,6 @@ from dvsnet.errors import DvsnetError
 from dvsnet.features import (
     MOTION_FEATURE_SIZE,
     grey,
-    key_segmentation_features,  # noqa: F401  policies.py's import; owned by features
     motion_features,
 )
 from dvsnet.flow_mv import MotionVectorFlow
@@ -87,8 +86,9 @@ class FlowNetFlow:
     @staticmethod
     def decision_features(features: str, key: torch.Tensor, flow: torch.Tensor,
                           layers: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The `features` input (see the class docstring) from the network's outputs on key crops (B, 3, h, w):
-        flow (B, 2, h', w') in pixels of its grid and the encoder `layers` ({"conv4": ..., ...})."""
+        """The `features` input (see the class docstring) from the network's outputs on key crops
+        (B, 3, h, w): flow (B, 2, h', w') in pixels of its grid and the encoder `layers`
+        ({"conv4": ..., ...})."""
         if features == "image-flow":
             return torch.cat([F.adaptive_avg_pool2d(key, MOTION_FEATURE_SIZE),
                               F.adaptive_avg_pool2d(flow / 8, MOTION_FEATURE_SIZE)], 1)  # (B, 5, 16, 16)

@@ -62,9 +62,11 @@ class MotionVectorFlow:
 
     name = "mv"
 
-    def __init__(self, with_features: bool = True, dn_variant: str = "mv", device: str | torch.device = "cpu"):
+    def __init__(self, with_features: bool = True, dn_variant: str = "mv",
+                 device: str | torch.device = "cpu"):
         self.with_features = with_features
-        self.device = torch.device(device)  # where region_flow hands its flow and features (the chains stay on the CPU)
+        # where region_flow hands its flow and features (the chains stay on the CPU)
+        self.device = torch.device(device)
         self.dn_variant = "mv"
         self.use_features(dn_variant)
 
@@ -77,7 +79,8 @@ class MotionVectorFlow:
         self.reset()
 
     def reset(self) -> None:
-        self._chains: dict[int, torch.Tensor] = {}  # key index -> (1, C, h, w) chain_{t->k} (+ mv features' sums)
+        # key index -> (1, C, h, w) chain_{t->k} (+ mv features' sums)
+        self._chains: dict[int, torch.Tensor] = {}
         self._flow = torch.zeros(0)  # (R, 2, hc, wc) this frame's flow per region, crop-grid pixels
         self._intra = torch.zeros(0)  # (R,) share of each region's crop this frame has no vector for
         self._features = torch.zeros(0)  # (R, len(MV_FEATURES), 16, 16) the mv DN's input, when it is used
@@ -100,7 +103,8 @@ class MotionVectorFlow:
         raw = torch.from_numpy(motion.flow)[None]
         step = fill_intra(raw, intra)  # (1, 2, h', w') intra cells filled
         step = resize_flow(step, grid)  # (1, 2, h, w) in pixels of this frame's grid
-        maps = [intra]  # this frame's maps cropped beside the chains: intra, and for the mv features the zero vectors
+        # this frame's maps cropped beside the chains: intra, and for the mv features the zero vectors
+        maps = [intra]
         if self._codec_features:
             maps.append(((raw == 0).all(1, keepdim=True) & (intra == 0)).float())
         if intra.shape[-2:] != grid:
@@ -112,7 +116,8 @@ class MotionVectorFlow:
         if old:  # every key's chain in one warp: (K, C, h, w) sampled at p + m_t(p)
             carried = chained + backward_warp(torch.cat([self._chains[k] for k in old]),
                                               step.expand(len(old), -1, -1, -1))
-        self._chains = {k: carried[old.index(k)][None] if k in old else chained for k in keys}  # new keys: q_t
+        self._chains = {k: carried[old.index(k)][None] if k in old else chained  # new keys: q_t
+                        for k in keys}
         if self._grid_key != (tuple(regions), tuple(crop_size), grid):
             self._grid_key = (tuple(regions), tuple(crop_size), grid)
             self._grid, self._inside = _crop_grids(regions, crop_size, grid)
@@ -131,15 +136,18 @@ class MotionVectorFlow:
 
     @property
     def reads_pixels(self) -> bool:
-        """Whether region_flow's features need the regions' crops (the dis features do, the mv ones do not)."""
+        """Whether region_flow's features need the regions' crops (the dis features do, the mv ones do
+        not)."""
         return self.dn_variant != "mv"
 
-    def region_flow(self, index: torch.Tensor, key: torch.Tensor | None = None, cur: torch.Tensor | None = None,
+    def region_flow(self, index: torch.Tensor, key: torch.Tensor | None = None,
+                    cur: torch.Tensor | None = None,
                     features: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The flow of the regions `index` (n, 2, Hc/8, Wc/8), current -> key in pixels of the 8-px crop grid,
         and, when `features`, their decision-network features: the codec's, or the dis ones from the key and
         current (n, 3, h, w) crops (needed only then: `reads_pixels`)."""
-        device = self.device if key is None else key.device  # the crops, when given, say where the caller works
+        # the crops, when given, say where the caller works
+        device = self.device if key is None else key.device
         flow = self._flow[index].to(device)
         if not (features and self.with_features):
             return flow, None

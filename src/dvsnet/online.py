@@ -70,7 +70,8 @@ class AgreementModel:
     the forgetting factor: old samples fade towards the prior, never below it.
     """
 
-    def __init__(self, prior_mean: np.ndarray, strength: float = PRIOR_STRENGTH, forgetting: float = FORGETTING):
+    def __init__(self, prior_mean: np.ndarray, strength: float = PRIOR_STRENGTH,
+                 forgetting: float = FORGETTING):
         self.prior_mean = np.asarray(prior_mean, dtype=np.float64)
         self.strength, self.forgetting = strength, forgetting
         self.reset()
@@ -137,7 +138,8 @@ class OnlineCalibration:
         self.abs_error_sum = 0.0  # |predicted - measured| of every sample, predicted before learning it
         self.error_sum = 0.0
 
-    def predict(self, dn_scores: torch.Tensor, features: torch.Tensor | None, ages: torch.Tensor) -> torch.Tensor:
+    def predict(self, dn_scores: torch.Tensor, features: torch.Tensor | None,
+                ages: torch.Tensor) -> torch.Tensor:
         """(B,) DN scores -> (B,) predicted agreement (float32, CPU) of warping each region's key; the
         features are kept for `learn`."""
         x = calibration_features(dn_scores.float().cpu(), features, ages.cpu(), self.residuals)
@@ -146,8 +148,8 @@ class OnlineCalibration:
         return torch.from_numpy(predicted.astype(np.float32))
 
     def age_limit(self, threshold: float) -> int:
-        """The warm-up cap on key age at threshold T: warm_up_age · (1 + key_price(T)) frames, doubled with every
-        sample learnt (far above any schedule once calibrated): cheap keys are explored younger."""
+        """The warm-up cap on key age at threshold T: warm_up_age · (1 + key_price(T)) frames, doubled with
+        every sample learnt (far above any schedule once calibrated): cheap keys are explored younger."""
         price = min(key_price(threshold), 1e6)
         return max(1, round(self.warm_up_age * (1 + price))) << min(self.model.samples, 20)
 

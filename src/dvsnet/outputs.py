@@ -28,6 +28,11 @@ Interrupted runs (the promise): every file is complete or carries `.partial` in 
 - A run killed outright (SIGKILL, power loss) leaves the PNGs of finished frames (each whole), the
   `.partial` video and csv, at most one hidden `.<name>.<pid>.<hex>.tmp` file, and no summary.json:
   nothing is presented as complete.
+- A live run (dvsnet.live) writes its overlay as fragmented MP4 with H.264 through PyAV
+  (StreamingVideoOutput: one fragment per frame, flushed as it is written, each frame stamped with its
+  capture time), so even the `.partial` file a SIGKILL leaves plays up to its last written frame. File
+  runs keep OpenCV's writer (MPEG-4 Part 2, no PyAV needed), whose `.partial` file is unplayable until
+  closed.
 """
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dvsnet import atomic
+from dvsnet.atomic import write_bytes_atomic, write_json_atomic
 from dvsnet.data.labels import CITYSCAPES, ClassSet, train_ids_to_label_ids
 from dvsnet.data.video import quiet_opencv
 from dvsnet.errors import DvsnetError
@@ -71,6 +76,17 @@ def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def fit_frame(image: np.ndarray, source_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """An overlay frame for a video whose frames are `source_size` (H, W): resized to it when the frame size
+    changed mid-run, then padded bottom/right (edge pixels repeated) to the encoder's even `size`."""
+    if image.shape[:2] != source_size:
+        image = cv2.resize(image, (source_size[1], source_size[0]), interpolation=cv2.INTER_AREA)
+    if size != source_size:
+        image = cv2.copyMakeBorder(image, 0, size[0] - source_size[0], 0, size[1] - source_size[1],
+                                   cv2.BORDER_REPLICATE)
+    return image
+
+
 def create_run_folder(root: str | os.PathLike, prefix: str) -> Path:
     """Create and return `<root>/<prefix>-NNNN` with the next free number (from 0001); never reuses one."""
     root = Path(root)
@@ -95,22 +111,6 @@ def create_run_folder(root: str | os.PathLike, prefix: str) -> Path:
             number += 1
         except OSError as exc:
             raise DvsnetError(f"cannot write to output folder {root}: {_describe(exc)}") from None
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` atomically (dvsnet.atomic); a failure is one DvsnetError line."""
-    try:
-        atomic.write_bytes_atomic(path, data)
-    except OSError as exc:
-        raise DvsnetError(f"cannot write {path}: {_describe(exc)}") from None
-
-
-def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
-    """Write `obj` as indented JSON, atomically (dvsnet.atomic); a failure is one DvsnetError line."""
-    try:
-        atomic.write_json_atomic(path, obj)
-    except OSError as exc:
-        raise DvsnetError(f"cannot write {path}: {_describe(exc)}") from None
 
 
 def write_png_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
@@ -143,7 +143,9 @@ def label_image(labels: np.ndarray, kind: str, classes: ClassSet = CITYSCAPES) -
     raise DvsnetError(f"unknown label output {kind!r}; valid: {', '.join(LABEL_KINDS)}")
 
 
-def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, color: tuple[int, int, int]) -> None:
+def _text(
+    image: np.ndarray, text: str, origin: tuple[int, int], scale: float, color: tuple[int, int, int]
+) -> None:
     """Text on a dark backing box, readable on any colour at any frame size; origin: its bottom-left."""
     thickness = 1 if scale < 0.8 else 2
     (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
@@ -168,10 +170,14 @@ def draw_legend(image: np.ndarray, labels: np.ndarray, classes: ClassSet, scale:
     if not present:
         return
     thickness = 1 if scale < 0.8 else 2
-    line_height = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][1] + max(3, round(8 * scale))
+    line_height = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][1] + max(
+        3, round(8 * scale)
+    )
     room = max(1, (image.shape[0] - line_height) // line_height)
     shown = present if len(present) <= room else present[: room - 1]
-    lines = [classes.names[k] for k in shown] + ([f"+{len(present) - len(shown)} more"] if len(shown) < len(present) else [])
+    lines = [classes.names[k] for k in shown] + (
+        [f"+{len(present) - len(shown)} more"] if len(shown) < len(present) else []
+    )
     swatch = line_height - max(2, round(4 * scale))
     text_width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] for t in lines)
     left = max(0, image.shape[1] - text_width - swatch - 3 * max(2, round(4 * scale)))
@@ -253,11 +259,7 @@ class VideoOutput:
                                                (self._size[1], self._size[0]))
             if not self._writer.isOpened():
                 raise DvsnetError(f"cannot write video {self.partial} (folder not writable or codec missing)")
-        if (height, width) != self._source_size:
-            image = cv2.resize(image, (self._source_size[1], self._source_size[0]), interpolation=cv2.INTER_AREA)
-        if self._size != self._source_size:
-            h, w = self._source_size
-            image = cv2.copyMakeBorder(image, 0, self._size[0] - h, 0, self._size[1] - w, cv2.BORDER_REPLICATE)
+        image = fit_frame(image, self._source_size, self._size)
         self._writer.write(np.ascontiguousarray(image[:, :, ::-1]))
         self.frames += 1
 
@@ -274,6 +276,103 @@ class VideoOutput:
         self.closed = True
         if self._writer is not None:
             self._writer.release()
+        if not self.frames:
+            if self.partial.exists():
+                self.partial.unlink()
+            return None
+        os.replace(self.partial, self.path)
+        return self.path
+
+
+class StreamingVideoOutput:
+    """An overlay video that stays playable if the process dies: H.264 in fragmented MP4 written by PyAV, one
+    fragment per frame flushed to disk as it is written, under a `.partial` name renamed when closed.
+
+    x264 with `tune=zerolatency` holds no frame back, so a frame written is a frame on disk. Frames carry
+    their own time (`write(image, seconds)`: seconds since the run's start, a 1 ms time base), so a live
+    run's overlay plays in real time however many frames it dropped. The size is fixed by the first frame
+    (padded to even numbers, later sizes resized to it), as VideoOutput's. Needs PyAV.
+    """
+
+    KEYFRAME_SECONDS = 2.0  # an I-frame at least this often: a player can seek, and starts quickly
+
+    def __init__(self, path: str | os.PathLike, fps: float):
+        self.path = Path(path)
+        self.partial = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
+        self.fps = float(fps) if fps and fps > 0 else 10.0
+        self.frames = 0
+        self._container = None
+        self._stream = None
+        self._size: tuple[int, int] | None = None  # (height, width) written
+        self._source_size: tuple[int, int] | None = None
+        self._last_pts = -1
+        self.closed = False
+
+    def _open(self, height: int, width: int) -> None:
+        from fractions import Fraction
+
+        import av
+
+        self._source_size = (height, width)
+        self._size = (height + height % 2, width + width % 2)
+        try:
+            self._container = av.open(str(self.partial), "w", format="mp4", options={
+                "movflags": "empty_moov+default_base_moof+frag_every_frame", "flush_packets": "1"})
+        except (av.FFmpegError, OSError) as exc:
+            raise DvsnetError(f"cannot write video {self.partial} ({exc})") from None
+        stream = self._container.add_stream("libx264", rate=round(self.fps))
+        stream.height, stream.width = self._size
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        stream.codec_context.time_base = Fraction(1, 1000)
+        keyint = max(1, round(self.KEYFRAME_SECONDS * self.fps))
+        # ultrafast: about a third of veryfast's time per frame for a somewhat larger file; a
+        # live run's CPU time is better spent segmenting. One thread: the writer runs beside the pipeline.
+        stream.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "23", "g": str(keyint),
+                          "threads": "1"}
+        self._stream = stream
+
+    def write(self, image: np.ndarray, seconds: float | None = None) -> None:
+        """Append one H×W×3 uint8 RGB frame shown at `seconds` after the start (None: the next frame at
+        `fps`); times that do not grow are moved 1 ms past the previous frame."""
+        import av
+
+        height, width = image.shape[:2]
+        if self._container is None:
+            self._open(height, width)
+        image = fit_frame(image, self._source_size, self._size)
+        pts = round(1000 * (self.frames / self.fps if seconds is None else seconds))
+        pts = max(pts, self._last_pts + 1)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts, self._last_pts = pts, pts
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except (av.FFmpegError, OSError) as exc:
+            raise DvsnetError(f"cannot write video {self.partial} ({exc})") from None
+        self.frames += 1
+
+    def _finish(self) -> None:
+        if self._container is None:
+            return
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+            self._container = None
+
+    def abort(self) -> None:
+        """Stop writing but keep the `.partial` name: for a file that must not look complete."""
+        self.closed = True
+        self._finish()
+
+    def close(self) -> Path | None:
+        """Finish the file; returns the final path, or None when no frame was written."""
+        if self.closed:
+            return self.path if self.frames else None
+        self.closed = True
+        self._finish()
         if not self.frames:
             if self.partial.exists():
                 self.partial.unlink()
@@ -316,8 +415,10 @@ def check_writes(writes: Sequence[str], classes: ClassSet = CITYSCAPES) -> None:
     if unknown:
         raise DvsnetError(f"unknown output {unknown[0]!r}; valid: {', '.join(OUTPUTS)}")
     if "label-ids" in writes and not classes.cityscapes:
-        raise DvsnetError(f"label-ids are Cityscapes label ids; this segmenter predicts {len(classes.names)} other "
-                          "classes: write labels (its class indices) or color instead")
+        raise DvsnetError(
+            f"label-ids are Cityscapes label ids; this segmenter predicts {len(classes.names)} other "
+            "classes: write labels (its class indices) or color instead"
+        )
 
 
 def _ms(seconds: float | None) -> str:
@@ -328,17 +429,23 @@ class RunRecorder:
     """Writes one run's outputs frame by frame (see the module docstring for the files).
 
     run_dir: an existing folder (from create_run_folder). writes: a subset of OUTPUTS. fps: frame rate
-    of the overlay video (the source's, when known). Call `record` per frame, then `close` once.
+    of the overlay video (the source's, when known). streaming: write the overlay with
+    StreamingVideoOutput (live runs: playable after a kill) instead of VideoOutput. extra_columns: more
+    frames.csv columns, after CSV_COLUMNS, whose values each `record` gives. Call `record` per frame,
+    then `close` once.
     """
 
     def __init__(self, run_dir: str | os.PathLike, writes: Sequence[str], *, fps: float | None = None,
-                 classes: ClassSet = CITYSCAPES):
+                 classes: ClassSet = CITYSCAPES, streaming: bool = False, extra_columns: Sequence[str] = ()):
         check_writes(writes, classes)
         self.classes = classes
         self.run_dir = Path(run_dir)
         self.writes = tuple(w for w in OUTPUTS if w in writes)
-        self.video = VideoOutput(self.run_dir / "overlay.mp4", fps or 0.0) if "overlay" in self.writes else None
-        self.csv = CsvOutput(self.run_dir / "frames.csv") if "csv" in self.writes else None
+        video = StreamingVideoOutput if streaming else VideoOutput
+        self.video = video(self.run_dir / "overlay.mp4", fps or 0.0) if "overlay" in self.writes else None
+        self.extra_columns = tuple(extra_columns)
+        self.csv = CsvOutput(self.run_dir / "frames.csv", (*CSV_COLUMNS, *self.extra_columns)) \
+            if "csv" in self.writes else None
         for kind in LABEL_KINDS:
             if kind in self.writes:
                 (self.run_dir / LABEL_KINDS[kind][0]).mkdir(exist_ok=True)
@@ -346,12 +453,26 @@ class RunRecorder:
         self._recent = deque(maxlen=FPS_WINDOW)  # wall seconds of the latest frames, for the running fps
         self._threshold: dict[str, float] = {}  # the dn policy's threshold over the frames (summary)
 
-    def record(self, name: str, frame: np.ndarray, result, wall_seconds: float) -> None:
-        """Write one frame's outputs, then count it.
+    def record(
+        self,
+        name: str,
+        frame: np.ndarray,
+        result,
+        wall_seconds: float,
+        *,
+        note: str | None = None,
+        seconds: float | None = None,
+        extra: Sequence[object] = (),
+        draw: bool = False,
+    ) -> np.ndarray | None:
+        """Write one frame's outputs, then count it; returns the overlay picture when one was drawn.
 
         name: the frame's name (file naming). frame: H×W×3 uint8 RGB input. result: a FrameResult
         (labels, paths, scores, timings, regions, index, restarted). wall_seconds: the time this frame
         took end to end (reading + pipeline + writing of the previous frame), for the running fps.
+        note: text for the overlay's header (default: a note on restarted key frames). seconds: when the
+        frame is shown in a streaming overlay (None: at the video's fps). extra: the values of the
+        `extra_columns`. draw: draw the overlay picture even when no overlay video is written.
         The figures count a frame only once all its files are written, so a write that fails (disk
         full) leaves the summary describing the frames that are complete.
         """
@@ -365,27 +486,56 @@ class RunRecorder:
             name = f"{name}_{self.frames:06d}"
         for kind in label_kinds:
             folder = self.run_dir / LABEL_KINDS[kind][0]
-            write_png_atomic(folder / label_file_name(name, kind), label_image(result.labels, kind, self.classes))
+            write_png_atomic(
+                folder / label_file_name(name, kind), label_image(result.labels, kind, self.classes)
+            )
         if self.frames:  # the first frame's time is warm-up (allocations, first kernel calls)
             self._recent.append(wall_seconds)
+        overlay = None
+        if self.video is not None or draw:
+            if note is None and result.restarted and result.index > 0:
+                note = f"new size {height}x{width}: key frames restarted"
+            overlay = draw_overlay(frame, result.labels, result.regions, result.paths, result.scores,
+                                   fps=self.running_fps(), note=note, classes=self.classes)
         if self.video is not None:
-            fps = self.running_fps()
-            note = f"new size {height}x{width}: key frames restarted" if result.restarted and result.index > 0 else None
-            self.video.write(draw_overlay(frame, result.labels, result.regions, result.paths, result.scores,
-                                          fps=fps, note=note, classes=self.classes))
+            if isinstance(self.video, StreamingVideoOutput):
+                self.video.write(overlay, seconds)
+            else:
+                self.video.write(overlay)
         if self.csv is not None:
             ages = getattr(result, "key_ages", None) or [None] * len(result.paths)
             threshold = getattr(result, "threshold", None)
             t = result.timings
-            self.csv.write_rows([
-                (result.index, name, r, region.row, region.col, path, "" if score is None else f"{score:.4f}",
-                 "" if age is None else age, int(result.restarted),
-                 _ms(t.get("flow")), _ms(t.get("decision")), _ms(t.get("segmentation")), _ms(t.get("warp")),
-                 _ms(t.get("stitch")), _ms(t.get("total")), _ms(wall_seconds), "" if threshold is None else f"{threshold:.4f}")
-                for r, (region, path, score, age) in enumerate(zip(result.regions, result.paths, result.scores, ages))
-            ])
+            self.csv.write_rows(
+                [
+                    (
+                        result.index,
+                        name,
+                        r,
+                        region.row,
+                        region.col,
+                        path,
+                        "" if score is None else f"{score:.4f}",
+                        "" if age is None else age,
+                        int(result.restarted),
+                        _ms(t.get("flow")),
+                        _ms(t.get("decision")),
+                        _ms(t.get("segmentation")),
+                        _ms(t.get("warp")),
+                        _ms(t.get("stitch")),
+                        _ms(t.get("total")),
+                        _ms(wall_seconds),
+                        "" if threshold is None else f"{threshold:.4f}",
+                        *extra,
+                    )
+                    for r, (region, path, score, age) in enumerate(
+                        zip(result.regions, result.paths, result.scores, ages)
+                    )
+                ]
+            )
         self.stats.add(result, wall_seconds, name)
         self._count_threshold(getattr(result, "threshold", None))
+        return overlay
 
     def _count_threshold(self, threshold: float | None) -> None:
         """The summary's `threshold`: frames with one, first, last, mean, min and max (dn policies)."""

@@ -1,4 +1,4 @@
-"""DVSNet: the per-frame loop (DESIGN.md §2) with per-region key frames.
+"""DVSNet: the per-frame loop (docs/design.md §2) with per-region key frames.
 
 Each region keeps its own key crop, key logits (at the segmenter's stride) and key frame index. On every
 frame, regions without a key frame, or those the policy rejects, go through the segmenter in ONE batch
@@ -22,16 +22,17 @@ import torch.nn.functional as F
 
 from dvsnet.auto_precision import load_pipeline_segmenter
 from dvsnet.backends import OnnxDecisionNet, OnnxFlowNet
-from dvsnet.config import AUTO_GRID, PipelineConfig, same_segmenter
+from dvsnet.config import AUTO_GRID, PipelineConfig
 from dvsnet.data.motion import MotionField
-from dvsnet.devices import clock, pick_device, same_device
+from dvsnet.devices import clock, describe_device, pick_device, same_device
 from dvsnet.errors import DvsnetError
 from dvsnet.flow import FlowEstimator, FlowNetFlow, build_flow
 from dvsnet.models import load_decision_net
 from dvsnet.models.decision import KEYSEG_SUFFIX
-from dvsnet.models.weights import read_metadata
+from dvsnet.models.weights import read_metadata, same_segmenter
 from dvsnet.online import OnlineCalibration
-from dvsnet.policies import DecisionNetwork, Policy, RegionBatch, parse_policy
+from dvsnet.policies import DecisionNetwork, Policy, RegionBatch
+from dvsnet.policy_strings import parse_policy
 from dvsnet.regions import Region, check_grid, crop_multiple, crop_regions, padded_size, region_grid, stitch
 from dvsnet.warp import estimate_flow, upsample_logits, warp_labels, warp_upscale
 
@@ -141,7 +142,8 @@ class DVSNet:
     ):
         self._build(PipelineConfig(segmenter=segmenter, flow=flow, policy=policy, grid=grid, overlap=overlap,
                                    stitch=stitch, dn=dn, device=device, flow_width=flow_width,
-                                   max_key_age=max_key_age, backend=backend, precision=precision, online=online))
+                                   max_key_age=max_key_age, backend=backend, precision=precision,
+                                   online=online))
 
     @classmethod
     def from_config(cls, config: PipelineConfig, footage: Sequence[np.ndarray] | None = None) -> DVSNet:
@@ -172,10 +174,12 @@ class DVSNet:
         self.flow = build_flow(config.flow, self.device)
         self._reads_motion = hasattr(self.flow, "advance")  # dvsnet.flow_mv.MotionVectorFlow
         policy = parse_policy(config.policy)
-        if isinstance(config.flow, str) and hasattr(self.flow, "use_features"):  # mv: the DN's choice of features
+        # mv: the DN's choice of features
+        if isinstance(config.flow, str) and hasattr(self.flow, "use_features"):
             variant = _dn_variant(policy, config)
             self.flow.use_features(None if variant is None else variant.removesuffix(KEYSEG_SUFFIX))
-        # the DN variant whose features the estimator gives: its name, unless it says otherwise (mv: mv or dis)
+        # the DN variant whose features the estimator gives: its name, unless it says otherwise (mv: mv or
+        # dis)
         features = getattr(self.flow, "dn_variant", None) or getattr(self.flow, "name", "custom")
         self.policy = _with_decision_net(policy, config, features, self.device, self.backend)
         if config.online and self.policy is not policy and isinstance(self.policy, DecisionNetwork):
@@ -189,6 +193,20 @@ class DVSNet:
         # a model that outputs labels has one-hot scores: no max-logit to compare, so regions keep their cores
         self.stitch_mode = "core" if getattr(segmenter, "labels_out", False) else config.stitch
         self.reset()
+
+    def record(self, width: int, height: int) -> dict[str, object]:
+        """The pipeline as summary.json's "config" records it for frames of `width` x `height`: the
+        configuration (PipelineConfig.to_record) and what it resolved to (device, policy, key-age cap,
+        backend, precision and why auto chose them)."""
+        return {
+            **self.config.to_record(width, height),
+            "device": describe_device(self.device),
+            "policy": repr(self.policy),
+            "key_age_cap": self.max_key_age,
+            "backend": self.backend,
+            "precision": self.precision,
+            "backend_choice": self.backend_choice,
+        }
 
     def _fit_flow(self) -> None:
         """FlowNetS runs on ONNX Runtime where the segmenter does; the hand-made motion features (DIS, mv) are
@@ -222,7 +240,8 @@ class DVSNet:
         self._stitch_by_score = self.stitch_mode == "max-logit" and len(self.regions) > 1
         self._crop_size = padded_size(self.regions, crop_multiple(self.segmenter))
         scale = 1.0 if self.flow_width is None or width <= self.flow_width else self.flow_width / width
-        self._flow_size = None if scale == 1.0 else tuple(max(8, round(side * scale)) for side in self._crop_size)
+        self._flow_size = (None if scale == 1.0 else
+                           tuple(max(8, round(side * scale)) for side in self._crop_size))
         self._frame_size = (height, width)
         self._key_images = self._key_logits = None
         self._key_index = np.zeros(len(self.regions), dtype=np.int64)
@@ -235,8 +254,8 @@ class DVSNet:
         to the previous frame stepped), needed by the "mv" flow and ignored by the others."""
         _check_frame(frame)
         if self._reads_motion and motion is None:
-            raise DvsnetError("flow 'mv' needs each frame's motion vectors: step(frame, motion=field) with frames "
-                              "from dvsnet.data.motion.read_motion_frames, or another flow")
+            raise DvsnetError("flow 'mv' needs each frame's motion vectors: step(frame, motion=field) with "
+                              "frames from dvsnet.data.motion.read_motion_frames, or another flow")
         clock = StageClock(self._clock)
         self.index += 1
         restarted = self._frame_size != frame.shape[:2]
@@ -246,7 +265,8 @@ class DVSNet:
             with clock("flow"):
                 self.flow.advance(motion, self.index, self._key_index, self.regions, self._crop_size)
         image = torch.from_numpy(frame).to(self.device).permute(2, 0, 1).float().div_(255)  # (3, H, W)
-        batch = self._region_batch(crop_regions(image, self.regions, self._crop_size), clock)  # (R, 3, Hc, Wc)
+        batch = self._region_batch(crop_regions(image, self.regions, self._crop_size),
+                                   clock)  # (R, 3, Hc, Wc)
         self._true_scores: list[float | None] = [None] * len(self.regions)
         warp, scores = self._decide(batch, clock)  # (R,) bool, (R,) float (NaN: no score)
         seg_idx, warp_idx = torch.nonzero(~warp).flatten(), torch.nonzero(warp).flatten()
@@ -257,8 +277,8 @@ class DVSNet:
             parts.append(self._warp_regions(batch, warp_idx, clock))
         with clock("stitch"):
             region_scores, region_labels = _in_region_order(parts)
-            labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions, *frame.shape[:2],
-                            "max-logit" if self._stitch_by_score else "core")[0]
+            labels = stitch(region_labels[:, None].to(torch.uint8), region_scores, self.regions,
+                            *frame.shape[:2], "max-logit" if self._stitch_by_score else "core")[0]
         result = FrameResult(
             labels=labels, paths=["warp" if w else "seg" for w in warp.tolist()],
             scores=[None if np.isnan(s) else s for s in scores.tolist()], timings=clock.timings(),
@@ -266,7 +286,8 @@ class DVSNet:
             key_ages=(self.index - self._key_index).tolist(), threshold=self._threshold(restarted),
             true_scores=self._true_scores,
         )
-        if hasattr(self.policy, "observe"):  # a policy that learns from each frame (dvsnet.control, dvsnet.online)
+        # a policy that learns from each frame (dvsnet.control, dvsnet.online)
+        if hasattr(self.policy, "observe"):
             self.policy.observe(result)
         if self._learns:
             result.online = self.policy.online.state()
@@ -288,7 +309,8 @@ class DVSNet:
             return self.flow.region_flow(index, key, cur, features)
 
         flow = ({"region_flow": clock.timed("flow", region_flow)} if self._reads_motion else
-                {"estimate_flow": clock.timed("flow", lambda key, cur: estimate_flow(self.flow, key, cur, self._flow_size))})
+                {"estimate_flow": clock.timed(
+                    "flow", lambda key, cur: estimate_flow(self.flow, key, cur, self._flow_size))})
         return RegionBatch(
             ages=torch.from_numpy(self.index - self._key_index), key_images=self._key_images, images=images,
             key_logits=self._key_logits, **flow,
@@ -306,13 +328,15 @@ class DVSNet:
         warp = warp.to(torch.bool).cpu()
         if self.max_key_age is not None:  # no key is kept longer than this, whatever the policy says
             warp &= batch.ages < self.max_key_age
-        if self._reads_motion:  # a region this frame codes mostly intra (an I-frame) has no motion: segment it
+        # a region this frame codes mostly intra (an I-frame) has no motion: segment it
+        if self._reads_motion:
             warp &= ~self.flow.untrusted()
         return warp, scores.float().cpu()
 
     def _threshold(self, restarted: bool) -> float | None:
         """The dn policy's threshold for this frame; None for other policies and frames it did not decide."""
-        return None if restarted or not isinstance(self.policy, DecisionNetwork) else float(self.policy.threshold)
+        return (None if restarted or not isinstance(self.policy, DecisionNetwork)
+                else float(self.policy.threshold))
 
     def _segment_regions(self, batch: RegionBatch, index: torch.Tensor, clock: StageClock) -> tuple:
         """Segment the regions `index`; they become key frames."""
@@ -363,7 +387,8 @@ def _with_decision_net(policy: Policy, config: PipelineConfig, flow_name: str, d
     onnxruntime on the CPU; one with a network is checked for its device."""
     dn = config.dn
     if dn is not None and not isinstance(policy, DecisionNetwork):
-        raise DvsnetError(f"a decision network (dn={str(dn)!r}) only applies to dn:T policies, not {policy!r}")
+        raise DvsnetError(f"a decision network (dn={str(dn)!r}) only applies to dn:T policies, "
+                          f"not {policy!r}")
     if not isinstance(policy, DecisionNetwork):
         return policy
     if policy.net is None:
@@ -413,8 +438,8 @@ def _decision_net(config: PipelineConfig, flow_name: str, device: torch.device) 
             raise DvsnetError(f"decision network {text} was calibrated for flow {meta['flow']!r}, not "
                               f"{config.flow!r}; pass --flow {meta['flow']} or calibrate one for this flow")
         if meta.get("segmenter") and not same_segmenter(meta["segmenter"], config.segmenter):
-            raise DvsnetError(f"decision network {text} was calibrated for segmenter {meta['segmenter']}, not "
-                              f"{config.segmenter}; calibrate one for this segmenter (dvsnet calibrate)")
+            raise DvsnetError(f"decision network {text} was calibrated for segmenter {meta['segmenter']}, "
+                              f"not {config.segmenter}; calibrate one for this segmenter (dvsnet calibrate)")
     return net
 
 

@@ -1,7 +1,7 @@
 """Key-frame scheduling policies: which regions go through the segmenter ("seg") and which are warped.
 
 A policy sees a `RegionBatch` (every region that has a key frame) and returns, per region, whether to
-warp and the score it decided on. Policy strings (DESIGN.md §3):
+warp and the score it decided on. Policy strings (docs/design.md §3; parsed by dvsnet.policy_strings):
     dn:T      decision network's expected confidence score >= T warps (T in [0, 1]; paper §3.2)
     dn:fps=F  the same, T set frame by frame to hold the pipeline at F frames/s (dvsnet.control)
     dn:agree=A  the same, T set frame by frame to hold the predicted agreement with per-frame output at A
@@ -14,7 +14,7 @@ warp and the score it decided on. Policy strings (DESIGN.md §3):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dvsnet.errors import DvsnetError
-from dvsnet.flow import key_segmentation_features
+from dvsnet.features import key_segmentation_features
 
 if TYPE_CHECKING:
     from dvsnet.online import OnlineCalibration
@@ -55,7 +55,8 @@ class RegionBatch:
                  flow: torch.Tensor | None = None, features: torch.Tensor | None = None,
                  seg_labels: torch.Tensor | None = None, warped_labels: torch.Tensor | None = None):
         self.ages, self.key_images, self.images, self.key_logits = ages, key_images, images, key_logits
-        self._estimate_flow, self._segment, self._to_labels, self._warp = estimate_flow, segment, to_labels, warp
+        (self._estimate_flow, self._segment, self._to_labels,
+         self._warp) = estimate_flow, segment, to_labels, warp
         self._region_flow = region_flow
         self._flow: FlowOutput | None = None if flow is None else (flow, features)
         self._seg_logits: torch.Tensor | None = None
@@ -168,7 +169,8 @@ class FixedInterval:
 
 @dataclass
 class FrameDifference:
-    """Paper Eq. (2): d = mean |G(I_k) - G(I_c)| over the region, grey in 0..255; d <= max_difference warps."""
+    """Paper Eq. (2): d = mean |G(I_k) - G(I_c)| over the region, grey in 0..255; d <= max_difference
+    warps."""
 
     max_difference: float
 
@@ -213,7 +215,8 @@ class DecisionNetwork:
     worth at T (dvsnet.online.keep_keys) instead of comparing the score with T.
     """
 
-    def __init__(self, threshold: float, net: nn.Module | None = None, online: OnlineCalibration | None = None):
+    def __init__(self, threshold: float, net: nn.Module | None = None,
+                 online: OnlineCalibration | None = None):
         self.threshold = threshold
         self.net = net
         self.online = online
@@ -253,8 +256,9 @@ class DecisionNetwork:
             features = torch.cat([features, key_features.to(features.dtype)], dim=1)
         in_channels = getattr(self.net, "in_channels", None)
         if in_channels is not None and features.shape[1] != in_channels:  # e.g. a DN file without its variant
-            raise DvsnetError(f"the decision network reads {in_channels} feature channels but the flow estimator "
-                              f"gives {features.shape[1]}; use a DN trained on this estimator's features")
+            raise DvsnetError(f"the decision network reads {in_channels} feature channels but the flow "
+                              f"estimator gives {features.shape[1]}; use a DN trained on this estimator's "
+                              "features")
         in_size = getattr(self.net, "in_size", None)
         if in_size is not None and tuple(features.shape[-2:]) != tuple(in_size):
             features = F.adaptive_avg_pool2d(features, in_size)
@@ -279,103 +283,3 @@ class Oracle:
 
     def __repr__(self) -> str:
         return f"oracle:{self.threshold:g}"
-
-
-def _threshold(value: float) -> str | None:
-    return None if 0.0 <= value <= 1.0 else f"threshold must be in [0, 1], got {value:g}"
-
-
-def _interval(value: int) -> str | None:
-    return None if value >= 1 else f"key-frame interval must be >= 1 frame, got {value}"
-
-
-def _limit(value: float) -> str | None:
-    return None if value >= 0 else f"limit must be >= 0, got {value:g}"
-
-
-def _rate(value: float) -> str | None:
-    return None if 0 < value < float("inf") else f"frame rate must be > 0 frames/s, got {value:g}"
-
-
-def _agreement(value: float) -> str | None:
-    return None if 0 < value <= 1 else f"agreement must be in (0, 1], got {value:g}"
-
-
-def _fps_target(fps: float) -> Policy:
-    from dvsnet.control import FpsTarget  # control builds on DecisionNetwork: imported when used
-
-    return FpsTarget(fps)
-
-
-def _agreement_target(agreement: float) -> Policy:
-    from dvsnet.control import AgreementTarget
-
-    return AgreementTarget(agreement)
-
-
-@dataclass(frozen=True)
-class PolicyKind:
-    """A policy string's form `name:value`: the class it builds, the value's type, its check, an example
-    value and the letter the docs use for it (value_type None: the kind takes no value); `named`: the
-    kinds of its `name:key=value` forms, parsed the same way."""
-
-    build: Callable
-    value_type: type | None = None
-    check: Callable[[object], str | None] | None = None
-    example: str = ""
-    letter: str = ""
-    named: dict[str, PolicyKind] = field(default_factory=dict)  # `name:key=value` forms (dn:fps=F)
-
-
-POLICIES: dict[str, PolicyKind] = {
-    "dn": PolicyKind(DecisionNetwork, float, _threshold, "0.92", "T", named={
-        "fps": PolicyKind(_fps_target, float, _rate, "15", "F"),
-        "agree": PolicyKind(_agreement_target, float, _agreement, "0.95", "A"),
-    }),
-    "fixed": PolicyKind(FixedInterval, int, _interval, "5", "L"),
-    "diff": PolicyKind(FrameDifference, float, _limit, "16", "D"),
-    "flow": PolicyKind(FlowMagnitude, float, _limit, "8", "F"),
-    "oracle": PolicyKind(Oracle, float, _threshold, "0.9", "T"),
-    "always": PolicyKind(AlwaysSegment),
-}
-POLICY_FORMS = ", ".join(
-    form for name, kind in POLICIES.items()
-    for form in ([f"{name}:{kind.letter}"] if kind.value_type else [name])
-    + [f"{name}:{key}={sub.letter}" for key, sub in kind.named.items()]
-)
-
-
-def parse_policy(spec: str | Policy) -> Policy:
-    """'dn:0.92' -> DecisionNetwork(0.92), etc. Policy objects pass through. Bad strings -> DvsnetError."""
-    if not isinstance(spec, str):
-        return spec
-    name, colon, arg = spec.strip().lower().partition(":")
-    kind = POLICIES.get(name)
-    if kind is None or (kind.value_type is None and colon):
-        raise DvsnetError(f"unknown policy {spec!r}; valid forms: {POLICY_FORMS}")
-    if kind.value_type is None:
-        return kind.build()
-    key, equals, named_arg = arg.partition("=")
-    if equals and kind.named:
-        if key not in kind.named:
-            forms = ", ".join(f"{name}:{k}={sub.letter}" for k, sub in kind.named.items()) or "none"
-            raise DvsnetError(f"policy {spec!r}: unknown target {key!r}; valid: {forms}")
-        prefix, kind, arg = f"{name}:{key}=", kind.named[key], named_arg
-    else:
-        prefix = f"{name}:"
-    if not arg:
-        raise DvsnetError(f"policy {spec!r} needs a value, e.g. {prefix}{kind.example}")
-    try:
-        value = kind.value_type(arg)
-    except ValueError:
-        whole = "whole " if kind.value_type is int else ""
-        raise DvsnetError(f"policy {spec!r}: {arg!r} is not a {whole}number") from None
-    problem = kind.check(value)
-    if problem:
-        raise DvsnetError(f"policy {spec!r}: {problem}")
-    return kind.build(value)
-
-
-def describe_policy(spec: str | Policy) -> str:
-    """The canonical policy string ('DN:0.920' -> 'dn:0.92'); objects by their repr."""
-    return repr(parse_policy(spec)) if isinstance(spec, str) else repr(spec)

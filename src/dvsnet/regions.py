@@ -70,7 +70,8 @@ def check_grid(height: int, width: int, rows: int, cols: int, overlap: int) -> N
     if _grid_fits(height, width, rows, cols, overlap):
         return
     if height // rows < MIN_CORE_PX or width // cols < MIN_CORE_PX:
-        why = f"its cells would be {height // rows}x{width // cols} px, under the {MIN_CORE_PX} px a region needs"
+        why = (f"its cells would be {height // rows}x{width // cols} px, under the {MIN_CORE_PX} px a "
+               "region needs")
     else:
         share = crop_pixels(height, width, rows, cols, overlap) / (height * width)
         why = (f"its {rows * cols} regions with {overlap} px of overlap would hold {share:.1f}x the frame's "
@@ -110,7 +111,8 @@ def region_grid(height: int, width: int, rows: int, cols: int, overlap: int) -> 
 def core_shares(regions: list[Region]) -> np.ndarray:
     """(R,) the share of the frame each region's core cell covers: the weights of a per-region figure
     (an agreement) in a per-frame one."""
-    areas = np.array([(r.core_bottom - r.core_top) * (r.core_right - r.core_left) for r in regions], dtype=float)
+    areas = np.array([(r.core_bottom - r.core_top) * (r.core_right - r.core_left) for r in regions],
+                     dtype=float)
     return areas / areas.sum()
 
 
@@ -152,9 +154,10 @@ def stitch(
     """Paste per-region maps back into one frame map.
 
     values: (R, C, Hc, Wc) anything per pixel (labels as C=1, or logits); scores: (R, Hc, Wc) the
-    max-logit of each pixel (unused, may be None, for "core"). In overlap bands "max-logit" keeps the region with the higher score (the
-    paper's implementation); "core" keeps each region's own core cell only. Returns (C, H, W) numpy.
-    Runs in numpy: masked copies there cost ~0.2 ms a frame against ~3 ms for torch boolean indexing.
+    max-logit of each pixel (unused, may be None, for "core"). In overlap bands "max-logit" keeps the
+    region with the higher score (the paper's implementation); "core" keeps each region's own core cell
+    only. Returns (C, H, W) numpy. Runs in numpy: masked copies there cost ~0.2 ms a frame against ~3 ms
+    for torch boolean indexing.
     """
     if mode not in STITCH_MODES:
         raise DvsnetError(f"unknown stitch mode {mode!r}; valid: {', '.join(STITCH_MODES)}")

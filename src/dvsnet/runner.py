@@ -70,7 +70,8 @@ class PipelineRun:
     confusion: np.ndarray | None = None
 
     def figures(self) -> dict[str, Any]:
-        """The run's RunStats figures (dvsnet.stats), one name each: warp_share, not its alias workload_saved."""
+        """The run's RunStats figures (dvsnet.stats), one name each: warp_share, not its alias
+        workload_saved."""
         figures = self.stats.figures()
         for alias in FIGURE_ALIASES:
             figures.pop(alias, None)
@@ -153,7 +154,8 @@ def run_interleaved(
             ref_labels = None
             if reference is not None:
                 out = reference.step(frame, motion=motion)
-                ref_run._add(number, offset, out, None, keep_labels, truth, num_classes or reference.num_classes)
+                ref_run._add(number, offset, out, None, keep_labels, truth,
+                             num_classes or reference.num_classes)
                 ref_labels = np.asarray(out.labels)
             for pipe, run in zip(pipes, runs):
                 out = pipe.step(frame, motion=motion)

@@ -71,7 +71,8 @@ class RecordingFlow:
         self.dn_variant = getattr(estimator, "dn_variant", None)
         self.features: torch.Tensor | None = None
 
-    def __getattr__(self, name: str):  # the rest is the estimator's (the mv one's advance, reset, untrusted...)
+    # the rest is the estimator's (the mv one's advance, reset, untrusted...)
+    def __getattr__(self, name: str):
         if name == "estimator":  # not set yet (a copy being built): no recursion
             raise AttributeError(name)
         return getattr(self.estimator, name)
@@ -124,7 +125,8 @@ def _cache_key(clip: Clip, index: int, config: SamplingConfig) -> str:
     path = Path(clip.source)
     stat = path.stat() if path.exists() else None
     p = config.pipeline
-    key = {"source": str(path.resolve()) if stat else clip.source, "mtime": stat.st_mtime_ns if stat else None,
+    key = {"source": str(path.resolve()) if stat else clip.source,
+           "mtime": stat.st_mtime_ns if stat else None,
            "size": stat.st_size if stat else None, "start": clip.start, "chunk": index,
            "segmenter": segmenter_identity(p.segmenter), "flow": str(p.flow), "grid": format_grid(p.grid),
            "overlap": p.overlap, "flow_width": p.flow_width, "max_offset": config.max_offset,

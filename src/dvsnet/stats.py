@@ -17,11 +17,23 @@ Figures (`RunStats.figures()`), the names every result file uses:
     online             the online self-calibration's state after the last frame (dvsnet.online: samples
                        learnt, mean error of the predicted agreement on them, weights); only for runs of a
                        dn policy that calibrates online
+
+A live run (dvsnet.live) adds `LiveStats.figures()`, summary.json's `live`:
+    frames_received, frames_processed, frames_dropped   frames the source delivered, the pipeline segmented,
+                       and that were replaced by a newer one before the pipeline was free (received =
+                       processed + dropped); processed_share = processed / received
+    latency_ms         {p50, p95, max, mean} from a frame's capture (its arrival, decoded) to its labels
+    reconnects         times a broken stream was reopened
+    source_fps         the frame rate the source states; received_fps, processed_fps: frames per second
+                       of the run's wall time; seconds: the run's length; ended: why it ended
 """
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 
 @dataclass
@@ -80,4 +92,41 @@ class RunStats:
             "warp_seg_ratio": self.regions_warp / self.regions_seg if self.regions_seg else None,
             "restarts": self.restarts,
             **online,
+        }
+
+
+@dataclass
+class LiveStats:
+    """A live run's frames and latencies (module docstring). `add` one latency per processed frame; the
+    counts of received and dropped frames come from the feed when the figures are asked for."""
+
+    source_fps: float | None = None
+    latencies: array = field(default_factory=lambda: array("f"))  # seconds per processed frame (4 bytes each)
+
+    def add(self, latency_seconds: float) -> None:
+        self.latencies.append(latency_seconds)
+
+    def latency_ms(self) -> dict[str, float | None]:
+        """{p50, p95, max, mean} of the latencies so far, in ms (None before the first frame)."""
+        if not self.latencies:
+            return {"p50": None, "p95": None, "max": None, "mean": None}
+        ms = np.frombuffer(self.latencies, dtype=np.float32).astype(np.float64) * 1000
+        p50, p95 = np.percentile(ms, [50, 95])
+        return {"p50": float(p50), "p95": float(p95), "max": float(ms.max()), "mean": float(ms.mean())}
+
+    def figures(self, *, received: int, dropped: int, reconnects: int, seconds: float,
+                ended: str | None) -> dict[str, Any]:
+        processed = len(self.latencies)
+        return {
+            "frames_received": received,
+            "frames_processed": processed,
+            "frames_dropped": dropped,
+            "processed_share": processed / received if received else None,
+            "latency_ms": self.latency_ms(),
+            "reconnects": reconnects,
+            "source_fps": self.source_fps,
+            "received_fps": received / seconds if seconds > 0 else None,
+            "processed_fps": processed / seconds if seconds > 0 else None,
+            "seconds": seconds,
+            "ended": ended,
         }

@@ -5,7 +5,8 @@ Experiments (letters as in issue #5):
        (paper Fig. 8), plus the curve of (first segmenter, first flow) on each of `curve_grids`: 1×1 by
        default, since a 2×2 region of our 256×512 frames is 128×256 px against the paper's 512×1024, and
        Table 1 picks its operating points across grids
-    b  key-frame policies on (first segmenter, first flow): dn vs fixed (DFF) vs diff vs flow vs oracle (Fig. 9)
+    b  key-frame policies on (first segmenter, first flow): dn vs fixed (DFF) vs diff vs flow vs oracle
+       (Fig. 9)
     c  division schemes 1×1, 1×2, 2×2, 3×3, 4×4 at one threshold: warp/seg ratio and mIoU (Table 3)
     d  overlap depth vs mIoU at one threshold on the 2×2 grid (Fig. 10)
     e  per-frame baselines (policy `always`, one region) of every segmenter (Table 1, top)
@@ -112,8 +113,8 @@ def plan_rows(config: SweepConfig, width: int) -> list[PlannedRow]:
 
     def add(exp: str, seg: str, flow: str, policy: str, grid=DEFAULT_GRID, overlap: int | None = None):
         # max_key_age 0: the paper's method has no key-age cap (and its protocol keeps keys < 20 frames)
-        row = PipelineConfig(segmenter=seg, flow=flow, policy=policy, grid=grid, overlap=overlap, max_key_age=0,
-                             backend=config.backend, precision=config.precision)
+        row = PipelineConfig(segmenter=seg, flow=flow, policy=policy, grid=grid, overlap=overlap,
+                             max_key_age=0, backend=config.backend, precision=config.precision)
         wanted.append((exp, PlannedRow(row, width)))
 
     exps = config.experiments
@@ -184,8 +185,8 @@ def result_to_row(row: PlannedRow, result: dict[str, Any], *, data: str, frame_s
                                            "warp_share", "warp_seg_ratio", "snippets",
                                            "frames")},
         **{f"{s}_ms": stage.get(s) for s in ("flow", "decision", "segmentation", "warp", "stitch")},
-        ref_fps=result["ref_fps"], speedup=result["speedup"], ref_frames=result["frames"], frame_size=frame_size,
-        data=data,
+        ref_fps=result["ref_fps"], speedup=result["speedup"], ref_frames=result["frames"],
+        frame_size=frame_size, data=data,
         load_1m=machine["load_average_1m"], torch_threads=machine["torch_threads"],
         finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
@@ -251,7 +252,8 @@ class _RowRunner:
         return self.segmenters[name]
 
     def run(self, row: PlannedRow) -> RowOutcome:
-        """The row on every snippet, interleaved frame by frame with its per-frame reference (dvsnet.runner)."""
+        """The row on every snippet, interleaved frame by frame with its per-frame reference
+        (dvsnet.runner)."""
         from dvsnet.evaluate import run_pipeline
         from dvsnet.pipeline import DVSNet
         from dvsnet.provenance import describe_machine
@@ -260,8 +262,8 @@ class _RowRunner:
             config = row.config.replace(segmenter=self.segmenter(row))
             pipe = DVSNet.from_config(config)  # fails fast
             reference = DVSNet.from_config(config.per_frame())
-            result = run_pipeline(self.snippets, pipe, warmup_frames=self.warmup_frames, progress=self.progress,
-                                  reference=reference)
+            result = run_pipeline(self.snippets, pipe, warmup_frames=self.warmup_frames,
+                                  progress=self.progress, reference=reference)
             result = {**result, "backend": pipe.backend, "precision": pipe.precision}  # what ran
         except DvsnetError as exc:
             return row, None, {}, str(exc)
@@ -271,7 +273,8 @@ class _RowRunner:
 _worker: _RowRunner | None = None
 
 
-def _start_worker(root: str, split: str, max_snippets: int | None, threads: tuple[int, int], options: dict) -> None:
+def _start_worker(root: str, split: str, max_snippets: int | None, threads: tuple[int, int],
+                  options: dict) -> None:
     """Pool initializer: the same threads as the parent, the snippets decoded once per worker; Ctrl-C is
     the parent's to handle (it terminates the pool), so workers print no tracebacks of their own."""
     import signal
@@ -350,7 +353,8 @@ def run_sweep(
             book.record(n, runner.run(row))
     else:
         del snippets  # each worker decodes its own copy
-        _run_in_pool(todo, jobs, (str(root), split, max_snippets), {**options, "progress": False}, book.record)
+        _run_in_pool(todo, jobs, (str(root), split, max_snippets), {**options, "progress": False},
+                     book.record)
     return book.csv_path
 
 
@@ -364,12 +368,13 @@ class _RowBook:
         self.jobs, self.total = 1, 0
 
     def resume(self, snippets: int, config: SweepConfig) -> None:
-        """Refuse rows of other data; move rows of other weights, backend or precision to sweep-stale-*.csv."""
+        """Refuse rows of other data; move rows of other weights, backend or precision to
+        sweep-stale-*.csv."""
         for row in self.done:
             if row.snippets != snippets or row.frame_size != self.frame_size or row.data != self.data:
                 raise DvsnetError(f"{self.csv_path} holds rows for {row.snippets} snippets of {row.data} at "
-                                  f"{row.frame_size}, not {snippets} of {self.data} at {self.frame_size}; resume "
-                                  f"with the same data and --max-snippets, or use another --output")
+                                  f"{row.frame_size}, not {snippets} of {self.data} at {self.frame_size}; "
+                                  f"resume with the same data and --max-snippets, or use another --output")
         stale = [row for row in self.done if row.weights_id != weights_id(row.segmenter, row.flow, row.policy)
                  or _ran_otherwise(row, config)]
         if stale:
@@ -377,8 +382,8 @@ class _RowBook:
             write_rows(self.output / f"sweep-stale-{stamp}.csv", stale)
             self.done = [row for row in self.done if row not in stale]
             write_rows(self.csv_path, self.done)
-            self.log(f"sweep: {len(stale)} rows were measured with other weights or another backend or precision; "
-                     f"moved to sweep-stale-{stamp}.csv and measured again")
+            self.log(f"sweep: {len(stale)} rows were measured with other weights or another backend or "
+                     f"precision; moved to sweep-stale-{stamp}.csv and measured again")
 
     def record(self, n: int, outcome: RowOutcome) -> None:
         """Append the n-th row to finish to sweep.csv (rewritten atomically) and write its rows/<key>.json."""

@@ -1,4 +1,5 @@
-"""benchmarks/bench_headroom.py's pieces: the oracles' shared segmentation, the figures it reads off curves."""
+"""benchmarks/bench_headroom.py's pieces: the oracles' shared segmentation, the figures it reads off
+curves."""
 import importlib.util
 from pathlib import Path
 
@@ -25,7 +26,8 @@ def test_oracles_on_a_shared_segmentation_decide_as_on_their_own(bench):
     segmenter = ColourSegmenter()
     shared = bench.SharedSegmentation(segmenter)
     thresholds = (0.99, 0.9, 0.8)
-    alone = [DVSNet.from_config(PipelineConfig(segmenter=ColourSegmenter(), policy=f"oracle:{t}", grid=(1, 1)))
+    alone = [DVSNet.from_config(PipelineConfig(segmenter=ColourSegmenter(), policy=f"oracle:{t}",
+                                               grid=(1, 1)))
              for t in thresholds]
     together = [DVSNet.from_config(PipelineConfig(segmenter=shared, policy=f"oracle:{t}", grid=(1, 1)))
                 for t in thresholds]

@@ -97,7 +97,8 @@ def test_the_setup_says_how_the_rows_timed_their_reference(report, tmp_path):
     assert "first 10 frames of the first snippet, timed in the same worker just before each row" in old
     assert "the scatter of its own 10-frame reference" in old
     new = render(report, [r.replace(ref_frames=20) for r in [BASE, *PAPER_GRID]], tmp_path)
-    assert "(policy `always`, 1x1, interleaved frame by frame with each row on its snippets, dvsnet.runner)" in new
+    assert ("(policy `always`, 1x1, interleaved frame by frame with each row on its snippets, "
+            "dvsnet.runner)") in new
     assert "the scatter of its own reference, timed on the same frames interleaved with it" in new
 
 
@@ -110,7 +111,8 @@ def test_speed_ups_use_the_runs_median_reference_not_each_rows_own(report, tmp_p
     assert stats["fast"] == {"median": 10.0, "min": 7.0, "max": 13.0, "count": 4, "first_half": 8.5,
                              "second_half": 11.5}
     assert [r.speedup for r in rows] == pytest.approx([1.0, 6.5, 3.0, 2.0])  # fps / 10
-    assert rows[1].speedup_own_ref == pytest.approx(65 / 10) and rows[0].speedup_own_ref == pytest.approx(10 / 7)
+    assert (rows[1].speedup_own_ref == pytest.approx(65 / 10)
+            and rows[0].speedup_own_ref == pytest.approx(10 / 7))
     text = render(report, [r.replace(speedup=r.speedup_own_ref) for r in rows], tmp_path)
     assert "median 10.00 fps over 4 timings (range 7.00–13.00, ±30% around it" in text
     assert "| `fast / dis / dn:0.8 / 2x2 / 16` | 57.00 | 30.00 | 13.00 | 3.00× | 2.31× |" in text
@@ -122,7 +124,8 @@ def test_a_check_on_more_snippets_gives_its_own_table_1_and_its_verdicts_stand(r
     main_rows = [BASE, *PAPER_GRID, *ONE_REGION]
     check = [r.replace(snippets=50) for r in (
         row("always", "1x1", 0.650, 1.0, flow="-"), row("dn:0.8", "2x2", 0.560, 3.0),
-        row("dn:0.9", "2x2", 0.625, 2.0), row("dn:0.8", "1x1", 0.570, 7.0), row("dn:0.92", "1x1", 0.610, 4.0))]
+        row("dn:0.9", "2x2", 0.625, 2.0), row("dn:0.8", "1x1", 0.570, 7.0),
+        row("dn:0.92", "1x1", 0.610, 4.0))]
     config = SweepConfig(segmenters=("fast",), flows=("dis",))
     text = report.build_report(main_rows, config, tmp_path, [], "python benchmarks/report.py --no-run",
                                check_rows=check, check_dir=tmp_path / "check")
@@ -136,8 +139,8 @@ def test_a_check_on_more_snippets_gives_its_own_table_1_and_its_verdicts_stand(r
         "dn:0.9 on 2x2: 2.00× at 2.50 points drop (62.50% vs 65.00%)."
     assert check_verdict in section
     glance = text[text.index("## Verdicts at a glance"):text.index("## Table 1:")]
-    assert glance.splitlines()[2] == \
-        "- Checked on 50 snippets (these verdicts stand where they differ from the 1-snippet ones after them):"
+    assert glance.splitlines()[2] == ("- Checked on 50 snippets (these verdicts stand where they differ "
+                                      "from the 1-snippet ones after them):")
     assert "- On 1 snippets, the whole experiment grid:" in glance.splitlines()
     assert "  " + check_verdict in glance.splitlines()
     # the 20-snippet verdict is still reported, beside the check's
@@ -147,16 +150,17 @@ def test_a_check_on_more_snippets_gives_its_own_table_1_and_its_verdicts_stand(r
 def test_the_check_also_gives_fig_9_verdicts_when_it_holds_other_policies(report, tmp_path):
     check = [r.replace(snippets=50) for r in (
         row("always", "1x1", 0.650, 1.0, flow="-"), row("dn:0.8", "2x2", 0.560, 3.0),
-        row("dn:0.9", "2x2", 0.625, 2.0), row("fixed:2", "2x2", 0.600, 2.0), row("fixed:5", "2x2", 0.500, 3.0),
-        row("diff:16", "2x2", 0.630, 2.0))]
+        row("dn:0.9", "2x2", 0.625, 2.0), row("fixed:2", "2x2", 0.600, 2.0),
+        row("fixed:5", "2x2", 0.500, 3.0), row("diff:16", "2x2", 0.630, 2.0))]
     config = SweepConfig(segmenters=("fast",), flows=("dis",))
-    text = report.build_report([BASE, *PAPER_GRID], config, tmp_path, [], "python benchmarks/report.py --no-run",
-                               check_rows=check)
+    text = report.build_report([BASE, *PAPER_GRID], config, tmp_path, [],
+                               "python benchmarks/report.py --no-run", check_rows=check)
     section = text[text.index("## Checked on 50 snippets"):text.index("## All rows")]
     assert "### Fig. 9 policies on 2x2" in section and "| fixed:5 | 50.00 | 30.00 | 3.00× |" in section
-    fixed = ("- dn vs fixed (DFF), target dn ≥ fixed + 1.5 points at equal speed somewhere: **met**; largest gap "
-             "+6.00 points at 3.00×")
-    diff = "- dn vs diff (frame difference), target dn above it everywhere the curves overlap: **missed**; gaps -0.50@2.0×."
+    fixed = ("- dn vs fixed (DFF), target dn ≥ fixed + 1.5 points at equal speed somewhere: **met**; "
+             "largest gap +6.00 points at 3.00×")
+    diff = ("- dn vs diff (frame difference), target dn above it everywhere the curves overlap: "
+            "**missed**; gaps -0.50@2.0×.")
     assert fixed in section and diff in section
     glance = text[text.index("## Verdicts at a glance"):text.index("## Table 1:")].splitlines()
     assert "  " + diff in glance and any(line.startswith("  " + fixed) for line in glance)
@@ -167,8 +171,8 @@ def test_gpu_fps_table_comes_from_bench_gpu_when_it_ran_on_a_gpu(report, tmp_pat
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "gpu.json"
-    assert bench.main(["--device", "cpu", "--sizes", "64x128", "--clips", "1", "--frames", "4", "--warmup", "1",
-                       "--configs", "fixed:2@1x1", "fixed:2@2x2", "--out", str(out)]) == 0
+    assert bench.main(["--device", "cpu", "--sizes", "64x128", "--clips", "1", "--frames", "4",
+                       "--warmup", "1", "--configs", "fixed:2@1x1", "fixed:2@2x2", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     rows = {r["config"]: r for r in result["rows"]}
     assert set(rows) == {"always@1x1", "fixed:2@1x1", "fixed:2@2x2"} and result["device"] == "cpu"

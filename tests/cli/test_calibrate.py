@@ -30,7 +30,8 @@ def test_calibrate_writes_a_dn_its_table_and_a_plot_that_segment_uses(clip, weig
     assert calibrate(clip, weights, out, tmp_path / "cache") == 0
     printed = capsys.readouterr().out
     assert "within 5% of per-frame output" in printed and "within 10% of per-frame output" in printed
-    assert sorted(p.name for p in out.parent.iterdir()) == ["calibration.json", "calibration.png", "dn.safetensors"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["calibration.json", "calibration.png",
+                                                            "dn.safetensors"]
     record = json.loads((out.parent / "calibration.json").read_text())
     assert [r["threshold"] for r in record["thresholds"]] == [0.5, 0.99]
     for row in record["thresholds"]:
@@ -38,7 +39,8 @@ def test_calibrate_writes_a_dn_its_table_and_a_plot_that_segment_uses(clip, weig
         assert 0 < row["seg_share"] <= 1 and row["speedup"] > 0
     # 14 frames, one source: frames 0..9 train, 10..13 held out; chunks of 3 frames (key + 2), a last
     # chunk of one frame has no offset and is dropped; 2 regions per frame
-    assert record["training_clips"][0]["frames"] == [0, 10] and record["held_out_clips"][0]["frames"] == [10, 14]
+    assert (record["training_clips"][0]["frames"] == [0, 10]
+            and record["held_out_clips"][0]["frames"] == [10, 14])
     assert record["samples"] == {"training": 3 * 2 * 2, "held_out": 1 * 2 * 2}
     assert record["pipeline"]["grid"] == "1x2" and record["segmenter_identity"].startswith(weights.name)
 
@@ -51,7 +53,8 @@ def test_a_calibrated_dn_is_refused_for_another_segmenter_or_flow(clip, weights,
     out = tmp_path / "dn.safetensors"
     assert calibrate(clip, weights, out, tmp_path / "cache") == 0
     capsys.readouterr()
-    base = ["segment", str(clip), "--grid", "1x2", "--dn", str(out), "--output", str(tmp_path / "runs"), "--no-progress"]
+    base = ["segment", str(clip), "--grid", "1x2", "--dn", str(out), "--output", str(tmp_path / "runs"),
+            "--no-progress"]
     assert main([*base, "--segmenter", "fast"]) == 2
     assert "was calibrated for segmenter" in capsys.readouterr().err
     assert main([*base, "--segmenter", str(weights), "--flow", "dis-medium"]) == 2
@@ -71,7 +74,8 @@ def test_calibrate_takes_a_video_shorter_than_its_header(weights, tmp_path, caps
     out = tmp_path / "cal" / "dn.safetensors"
     assert calibrate(avi, weights, out, tmp_path / "cache") == 0
     record = json.loads((out.parent / "calibration.json").read_text())
-    assert record["training_clips"][0]["frames"] == [0, 10] and record["held_out_clips"][0]["frames"] == [10, 14]
+    assert (record["training_clips"][0]["frames"] == [0, 10]
+            and record["held_out_clips"][0]["frames"] == [10, 14])
 
 
 def test_calibrate_refuses_short_clips_and_existing_files(clip, weights, tmp_path, capsys):
@@ -91,4 +95,5 @@ def test_held_out_sources_are_not_trained_on(clip, weights, tmp_path, capsys):
     record = json.loads((tmp_path / "calibration.json").read_text())
     assert [c["frames"] for c in record["training_clips"]] == [[0, 14]]
     assert [c["frames"] for c in record["held_out_clips"]] == [[0, 14]]
-    assert record["samples"]["held_out"] == record["samples"]["training"] == 4 * 2 * 2 + 1 * 2  # 4 chunks of 3, 1 of 2
+    # 4 chunks of 3, 1 of 2
+    assert record["samples"]["held_out"] == record["samples"]["training"] == 4 * 2 * 2 + 1 * 2

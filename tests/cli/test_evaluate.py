@@ -45,7 +45,8 @@ def test_evaluate_writes_a_complete_result_and_never_overwrites(tree, weights, t
     assert len(result["iou_per_class"]) == 19
     assert result["machine"]["torch_threads"] == 1 and result["machine"]["cpu"]
     assert result["machine"]["device"] == "cpu"
-    assert result["config"]["flow_width"] is None  # flow at full resolution unless --flow-width says otherwise
+    # flow at full resolution unless --flow-width says otherwise
+    assert result["config"]["flow_width"] is None
     assert {"torch", "numpy", "opencv", "dvsnet"} <= set(result["versions"])
     assert "mIoU" in out and "fps" in out and "workload saved 80.0%" in out
 
@@ -87,8 +88,8 @@ def test_user_errors_are_one_line(tree, weights, tmp_path, capsys, argv, message
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where torch sees no GPU")
 def test_device_cuda_without_a_gpu_is_one_line(tree, weights, tmp_path, capsys):
-    code, _out, err = _run(capsys, tree, "--segmenter", weights, "--device", "cuda", "--output", tmp_path / "r",
-                           "--no-progress")
+    code, _out, err = _run(capsys, tree, "--segmenter", weights, "--device", "cuda", "--output",
+                           tmp_path / "r", "--no-progress")
     assert code == 2 and "no CUDA GPU is visible" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
 
@@ -105,7 +106,8 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_evaluating(tr
     blocker.write_text("keep me")
     code, out, err = _run(capsys, tree, "--segmenter", weights, "--policy", "always", "--output",
                           blocker / "results", "--no-progress")
-    assert code == 2 and out == "" and "is not a writable folder" in err and len(err.strip().splitlines()) == 1
+    assert (code == 2 and out == "" and "is not a writable folder" in err
+            and len(err.strip().splitlines()) == 1)
     assert blocker.read_text() == "keep me"
 
 
@@ -117,16 +119,18 @@ def _results(folder):
 
 def test_a_real_clip_without_labels_end_to_end(sample_clips, tmp_path, capsys):
     out_dir = tmp_path / "results"
-    code, out, err = _run(capsys, sample_clips["bikes"], "--max-frames", "30", "--resize", "320", "--threads", "1",
-                          "--warmup-frames", "2", "--device", "cpu", "--output", out_dir, "--no-progress")
+    code, out, err = _run(capsys, sample_clips["bikes"], "--max-frames", "30", "--resize", "320", "--threads",
+                          "1", "--warmup-frames", "2", "--device", "cpu", "--output", out_dir,
+                          "--no-progress")
     assert code == 0, err
     (name, result), = _results(out_dir).items()
     assert name == "evaluate-bikes-fast-dis-dn-0.92-1x1.json" and f"result: {out_dir / name}" in out
     c = result["config"]
     # the defaults: grid auto (1x1 below 768x1536 px), dn:0.92 calibrated online with its safety key-age cap
-    assert (c["policy"], c["grid"], c["frame_size"], c["resize"], c["max_frames"]) == ("dn:0.92", "1x1", "136x320",
-                                                                                      320, 30)
-    assert c["grid_default"] is True and c["max_key_age"] is None and c["key_age_cap"] == 60 and c["online"] is True
+    assert (c["policy"], c["grid"], c["frame_size"], c["resize"], c["max_frames"]) == (
+        "dn:0.92", "1x1", "136x320", 320, 30)
+    assert (c["grid_default"] is True and c["max_key_age"] is None and c["key_age_cap"] == 60
+            and c["online"] is True)
     assert c["data"] == str(sample_clips["bikes"]) and c["consistency_flow"] == "dis-medium"
     assert (c["reference"]["policy"], c["reference"]["grid"]) == ("always", "1x1")
     assert result["frames"] == 30
@@ -134,7 +138,8 @@ def test_a_real_clip_without_labels_end_to_end(sample_clips, tmp_path, capsys):
                  *result["temporal_consistency"].values(), result["flicker_ceiling"], result["seg_share"]]
     assert all(0.0 <= value <= 1.0 for value in fractions), fractions
     assert result["pixel_agreement_min"] <= result["pixel_agreement"]
-    assert result["pixel_agreement"] > 0.5 and result["flicker_ceiling"] > 0.5  # real footage, shipped networks
+    # real footage, shipped networks
+    assert result["pixel_agreement"] > 0.5 and result["flicker_ceiling"] > 0.5
     assert 0.0 < result["seg_share"] < 1.0  # frame 0 segments every region, later frames warp some
     assert result["fps"] > 0 and result["fps_per_frame"] > 0
     assert result["speedup"] == pytest.approx(result["fps"] / result["fps_per_frame"])
@@ -162,7 +167,8 @@ def test_always_on_one_region_is_the_reference_and_several_sources_get_one_resul
                                "evaluate-frames-fast-dis-always-1x1.json"]
     assert out.count("result: ") == 2
     for result in results.values():
-        assert result["pixel_agreement"] == result["pixel_agreement_min"] == result["miou_vs_per_frame"] == 1.0
+        assert (result["pixel_agreement"] == result["pixel_agreement_min"] == result["miou_vs_per_frame"]
+                == 1.0)
         consistency = result["temporal_consistency"]
         assert consistency["dvsnet"] == consistency["per_frame"]
         assert result["seg_share"] == 1.0

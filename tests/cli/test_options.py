@@ -62,7 +62,8 @@ def test_a_bad_grid_names_both_forms(capsys):
     assert "RxC (e.g. 2x2) or be 'auto'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [["segment", "clip.mp4"], ["demo"], ["evaluate", "data"], ["sweep", "data"],
+@pytest.mark.parametrize("command", [["segment", "clip.mp4"], ["demo"], ["evaluate", "data"],
+                                     ["sweep", "data"],
                                      ["calibrate", "clip.mp4", "--out", "dn.safetensors"]])
 def test_every_command_that_runs_a_pipeline_takes_backend_and_precision(command):
     args = build_parser().parse_args([*command, "--backend", "onnxruntime", "--precision", "int8"])

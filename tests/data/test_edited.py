@@ -8,7 +8,8 @@ from dvsnet.data.edited import fit_frame, montage, stop_and_go
 
 
 def numbered_clip(frames: int, value_offset: int = 0, size=(8, 12)) -> list[np.ndarray]:
-    """Frames whose every pixel holds the frame's index (plus an offset): an edit can be read back from them."""
+    """Frames whose every pixel holds the frame's index (plus an offset): an edit can be read back from
+    them."""
     return [np.full((*size, 3), (i + value_offset) % 256, np.uint8) for i in range(frames)]
 
 
@@ -24,7 +25,8 @@ def test_stop_and_go_plays_holds_and_skips_as_its_runs_say():
             expected = (run.start + i * run.step) % len(clip)
             assert out[position][0, 0, 0] == expected
             position += 1
-        assert run.step == {"play": 1, "still": 0}.get(run.kind, run.step) and (run.kind != "fast" or 2 <= run.step <= 4)
+        assert (run.step == {"play": 1, "still": 0}.get(run.kind, run.step)
+                and (run.kind != "fast" or 2 <= run.step <= 4))
 
 
 def test_a_still_gets_fresh_sensor_noise_on_every_copy():

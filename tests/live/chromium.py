@@ -87,7 +87,8 @@ class HeadlessChromium:
                 raise TimeoutError(f"chromium did not answer within {self.timeout} s")
             chunk = os.read(self._from, 1 << 20)
             if not chunk:
-                raise RuntimeError(f"chromium exited (code {self.process.poll()}); see its log in the profile")
+                raise RuntimeError(f"chromium exited (code {self.process.poll()}); see its log in the "
+                                   "profile")
             self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)

@@ -177,8 +177,8 @@ def test_parse_address_refuses_bad_input_in_one_line(text, message):
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("host, shown", [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("::1", "[::1]"),
-                                         ("::", "[::1]"), ("localhost", "localhost")])
+@pytest.mark.parametrize("host, shown", [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"),
+                                         ("::1", "[::1]"), ("::", "[::1]"), ("localhost", "localhost")])
 def test_the_url_names_a_host_a_local_browser_can_open(host, shown):
     assert _url_host(host) == shown
 
@@ -220,7 +220,8 @@ def test_status_json_round_trips(view):
     view.publish(smooth_frame(), odd)
     body = json.loads(get(view, "/status.json")[2])
     assert body["published"] == 1
-    assert body["status"] == {**STATUS, "latency_ms": None, "threshold": 0.5, "unknown_key": {"nested": [1, 2]}}
+    assert body["status"] == {**STATUS, "latency_ms": None, "threshold": 0.5,
+                              "unknown_key": {"nested": [1, 2]}}
     view.publish_status({**STATUS, "state": "ended"})  # the status alone: the frame stays
     body = json.loads(get(view, "/status.json")[2])
     assert body["published"] == 1 and body["status"] == {**STATUS, "state": "ended"}
@@ -338,9 +339,9 @@ def test_publish_is_o1_with_a_slow_client_and_memory_stays_flat(view):
         reader.join()
         slow.close()
     numbers = [int(n) for n in re.findall(rb"X-Frame: (\d+)", received)]
-    print(f"1000 publishes: {without_client * 1e3:.2f} ms without a client, {with_client * 1e3:.2f} ms with a "
-          f"slow one; memory grown {grown / 1e6:.2f} MB; the slow client got {len(numbers)} of "
-          f"{view.published} frames")
+    print(f"1000 publishes: {without_client * 1e3:.2f} ms without a client, "
+          f"{with_client * 1e3:.2f} ms with a slow one; memory grown {grown / 1e6:.2f} MB; "
+          f"the slow client got {len(numbers)} of {view.published} frames")
     assert without_client < 0.05 and with_client < 0.05
     assert grown < 3e6  # the newest frame, its JPEG and status: not 1000 frames (690 MB)
     assert numbers[0] == 1 and numbers == sorted(set(numbers))
@@ -397,8 +398,10 @@ def browser(tmp_path_factory):
     """One headless chromium for the module's tests (installed with apt-get when missing and root)."""
     binary = find_chromium()
     if binary is None:
-        pytest.skip("chromium is not installed and cannot be installed here (apt-get as root failed or absent)")
-    with contextlib.closing(HeadlessChromium(binary, tmp_path_factory.mktemp("chromium-profile"))) as chromium:
+        pytest.skip("chromium is not installed and cannot be installed here (apt-get as root failed or "
+                    "absent)")
+    with contextlib.closing(HeadlessChromium(binary,
+                                             tmp_path_factory.mktemp("chromium-profile"))) as chromium:
         yield chromium
 
 
@@ -423,7 +426,8 @@ def test_frames_arrive_in_a_real_browser(view, browser, sample_clips):
         browser.wait_for(page, "Number(document.body.dataset.frames) >= 3")
         shown = browser.evaluate(page, "document.body.dataset.frame")
         text = browser.evaluate(page, "Object.fromEntries(['fps', 'threshold', 'drops', 'policy', 'source', "
-                                      "'regions-sum', 'extra', 'regions-map', 'state', 'now-fps', 'now-threshold'].map("
+                                      "'regions-sum', 'extra', 'regions-map', 'state', 'now-fps', "
+                                      "'now-threshold'].map("
                                       "(id) => [id, document.getElementById(id).textContent]))")
         image = browser.evaluate(page, "[document.getElementById('frame').naturalWidth, "
                                        "document.getElementById('frame').naturalHeight]")
@@ -435,7 +439,8 @@ def test_frames_arrive_in_a_real_browser(view, browser, sample_clips):
     assert image == [width, height]
     assert text["fps"] == "12.5 fps" and text["threshold"] == "0.920" and text["drops"] == "3 / 120 (2.5 %)"
     assert text["policy"] == "dn:0.92" and text["source"] == "bikes.mp4" and text["state"] == "running"
-    assert text["regions-map"] == "seg 0.71warp 0.96" and text["regions-sum"] == "2 regions: 1 segmented · 1 warped"
+    assert (text["regions-map"] == "seg 0.71warp 0.96"
+            and text["regions-sum"] == "2 regions: 1 segmented · 1 warped")
     assert text["extra"] == "gpunone"  # an unknown key, shown as it is
     assert text["now-fps"] == "12.5" and text["now-threshold"] == "0.920"  # the history charts' latest
     shot = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
@@ -451,7 +456,8 @@ def test_frames_arrive_in_a_real_browser(view, browser, sample_clips):
 def test_the_page_says_when_the_run_ended_or_reconnects(view, browser, sample_clips, state, banner):
     view.publish(clip_frames(sample_clips["bikes"], 1)[0], {**STATUS, "state": state, "reconnects": 2})
     page = browser.open(view.url)
-    browser.wait_for(page, f"document.body.dataset.state === '{state}' && document.body.dataset.frames === '1'")
+    browser.wait_for(page, f"document.body.dataset.state === '{state}' "
+                           "&& document.body.dataset.frames === '1'")
     assert browser.evaluate(page, "document.getElementById('banner').textContent") == banner
     assert browser.evaluate(page, "document.getElementById('state').textContent") == state
 
@@ -464,7 +470,9 @@ def test_the_page_waits_for_the_first_frame_then_says_when_dvsnet_stops_serving(
                            ".textContent === '1'")
     assert browser.evaluate(page, "document.getElementById('waiting').hidden") is False
     view.publish(smooth_frame(), STATUS)
-    browser.wait_for(page, "document.body.dataset.frames === '1' && document.body.dataset.state === 'running'")
+    browser.wait_for(page, "document.body.dataset.frames === '1' "
+                           "&& document.body.dataset.state === 'running'")
     view.close()
     browser.wait_for(page, "document.body.dataset.state === 'lost'")
-    assert "Lost the connection to dvsnet" in browser.evaluate(page, "document.getElementById('banner').textContent")
+    assert "Lost the connection to dvsnet" in browser.evaluate(
+        page, "document.getElementById('banner').textContent")

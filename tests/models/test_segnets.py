@@ -1,4 +1,5 @@
-"""Segmenters: shapes and strides for every name, self-normalisation, weights round trip and mismatch errors."""
+"""Segmenters: shapes and strides for every name, self-normalisation, weights round trip and mismatch
+errors."""
 from __future__ import annotations
 
 import numpy as np

@@ -22,7 +22,8 @@ def test_targets_equal_the_pipeline_oracle_scores(tiny_tree, tiny_fast):
     key = int(scores["key"][0])
     assert (scores["key"] == key).all()
     # the targets come from torch fp32 (training's segmenter): the pipeline with the same
-    pipe = dvsnet.DVSNet(segmenter=str(tiny_fast), flow="dis", policy="oracle:0", grid=(2, 2), backend="torch")
+    pipe = dvsnet.DVSNet(segmenter=str(tiny_fast), flow="dis", policy="oracle:0", grid=(2, 2),
+                         backend="torch")
     frames = CityscapesSequences(tiny_tree, "val")[0].frame_paths[key:key + 10]
     expected = []
     for path in frames:
@@ -100,14 +101,16 @@ def test_flownet_flows_give_the_features_their_decision_network_trains_on(name, 
     assert estimator.name == name and name in DN_VARIANTS
     common = {"data": str(tiny_tree), "segmenter": str(tiny_fast), "flownet": "shipped", "max_offset": 1,
               "keys_per_snippet": 1}
-    samples = dataset(DNTrainConfig(**common, variant=name, cache=str(tiny_tree / "cache")), "val", progress=False)
+    samples = dataset(DNTrainConfig(**common, variant=name, cache=str(tiny_tree / "cache")), "val",
+                      progress=False)
     scores = load_or_generate_scores(tiny_tree / "cache", ScoreConfig(**common, split="val"), progress=False)
     key = int(scores["key"][0])
     frames = CityscapesSequences(tiny_tree, "val")[0].frame_paths
     regions = region_grid(64, 128, 2, 2, default_overlap(128))
     size = padded_size(regions, crop_multiple(load_segmenter(str(tiny_fast))))
-    key_crops, cur_crops = (crop_regions(torch.from_numpy(load_image(frames[i])).permute(2, 0, 1).float() / 255,
-                                         regions, size) for i in (key, key + 1))
+    key_crops, cur_crops = (
+        crop_regions(torch.from_numpy(load_image(frames[i])).permute(2, 0, 1).float() / 255, regions, size)
+        for i in (key, key + 1))
     flow, features = estimator(key_crops, cur_crops)
     assert flow.shape == (4, 2, size[0] // 8, size[1] // 8)
     assert features.shape == samples.features.shape == (4, *scores[f"features-{name}"].shape[1:])

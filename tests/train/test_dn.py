@@ -58,8 +58,8 @@ def test_train_dn_cli_writes_loadable_weights(tiny_tree, tiny_fast, tmp_path, ca
     overall, on_2x2, on_1x1 = (float(x) for x in found.groups())
     # 4 regions on 2x2 for every region on 1x1: the overall error is their 4:1 weighted mean
     assert abs(overall - (4 * on_2x2 + on_1x1) / 5) < 0.02
-    found = re.search(r"by key offset 1-5 ([\d.]+); without features: the training mean ([\d.]+), the mean per "
-                      r"grid and key offset ([\d.]+);", printed)
+    found = re.search(r"by key offset 1-5 ([\d.]+); without features: the training mean ([\d.]+), the mean "
+                      r"per grid and key offset ([\d.]+);", printed)
     assert found, printed
     assert abs(float(found.group(1)) - overall) < 0.02  # offsets 1..5 are all the samples here
     # benchmarks/bench_dn_error.py re-scores the run from its folder: the same figures, without training
@@ -77,12 +77,14 @@ def test_train_dn_cli_writes_loadable_weights(tiny_tree, tiny_fast, tmp_path, ca
     assert rows and all(0 <= float(r["val_error_points"]) <= 100 for r in rows)
     net = load_decision_net("dis", path=out / "model.safetensors")
     assert net.in_channels == 7 and net.in_size == (16, 16) and not net.training
-    assert list((tmp_path / "cache").glob("scores-train-*.npz")) and list((tmp_path / "cache").glob("scores-val-*.npz"))
+    assert (list((tmp_path / "cache").glob("scores-train-*.npz"))
+            and list((tmp_path / "cache").glob("scores-val-*.npz")))
 
     # dis-keyseg: same cache, two more channels; the engine feeds it the key segmentation by itself
-    code = main(["train", "dn", "--variant", "dis-keyseg", "--data", str(tiny_tree), "--segmenter", str(tiny_fast),
-                 "--cache", str(tmp_path / "cache"), "--max-offset", "5", "--keys-per-snippet", "2",
-                 "--steps", "40", "--batch", "16", "--out", str(tmp_path / "dn-keyseg"), "--threads", "1",
+    code = main(["train", "dn", "--variant", "dis-keyseg", "--data", str(tiny_tree), "--segmenter",
+                 str(tiny_fast), "--cache", str(tmp_path / "cache"), "--max-offset", "5",
+                 "--keys-per-snippet", "2", "--steps", "40", "--batch", "16",
+                 "--out", str(tmp_path / "dn-keyseg"), "--threads", "1",
                  "--no-progress", "--grids", "2x2", "1x1", "--weight-decay", "0.01"])
     assert code == 0
     assert len(list((tmp_path / "cache").glob("scores-*.npz"))) == 2  # reused, not regenerated
@@ -108,8 +110,9 @@ def test_a_flownet_variant_runs_with_its_flow_estimator_and_dn_file(tiny_tree, t
     runs it with --flow flownet-image-flow --dn FILE; without the file, or with another flow, it says so."""
     out = tmp_path / "dn"
     assert main(["train", "dn", "--variant", "flownet-image-flow", "--data", str(tiny_tree), "--segmenter",
-                 str(tiny_fast), "--cache", str(tmp_path / "cache"), "--max-offset", "2", "--keys-per-snippet", "1",
-                 "--steps", "5", "--batch", "4", "--out", str(out), "--threads", "1", "--no-progress"]) == 0
+                 str(tiny_fast), "--cache", str(tmp_path / "cache"), "--max-offset", "2",
+                 "--keys-per-snippet", "1", "--steps", "5", "--batch", "4", "--out", str(out),
+                 "--threads", "1", "--no-progress"]) == 0
     weights = out / "model.safetensors"
     pipe = dvsnet.DVSNet(segmenter=str(tiny_fast), flow="flownet-image-flow", policy="dn:0.5", dn=weights)
     assert pipe.policy.net.variant == "flownet-image-flow" and pipe.policy.net.in_channels == 5
@@ -178,7 +181,8 @@ def test_train_snippets_keeps_the_first_snippets_of_the_training_cache(tiny_tree
     assert len(near.features) == 32 and set(near.offsets.tolist()) == {1, 2}
     assert torch.equal(near.targets, every.targets[torch.from_numpy(every.offsets <= 2)])
     assert len(dataset(DNTrainConfig(**common, train_max_offset=2), "val", progress=False).features) == 40
-    with pytest.raises(DvsnetError, match="--train-max-offset 6: the cache holds key offsets up to --max-offset 5"):
+    with pytest.raises(DvsnetError,
+                       match="--train-max-offset 6: the cache holds key offsets up to --max-offset 5"):
         dataset(DNTrainConfig(**common, train_max_offset=6), "train", progress=False)
 
 
@@ -217,13 +221,15 @@ def test_age_only_baseline_predicts_the_training_mean_of_each_grid_and_offset():
 def test_key_starts_spread_the_keys_over_the_frames_that_have_max_offset_after_them():
     from dvsnet.train.mv import key_starts
 
-    assert key_starts(30, 20, 2) == [0, 9] and key_starts(30, 5, 2) == [0, 24] and key_starts(30, 5, 3) == [0, 12, 24]
+    assert (key_starts(30, 20, 2) == [0, 9] and key_starts(30, 5, 2) == [0, 24]
+            and key_starts(30, 5, 3) == [0, 12, 24])
     assert key_starts(30, 5, 1) == [0] and key_starts(21, 20, 3) == [0]
     with pytest.raises(DvsnetError, match="--max-offset 20 needs at least 21"):
         key_starts(10, 20, 2)
 
 
-def test_train_dn_mv_samples_the_split_encoded_to_h264_and_the_pipeline_runs_it(av, tiny_tree, tiny_fast, tmp_path):
+def test_train_dn_mv_samples_the_split_encoded_to_h264_and_the_pipeline_runs_it(av, tiny_tree, tiny_fast,
+                                                                                 tmp_path):
     """Every snippet encoded once; per key, every frame after it up to --max-offset sampled as calibrate does
     (chunks of max_offset + 1 frames from the key on); the DN reads the 10 codec features with --flow mv."""
     from dvsnet.data.motion import encode_video, read_motion_frames
@@ -231,9 +237,9 @@ def test_train_dn_mv_samples_the_split_encoded_to_h264_and_the_pipeline_runs_it(
     from dvsnet.train.dn import DNTrainConfig, dataset, train_decision_net
     from tests.conftest import textured_pan
 
-    config = DNTrainConfig(data=str(tiny_tree), out=str(tmp_path / "dn"), variant="mv", segmenter=str(tiny_fast),
-                           cache=str(tmp_path / "cache"), grids=((1, 1), (1, 2)), max_offset=5, keys_per_snippet=2,
-                           steps=10, batch=8, val_every=5, threads=1)
+    config = DNTrainConfig(data=str(tiny_tree), out=str(tmp_path / "dn"), variant="mv",
+                           segmenter=str(tiny_fast), cache=str(tmp_path / "cache"), grids=((1, 1), (1, 2)),
+                           max_offset=5, keys_per_snippet=2, steps=10, batch=8, val_every=5, threads=1)
     result = train_decision_net(config, progress=False)
     # keys at frames 0 and 24 of 30: 25 + 5 frames after a key, on 1 + 2 regions; 2 training snippets, 1 val
     assert result["train_samples"] == 2 * 30 * 3 and result["val_samples"] == 30 * 3
@@ -243,7 +249,8 @@ def test_train_dn_mv_samples_the_split_encoded_to_h264_and_the_pipeline_runs_it(
     val = dataset(config, "val", progress=False)  # from the cache: nothing encoded again
     assert [v.stat().st_mtime_ns for v in videos] == stamps and len(val.targets) == 90
     assert val.features.shape[1:] == (len(MV_FEATURES), 16, 16) and set(val.grids.tolist()) == {"1x1", "1x2"}
-    assert val.offsets.min() == 1 and val.offsets.max() == 5 and 0 <= val.targets.min() <= val.targets.max() <= 1
+    assert (val.offsets.min() == 1 and val.offsets.max() == 5
+            and 0 <= val.targets.min() <= val.targets.max() <= 1)
     net = load_decision_net("mv", path=tmp_path / "dn" / "model.safetensors")
     assert net.variant == "mv" and net.in_channels == len(MV_FEATURES)
 

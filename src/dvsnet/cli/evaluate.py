@@ -43,22 +43,22 @@ VIDEO_ONLY = ("--resize", "--stride", "--max-frames")
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="accuracy and speed of a configuration: on a labelled Cityscapes-layout split (mIoU), "
-                         "or on your own video against per-frame segmentation",
+        "evaluate", help="accuracy and speed of a configuration: on a labelled Cityscapes-layout split "
+                         "(mIoU), or on your own video against per-frame segmentation",
         description="Evaluate one configuration on each SOURCE. A Cityscapes-layout tree (a folder with "
-                    "leftImg8bit_sequence/) uses the paper's protocol (docs/design.md §5): per snippet, frame 0 "
-                    "is the key frame, frames 0..19 run in order, frame 19 is scored against its labels. A "
-                    "video, folder of frames or glob has no labels: it is decoded into memory and compared "
-                    "with the same segmenter run on every frame (policy always, grid 1x1) in the same run, "
-                    "interleaved frame by frame (docs/real-video.md). fps counts pipeline time only (frames "
-                    "are decoded before timing; warm-up excluded). Writes one JSON result per SOURCE (config, "
-                    "figures, versions, machine) and prints a summary.",
+                    "leftImg8bit_sequence/) uses the paper's protocol (docs/design.md §5): per snippet, "
+                    "frame 0 is the key frame, frames 0..19 run in order, frame 19 is scored against its "
+                    "labels. A video, folder of frames or glob has no labels: it is decoded into memory and "
+                    "compared with the same segmenter run on every frame (policy always, grid 1x1) in the "
+                    "same run, interleaved frame by frame (docs/real-video.md). fps counts pipeline time "
+                    "only (frames are decoded before timing; warm-up excluded). Writes one JSON result per "
+                    "SOURCE (config, figures, versions, machine) and prints a summary.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("data", metavar="SOURCE", nargs="+",
                         help="root of a Cityscapes-layout tree (leftImg8bit_sequence/ and gtFine/), e.g. "
-                             "data/synth or a real Cityscapes folder; or a video file, a folder of frames or a "
-                             "quoted glob of frames, evaluated without labels")
+                             "data/synth or a real Cityscapes folder; or a video file, a folder of frames or "
+                             "a quoted glob of frames, evaluated without labels")
     add_pipeline_options(parser)
     tree = parser.add_argument_group("Cityscapes-layout trees")
     tree.add_argument("--split", default=None, help="split folder to evaluate (default: val)")
@@ -69,7 +69,8 @@ def add_parser(subparsers: Any) -> None:
                       help="evaluate the first N snippets only (default: all)")
     video = parser.add_argument_group("videos, folders and globs (no labels)")
     video.add_argument("--resize", type=parse_resize, default=None, metavar="HxW|W",
-                       help="resize frames: HxW, or a width keeping the aspect ratio (default: the source size)")
+                       help="resize frames: HxW, or a width keeping the aspect ratio (default: the source "
+                            "size)")
     video.add_argument("--stride", type=positive_int, default=1, metavar="N",
                        help="keep every N-th frame of the source (default: 1, every frame)")
     video.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
@@ -77,8 +78,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--warmup-frames", type=non_negative_int, default=5, metavar="N",
                         help="frames run once before timing and then discarded (default: 5)")
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                        help="CPU threads for torch and OpenCV (default: their own choice; recorded in the result). "
-                             "On a machine shared with other jobs, 1 gives steadier timings")
+                        help="CPU threads for torch and OpenCV (default: their own choice; recorded in the "
+                             "result). On a machine shared with other jobs, 1 gives steadier timings")
     parser.add_argument("--output", default="results", metavar="DIR",
                         help="folder for the JSON results; new files are created, none is overwritten "
                              "(default: results)")
@@ -91,8 +92,8 @@ def format_summary(result: dict) -> str:
     c = result["config"]
     miou = result["miou"]
     lines = [
-        (f"{c['segmenter']} + {c['flow']}, policy {c['policy']}, grid {c['grid']}, overlap {c['overlap']} px, "
-        f"{result['snippets']} snippets at {c['frame_size']}"),
+        (f"{c['segmenter']} + {c['flow']}, policy {c['policy']}, grid {c['grid']}, "
+         f"overlap {c['overlap']} px, {result['snippets']} snippets at {c['frame_size']}"),
         f"mIoU {100 * miou:.2f}%" if miou is not None else "mIoU n/a (no class present)",
         (f"fps {result['fps']:.2f} ({result['ms_per_frame']:.1f} ms/frame, pipeline time only, "
         f"{result['machine']['torch_threads']} torch threads)"),
@@ -114,8 +115,10 @@ def format_video_summary(result: dict) -> str:
         (f"{c['data']}: {result['frames']} frames at {c['frame_size']}; {c['segmenter']} + {c['flow']}, "
          f"policy {c['policy']}, grid {c['grid']}, overlap {c['overlap']} px"),
         (f"agreement with per-frame output {_percent(result['pixel_agreement'])} of pixels (worst frame "
-         f"{_percent(result['pixel_agreement_min'])}), mIoU against it {_percent(result['miou_vs_per_frame'])}"),
-        (f"temporal consistency {_percent(consistency['dvsnet'])} (per-frame {_percent(consistency['per_frame'])}); "
+         f"{_percent(result['pixel_agreement_min'])}), "
+         f"mIoU against it {_percent(result['miou_vs_per_frame'])}"),
+        (f"temporal consistency {_percent(consistency['dvsnet'])} "
+         f"(per-frame {_percent(consistency['per_frame'])}); "
          f"flicker ceiling {_percent(result['flicker_ceiling'])}"),
         (f"fps {result['fps']:.2f} vs per-frame {result['fps_per_frame']:.2f}: {result['speedup']:.2f}x "
          f"(pipeline time only, {result['machine']['torch_threads']} torch threads); "
@@ -133,8 +136,8 @@ def _refuse_options_of_the_other_kind(args: argparse.Namespace, trees: list[bool
              "--stride": args.stride != 1, "--max-frames": args.max_frames is not None}
     if not all(trees):
         misplaced = [flag for flag in TREE_ONLY if given[flag]]
-        require(not misplaced, f"{_flags(misplaced)} to Cityscapes-layout trees only, not to videos, folders of "
-                               "frames or globs")
+        require(not misplaced, f"{_flags(misplaced)} to Cityscapes-layout trees only, not to videos, "
+                               "folders of frames or globs")
     if any(trees):
         misplaced = [flag for flag in VIDEO_ONLY if given[flag]]
         require(not misplaced, f"{_flags(misplaced)} to videos, folders of frames and globs only, not to "
@@ -169,13 +172,15 @@ def run(args: argparse.Namespace) -> int:
         except DvsnetError as exc:
             if not os.path.isdir(source):
                 raise
-            raise DvsnetError(f"{exc}; nor is it a Cityscapes-layout tree (no leftImg8bit_sequence/)") from None
+            raise DvsnetError(f"{exc}; nor is it a Cityscapes-layout tree "
+                              "(no leftImg8bit_sequence/)") from None
     set_threads(args.threads)
     from dvsnet.flow_mv import plan_motion
 
     base = config
     for source, tree in zip(args.data, trees):
-        flow, motion = plan_motion(base.flow, source, args.flow_fallback, note=lambda line: print(line, file=sys.stderr))
+        flow, motion = plan_motion(base.flow, source, args.flow_fallback,
+                                   note=lambda line: print(line, file=sys.stderr))
         config = base.replace(flow=flow) if flow is not base.flow else base
         if tree:
             result = evaluate(source, config, split=args.split or "val", all_frames=args.all_frames,

@@ -30,7 +30,9 @@ def parse_grid_or_auto(text: str) -> tuple[int, int] | str:
     try:
         return parse_grid(text)
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"grid must look like RxC (e.g. 2x2) or be 'auto', got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"grid must look like RxC (e.g. 2x2) or be 'auto', got {text!r}"
+        ) from None
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -94,8 +96,8 @@ def width_or_full(text: str) -> int | None:
 
 def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str | None = "dn:0.92") -> None:
     """--policy --target-fps --target-agreement --segmenter --flow --dn --grid --overlap --flow-width --device
-    --backend --precision --stitch: everything that configures a DVSNet (policy None: no --policy, targets and --dn, for a command
-    that makes its own DN)."""
+    --backend --precision --stitch: everything that configures a DVSNet (policy None: no --policy, targets
+    and --dn, for a command that makes its own DN)."""
     group = parser.add_argument_group("pipeline")
     if policy is not None:
         group.add_argument(
@@ -108,39 +110,64 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str | None 
                  f"segmentation). Default: {policy}",
         )
     if policy is not None:
-        group.add_argument("--target-fps", type=positive_float, default=None, metavar="F",
-                           help="hold the pipeline at F frames/s, never slower: the decision network's threshold "
-                                "is set frame by frame (policy dn:fps=F; docs/targets.md)")
-        group.add_argument("--target-agreement", type=agreement, default=None, metavar="A",
-                           help="hold the agreement with per-frame output at A (0.95, or 95%%), segmenting as "
-                                "little as that allows (policy dn:agree=A; docs/targets.md)")
-    group.add_argument("--segmenter", default="fast",
-                       help="segmentation network: 'fast', 'accurate', a .safetensors file of ours, an ONNX model "
-                            "(.onnx) or a torch.export program (.pt2), with an optional JSON sidecar beside it "
-                            "(docs/models.md) (default: fast)")
-    group.add_argument("--flow", default="dis",
-                       help="flow estimator: dis (OpenCV DIS, ultrafast), dis-fast, dis-medium, flownet (its DN reads "
-                            "conv6 features), or flownet-conv4, flownet-conv5, flownet-image-flow (no DN ships "
-                            "for these: dn:T needs --dn FILE from `dvsnet train dn --variant NAME`), or mv (the "
-                            "video's own H.264 / MPEG-4 motion vectors, pip install 'dvsnet[mv]'; its DN reads "
-                            "the vectors too, --dn dis gives it DIS's features; docs/motion-vectors.md) "
-                            "(default: dis)")
+        group.add_argument(
+            "--target-fps",
+            type=positive_float,
+            default=None,
+            metavar="F",
+            help="hold the pipeline at F frames/s, never slower: the decision network's threshold "
+            "is set frame by frame (policy dn:fps=F; docs/targets.md)",
+        )
+        group.add_argument(
+            "--target-agreement",
+            type=agreement,
+            default=None,
+            metavar="A",
+            help="hold the agreement with per-frame output at A (0.95, or 95%%), segmenting as "
+            "little as that allows (policy dn:agree=A; docs/targets.md)",
+        )
+    group.add_argument(
+        "--segmenter",
+        default="fast",
+        help="segmentation network: 'fast', 'accurate', a .safetensors file of ours, an ONNX model "
+        "(.onnx) or a torch.export program (.pt2), with an optional JSON sidecar beside it "
+        "(docs/models.md) (default: fast)",
+    )
+    group.add_argument(
+        "--flow",
+        default="dis",
+        help="flow estimator: dis (OpenCV DIS, ultrafast), dis-fast, dis-medium, flownet (its DN reads "
+        "conv6 features), or flownet-conv4, flownet-conv5, flownet-image-flow (no DN ships "
+        "for these: dn:T needs --dn FILE from `dvsnet train dn --variant NAME`), or mv (the "
+        "video's own H.264 / MPEG-4 motion vectors, pip install 'dvsnet[mv]'; its DN reads "
+        "the vectors too, --dn dis gives it DIS's features; docs/motion-vectors.md) "
+        "(default: dis)",
+    )
     if policy is not None:  # a command that makes a DN for mv needs the vectors: it refuses without them
         group.add_argument("--flow-fallback", choices=("dis", "none"), default="dis",
                            help="when --flow mv meets a source without motion vectors (frames, HEVC, VP9, no "
                                 "PyAV): dis runs DIS instead with a note, none refuses (default: dis)")
     if policy is not None:
-        group.add_argument("--dn", default=None, metavar="NAME|FILE",
-                           help="decision network of a dn:T policy: a shipped variant (dis, flownet-conv6, mv) or a "
-                                ".safetensors file from `dvsnet calibrate` or `dvsnet train dn` (default: the one "
-                                "shipped for --flow)")
+        group.add_argument(
+            "--dn",
+            default=None,
+            metavar="NAME|FILE",
+            help="decision network of a dn:T policy: a shipped variant (dis, flownet-conv6, mv) or a "
+            ".safetensors file from `dvsnet calibrate` or `dvsnet train dn` (default: the one "
+            "shipped for --flow)",
+        )
     group.add_argument("--grid", type=parse_grid_or_auto, default="auto", metavar="RxC|auto",
                        help="frame regions as rows x columns; auto = regions of about 512x1024 px: 1x1 up to "
                             "767x1535 px frames, 2x2 at 1024x2048 or 1080x1920 (default: auto)")
-    group.add_argument("--max-key-age", type=non_negative_int, default=None, metavar="N",
-                       help="re-segment a region whose key frame is N frames old, whatever the policy says; "
-                            "0 = no cap (default: for dn:T 60 with online calibration, 10 without; no cap for "
-                            "the other policies)")
+    group.add_argument(
+        "--max-key-age",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="re-segment a region whose key frame is N frames old, whatever the policy says; "
+        "0 = no cap (default: for dn:T 60 with online calibration, 10 without; no cap for "
+        "the other policies)",
+    )
     if policy is not None:
         group.add_argument("--no-online", dest="online", action="store_false",
                            help="use the decision network's scores as they are, without calibrating them on "
@@ -148,9 +175,14 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str | None 
     group.add_argument("--overlap", type=non_negative_int, default=None, metavar="PX",
                        help="overlap of neighbouring regions in pixels (default: 64 px at 2048 px width, "
                             "scaled with the frame width)")
-    group.add_argument("--flow-width", type=width_or_full, default=None, metavar="PX",
-                       help="frames wider than PX are scaled to PX wide for the flow and the decision network's "
-                            "features: cheaper flow, coarser warps; 0 = full resolution (default: full resolution)")
+    group.add_argument(
+        "--flow-width",
+        type=width_or_full,
+        default=None,
+        metavar="PX",
+        help="frames wider than PX are scaled to PX wide for the flow and the decision network's "
+        "features: cheaper flow, coarser warps; 0 = full resolution (default: full resolution)",
+    )
     group.add_argument("--device", choices=DEVICES, default="auto",
                        help="where the networks run: auto (a CUDA GPU when torch sees one, else the CPU), "
                             "cpu or cuda; DIS flow always runs on the CPU (default: auto)")
@@ -162,14 +194,22 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, policy: str | None 
 
 def add_backend_options(group: argparse._ActionsContainer) -> None:
     """--backend --precision: what runs the segmenter (dvsnet.backends)."""
-    group.add_argument("--backend", choices=BACKENDS, default="auto",
-                       help="what runs the segmenter: onnxruntime (its graph exported on first use and cached in "
-                            "~/.cache/dvsnet/onnx), torch, or auto (ONNX Runtime on the CPU, torch on CUDA); "
-                            "--backend torch --precision fp32 is eager PyTorch as before (default: auto)")
-    group.add_argument("--precision", choices=PRECISIONS, default="auto",
-                       help="the segmenter's arithmetic: fp32; bf16 (torch, CPUs with native bf16: AVX-512 BF16 "
-                            "or AMX); int8 (ONNX Runtime static quantisation); auto = bf16 where the CPU has it "
-                            "and --backend is auto, else fp32 (docs/speed.md) (default: auto)")
+    group.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="what runs the segmenter: onnxruntime (its graph exported on first use and cached in "
+        "~/.cache/dvsnet/onnx), torch, or auto (ONNX Runtime on the CPU, torch on CUDA); "
+        "--backend torch --precision fp32 is eager PyTorch as before (default: auto)",
+    )
+    group.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="the segmenter's arithmetic: fp32; bf16 (torch, CPUs with native bf16: AVX-512 BF16 "
+        "or AMX); int8 (ONNX Runtime static quantisation); auto = bf16 where the CPU has it "
+        "and --backend is auto, else fp32 (docs/speed.md) (default: auto)",
+    )
 
 
 def require(condition: bool, message: str) -> None:
@@ -214,33 +254,50 @@ def policy_spec(policy: str, threshold: float | None) -> str:
 
 
 def target_spec(policy: str, fps: float | None, agreement: float | None) -> str:
-    """The policy string with --target-fps / --target-agreement applied: ('dn:0.92', 20, None) -> 'dn:fps=20'."""
+    """The policy string with --target-fps / --target-agreement applied: ('dn:0.92', 20, None) ->
+    'dn:fps=20'."""
     if fps is None and agreement is None:
         return policy
     if fps is not None and agreement is not None:
         raise DvsnetError("--target-fps and --target-agreement are two targets; give one")
     if policy.strip().lower().partition(":")[0] != "dn":
-        raise DvsnetError(f"--target-fps and --target-agreement set the threshold of a dn policy, not {policy!r}")
+        raise DvsnetError(
+            f"--target-fps and --target-agreement set the threshold of a dn policy, not {policy!r}"
+        )
     return f"dn:fps={fps:g}" if fps is not None else f"dn:agree={agreement:g}"
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     """The PipelineConfig of the pipeline options (and --threshold where the command has it); the policy
     string is checked here, the cheapest check, before anything is loaded."""
-    from dvsnet.policies import parse_policy
+    from dvsnet.policy_strings import parse_policy
 
     fps, agreement = getattr(args, "target_fps", None), getattr(args, "target_agreement", None)
     if getattr(args, "threshold", None) is not None and (fps, agreement) != (None, None):
-        raise DvsnetError("--threshold fixes the threshold that --target-fps / --target-agreement set: give one")
-    policy = target_spec(policy_spec(getattr(args, "policy", "dn:0.92"), getattr(args, "threshold", None)),
-                         fps, agreement)
+        raise DvsnetError(
+            "--threshold fixes the threshold that --target-fps / --target-agreement set: give one"
+        )
+    policy = target_spec(
+        policy_spec(getattr(args, "policy", None) or "dn:0.92", getattr(args, "threshold", None)),
+        fps,
+        agreement,
+    )
     parse_policy(policy)
-    return PipelineConfig(segmenter=args.segmenter, flow=args.flow, policy=policy, grid=args.grid,
-                          overlap=args.overlap, stitch=args.stitch, dn=getattr(args, "dn", None),
-                          device=args.device, flow_width=args.flow_width,
-                          max_key_age=getattr(args, "max_key_age", None),
-                          backend=getattr(args, "backend", "auto"), precision=getattr(args, "precision", "auto"),
-                          online=getattr(args, "online", True))
+    return PipelineConfig(
+        segmenter=args.segmenter,
+        flow=args.flow,
+        policy=policy,
+        grid=args.grid,
+        overlap=args.overlap,
+        stitch=args.stitch,
+        dn=getattr(args, "dn", None),
+        device=args.device,
+        flow_width=args.flow_width,
+        max_key_age=getattr(args, "max_key_age", None),
+        backend=getattr(args, "backend", "auto"),
+        precision=getattr(args, "precision", "auto"),
+        online=getattr(args, "online", True),
+    )
 
 
 def parse_write(text: str) -> str:
@@ -274,17 +331,90 @@ def add_io_options(parser: argparse.ArgumentParser, *, threads: int | None = Non
     group.add_argument("--output", default="runs", metavar="DIR",
                        help="where run folders are created; each run gets a new DIR/<command>-NNNN "
                             "(default: runs)")
-    group.add_argument("--write", action="append", type=parse_write, default=None, metavar="WHAT",
-                       help="outputs to write, repeatable: overlay (video), labels (train-id PNGs), label-ids "
-                            "(Cityscapes label-id PNGs and naming), color (colour PNGs), csv (frames.csv). "
-                            f"Names given REPLACE the defaults ({' and '.join(DEFAULT_WRITES)}); +NAME adds to "
-                            "them (--write +color: overlay, csv and colour PNGs). summary.json is always written")
+    group.add_argument(
+        "--write",
+        action="append",
+        type=parse_write,
+        default=None,
+        metavar="WHAT",
+        help="outputs to write, repeatable: overlay (video), labels (train-id PNGs), label-ids "
+        "(Cityscapes label-id PNGs and naming), color (colour PNGs), csv (frames.csv). "
+        f"Names given REPLACE the defaults ({' and '.join(DEFAULT_WRITES)}); +NAME adds to "
+        "them (--write +color: overlay, csv and colour PNGs). summary.json is always written",
+    )
     group.add_argument("--no-progress", action="store_true",
                        help="no progress bar (default: shown on stderr when it is a terminal)")
-    group.add_argument("--threads", type=positive_int, default=threads, metavar="N",
-                       help="CPU threads for torch and OpenCV; 1 is often faster on a machine busy with other "
-                            "work (default: " + ("their own choice, usually the core count)" if threads is None
-                                                 else f"{threads})"))
+    group.add_argument(
+        "--threads",
+        type=positive_int,
+        default=threads,
+        metavar="N",
+        help="CPU threads for torch and OpenCV; 1 is often faster on a machine busy with other "
+        "work (default: "
+        + ("their own choice, usually the core count)" if threads is None else f"{threads})"),
+    )
+
+
+def stream_option(text: str) -> tuple[str, str]:
+    """--stream-option NAME=VALUE -> (NAME, VALUE)."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (an FFmpeg option), got {text!r}")
+    return name.strip(), value
+
+
+def add_live_options(parser: argparse.ArgumentParser) -> None:
+    """--realtime --duration --timeout --reconnect --rtsp-transport --stream-option (segment: live video)."""
+    from dvsnet.live.sources import DEFAULT_RECONNECT, DEFAULT_TIMEOUT, RTSP_TRANSPORTS
+
+    group = parser.add_argument_group("live video (a camera or a stream URL as SOURCE; docs/live.md)")
+    group.add_argument(
+        "--realtime",
+        action="store_true",
+        help="play a video file at its own frame rate as if it were a camera: the newest frame "
+        "only, drops and latency recorded (default: every frame of a file, as fast as it goes)",
+    )
+    group.add_argument(
+        "--duration",
+        type=positive_float,
+        default=None,
+        metavar="S",
+        help="stop a live run after S seconds (default: until Ctrl-C, SIGTERM or the stream's end)",
+    )
+    group.add_argument("--timeout", type=positive_float, default=None, metavar="S",
+                       help="seconds to connect to a stream, and of silence before it counts as stalled "
+                            f"(default: {DEFAULT_TIMEOUT:g})")
+    group.add_argument(
+        "--reconnect",
+        type=non_negative_float,
+        default=None,
+        metavar="S",
+        help="seconds a stream that stopped, stalled or failed is reopened for (back-off 0.5 to 8 s "
+        f"between tries) before the run ends; 0 = end at once (default: {DEFAULT_RECONNECT:g})",
+    )
+    group.add_argument("--rtsp-transport", choices=RTSP_TRANSPORTS, default=None,
+                       help="how RTSP carries the video (default: tcp, which loses no packets)")
+    group.add_argument(
+        "--stream-option",
+        type=stream_option,
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help="an FFmpeg option for the source, repeatable: video_size=1280x720 or framerate=30 "
+        "for a camera, fifo_size=... for udp, ...",
+    )
+
+
+def stream_options(args: argparse.Namespace):
+    """The StreamOptions of the live options; None when none was given."""
+    from dvsnet.live.sources import DEFAULT_RECONNECT, DEFAULT_TIMEOUT, StreamOptions
+
+    given = (args.timeout, args.reconnect, args.rtsp_transport, args.stream_option)
+    if given == (None, None, None, None):
+        return None
+    return StreamOptions(timeout=DEFAULT_TIMEOUT if args.timeout is None else args.timeout,
+                         reconnect=DEFAULT_RECONNECT if args.reconnect is None else args.reconnect,
+                         rtsp_transport=args.rtsp_transport or "tcp", ffmpeg=tuple(args.stream_option or ()))
 
 
 def frames_phrase(count: int) -> str:
@@ -301,3 +431,17 @@ def print_summary(summary: dict, run_dir: object, what: str) -> None:
           f"({fps(summary['fps_warm'])} after the first frame), "
           f"{fps(summary['fps_end_to_end'])} fps end to end, "
           f"{'n/a' if saved is None else f'{saved:.0%}'} of region segmentations saved -> {run_dir}")
+    live = summary.get("live")
+    if live:
+        latency = live["latency_ms"]
+        share = live["processed_share"]
+        ms = (
+            "n/a"
+            if latency["p50"] is None
+            else (f"p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms, max {latency['max']:.0f} ms")
+        )
+        print(
+            f"live: processed {live['frames_processed']} of the {live['frames_received']} frames received"
+            f"{'' if share is None else f' ({share:.0%})'}, dropped {live['frames_dropped']}; latency {ms}; "
+            f"{live['reconnects']} reconnects; ended: {live['ended']}"
+        )

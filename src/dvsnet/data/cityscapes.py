@@ -4,8 +4,9 @@ Layout (docs/design.md §4), for split S and city C:
 
     ROOT/leftImg8bit_sequence/S/C/C_{seq:06d}_{frame:06d}_leftImg8bit.png   every frame, RGB
     ROOT/gtFine/S/C/C_{seq:06d}_{frame:06d}_gtFine_labelIds.png            labelled frames (label ids)
-    ROOT/gtFine/S/C/..._gtFine_labelTrainIds.png                           optional train-id twins (older
-                                                                          synthetic trees: _gtFine_trainIds.png)
+    ROOT/gtFine/S/C/..._gtFine_labelTrainIds.png                           optional train-id twins
+                                                                          (older synthetic trees:
+                                                                          _gtFine_trainIds.png)
     ROOT/flow/S/C/..._flow_forward.png|.flo, ..._flow_backward.png|.flo     optional (synthetic tree)
 
 A snippet is 30 consecutive frames whose 20th (offset 19) is annotated. Real Cityscapes labels one
@@ -46,7 +47,8 @@ _TRAIN_ID_SUFFIXES = ("_gtFine_labelTrainIds.png", "_gtFine_trainIds.png")  # Ci
 
 @dataclass(frozen=True)
 class SnippetFiles:
-    """The files of one 30-frame snippet (load them with load_image, load_labels, CityscapesSequences.load_flow)."""
+    """The files of one 30-frame snippet (load them with load_image, load_labels,
+    CityscapesSequences.load_flow)."""
 
     city: str
     sequence: int
@@ -148,14 +150,16 @@ class CityscapesSequences(Dataset):
                 starts = list(range(numbers[0], numbers[-1] - SNIPPET_LENGTH + 2, SNIPPET_LENGTH))
                 if not starts:
                     raise DvsnetError(f"{frames[numbers[0]]}: sequence {city}_{seq:06d} has only "
-                                      f"{len(numbers)} labelled frames; expected snippets of {SNIPPET_LENGTH}")
+                                      f"{len(numbers)} labelled frames; "
+                                      f"expected snippets of {SNIPPET_LENGTH}")
             else:
                 starts = [f - ANNOTATED_OFFSET for f in numbers]
             for start in starts:
                 snippets.append(self._snippet(city, seq, start, frames, images[city]))
         self.snippets = snippets
 
-    def _snippet(self, city: str, seq: int, start: int, frames: dict[int, Path], names: set[str]) -> SnippetFiles:
+    def _snippet(self, city: str, seq: int, start: int, frames: dict[int, Path],
+                 names: set[str]) -> SnippetFiles:
         annotated = start + ANNOTATED_OFFSET
         paths = []
         for frame in range(start, start + SNIPPET_LENGTH):
@@ -168,10 +172,12 @@ class CityscapesSequences(Dataset):
         labels = {f - start: p for f, p in frames.items() if start <= f < start + SNIPPET_LENGTH}
         forward = backward = None
         if self.with_flow:
-            forward = tuple(self._flow_path(city, seq, f, "forward") for f in range(start, start + SNIPPET_LENGTH))
-            backward = tuple(self._flow_path(city, seq, f, "backward") for f in range(start, start + SNIPPET_LENGTH))
-        return SnippetFiles(city=city, sequence=seq, first_frame=start, frame_paths=tuple(paths), label_paths=labels,
-                       flow_forward_paths=forward, flow_backward_paths=backward)
+            forward = tuple(self._flow_path(city, seq, f, "forward")
+                            for f in range(start, start + SNIPPET_LENGTH))
+            backward = tuple(self._flow_path(city, seq, f, "backward")
+                             for f in range(start, start + SNIPPET_LENGTH))
+        return SnippetFiles(city=city, sequence=seq, first_frame=start, frame_paths=tuple(paths),
+                            label_paths=labels, flow_forward_paths=forward, flow_backward_paths=backward)
 
     def _flow_path(self, city: str, seq: int, frame: int, direction: str) -> Path:
         base = self.root / FLOW / self.split / city / f"{city}_{seq:06d}_{frame:06d}_flow_{direction}"

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-SENSOR_NOISE = 2.0  # grey levels (std) of the noise on each copy of a held frame: a camera's still is never still
+# grey levels (std) of the noise on each copy of a held frame: a camera's still is never still
+SENSOR_NOISE = 2.0
 RUN_KINDS = ("play", "still", "fast")
 
 

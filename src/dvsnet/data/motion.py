@@ -18,8 +18,9 @@ distance to it in frames (constant motion between the frames):
   stream with one reference frame (x264 `ref=1`), an approximation for blocks that picked an older one.
 - B-frames: past vectors / (frames since the previous anchor); cells with a future vector only take
   -future / (frames to the next anchor). Exact without a B-pyramid; with one (x264's default when it
-  uses B-frames) a B-frame may predict from the B-frame before it, and its vectors read as too short. B-frames are held back until that next anchor is decoded (at most
-  the stream's B-frame run, a few frames) so frames still come out in display order.
+  uses B-frames) a B-frame may predict from the B-frame before it, and its vectors read as too short.
+  B-frames are held back until that next anchor is decoded (at most the stream's B-frame run, a few
+  frames) so frames still come out in display order.
 - MPEG-4 Part 2 B-frames: FFmpeg exports their direct-mode blocks with zero vectors, so they are read as
   frames without vectors (every cell intra). Streams without B-frames (x264 `bf=0`, baseline profile, what
   live and dash cameras mostly send) avoid both approximations.
@@ -46,7 +47,8 @@ from dvsnet.errors import DvsnetError
 BLOCK = 8
 VECTOR_CODECS: tuple[str, ...] = ("h264", "mpeg4")  # FFmpeg decoders that export vectors, tested here
 INSTALL_HINT = "pip install 'dvsnet[mv]' (PyAV)"
-B_FRAME = 3  # AVPictureType AV_PICTURE_TYPE_B (PyAV's frame.pict_type: an int in some versions, an enum in others)
+# AVPictureType AV_PICTURE_TYPE_B (PyAV's frame.pict_type: an int in some versions, an enum in others)
+B_FRAME = 3
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,9 @@ def no_motion(height: int, width: int) -> MotionField:
     return MotionField(np.zeros((2, h, w), np.float32), np.ones((h, w), bool), (height, width))
 
 
-def _rasterize(vectors: np.ndarray, shift: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _rasterize(
+    vectors: np.ndarray, shift: np.ndarray, grid: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Paint each vector's `shift` (n, 2) over the cells of its block: (flow (2, h, w), painted (h, w) bool).
     A codec's blocks of one direction do not overlap, so each cell is written once."""
     h, w = grid
@@ -142,7 +146,8 @@ def fill_intra(flow: torch.Tensor, intra: torch.Tensor) -> torch.Tensor:
         return flow
     h, w = flow.shape[-2:]
     pad = (0, -w % MACROBLOCK, 0, -h % MACROBLOCK)
-    weight = F.avg_pool2d(F.pad(have, pad), MACROBLOCK)  # (B, 1, h/MB, w/MB): share of inter cells per macroblock
+    # (B, 1, h/MB, w/MB): share of inter cells per macroblock
+    weight = F.avg_pool2d(F.pad(have, pad), MACROBLOCK)
     known = (weight > 0).float()
     mean = F.avg_pool2d(F.pad(flow * have, pad), MACROBLOCK) / weight.clamp_min(1e-6)  # 0 where unknown
     for _ in range(FILL_STEPS):
@@ -167,7 +172,9 @@ def chain_fields(later: MotionField, earlier: MotionField) -> MotionField:
     earlier_flow = fill_intra(torch.from_numpy(earlier.flow)[None], earlier_intra[None])[0]
     before = torch.cat([earlier_flow, earlier_intra])[None]
     carried = backward_warp(before, step)[0]  # (3, h, w): earlier's flow and intra at p + m_later(p)
-    return MotionField((step[0] + carried[:2]).numpy(), later.intra | (carried[2].numpy() > 0), later.frame_size)
+    return MotionField(
+        (step[0] + carried[:2]).numpy(), later.intra | (carried[2].numpy() > 0), later.frame_size
+    )
 
 
 def why_no_vectors(source: str | os.PathLike) -> str | None:
@@ -208,30 +215,39 @@ def _decoded(path: str) -> Iterator[tuple[object, MotionField]]:
     with container:
         stream = container.streams.video[0]
         stream.codec_context.options = {"flags2": "+export_mvs"}
-        trusts_b = stream.codec_context.name != "mpeg4"  # see the module docstring
-        held: list[tuple[int, object, np.ndarray | None]] = []  # B-frames waiting for their next anchor
-        anchor = None  # display index of the last I/P frame
         try:
-            for index, frame in enumerate(container.decode(stream)):
-                vectors, size = _vectors(frame), (frame.height, frame.width)
-                if int(frame.pict_type) == B_FRAME:
-                    held.append((index, frame, vectors if trusts_b else None))
-                    continue
-                for b_index, b_frame, b_vectors in held:
-                    back = b_index - anchor if anchor is not None else 1
-                    yield b_frame, dense_field(b_vectors, size, frames_back=back, frames_ahead=index - b_index)
-                held.clear()
-                back = index - anchor if anchor is not None else 1
-                yield frame, dense_field(vectors, size, frames_back=back)
-                anchor = index
+            yield from with_motion(container.decode(stream), stream.codec_context.name)
         except av.FFmpegError as exc:
             raise DvsnetError(f"video {path} stopped decoding ({exc})") from None
-        for b_index, b_frame, b_vectors in held:  # the stream ended on B-frames: no next anchor
-            yield b_frame, dense_field(b_vectors, (b_frame.height, b_frame.width),
-                                       frames_back=b_index - anchor if anchor is not None else 1)
 
 
-def read_motion_frames(path: str | os.PathLike, stride: int = 1) -> Iterator[tuple[str, np.ndarray, MotionField]]:
+def with_motion(frames: Iterator[object], codec: str) -> Iterator[tuple[object, MotionField]]:
+    """(PyAV frame, MotionField one frame back) for the PyAV frames a decoder opened with
+    `flags2=+export_mvs` gives (files and live streams alike), in display order: B-frames are held until
+    their next anchor is decoded (see the module docstring). codec: the decoder's name ("h264", "mpeg4")."""
+    trusts_b = codec != "mpeg4"  # see the module docstring
+    held: list[tuple[int, object, np.ndarray | None]] = []  # B-frames waiting for their next anchor
+    anchor = None  # display index of the last I/P frame
+    for index, frame in enumerate(frames):
+        vectors, size = _vectors(frame), (frame.height, frame.width)
+        if int(frame.pict_type) == B_FRAME:
+            held.append((index, frame, vectors if trusts_b else None))
+            continue
+        for b_index, b_frame, b_vectors in held:
+            back = b_index - anchor if anchor is not None else 1
+            yield b_frame, dense_field(b_vectors, size, frames_back=back, frames_ahead=index - b_index)
+        held.clear()
+        back = index - anchor if anchor is not None else 1
+        yield frame, dense_field(vectors, size, frames_back=back)
+        anchor = index
+    for b_index, b_frame, b_vectors in held:  # the stream ended on B-frames: no next anchor
+        yield b_frame, dense_field(b_vectors, (b_frame.height, b_frame.width),
+                                   frames_back=b_index - anchor if anchor is not None else 1)
+
+
+def read_motion_frames(
+    path: str | os.PathLike, stride: int = 1
+) -> Iterator[tuple[str, np.ndarray, MotionField]]:
     """(name, H×W×3 uint8 RGB frame, MotionField back to the previous frame yielded) for every `stride`-th
     frame of a video whose codec exports vectors (why_no_vectors(path) is None); names as
     dvsnet.data.video.Frame's. With stride > 1 the fields of the skipped frames are chained in. The first
@@ -255,7 +271,8 @@ def encode_video(frames: list[np.ndarray] | Iterator[np.ndarray], path: str | os
                  keyint: int = 250, preset: str = "veryfast") -> Path:
     """Write H×W×3 uint8 RGB frames (even H and W) to a video with PyAV: libx264 at constant quality `crf`,
     `bframes` B-frames (no B-pyramid), `refs` reference frames, an I-frame every `keyint` (or "mpeg4",
-    MPEG-4 Part 2, at a quality from `crf`; or any other encoder PyAV has, with its defaults). For tests and benchmarks; 17 fps is Cityscapes' frame rate."""
+    MPEG-4 Part 2, at a quality from `crf`; or any other encoder PyAV has, with its defaults). For tests and
+    benchmarks; 17 fps is Cityscapes' frame rate."""
     import av
 
     path = Path(path)
@@ -271,7 +288,9 @@ def encode_video(frames: list[np.ndarray] | Iterator[np.ndarray], path: str | os
                                       "x264-params": f"ref={refs}:keyint={keyint}:scenecut=0:b-pyramid=none"}
                 elif codec == "mpeg4":
                     stream.options = {"qscale": str(max(1, crf // 8)), "bf": str(bframes), "g": str(keyint)}
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            ):
                 container.mux(packet)
         if stream is not None:
             for packet in stream.encode():

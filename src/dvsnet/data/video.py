@@ -67,8 +67,8 @@ class ShortVideo(NamedTuple):
     decoded: int  # frames it holds
 
     def note(self) -> str:
-        return (f"note: {self.path} holds {self.decoded} frames, not the {self.announced} its header announces; "
-                "it ends cleanly there (no decode error), so all of them are used")
+        return (f"note: {self.path} holds {self.decoded} frames, not the {self.announced} its header "
+                "announces; it ends cleanly there (no decode error), so all of them are used")
 
     def record(self) -> dict[str, object]:
         return {"announced_frames": self.announced, "decoded_frames": self.decoded}
@@ -82,8 +82,9 @@ class SourceInfo:
     """What a source holds, read without decoding it all.
 
     kind: "video" or "images". frames: frames in the source (header count for videos; may be an
-    estimate for some containers; None when the header has none), before stride/max_frames. fps: the video's frame rate, None for
-    images. height, width: size of the first frame in pixels, before any resize.
+    estimate for some containers; None when the header has none), before stride/max_frames. fps: the
+    video's frame rate, None for images. height, width: size of the first frame in pixels, before any
+    resize.
     """
 
     kind: str
@@ -166,7 +167,8 @@ def _image_files(source: str) -> list[Path]:
             entries = list(os.scandir(source))
         except PermissionError:
             raise DvsnetError(f"cannot read folder {source}: permission denied") from None
-        files = [Path(e.path) for e in entries if e.is_file() and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS]
+        files = [Path(e.path) for e in entries
+                 if e.is_file() and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS]
         where = f"folder {source} holds no image files ({' '.join(IMAGE_EXTENSIONS)})"
         videos = [e.name for e in entries if Path(e.name).suffix.lower() in VIDEO_EXTENSIONS]
         if not files and videos:
@@ -254,7 +256,8 @@ def probe(source: str | os.PathLike) -> SourceInfo:
 
 
 def expected_frames(info: SourceInfo, *, stride: int = 1, max_frames: int | None = None) -> int | None:
-    """How many frames read_frames yields for this source (from the header count for videos; None if unknown)."""
+    """How many frames read_frames yields for this source (from the header count for videos; None if
+    unknown)."""
     if info.frames is None:
         return max_frames
     count = math.ceil(info.frames / stride)

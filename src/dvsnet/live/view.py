@@ -189,8 +189,8 @@ class LiveView:
         keeps a reference to both (do not write into `image` afterwards) and wakes the waiting connections;
         encoding happens on their threads."""
         if getattr(image, "ndim", 0) != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"publish takes an H×W×3 uint8 image, got {getattr(image, 'shape', type(image))} "
-                             f"{getattr(image, 'dtype', '')}")
+            raise ValueError(f"publish takes an H×W×3 uint8 image, got "
+                             f"{getattr(image, 'shape', type(image))} {getattr(image, 'dtype', '')}")
         with self._publish_lock:
             self._published += 1
             self._status_number += 1
@@ -199,7 +199,8 @@ class LiveView:
         self._ring()
 
     def publish_status(self, status: dict) -> None:
-        """Update the status only, keeping the frame shown (e.g. "reconnecting" while no frames come). O(1)."""
+        """Update the status only, keeping the frame shown (e.g. "reconnecting" while no frames come).
+        O(1)."""
         with self._publish_lock:
             self._status_number += 1
             self._status = (self._status_number, status)
@@ -430,7 +431,8 @@ class _Handler(BaseHTTPRequestHandler):
         sent = 0
         with view._watching():
             while True:
-                if not view._wait(lambda sent=sent: view._frame_number() > sent, HEARTBEAT_S, self._client_gone):
+                if not view._wait(lambda sent=sent: view._frame_number() > sent, HEARTBEAT_S,
+                                  self._client_gone):
                     if view._closing or self._client_gone():
                         return
                     continue

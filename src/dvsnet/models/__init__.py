@@ -18,7 +18,8 @@ from dvsnet.models.flownet import FlowNetS, build_flownet
 from dvsnet.models.segnets import SEGMENTERS, SegNet, build_accurate, build_fast
 from dvsnet.models.weights import load_weights, read_metadata, save_weights, shipped_path
 
-SHIPPED_FRAME_SIZE = (256, 512)  # the synthetic frames (dvsnet synth's default) every shipped network learnt on
+# the synthetic frames (dvsnet synth's default) every shipped network learnt on
+SHIPPED_FRAME_SIZE = (256, 512)
 
 
 def build_segmenter(name: str) -> SegNet:
@@ -65,7 +66,8 @@ def load_segmenter(spec: Any, device: str | torch.device = "cpu") -> Any:
                               "or a .safetensors, .onnx or .pt2 file")
         arch = read_metadata(path).get("arch")
         if arch not in SEGMENTERS:
-            raise DvsnetError(f"{path}: metadata names architecture {arch!r}; expected one of {', '.join(SEGMENTERS)}")
+            raise DvsnetError(f"{path}: metadata names architecture {arch!r}; "
+                              f"expected one of {', '.join(SEGMENTERS)}")
     model = load_weights(SEGMENTERS[arch](), path, arch)
     return model.to(device).eval()
 
@@ -88,20 +90,24 @@ def load_decision_net(variant: str | None, device: str | torch.device = "cpu",
     """
     if path is None:
         if variant not in DN_VARIANTS:
-            raise DvsnetError(f"no decision network for flow features {variant!r}; valid: {', '.join(DN_VARIANTS)}")
+            raise DvsnetError(f"no decision network for flow features {variant!r}; "
+                              f"valid: {', '.join(DN_VARIANTS)}")
         path = shipped_path(f"dn-{variant}")
         if not path.is_file():
-            raise DvsnetError(f"no trained weights ship for decision network {variant!r} yet (expected {path}); "
-                              f"train them with `dvsnet train dn --variant {variant}`")
+            raise DvsnetError(f"no trained weights ship for decision network {variant!r} yet "
+                              f"(expected {path}); train them with `dvsnet train dn --variant {variant}`")
     path = Path(path)
     meta = read_metadata(path)
     try:
         channels, height, width = int(meta["in_channels"]), int(meta["in_height"]), int(meta["in_width"])
     except (KeyError, ValueError):
-        raise DvsnetError(f"{path}: not a decision-network weights file (metadata lacks in_channels/in_height/in_width)") from None
+        raise DvsnetError(f"{path}: not a decision-network weights file (metadata lacks "
+                          "in_channels/in_height/in_width)") from None
     if variant is not None and meta.get("variant") not in (None, variant) and variant in DN_VARIANTS:
-        raise DvsnetError(f"{path}: decision network was trained on {meta['variant']!r} features, not {variant!r}")
-    net = load_weights(DecisionNet(channels, (height, width), variant=meta.get("variant", variant)), path, "decision")
+        raise DvsnetError(f"{path}: decision network was trained on {meta['variant']!r} features, "
+                          f"not {variant!r}")
+    net = load_weights(DecisionNet(channels, (height, width), variant=meta.get("variant", variant)), path,
+                       "decision")
     return net.to(device).eval()
 
 

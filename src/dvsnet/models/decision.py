@@ -8,13 +8,13 @@ any feature size is accepted.
 Input variants (which features feed the DN), recorded in each weights file's metadata. At inference a
 variant reads the features of the flow estimator (dvsnet.flow.FLOWS) whose `name` is the variant without
 "-keyseg"; weights ship for dis and flownet-conv6 only, the others come from `dvsnet train dn --variant`:
-  dis                 hand-made motion features of the DIS flow (dvsnet.features.motion_features)     --flow dis
-  dis-keyseg          dis + the key segmentation's uncertainty and class boundaries               --flow dis
+  dis                 hand-made motion features of the DIS flow (dvsnet.features.motion_features)   --flow dis
+  dis-keyseg          dis + the key segmentation's uncertainty and class boundaries             --flow dis
                       (dvsnet.features.key_segmentation_features; the policy appends them)
   flownet-conv4/5/6   FlowNetS encoder features after conv4 / conv5 / conv6 (paper Table 2)
                       (96 / 128 / 192 channels)              --flow flownet-conv4 / flownet-conv5 / flownet
   flownet-image-flow  key image + flownet flow (paper Table 2, last row; 5 channels) --flow flownet-image-flow
-  mv                  the codec's motion vectors chained from the key (dvsnet.flow_mv.MV_FEATURES;     --flow mv
+  mv                  the codec's motion vectors chained from the key (dvsnet.flow_mv.MV_FEATURES;   --flow mv
                       10 channels, no pixel read); `dis` features serve --flow mv as well
 """
 from __future__ import annotations

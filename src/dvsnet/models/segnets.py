@@ -46,7 +46,8 @@ class ASPPLite(nn.Module):
 
 
 class Decoder(nn.Module):
-    """DeepLabv3+ decoder: upsample the head's stride-8 output to the stride-4 features, concat, two 3x3 convs."""
+    """DeepLabv3+ decoder: upsample the head's stride-8 output to the stride-4 features, concat, two 3x3
+    convs."""
 
     def __init__(self, low_channels: int, head_channels: int, reduced: int, cout: int) -> None:
         super().__init__()
@@ -94,9 +95,9 @@ class SegNet(nn.Module):
 
 def build_fast(num_classes: int = NUM_CLASSES) -> SegNet:
     """DeepLab-Fast role: light backbone + ASPP-lite, output stride 8 (random init)."""
-    # Sized for the method's economics (docs/design.md §2), not for FLOPs alone: on the first 2-core CPU the whole
-    # warp path of a 256x512 frame costs ~6-9 ms, so a segmenter of ~20 ms (widths 24-128) leaves no room
-    # for a speed-up; these widths cost ~60 ms per 256x512 frame there (~12.5 GMAC).
+    # Sized for the method's economics (docs/design.md §2), not for FLOPs alone: on the first 2-core CPU the
+    # whole warp path of a 256x512 frame costs ~6-9 ms, so a segmenter of ~20 ms (widths 24-128) leaves no
+    # room for a speed-up; these widths cost ~60 ms per 256x512 frame there (~12.5 GMAC).
     backbone = Backbone(widths=(48, 96, 160, 256), depths=(2, 2, 3))
     head = ASPPLite(256, branch=128, rates=(6, 12), cout=160)
     return SegNet("fast", backbone, head, 160, num_classes)

@@ -66,7 +66,8 @@ def same_segmenter(recorded: str, spec: Any) -> bool:
     return recorded == current
 
 
-def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, str], *, half: bool = False) -> Path:
+def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, str], *,
+                 half: bool = False) -> Path:
     """Write `module`'s state dict to `path` atomically (temp file in the same folder, then os.replace).
 
     Floating tensors are stored as fp16 when `half` (BatchNorm counters stay int64).

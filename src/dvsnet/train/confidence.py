@@ -97,7 +97,8 @@ def generate_scores(config: ScoreConfig, progress: bool = True) -> dict[str, np.
         if last_key < 0:
             raise DvsnetError(f"snippet {frames[0].parent.name}/{frames[0].name} has {len(frames)} frames; "
                               f"max_offset {config.max_offset} needs at least {config.max_offset + 1}")
-        keys = np.sort(rng.choice(last_key + 1, size=min(config.keys_per_snippet, last_key + 1), replace=False))
+        keys = np.sort(rng.choice(last_key + 1, size=min(config.keys_per_snippet, last_key + 1),
+                                  replace=False))
         needed = sorted({int(k) + o for k in keys for o in range(config.max_offset + 1)})
         images = {i: _to_tensor(load_image(frames[i])) for i in needed}
         for rows, cols in config.grids:
@@ -119,19 +120,23 @@ class _Scorer:
 
         self.max_offset = config.max_offset
         self.segmenter = load_segmenter(config.segmenter)
-        self.upscale = warp_upscale(self.segmenter.output_stride)  # logits warped at WARP_STRIDE, as the pipeline
+        # logits warped at WARP_STRIDE, as the pipeline
+        self.upscale = warp_upscale(self.segmenter.output_stride)
         self.dis = DISFlow("ultrafast", with_features=True)
         self.flownet = None
         if config.flownet is not None:
             self.flownet = load_flownet(path=None if config.flownet == "shipped" else config.flownet)
-        self.columns: dict[str, list] = {k: [] for k in ("snippet", "key", "offset", "grid_rows", "grid_cols", "region")}
+        self.columns: dict[str, list] = {k: [] for k in ("snippet", "key", "offset", "grid_rows", "grid_cols",
+                                                         "region")}
         self.arrays: dict[str, list] = {}
 
     def add(self, name: str, value: torch.Tensor) -> None:
         self.arrays.setdefault(name, []).append(value.cpu().numpy())
 
-    def score_grid(self, s: int, keys: list[int], images: dict[int, torch.Tensor], rows: int, cols: int) -> None:
-        """Every region of a rows x cols grid, warped from each key to each of the max_offset frames after it."""
+    def score_grid(self, s: int, keys: list[int], images: dict[int, torch.Tensor], rows: int,
+                   cols: int) -> None:
+        """Every region of a rows x cols grid, warped from each key to each of the max_offset frames after
+        it."""
         height, width = next(iter(images.values())).shape[1:]
         regions = region_grid(height, width, rows, cols, default_overlap(width))
         size = padded_size(regions, crop_multiple(self.segmenter))
@@ -152,9 +157,10 @@ class _Scorer:
                     warped = warp_labels(logits[k], flow, size, self.upscale)[1]
                     self.add("target-flownet", confidence_score(warped, seg_labels[k + o]))
                     for name in FlowNetFlow.FEATURES:
-                        self.add(f"features-flownet-{name}", FlowNetFlow.decision_features(name, key_crops, flow,
-                                                                                           layers).half())
-                for name, value in (("snippet", s), ("key", k), ("offset", o), ("grid_rows", rows), ("grid_cols", cols)):
+                        self.add(f"features-flownet-{name}",
+                                 FlowNetFlow.decision_features(name, key_crops, flow, layers).half())
+                for name, value in (("snippet", s), ("key", k), ("offset", o), ("grid_rows", rows),
+                                    ("grid_cols", cols)):
                     self.columns[name].extend([value] * len(regions))
                 self.columns["region"].extend(range(len(regions)))
 
@@ -180,7 +186,8 @@ def _same_size(parts: list[np.ndarray]) -> list[np.ndarray]:
             F.adaptive_avg_pool2d(torch.from_numpy(p).float(), size).numpy().astype(p.dtype) for p in parts]
 
 
-def load_or_generate_scores(cache_dir: str | Path, config: ScoreConfig, progress: bool = True) -> dict[str, np.ndarray]:
+def load_or_generate_scores(cache_dir: str | Path, config: ScoreConfig,
+                            progress: bool = True) -> dict[str, np.ndarray]:
     """The cached scores for `config`, generating and caching them (atomically) on the first call."""
     path = cache_path(cache_dir, config)
     if path.is_file():

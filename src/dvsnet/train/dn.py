@@ -88,38 +88,42 @@ def dataset(config: DNTrainConfig, split: str, progress: bool) -> Samples:
     if split == "train" and config.train_snippets is not None:
         available = int(scores["snippet"].max()) + 1
         if config.train_snippets > available:
-            raise DvsnetError(f"--train-snippets {config.train_snippets}: the training cache holds {available} "
-                              "snippets (raise --max-snippets)")
+            raise DvsnetError(f"--train-snippets {config.train_snippets}: the training cache holds "
+                              f"{available} snippets (raise --max-snippets)")
         keep &= scores["snippet"] < config.train_snippets
     if split == "train" and config.train_max_offset is not None:
         if config.train_max_offset > config.max_offset:
-            raise DvsnetError(f"--train-max-offset {config.train_max_offset}: the cache holds key offsets up to "
-                              f"--max-offset {config.max_offset}")
+            raise DvsnetError(f"--train-max-offset {config.train_max_offset}: the cache holds key offsets "
+                              f"up to --max-offset {config.max_offset}")
         keep &= scores["offset"] <= config.train_max_offset
     # only the arrays this variant reads are indexed, and not at all when every sample is kept: the
     # feature arrays are ~100 MB and a boolean index copies them
     keep = slice(None) if keep.all() else keep
     target = "target-dis" if config.variant in DIS_VARIANTS else "target-flownet"
-    grids = np.char.add(np.char.add(scores["grid_rows"][keep].astype(str), "x"), scores["grid_cols"][keep].astype(str))
+    grids = np.char.add(np.char.add(scores["grid_rows"][keep].astype(str), "x"),
+                        scores["grid_cols"][keep].astype(str))
     features = scores[f"features-{config.variant.removesuffix(KEYSEG_SUFFIX)}"][keep]
     if config.variant.endswith(KEYSEG_SUFFIX):
         features = np.concatenate([features, scores["features-keyseg"][keep]], axis=1)
-    return Samples(torch.from_numpy(features.astype(np.float32)), torch.from_numpy(scores[target][keep].astype(np.float32)),
+    return Samples(torch.from_numpy(features.astype(np.float32)),
+                   torch.from_numpy(scores[target][keep].astype(np.float32)),
                    grids, scores["offset"][keep].astype(np.int64))
 
 
 def _mv_dataset(config: DNTrainConfig, split: str, progress: bool) -> Samples:
     if config.train_snippets is not None or config.train_max_offset is not None:
-        raise DvsnetError("--train-snippets and --train-max-offset apply to the image-sampled variants, not mv "
-                          "(use --max-snippets and --max-offset)")
+        raise DvsnetError("--train-snippets and --train-max-offset apply to the image-sampled variants, "
+                          "not mv (use --max-snippets and --max-offset)")
     samples = mv_samples(config, split, progress)
-    return Samples(torch.from_numpy(samples["features"].astype(np.float32)), torch.from_numpy(samples["targets"]),
+    return Samples(torch.from_numpy(samples["features"].astype(np.float32)),
+                   torch.from_numpy(samples["targets"]),
                    samples["grids"], samples["offsets"].astype(np.int64))
 
 
 def mirror_features(features: torch.Tensor) -> torch.Tensor:
     """DIS- or mv-variant features of the horizontally mirrored region pair: every map flipped left-right
-    and the x component of the flow (channel 0 of dvsnet.features.motion_features and of MV_FEATURES) negated."""
+    and the x component of the flow (channel 0 of dvsnet.features.motion_features and of MV_FEATURES)
+    negated."""
     mirrored = features.flip(-1)
     mirrored[:, 0] = -mirrored[:, 0]
     return mirrored
@@ -135,7 +139,8 @@ def predict(net: DecisionNet, features: torch.Tensor, device: torch.device) -> t
     return preds
 
 
-def error_points(net: DecisionNet, features: torch.Tensor, targets: torch.Tensor, device: torch.device) -> float:
+def error_points(net: DecisionNet, features: torch.Tensor, targets: torch.Tensor,
+                 device: torch.device) -> float:
     """Mean |expected - true confidence score| x 100 (the paper's DN error rate)."""
     return float((predict(net, features, device) - targets).abs().mean() * 100)
 
@@ -171,9 +176,11 @@ def baseline_points(train: Samples, val: Samples) -> dict[str, float]:
 def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Fit a DecisionNet on cached scores; writes the run folder. Returns the final val error figures."""
     if config.variant not in DN_VARIANTS:
-        raise DvsnetError(f"unknown decision-network variant {config.variant!r}; valid: {', '.join(DN_VARIANTS)}")
+        raise DvsnetError(f"unknown decision-network variant {config.variant!r}; "
+                          f"valid: {', '.join(DN_VARIANTS)}")
     if config.flip and config.variant not in DIS_VARIANTS + MV_VARIANTS:
-        raise DvsnetError(f"--flip mirrors DIS and mv motion features; {config.variant!r} features have no known mirror")
+        raise DvsnetError(f"--flip mirrors DIS and mv motion features; {config.variant!r} features have no "
+                          "known mirror")
     out = Path(config.out)
     checkpoint, device = start_run(out, config, resume)
     train, val = dataset(config, "train", progress), dataset(config, "val", progress)
@@ -188,8 +195,8 @@ def train_decision_net(config: DNTrainConfig, resume: bool = False, progress: bo
             "val_samples": len(val.features)}
 
 
-def fit_decision_net(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, *,
-                     variant: str, out: Path, steps: int, batch: int = 64, lr: float = 1e-3,
+def fit_decision_net(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
+                     *, variant: str, out: Path, steps: int, batch: int = 64, lr: float = 1e-3,
                      weight_decay: float = 1e-4, val_every: int = 250, seed: int = 0,
                      device: torch.device | str = "cpu", flip: bool = False,
                      checkpoint: Path | None = None, metadata: dict[str, str] | None = None,

@@ -60,7 +60,8 @@ def key_starts(frames: int, max_offset: int, keys: int) -> list[int]:
     that still have max_offset frames after them (the first at 0)."""
     last = frames - 1 - max_offset
     if last < 0:
-        raise DvsnetError(f"snippets have {frames} frames; --max-offset {max_offset} needs at least {max_offset + 1}")
+        raise DvsnetError(f"snippets have {frames} frames; --max-offset {max_offset} needs at least "
+                          f"{max_offset + 1}")
     if keys <= 1 or last == 0:
         return [0]
     return sorted({round(j * last / (keys - 1)) for j in range(keys)})
