@@ -373,8 +373,10 @@ def test_serve_shows_a_live_run_in_a_real_browser(av, camera_clip, tmp_path):
                     "Object.fromEntries(['source', 'policy', 'state', 'drops', 'fps']"
                     ".map((id) => [id, document.getElementById(id).textContent]))",
                 )
-                size = browser.evaluate(page, "[document.getElementById('frame').naturalWidth, "
-                                              "document.getElementById('frame').naturalHeight]")
+                # the picture in place (its source is swapped for each new frame): its size is the frame's
+                size = browser.wait_for(page, "(() => { const img = document.getElementById('frame'); "
+                                              "return img.complete && img.naturalWidth > 0 && "
+                                              "[img.naturalWidth, img.naturalHeight]; })()")
             process.send_signal(signal.SIGTERM)
             assert process.wait(30) == 0
         finally:
