@@ -272,9 +272,27 @@ def test_sigterm_closes_every_output_and_kill_9_leaves_a_playable_overlay(av, ca
     assert rows - 3 <= video_frames(killed_dir / "overlay.partial.mp4") <= rows + 3  # plays up to the kill
 
 
+RTSP_PACKAGES = ["gir1.2-gst-rtsp-server-1.0", "gstreamer1.0-plugins-good", "gstreamer1.0-plugins-bad",
+                 "python3-gi"]
+
+
 def rtsp_server_python() -> str | None:
-    """A Python with GStreamer's RTSP server (Debian: gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-good
-    and -bad, python3-gi), or None."""
+    """A Python with GStreamer's RTSP server (Debian: RTSP_PACKAGES), installed with apt-get when missing and
+    running as root (a fresh CI machine), or None."""
+    found = _rtsp_python()
+    if found or os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    for step in (["apt-get", "install", "-y", *RTSP_PACKAGES], ["apt-get", "update"],
+                 ["apt-get", "install", "-y", *RTSP_PACKAGES]):
+        subprocess.run(step, capture_output=True, timeout=900, check=False)
+        found = _rtsp_python()
+        if found:
+            return found
+    return None
+
+
+def _rtsp_python() -> str | None:
+    """A Python that can import GStreamer's RTSP server and the elements the test's server needs, or None."""
     check = (
         "import gi; gi.require_version('GstRtspServer', '1.0'); "
         "from gi.repository import GstRtspServer, Gst; "
@@ -313,8 +331,8 @@ GLib.MainLoop().run()
 def test_an_rtsp_camera_served_by_gstreamer_runs_over_tcp(av, camera_clip, tmp_path):
     python = rtsp_server_python()
     if python is None:
-        pytest.skip("no RTSP server on this machine: apt-get install gir1.2-gst-rtsp-server-1.0 "
-                    "gstreamer1.0-plugins-good gstreamer1.0-plugins-bad python3-gi")
+        pytest.skip("no RTSP server on this machine, and apt-get could not install one: "
+                    f"apt-get install {' '.join(RTSP_PACKAGES)}")
     port = free_port(socket.SOCK_STREAM)
     server = subprocess.Popen(
         [python, "-c", RTSP_SERVER, str(port), str(camera_clip)], stdout=subprocess.PIPE, text=True
