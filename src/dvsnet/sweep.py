@@ -112,9 +112,10 @@ def plan_rows(config: SweepConfig, width: int) -> list[PlannedRow]:
     wanted: list[tuple[str, PlannedRow]] = []
 
     def add(exp: str, seg: str, flow: str, policy: str, grid=DEFAULT_GRID, overlap: int | None = None):
-        # max_key_age 0: the paper's method has no key-age cap (and its protocol keeps keys < 20 frames)
+        # the paper's method: no key-age cap (its protocol keeps keys < 20 frames) and the DN's own scores
+        # (online self-calibration, docs/adaptive.md, is ours), so REPORT.md's sweep stays reproducible
         row = PipelineConfig(segmenter=seg, flow=flow, policy=policy, grid=grid, overlap=overlap,
-                             max_key_age=0, backend=config.backend, precision=config.precision)
+                             max_key_age=0, online=False, backend=config.backend, precision=config.precision)
         wanted.append((exp, PlannedRow(row, width)))
 
     exps = config.experiments
