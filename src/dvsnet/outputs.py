@@ -76,6 +76,16 @@ def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def _promote(partial: Path, path: Path, frames: int) -> Path | None:
+    """A finished video's `.partial` file renamed to `path`; removed (None) when it holds no frame."""
+    if not frames:
+        if partial.exists():
+            partial.unlink()
+        return None
+    os.replace(partial, path)
+    return path
+
+
 def fit_frame(image: np.ndarray, source_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """An overlay frame for a video whose frames are `source_size` (H, W): resized to it when the frame size
     changed mid-run, then padded bottom/right (edge pixels repeated) to the encoder's even `size`."""
@@ -276,12 +286,7 @@ class VideoOutput:
         self.closed = True
         if self._writer is not None:
             self._writer.release()
-        if not self.frames:
-            if self.partial.exists():
-                self.partial.unlink()
-            return None
-        os.replace(self.partial, self.path)
-        return self.path
+        return _promote(self.partial, self.path, self.frames)
 
 
 class StreamingVideoOutput:
@@ -373,12 +378,7 @@ class StreamingVideoOutput:
             return self.path if self.frames else None
         self.closed = True
         self._finish()
-        if not self.frames:
-            if self.partial.exists():
-                self.partial.unlink()
-            return None
-        os.replace(self.partial, self.path)
-        return self.path
+        return _promote(self.partial, self.path, self.frames)
 
 
 class CsvOutput:
