@@ -40,7 +40,9 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a == b))
 
 
-def test_auto_is_onnxruntime_on_the_cpu_and_torch_on_cuda_and_a_named_backend_runs_fp32():
+def test_auto_is_onnxruntime_on_the_cpu_and_torch_on_cuda_and_a_named_backend_runs_fp32(monkeypatch):
+    for name in (backends.BACKEND_ENV, backends.PRECISION_ENV):  # the rule itself, not a pin
+        monkeypatch.delenv(name, raising=False)
     best = ("torch", "bf16") if backends.native_bf16() else ("onnxruntime", "fp32")
     assert backends.resolve("auto", "auto", CPU) == best
     assert backends.resolve("auto", "fp32", CPU) == ("onnxruntime", "fp32")
